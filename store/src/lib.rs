@@ -18,6 +18,7 @@
 //!   ways, the hash modulo fixed outputs and output-path computation.
 
 pub mod hash;
+pub mod nar;
 pub mod nixbase32;
 
 pub use hash::{Hash, HashAlgo, HashError, HashFormat, Hasher};
