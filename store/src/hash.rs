@@ -222,6 +222,16 @@ impl Hash {
         Ok(Hash { algo, bytes })
     }
 
+    /// Wraps a sha256 digest (infallible, the length being known).
+    pub fn from_sha256(digest: [u8; 32]) -> Hash {
+        let mut bytes = [0u8; MAX_DIGEST_LEN];
+        bytes[..32].copy_from_slice(&digest);
+        Hash {
+            algo: HashAlgo::Sha256,
+            bytes,
+        }
+    }
+
     /// The all-zero hash of `algo` (what Nix substitutes for an empty `outputHash`).
     pub fn zero(algo: HashAlgo) -> Hash {
         Hash {

@@ -20,5 +20,6 @@
 pub mod hash;
 pub mod nar;
 pub mod nixbase32;
+pub mod path;
 
 pub use hash::{Hash, HashAlgo, HashError, HashFormat, Hasher};
