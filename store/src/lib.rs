@@ -17,6 +17,7 @@
 //! - [`derivation`]: the `Derivation` record, its ATerm (`.drv`) form both
 //!   ways, the hash modulo fixed outputs and output-path computation.
 
+pub mod derivation;
 pub mod hash;
 pub mod nar;
 pub mod nixbase32;
