@@ -471,16 +471,19 @@ fn write_verbatim(s: &mut String, value: &str) {
 /// A quoted string with `"`, `\`, newline, CR and tab escaped (C++ Nix's `printString`).
 fn write_escaped(s: &mut String, value: &str) {
     s.push('"');
-    for c in value.chars() {
-        match c {
-            '"' => s.push_str("\\\""),
-            '\\' => s.push_str("\\\\"),
-            '\n' => s.push_str("\\n"),
-            '\r' => s.push_str("\\r"),
-            '\t' => s.push_str("\\t"),
-            c => s.push(c),
-        }
+    let mut rest = value;
+    while let Some(i) = rest.find(['"', '\\', '\n', '\r', '\t']) {
+        s.push_str(&rest[..i]);
+        s.push_str(match rest.as_bytes()[i] {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            _ => "\\t",
+        });
+        rest = &rest[i + 1..];
     }
+    s.push_str(rest);
     s.push('"');
 }
 
@@ -801,6 +804,30 @@ mod tests {
             SIMPLE_DRV,
             SIMPLE,
         );
+    }
+
+    #[test]
+    fn multi_output_derivation() {
+        let multi = Spec {
+            outputs: ["out", "dev", "lib"]
+                .into_iter()
+                .map(|o| (o, Output::input_addressed()))
+                .collect(),
+            env: vec![("outputs", "out dev lib")],
+            ..spec("multi")
+        };
+        check(&multi, &mut HashMap::new(), MULTI_DRV, MULTI);
+    }
+
+    #[test]
+    fn fixed_output_derivation() {
+        let sri = "sha256-J6W1N+bE8sSd4H6wuLnn8FEpk/3t5MRr1X4UB0FCr3g=";
+        let fod_rec = Spec {
+            outputs: vec![("out", fixed(IngestionMethod::Recursive, sri, None))],
+            env: vec![("outputHash", sri), ("outputHashMode", "recursive")],
+            ..spec("fod-rec")
+        };
+        check(&fod_rec, &mut HashMap::new(), FOD_REC_DRV, FOD_REC);
     }
 
     #[test]

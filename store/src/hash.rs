@@ -1,6 +1,6 @@
 //! Cryptographic hashes as Nix names, parses and prints them.
 //!
-//! A [`Hash`] is an algorithm plus its digest. Nix accepts a hash written in
+//! A [`Hash`](struct@Hash) is an algorithm plus its digest. Nix accepts a hash written in
 //! base16, nix32 or base64, optionally prefixed by `algo:`, or as an SRI
 //! string `algo-<base64>`; which encoding is meant follows from the length
 //! (SRI excepted). [`Hash::parse_any`] reproduces that logic, including the

@@ -20,6 +20,7 @@
 //! name starting with a period, and so do we.
 
 use std::fmt;
+use std::str::FromStr;
 
 use thiserror::Error;
 
@@ -187,6 +188,15 @@ impl StorePath {
 impl fmt::Display for StorePath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}/{}-{}", STORE_DIR, self.hash_part(), self.name)
+    }
+}
+
+/// Parses an absolute store path, as [`StorePath::from_absolute_path`].
+impl FromStr for StorePath {
+    type Err = StorePathError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        StorePath::from_absolute_path(s)
     }
 }
 
@@ -571,6 +581,7 @@ mod tests {
         assert_eq!(p.name(), "foo");
         assert_eq!(p.base_name(), "vxjiwkjkn7x4079qvh1jkl5pn05j2aw0-foo");
         assert_eq!(p.to_absolute_path(), s);
+        assert_eq!(s.parse::<StorePath>(), Ok(p.clone()));
         assert!(!p.is_derivation());
         assert_eq!(StorePath::from_digest(&p.digest(), "foo").unwrap(), p);
 
