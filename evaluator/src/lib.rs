@@ -1,1 +1,27 @@
-pub fn x(){}
+//! attrfs-eval: a Nix evaluator.
+//!
+//! Source text is parsed by rnix ([`syntax`]), compiled to bytecode
+//! ([`compiler`], [`bytecode`]) and run on a VM with an explicit frame stack
+//! ([`vm`]) whose builtins ([`builtins`]) are generators, so evaluation never
+//! grows the Rust stack with Nix recursion. Values ([`value`]) carry string
+//! contexts; derivations and store paths are computed by `attrfs-store`.
+//! The entry point is [`Evaluator`].
+
+pub mod builtins;
+pub mod bytecode;
+pub mod cli;
+pub mod compiler;
+pub mod errors;
+pub mod eval;
+pub mod io;
+pub mod printer;
+pub mod source;
+pub mod store;
+pub mod syntax;
+pub mod value;
+pub mod vm;
+
+pub use errors::{Error, ErrorKind};
+pub use eval::{AutoArg, Evaluator, Source};
+pub use value::Value;
+pub use vm::{EvalOptions, SearchPathEntry};

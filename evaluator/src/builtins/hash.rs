@@ -1,0 +1,6 @@
+//! Builtins: hash.
+
+use crate::value::BuiltinDef;
+
+/// The builtins of this module.
+pub(super) const BUILTINS: &[BuiltinDef] = &[];

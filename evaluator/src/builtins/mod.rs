@@ -1,0 +1,253 @@
+//! The builtins: one module per domain, each exporting a `BUILTINS` table,
+//! and the global scope assembled from them.
+//!
+//! A builtin is either `Sync` (runs to completion; its arguments arrive
+//! forced unless marked lazy) or `Gen` (async code that asks the VM to
+//! force values or call functions; see `vm/generators.rs`).
+
+mod attrs;
+mod context;
+mod control;
+mod derivations;
+mod fetchers;
+mod hash;
+mod io;
+pub(crate) mod json;
+mod lists;
+mod numbers;
+mod regex;
+mod strings;
+mod toml;
+mod types;
+mod versions;
+mod xml;
+
+pub use json::value_to_json;
+
+use crate::compiler::Globals;
+use crate::errors::ErrorKind;
+use crate::value::{BuiltinApp, BuiltinDef, BuiltinFn, NixAttrs, NixString, Value};
+use crate::vm::{EvalState, GenCo, GenFuture};
+use std::rc::Rc;
+
+/// A builtin whose arguments are all forced before the call.
+pub(crate) const fn sync(
+    name: &'static str,
+    arity: usize,
+    f: fn(&Rc<EvalState>, Vec<Value>) -> crate::errors::EvalResult<Value>,
+) -> BuiltinDef {
+    BuiltinDef {
+        name,
+        arity,
+        lazy_args: 0,
+        func: BuiltinFn::Sync(f),
+    }
+}
+
+/// A generator builtin whose arguments are all forced before the call.
+pub(crate) const fn gen(
+    name: &'static str,
+    arity: usize,
+    f: fn(GenCo, Rc<EvalState>, Vec<Value>) -> GenFuture,
+) -> BuiltinDef {
+    BuiltinDef {
+        name,
+        arity,
+        lazy_args: 0,
+        func: BuiltinFn::Gen(f),
+    }
+}
+
+/// Marks arguments (bit i = argument i) as passed unforced.
+pub(crate) const fn lazy(mut def: BuiltinDef, mask: u8) -> BuiltinDef {
+    def.lazy_args = mask;
+    def
+}
+
+/// Names that are also bound in the global scope without `builtins.`.
+const GLOBAL_NAMES: &[&str] = &[
+    "abort",
+    "baseNameOf",
+    "break",
+    "derivationStrict",
+    "dirOf",
+    "fetchGit",
+    "fetchMercurial",
+    "fetchTarball",
+    "fetchTree",
+    "fromTOML",
+    "import",
+    "isNull",
+    "map",
+    "placeholder",
+    "removeAttrs",
+    "scopedImport",
+    "throw",
+    "toString",
+];
+
+fn all_tables() -> [&'static [BuiltinDef]; 16] {
+    [
+        attrs::BUILTINS,
+        context::BUILTINS,
+        control::BUILTINS,
+        derivations::BUILTINS,
+        fetchers::BUILTINS,
+        hash::BUILTINS,
+        io::BUILTINS,
+        json::BUILTINS,
+        lists::BUILTINS,
+        numbers::BUILTINS,
+        regex::BUILTINS,
+        strings::BUILTINS,
+        toml::BUILTINS,
+        types::BUILTINS,
+        versions::BUILTINS,
+        xml::BUILTINS,
+    ]
+}
+
+/// Builds the global scope: `builtins`, the unprefixed globals and the
+/// `__`-prefixed aliases C++ Nix has.
+pub(crate) fn globals(state: &Rc<EvalState>) -> Globals {
+    let mut entries: Vec<(NixString, Value)> = Vec::new();
+    for table in all_tables() {
+        for def in table {
+            entries.push((
+                NixString::from(def.name),
+                Value::Builtin(Rc::new(BuiltinApp {
+                    def,
+                    args: Vec::new(),
+                })),
+            ));
+        }
+    }
+    for (name, value) in constants(state) {
+        entries.push((NixString::from(name), value));
+    }
+    let mut globals = Globals::default();
+    for (name, value) in &entries {
+        globals.insert(format!("__{}", name), value.clone());
+    }
+    for name in GLOBAL_NAMES {
+        if let Some((_, v)) = entries
+            .iter()
+            .find(|(n, _)| n.as_bytes() == name.as_bytes())
+        {
+            globals.insert((*name).to_string(), v.clone());
+        }
+    }
+    globals.insert("true".into(), Value::Bool(true));
+    globals.insert("false".into(), Value::Bool(false));
+    globals.insert("null".into(), Value::Null);
+
+    // Builtins written in Nix (like C++ Nix's `derivation.nix`), compiled
+    // against the native globals.
+    let partial = Rc::new(globals.clone());
+    for (name, source) in derivations::NIX_DEFINED {
+        let v = compile_prelude(state, &partial, name, source);
+        entries.push((NixString::from(*name), v.clone()));
+        globals.insert((*name).to_string(), v.clone());
+        globals.insert(format!("__{}", name), v);
+    }
+
+    let builtins_set = Rc::new(NixAttrs::from_unsorted_first_wins(entries));
+    // `builtins.builtins` refers back to the set itself.
+    let mut with_self = (*builtins_set).clone();
+    with_self.insert(
+        NixString::from("builtins"),
+        Value::Attrs(builtins_set.clone()),
+    );
+    let builtins_value = Value::Attrs(Rc::new(with_self));
+    globals.insert("builtins".into(), builtins_value);
+    globals
+}
+
+fn compile_prelude(
+    state: &Rc<EvalState>,
+    globals: &Rc<Globals>,
+    name: &str,
+    source: &str,
+) -> Value {
+    let file = state
+        .sources
+        .add(format!("<nix/{name}.nix>"), None, Rc::from(source));
+    let parsed = rnix::Root::parse(source);
+    let root = parsed
+        .tree()
+        .expr()
+        .expect("the built-in Nix sources parse");
+    let env = crate::compiler::CompileEnv {
+        globals,
+        base_dir: "/".into(),
+        home: None,
+    };
+    let lambda =
+        crate::compiler::compile(&root, &file, &env).expect("the built-in Nix sources compile");
+    Value::Thunk(crate::value::Thunk::suspended(lambda, Rc::from(Vec::new())))
+}
+
+fn constants(state: &Rc<EvalState>) -> Vec<(&'static str, Value)> {
+    let o = &state.options;
+    let nix_path: Vec<Value> = o
+        .search_path
+        .iter()
+        .map(|e| {
+            Value::attrs(NixAttrs::from_sorted(vec![
+                (NixString::from("path"), Value::string(e.path.as_str())),
+                (NixString::from("prefix"), Value::string(e.prefix.as_str())),
+            ]))
+        })
+        .collect();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    vec![
+        ("currentSystem", Value::string(o.system.as_str())),
+        ("storeDir", Value::string(o.store_dir.as_str())),
+        ("nixVersion", Value::string(NIX_VERSION)),
+        ("langVersion", Value::Int(6)),
+        ("nixPath", Value::list(nix_path)),
+        ("currentTime", Value::Int(now)),
+        ("true", Value::Bool(true)),
+        ("false", Value::Bool(false)),
+        ("null", Value::Null),
+    ]
+}
+
+/// The Nix version reported to expressions (`builtins.nixVersion`): the C++
+/// Nix release whose semantics we follow.
+pub const NIX_VERSION: &str = "2.36.0";
+
+/// Extracts a string argument or fails with a type error.
+pub(crate) fn expect_string(v: &Value) -> Result<NixString, ErrorKind> {
+    match v {
+        Value::String(s) => Ok(s.clone()),
+        other => Err(crate::vm::type_error("string", other)),
+    }
+}
+
+/// Extracts an integer argument or fails with a type error.
+pub(crate) fn expect_int(v: &Value) -> Result<i64, ErrorKind> {
+    match v {
+        Value::Int(i) => Ok(*i),
+        other => Err(crate::vm::type_error("integer", other)),
+    }
+}
+
+/// Extracts an attribute-set argument or fails with a type error.
+pub(crate) fn expect_attrs(v: &Value) -> Result<Rc<NixAttrs>, ErrorKind> {
+    match v {
+        Value::Attrs(a) => Ok(a.clone()),
+        other => Err(crate::vm::type_error("set", other)),
+    }
+}
+
+/// Extracts a list argument or fails with a type error.
+pub(crate) fn expect_list(v: &Value) -> Result<crate::value::NixList, ErrorKind> {
+    match v {
+        Value::List(l) => Ok(l.clone()),
+        other => Err(crate::vm::type_error("list", other)),
+    }
+}

@@ -1,0 +1,6 @@
+//! Builtins: strings.
+
+use crate::value::BuiltinDef;
+
+/// The builtins of this module.
+pub(super) const BUILTINS: &[BuiltinDef] = &[];

@@ -1,0 +1,160 @@
+//! Bytecode: the instruction set, chunks and compiled lambdas.
+//!
+//! Operand-taking instructions assume their operands were forced by a
+//! preceding [`Op::Force`]: forcing is the only instruction that can suspend
+//! a frame, which keeps every other instruction a plain function of the stack.
+
+use crate::source::Span;
+use crate::value::{NixString, Value};
+use std::rc::Rc;
+
+/// One instruction. Jump targets are absolute indices into the chunk.
+#[derive(Clone, Copy, Debug)]
+pub enum Op {
+    /// Push `constants[i]`.
+    Constant(u32),
+    /// Drop the top of the stack.
+    Pop,
+    /// Push the local in slot `i` of the current frame.
+    GetLocal(u32),
+    /// Push captured variable `i`.
+    GetUpvalue(u32),
+    /// Force the top of the stack to weak head normal form (may suspend).
+    Force,
+    /// Push a closure of `lambdas[i]`, capturing its upvalues.
+    MakeClosure(u32),
+    /// Push a thunk of `lambdas[i]`, capturing its upvalues.
+    MakeThunk(u32),
+    /// Fill the deferred upvalues of the thunk in local slot `i`.
+    Finalise(u32),
+    /// `[f, arg]` -> `f arg`; `f` already forced.
+    Call,
+    /// End of the chunk: the top of the stack is the result.
+    Return,
+    /// Unconditional jump.
+    Jump(u32),
+    /// Pop a Boolean; jump if false.
+    JumpIfFalse(u32),
+    /// Peek a Boolean; jump if false, leaving it.
+    JumpIfFalseKeep(u32),
+    /// Peek a Boolean; jump if true, leaving it.
+    JumpIfTrueKeep(u32),
+    /// Type-check the top of the stack as a Boolean.
+    AssertBool,
+    /// Boolean negation.
+    Not,
+    /// Arithmetic negation.
+    Negate,
+    /// `+`
+    Add,
+    /// `-`
+    Sub,
+    /// `*`
+    Mul,
+    /// `/`
+    Div,
+    /// `<`
+    Less,
+    /// `<=`
+    LessEq,
+    /// `>`
+    More,
+    /// `>=`
+    MoreEq,
+    /// `==` (may need the VM for deep comparison)
+    Equal,
+    /// `!=`
+    NotEqual,
+    /// `++`
+    Concat,
+    /// `//`
+    Update,
+    /// Pop `names[i].len()` values and build a set with those (sorted) names.
+    Attrs(u32),
+    /// `[attrs, key, value]` -> attrs with a dynamic key inserted (null key: skipped).
+    AttrsDyn,
+    /// Replace a forced set with its attribute `constants[i]` (a string).
+    Select(u32),
+    /// Like `Select`, but if missing (or not a set) pop and jump to the default.
+    SelectOr(u32, u32),
+    /// `[attrs, key]` -> attribute.
+    SelectDyn,
+    /// `[attrs, key]` -> attribute, or pop both and jump.
+    SelectDynOr(u32),
+    /// One step of `?`: replace a set with its attribute, or push false and jump.
+    HasAttrStep(u32, u32),
+    /// `[value, key]` version of `HasAttrStep`.
+    HasAttrStepDyn(u32),
+    /// End of `?`: replace the top with `true`.
+    HasAttrEnd,
+    /// Pop `n` values into a list.
+    List(u32),
+    /// Pop `n` forced values and concatenate them as string interpolation does.
+    Interpolate(u32),
+    /// Like `Interpolate`, but the first part is a path and the result a path.
+    InterpolatePath(u32),
+    /// Pop `n` forced `with` namespaces (innermost first) and look up `constants[i]`.
+    ResolveWith(u32, u32),
+    /// Remove `n` values beneath the top of the stack (end of a scope).
+    ScopeEnd(u32),
+    /// Fail an assertion whose source text is `constants[i]`.
+    AssertFail(u32),
+    /// Check a forced argument against `formals[i]` (types, missing, unexpected).
+    ValidateFormals(u32),
+}
+
+/// Where a captured variable comes from when a closure or thunk is made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UpvalueSource {
+    /// A local of the enclosing frame.
+    Local(u32),
+    /// An upvalue of the enclosing frame.
+    Upvalue(u32),
+    /// A local of the enclosing frame that is not initialised yet (recursive
+    /// bindings); filled by [`Op::Finalise`].
+    Deferred(u32),
+}
+
+/// The formal parameters of a `{ a, b ? 1, ... }:` lambda.
+#[derive(Debug, Clone)]
+pub struct Formals {
+    /// Names and whether each has a default, sorted by name.
+    pub entries: Vec<(NixString, bool)>,
+    /// Whether `...` is present.
+    pub ellipsis: bool,
+    /// Source span of the pattern.
+    pub span: Span,
+}
+
+/// Compiled code and its tables.
+#[derive(Default)]
+pub struct Chunk {
+    /// Instructions.
+    pub code: Vec<Op>,
+    /// Source span of each instruction.
+    pub spans: Vec<Span>,
+    /// Literal values.
+    pub constants: Vec<Value>,
+    /// Nested lambdas and thunks.
+    pub lambdas: Vec<Rc<Lambda>>,
+    /// Sorted name lists for [`Op::Attrs`].
+    pub names: Vec<Rc<[NixString]>>,
+    /// Formal parameter tables.
+    pub formals: Vec<Rc<Formals>>,
+}
+
+/// A compiled function body or thunk body.
+pub struct Lambda {
+    /// The code.
+    pub chunk: Chunk,
+    /// What to capture when a closure or thunk of it is made.
+    pub upvalues: Vec<UpvalueSource>,
+    /// Name for traces (`f` in `f = x: ...`).
+    pub name: Option<String>,
+    /// Source span of the whole lambda or thunk expression.
+    pub span: Span,
+    /// Formals, for `functionArgs` and error messages.
+    pub formals: Option<Rc<Formals>>,
+    /// Whether any upvalue is deferred.
+    pub has_deferred: bool,
+}

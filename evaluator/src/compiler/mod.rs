@@ -1,0 +1,907 @@
+//! The bytecode compiler: rnix syntax tree -> [`Lambda`]s.
+//!
+//! Identifiers are resolved statically: locals by stack slot, variables of
+//! enclosing functions and thunks as upvalues, globals as constants; only
+//! names found nowhere lexically fall back to the enclosing `with`s at run
+//! time. Recursive bindings (`let`, `rec`, formals with defaults) are
+//! compiled as in `recursive-attrs.md`: declare every name, push the values
+//! (thunks, whose captures of not-yet-pushed siblings are *deferred*), then
+//! finalise the deferred captures.
+
+mod bindings;
+mod scope;
+
+use crate::bytecode::{Chunk, Formals, Lambda, Op, UpvalueSource};
+use crate::errors::{Error, ErrorKind};
+use crate::source::{SourceFile, Span};
+use crate::value::{NixString, Value};
+use rnix::ast::{self, AstToken, InterpolPart};
+use rowan::ast::AstNode;
+use rustc_hash::FxHashMap;
+use scope::Scope;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+/// The global scope: names every file sees (`builtins`, `true`, `map`, ...).
+pub type Globals = FxHashMap<String, Value>;
+
+/// What the compiler needs to know about its surroundings.
+pub struct CompileEnv<'a> {
+    /// The global scope.
+    pub globals: &'a Globals,
+    /// Directory that relative path literals resolve against.
+    pub base_dir: PathBuf,
+    /// `$HOME` for `~/` paths.
+    pub home: Option<PathBuf>,
+}
+
+struct Ctx {
+    chunk: Chunk,
+    scope: Scope,
+    upvalues: Vec<UpvalueSource>,
+}
+
+impl Ctx {
+    fn new() -> Self {
+        Ctx {
+            chunk: Chunk::default(),
+            scope: Scope::default(),
+            upvalues: Vec::new(),
+        }
+    }
+}
+
+/// Where an identifier was found.
+enum Resolved {
+    /// A local of context `ctx` (index into the context stack).
+    Local { ctx: usize, slot: u32, init: bool },
+    /// A global constant.
+    Global(Value),
+    /// Must be looked up in the enclosing `with`s at run time.
+    With,
+}
+
+type CResult<T> = Result<T, Error>;
+
+/// Compiles one parsed file (or expression) into a zero-argument lambda.
+pub fn compile(root: &ast::Expr, file: &Rc<SourceFile>, env: &CompileEnv) -> CResult<Rc<Lambda>> {
+    let mut c = Compiler {
+        env,
+        file: file.clone(),
+        ctxs: vec![Ctx::new()],
+    };
+    c.compile_expr(root)?;
+    c.emit(Op::Force, root.syntax());
+    c.emit(Op::Return, root.syntax());
+    let ctx = c.ctxs.pop().expect("root context");
+    Ok(Rc::new(Lambda {
+        chunk: ctx.chunk,
+        upvalues: ctx.upvalues,
+        name: None,
+        span: c.span_of(root.syntax()),
+        formals: None,
+        has_deferred: false,
+    }))
+}
+
+struct Compiler<'a> {
+    env: &'a CompileEnv<'a>,
+    file: Rc<SourceFile>,
+    ctxs: Vec<Ctx>,
+}
+
+impl Compiler<'_> {
+    // ---- emission -------------------------------------------------------
+
+    fn ctx(&mut self) -> &mut Ctx {
+        self.ctxs.last_mut().expect("a context")
+    }
+
+    fn span_of(&self, node: &rnix::SyntaxNode) -> Span {
+        let r = node.text_range();
+        Span::new(
+            self.file.base + u32::from(r.start()),
+            self.file.base + u32::from(r.end()),
+        )
+    }
+
+    fn error(&self, kind: ErrorKind, node: &rnix::SyntaxNode) -> Error {
+        Error::new(kind, Some(self.span_of(node)))
+    }
+
+    /// Emits an instruction and applies its stack effect.
+    fn emit(&mut self, op: Op, node: &rnix::SyntaxNode) -> usize {
+        let span = self.span_of(node);
+        self.emit_span(op, span)
+    }
+
+    fn emit_span(&mut self, op: Op, span: Span) -> usize {
+        let effect: i64 = match op {
+            Op::Constant(_)
+            | Op::GetLocal(_)
+            | Op::GetUpvalue(_)
+            | Op::MakeClosure(_)
+            | Op::MakeThunk(_) => 1,
+            Op::Pop | Op::Call | Op::JumpIfFalse(_) | Op::SelectDyn | Op::SelectDynOr(_) => -1,
+            Op::HasAttrStepDyn(_) => -1,
+            Op::Add
+            | Op::Sub
+            | Op::Mul
+            | Op::Div
+            | Op::Less
+            | Op::LessEq
+            | Op::More
+            | Op::MoreEq
+            | Op::Equal
+            | Op::NotEqual
+            | Op::Concat
+            | Op::Update => -1,
+            Op::AttrsDyn => -2,
+            Op::Attrs(i) => 1 - self.ctx().chunk.names[i as usize].len() as i64,
+            Op::List(n) | Op::Interpolate(n) | Op::InterpolatePath(n) | Op::ResolveWith(_, n) => {
+                1 - n as i64
+            }
+            Op::ScopeEnd(n) => -(n as i64),
+            _ => 0,
+        };
+        let ctx = self.ctx();
+        ctx.scope.stack_depth = (ctx.scope.stack_depth as i64 + effect) as u32;
+        ctx.chunk.code.push(op);
+        ctx.chunk.spans.push(span);
+        ctx.chunk.code.len() - 1
+    }
+
+    fn here(&mut self) -> u32 {
+        self.ctx().chunk.code.len() as u32
+    }
+
+    /// Points the jump at `at` to the current position.
+    fn patch_jump(&mut self, at: usize) {
+        let target = self.here();
+        let op = &mut self.ctx().chunk.code[at];
+        *op = match *op {
+            Op::Jump(_) => Op::Jump(target),
+            Op::JumpIfFalse(_) => Op::JumpIfFalse(target),
+            Op::JumpIfFalseKeep(_) => Op::JumpIfFalseKeep(target),
+            Op::JumpIfTrueKeep(_) => Op::JumpIfTrueKeep(target),
+            Op::SelectOr(n, _) => Op::SelectOr(n, target),
+            Op::SelectDynOr(_) => Op::SelectDynOr(target),
+            Op::HasAttrStep(n, _) => Op::HasAttrStep(n, target),
+            Op::HasAttrStepDyn(_) => Op::HasAttrStepDyn(target),
+            other => other,
+        };
+    }
+
+    fn set_depth(&mut self, d: u32) {
+        self.ctx().scope.stack_depth = d;
+    }
+
+    fn depth(&mut self) -> u32 {
+        self.ctx().scope.stack_depth
+    }
+
+    fn constant(&mut self, v: Value) -> u32 {
+        let c = &mut self.ctx().chunk.constants;
+        c.push(v);
+        (c.len() - 1) as u32
+    }
+
+    fn emit_constant(&mut self, v: Value, node: &rnix::SyntaxNode) {
+        let i = self.constant(v);
+        self.emit(Op::Constant(i), node);
+    }
+
+    fn string_constant(&mut self, s: &str) -> u32 {
+        self.constant(Value::String(NixString::from(s)))
+    }
+
+    // ---- contexts ---------------------------------------------------------
+
+    /// Compiles `body` in a fresh context and emits the closure or thunk.
+    /// Returns whether it has deferred upvalues.
+    fn compile_lambda_ctx(
+        &mut self,
+        node: &rnix::SyntaxNode,
+        thunk: bool,
+        name: Option<String>,
+        formals: Option<Rc<Formals>>,
+        body: impl FnOnce(&mut Self) -> CResult<()>,
+    ) -> CResult<bool> {
+        self.ctxs.push(Ctx::new());
+        let r = body(self);
+        let ctx = self.ctxs.pop().expect("pushed above");
+        r?;
+        let has_deferred = ctx
+            .upvalues
+            .iter()
+            .any(|u| matches!(u, UpvalueSource::Deferred(_)));
+        let lambda = Rc::new(Lambda {
+            chunk: ctx.chunk,
+            upvalues: ctx.upvalues,
+            name,
+            span: self.span_of(node),
+            formals,
+            has_deferred,
+        });
+        let lambdas = &mut self.ctx().chunk.lambdas;
+        lambdas.push(lambda);
+        let idx = (lambdas.len() - 1) as u32;
+        self.emit(
+            if thunk {
+                Op::MakeThunk(idx)
+            } else {
+                Op::MakeClosure(idx)
+            },
+            node,
+        );
+        Ok(has_deferred)
+    }
+
+    /// Compiles an expression into a thunk.
+    fn compile_thunk(&mut self, expr: &ast::Expr) -> CResult<bool> {
+        self.compile_lambda_ctx(expr.syntax(), true, None, None, |c| {
+            c.compile_expr(expr)?;
+            c.emit(Op::Force, expr.syntax());
+            c.emit(Op::Return, expr.syntax());
+            Ok(())
+        })
+    }
+
+    /// Compiles an expression in a lazy position: directly if that costs
+    /// nothing and cannot fail, otherwise as a thunk. In `recursive` binding
+    /// groups only literals and initialised variables are direct, so every
+    /// deferred capture sits in a thunk stored in the group's own slot.
+    /// Returns whether a thunk with deferred upvalues was made.
+    fn compile_value(&mut self, expr: &ast::Expr, recursive: bool) -> CResult<bool> {
+        if self.is_cheap(expr, recursive) {
+            self.compile_expr(expr)?;
+            Ok(false)
+        } else {
+            self.compile_thunk(expr)
+        }
+    }
+
+    fn is_cheap(&self, expr: &ast::Expr, recursive: bool) -> bool {
+        match expr {
+            ast::Expr::Literal(_) => true,
+            ast::Expr::Str(s) => s
+                .normalized_parts()
+                .iter()
+                .all(|p| matches!(p, InterpolPart::Literal(_))),
+            ast::Expr::Paren(p) => p.expr().is_some_and(|e| self.is_cheap(&e, recursive)),
+            ast::Expr::Ident(i) => {
+                let name = ident_text(i);
+                match self.resolve(&name) {
+                    Resolved::Local { init, .. } => init,
+                    Resolved::Global(_) => true,
+                    Resolved::With => false,
+                }
+            }
+            ast::Expr::Lambda(_) => !recursive,
+            ast::Expr::List(_) => !recursive,
+            _ => false,
+        }
+    }
+
+    // ---- variables --------------------------------------------------------
+
+    fn resolve(&self, name: &str) -> Resolved {
+        for (i, ctx) in self.ctxs.iter().enumerate().rev() {
+            if let Some(l) = ctx.scope.resolve(name) {
+                return Resolved::Local {
+                    ctx: i,
+                    slot: l.slot,
+                    init: l.initialised,
+                };
+            }
+        }
+        if let Some(v) = self.env.globals.get(name) {
+            return Resolved::Global(v.clone());
+        }
+        Resolved::With
+    }
+
+    fn has_with(&self) -> bool {
+        self.ctxs
+            .iter()
+            .any(|c| c.scope.with_slots().next().is_some())
+    }
+
+    /// Makes the local `slot` of context `target` reachable from context
+    /// `at` and returns its upvalue index there.
+    fn capture(&mut self, at: usize, target: usize, slot: u32, init: bool) -> u32 {
+        let source = if target + 1 == at {
+            if init {
+                UpvalueSource::Local(slot)
+            } else {
+                UpvalueSource::Deferred(slot)
+            }
+        } else {
+            UpvalueSource::Upvalue(self.capture(at - 1, target, slot, init))
+        };
+        let ups = &mut self.ctxs[at].upvalues;
+        if let Some(i) = ups.iter().position(|u| *u == source) {
+            return i as u32;
+        }
+        ups.push(source);
+        (ups.len() - 1) as u32
+    }
+
+    fn emit_load(&mut self, ctx: usize, slot: u32, init: bool, node: &rnix::SyntaxNode) {
+        let cur = self.ctxs.len() - 1;
+        if ctx == cur {
+            self.emit(Op::GetLocal(slot), node);
+        } else {
+            let idx = self.capture(cur, ctx, slot, init);
+            self.emit(Op::GetUpvalue(idx), node);
+        }
+    }
+
+    fn compile_ident(&mut self, name: &str, node: &rnix::SyntaxNode) -> CResult<()> {
+        match self.resolve(name) {
+            Resolved::Local { ctx, slot, init } => self.emit_load(ctx, slot, init, node),
+            Resolved::Global(v) => self.emit_constant(v, node),
+            Resolved::With => {
+                if !self.has_with() {
+                    return Err(self.error(ErrorKind::UndefinedVariable(name.into()), node));
+                }
+                let mut withs = Vec::new();
+                for (i, ctx) in self.ctxs.iter().enumerate().rev() {
+                    for l in ctx.scope.with_slots() {
+                        withs.push((i, l.slot, l.initialised));
+                    }
+                }
+                let n = withs.len() as u32;
+                for (ctx, slot, init) in withs {
+                    self.emit_load(ctx, slot, init, node);
+                    self.emit(Op::Force, node);
+                }
+                let name_c = self.string_constant(name);
+                self.emit(Op::ResolveWith(name_c, n), node);
+            }
+        }
+        Ok(())
+    }
+
+    // ---- expressions ------------------------------------------------------
+
+    fn compile_expr(&mut self, expr: &ast::Expr) -> CResult<()> {
+        let node = expr.syntax();
+        match expr {
+            ast::Expr::Literal(l) => self.compile_literal(l),
+            ast::Expr::Ident(i) => self.compile_ident(&ident_text(i), node),
+            ast::Expr::Paren(p) => self.compile_expr(&child(p.expr(), node)?),
+            ast::Expr::Root(r) => self.compile_expr(&child(r.expr(), node)?),
+            ast::Expr::Str(s) => self.compile_string(s),
+            ast::Expr::Path(p) => self.compile_path(p),
+            ast::Expr::List(l) => {
+                let mut n = 0;
+                for item in l.items() {
+                    self.compile_value(&item, false)?;
+                    n += 1;
+                }
+                self.emit(Op::List(n), node);
+                Ok(())
+            }
+            ast::Expr::Apply(a) => {
+                self.compile_expr(&child(a.lambda(), node)?)?;
+                self.emit(Op::Force, node);
+                self.compile_value(&child(a.argument(), node)?, false)?;
+                self.emit(Op::Call, node);
+                Ok(())
+            }
+            ast::Expr::IfElse(i) => {
+                self.compile_expr(&child(i.condition(), node)?)?;
+                self.emit(Op::Force, node);
+                let to_else = self.emit(Op::JumpIfFalse(0), node);
+                let d = self.depth();
+                self.compile_expr(&child(i.body(), node)?)?;
+                let to_end = self.emit(Op::Jump(0), node);
+                self.patch_jump(to_else);
+                self.set_depth(d);
+                self.compile_expr(&child(i.else_body(), node)?)?;
+                self.patch_jump(to_end);
+                Ok(())
+            }
+            ast::Expr::Assert(a) => {
+                let cond = child(a.condition(), node)?;
+                self.compile_expr(&cond)?;
+                self.emit(Op::Force, cond.syntax());
+                let to_fail = self.emit(Op::JumpIfFalse(0), node);
+                let d = self.depth();
+                self.compile_expr(&child(a.body(), node)?)?;
+                let to_end = self.emit(Op::Jump(0), node);
+                self.patch_jump(to_fail);
+                let text = self.string_constant(&cond.syntax().text().to_string());
+                self.emit(Op::AssertFail(text), node);
+                self.set_depth(d + 1);
+                self.patch_jump(to_end);
+                Ok(())
+            }
+            ast::Expr::Select(s) => self.compile_select(s),
+            ast::Expr::HasAttr(h) => self.compile_has_attr(h),
+            ast::Expr::UnaryOp(u) => {
+                let operand = child(u.expr(), node)?;
+                match u.operator() {
+                    Some(ast::UnaryOpKind::Invert) => {
+                        self.compile_expr(&operand)?;
+                        self.emit(Op::Force, node);
+                        self.emit(Op::Not, node);
+                    }
+                    Some(ast::UnaryOpKind::Negate) | None => {
+                        // C++ Nix parses `-e` as `__sub 0 e`.
+                        self.emit_constant(Value::Int(0), node);
+                        self.compile_expr(&operand)?;
+                        self.emit(Op::Force, node);
+                        self.emit(Op::Sub, node);
+                    }
+                }
+                Ok(())
+            }
+            ast::Expr::BinOp(b) => self.compile_binop(b),
+            ast::Expr::Lambda(l) => self.compile_lambda(l, None),
+            ast::Expr::LetIn(l) => self.compile_let(l),
+            ast::Expr::LegacyLet(l) => self.compile_legacy_let(l),
+            ast::Expr::AttrSet(s) => self.compile_attr_set(s),
+            ast::Expr::With(w) => {
+                let mark = self.ctx().scope.locals.len();
+                let ns = child(w.namespace(), node)?;
+                let slot = self.depth();
+                self.compile_value(&ns, false)?;
+                let idx = self.ctx().scope.declare(None, slot, true);
+                self.ctx().scope.locals[idx].initialised = true;
+                self.compile_expr(&child(w.body(), node)?)?;
+                let n = self.ctx().scope.truncate(mark);
+                self.emit(Op::ScopeEnd(n), node);
+                Ok(())
+            }
+            ast::Expr::Error(_) => {
+                Err(self.error(ErrorKind::Parse("unexpected input".into()), node))
+            }
+        }
+    }
+
+    fn compile_literal(&mut self, l: &ast::Literal) -> CResult<()> {
+        let node = l.syntax();
+        let v = match l.kind() {
+            ast::LiteralKind::Integer(i) => match i.value() {
+                Ok(v) => Value::Int(v),
+                Err(_) => {
+                    return Err(self.error(
+                        ErrorKind::Parse(format!("invalid integer '{}'", i.syntax().text())),
+                        node,
+                    ))
+                }
+            },
+            ast::LiteralKind::Float(f) => match f.value() {
+                Ok(v) => Value::Float(v),
+                Err(_) => {
+                    return Err(self.error(
+                        ErrorKind::Parse(format!("invalid float '{}'", f.syntax().text())),
+                        node,
+                    ))
+                }
+            },
+            ast::LiteralKind::Uri(u) => Value::string(u.syntax().text()),
+        };
+        self.emit_constant(v, node);
+        Ok(())
+    }
+
+    fn compile_string(&mut self, s: &ast::Str) -> CResult<()> {
+        let node = s.syntax();
+        let parts = s.normalized_parts();
+        if parts.iter().all(|p| matches!(p, InterpolPart::Literal(_))) {
+            let mut text = String::new();
+            for p in &parts {
+                if let InterpolPart::Literal(l) = p {
+                    text.push_str(l);
+                }
+            }
+            self.emit_constant(Value::string(text), node);
+            return Ok(());
+        }
+        let mut n = 0;
+        for p in parts {
+            match p {
+                InterpolPart::Literal(l) => self.emit_constant(Value::string(l), node),
+                InterpolPart::Interpolation(i) => {
+                    let e = child(i.expr(), i.syntax())?;
+                    self.compile_expr(&e)?;
+                    self.emit(Op::Force, e.syntax());
+                }
+            }
+            n += 1;
+        }
+        self.emit(Op::Interpolate(n), node);
+        Ok(())
+    }
+
+    fn compile_path(&mut self, p: &ast::Path) -> CResult<()> {
+        let node = p.syntax();
+        let parts: Vec<_> = p.parts().collect();
+        let first = match parts.first() {
+            Some(InterpolPart::Literal(l)) => l.syntax().text().to_string(),
+            _ => return Err(self.error(ErrorKind::Parse("invalid path".into()), node)),
+        };
+        if first.starts_with('<') && first.ends_with('>') {
+            // `<name>` is `__findFile __nixPath "name"`, honouring user overrides.
+            self.compile_ident("__findFile", node)?;
+            self.emit(Op::Force, node);
+            self.compile_ident("__nixPath", node)?;
+            self.emit(Op::Call, node);
+            self.emit(Op::Force, node);
+            self.emit_constant(Value::string(&first[1..first.len() - 1]), node);
+            self.emit(Op::Call, node);
+            return Ok(());
+        }
+        let interpolated = parts.len() > 1;
+        let resolved = if let Some(rest) = first.strip_prefix("~/") {
+            match &self.env.home {
+                Some(h) => h.join(rest),
+                None => {
+                    return Err(self.error(
+                        ErrorKind::other("the contents of HOME are unknown, cannot resolve '~'"),
+                        node,
+                    ))
+                }
+            }
+        } else if first.starts_with('/') {
+            PathBuf::from(&first)
+        } else {
+            self.env.base_dir.join(&first)
+        };
+        let mut text = canon_path(&resolved.to_string_lossy());
+        if interpolated && first.ends_with('/') && text != "/" {
+            text.push('/');
+        }
+        if !interpolated {
+            self.emit_constant(Value::path(text), node);
+            return Ok(());
+        }
+        self.emit_constant(Value::path(text), node);
+        let mut n = 1;
+        for p in &parts[1..] {
+            match p {
+                InterpolPart::Literal(l) => {
+                    self.emit_constant(Value::string(l.syntax().text()), node)
+                }
+                InterpolPart::Interpolation(i) => {
+                    let e = child(i.expr(), i.syntax())?;
+                    self.compile_expr(&e)?;
+                    self.emit(Op::Force, e.syntax());
+                }
+            }
+            n += 1;
+        }
+        self.emit(Op::InterpolatePath(n), node);
+        Ok(())
+    }
+
+    /// Pushes an attribute name: a constant if static, else the forced key expression.
+    /// Returns the static name, if any.
+    fn compile_attr_key(&mut self, attr: &ast::Attr) -> CResult<Option<NixString>> {
+        if let Some(name) = static_attr_name(attr) {
+            return Ok(Some(name));
+        }
+        match attr {
+            ast::Attr::Dynamic(d) => {
+                let e = child(d.expr(), d.syntax())?;
+                self.compile_expr(&e)?;
+                self.emit(Op::Force, d.syntax());
+            }
+            ast::Attr::Str(s) => {
+                self.compile_string(s)?;
+            }
+            ast::Attr::Ident(_) => unreachable!("identifiers are static"),
+        }
+        Ok(None)
+    }
+
+    fn compile_select(&mut self, s: &ast::Select) -> CResult<()> {
+        let node = s.syntax();
+        self.compile_expr(&child(s.expr(), node)?)?;
+        let attrs: Vec<ast::Attr> = child(s.attrpath(), node)?.attrs().collect();
+        let default = s.default_expr();
+        let base_depth = self.depth() - 1;
+        let mut fail_jumps = Vec::new();
+        for (i, attr) in attrs.iter().enumerate() {
+            self.emit(Op::Force, node);
+            let name = self.compile_attr_key(attr)?;
+            let at = attr.syntax();
+            let op = match (name, default.is_some()) {
+                (Some(n), false) => Op::Select(self.constant(Value::String(n))),
+                (Some(n), true) => Op::SelectOr(self.constant(Value::String(n)), 0),
+                (None, false) => Op::SelectDyn,
+                (None, true) => Op::SelectDynOr(0),
+            };
+            let at_idx = self.emit(op, at);
+            if default.is_some() {
+                fail_jumps.push(at_idx);
+            }
+            let _ = i;
+        }
+        if let Some(d) = default {
+            let to_end = self.emit(Op::Jump(0), node);
+            for j in fail_jumps {
+                self.patch_jump(j);
+            }
+            self.set_depth(base_depth);
+            self.compile_expr(&d)?;
+            self.patch_jump(to_end);
+        }
+        Ok(())
+    }
+
+    fn compile_has_attr(&mut self, h: &ast::HasAttr) -> CResult<()> {
+        let node = h.syntax();
+        self.compile_expr(&child(h.expr(), node)?)?;
+        let attrs: Vec<ast::Attr> = child(h.attrpath(), node)?.attrs().collect();
+        let mut jumps = Vec::new();
+        for attr in &attrs {
+            self.emit(Op::Force, node);
+            let name = self.compile_attr_key(attr)?;
+            let op = match name {
+                Some(n) => Op::HasAttrStep(self.constant(Value::String(n)), 0),
+                None => Op::HasAttrStepDyn(0),
+            };
+            jumps.push(self.emit(op, attr.syntax()));
+        }
+        self.emit(Op::HasAttrEnd, node);
+        for j in jumps {
+            self.patch_jump(j);
+        }
+        Ok(())
+    }
+
+    fn compile_binop(&mut self, b: &ast::BinOp) -> CResult<()> {
+        use ast::BinOpKind as K;
+        let node = b.syntax();
+        let op = b
+            .operator()
+            .ok_or_else(|| self.error(ErrorKind::Parse("missing operator".into()), node))?;
+        let lhs = child(b.lhs(), node)?;
+        let rhs = child(b.rhs(), node)?;
+        match op {
+            K::And | K::Or | K::Implication => {
+                self.compile_expr(&lhs)?;
+                self.emit(Op::Force, lhs.syntax());
+                self.emit(Op::AssertBool, lhs.syntax());
+                let jump = match op {
+                    K::And => Op::JumpIfFalseKeep(0),
+                    K::Or => Op::JumpIfTrueKeep(0),
+                    _ => {
+                        self.emit(Op::Not, node);
+                        Op::JumpIfTrueKeep(0)
+                    }
+                };
+                let j = self.emit(jump, node);
+                self.emit(Op::Pop, node);
+                self.compile_expr(&rhs)?;
+                self.emit(Op::Force, rhs.syntax());
+                self.emit(Op::AssertBool, rhs.syntax());
+                self.patch_jump(j);
+                Ok(())
+            }
+            K::PipeLeft | K::PipeRight => Err(self.error(
+                ErrorKind::other("experimental Nix feature 'pipe-operators' is disabled; add '--extra-experimental-features pipe-operators' to enable it"),
+                node,
+            )),
+            _ => {
+                self.compile_expr(&lhs)?;
+                self.emit(Op::Force, lhs.syntax());
+                self.compile_expr(&rhs)?;
+                self.emit(Op::Force, rhs.syntax());
+                let op = match op {
+                    K::Concat => Op::Concat,
+                    K::Update => Op::Update,
+                    K::Add => Op::Add,
+                    K::Sub => Op::Sub,
+                    K::Mul => Op::Mul,
+                    K::Div => Op::Div,
+                    K::Equal => Op::Equal,
+                    K::NotEqual => Op::NotEqual,
+                    K::Less => Op::Less,
+                    K::LessOrEq => Op::LessEq,
+                    K::More => Op::More,
+                    K::MoreOrEq => Op::MoreEq,
+                    K::And | K::Or | K::Implication | K::PipeLeft | K::PipeRight => {
+                        unreachable!("handled above")
+                    }
+                };
+                self.emit(op, node);
+                Ok(())
+            }
+        }
+    }
+
+    fn compile_lambda(&mut self, l: &ast::Lambda, name: Option<String>) -> CResult<()> {
+        let node = l.syntax();
+        let param = child(l.param(), node)?;
+        let body = child(l.body(), node)?;
+        let formals = match &param {
+            ast::Param::Pattern(p) => Some(Rc::new(self.formals_of(p)?)),
+            ast::Param::IdentParam(_) => None,
+        };
+        let formals2 = formals.clone();
+        self.compile_lambda_ctx(node, false, name, formals, move |c| {
+            // Slot 0 is the argument.
+            c.ctx().scope.stack_depth = 1;
+            match &param {
+                ast::Param::IdentParam(i) => {
+                    let name = ident_text(&child(i.ident(), i.syntax())?);
+                    let idx = c.ctx().scope.declare(Some(name), 0, false);
+                    c.ctx().scope.locals[idx].initialised = true;
+                }
+                ast::Param::Pattern(p) => {
+                    let formals = formals2.expect("pattern has formals");
+                    c.compile_formals(p, &formals)?;
+                }
+            }
+            c.compile_expr(&body)?;
+            c.emit(Op::Return, body.syntax());
+            Ok(())
+        })?;
+        Ok(())
+    }
+
+    fn formals_of(&self, p: &ast::Pattern) -> CResult<Formals> {
+        let mut entries: Vec<(NixString, bool)> = Vec::new();
+        for e in p.pat_entries() {
+            let name = ident_text(&child(e.ident(), e.syntax())?);
+            if entries.iter().any(|(n, _)| n.as_bytes() == name.as_bytes()) {
+                return Err(self.error(ErrorKind::DuplicateFormal(name), e.syntax()));
+            }
+            entries.push((NixString::from(name), e.default().is_some()));
+        }
+        if let Some(bind) = p.pat_bind().and_then(|b| b.ident()) {
+            let name = ident_text(&bind);
+            if entries.iter().any(|(n, _)| n.as_bytes() == name.as_bytes()) {
+                return Err(self.error(ErrorKind::DuplicateFormal(name), bind.syntax()));
+            }
+        }
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(Formals {
+            entries,
+            ellipsis: p.ellipsis_token().is_some(),
+            span: self.span_of(p.syntax()),
+        })
+    }
+
+    fn compile_formals(&mut self, p: &ast::Pattern, formals: &Rc<Formals>) -> CResult<()> {
+        let node = p.syntax();
+        if let Some(bind) = p.pat_bind().and_then(|b| b.ident()) {
+            let idx = self.ctx().scope.declare(Some(ident_text(&bind)), 0, false);
+            self.ctx().scope.locals[idx].initialised = true;
+        }
+        self.emit(Op::GetLocal(0), node);
+        self.emit(Op::Force, node);
+        let fi = {
+            let f = &mut self.ctx().chunk.formals;
+            f.push(formals.clone());
+            (f.len() - 1) as u32
+        };
+        self.emit(Op::ValidateFormals(fi), node);
+        let args_slot = self.depth() - 1;
+        let idx = self.ctx().scope.declare(None, args_slot, false);
+        self.ctx().scope.locals[idx].initialised = true;
+
+        // The formals form one recursive binding group: defaults may refer to
+        // any formal.
+        let entries: Vec<ast::PatEntry> = p.pat_entries().collect();
+        let first_local = self.ctx().scope.locals.len();
+        let base = self.depth();
+        for (i, e) in entries.iter().enumerate() {
+            let name = ident_text(&child(e.ident(), e.syntax())?);
+            self.ctx().scope.declare(Some(name), base + i as u32, false);
+        }
+        let mut finalise = Vec::new();
+        for (i, e) in entries.iter().enumerate() {
+            let name = ident_text(&child(e.ident(), e.syntax())?);
+            let name_c = self.string_constant(&name);
+            self.emit(Op::GetLocal(args_slot), e.syntax());
+            match e.default() {
+                None => {
+                    self.emit(Op::Select(name_c), e.syntax());
+                }
+                Some(d) => {
+                    let j = self.emit(Op::SelectOr(name_c, 0), e.syntax());
+                    let to_end = self.emit(Op::Jump(0), e.syntax());
+                    self.patch_jump(j);
+                    self.set_depth(base + i as u32);
+                    if self.compile_value(&d, true)? {
+                        finalise.push(base + i as u32);
+                    }
+                    self.patch_jump(to_end);
+                }
+            }
+            self.ctx().scope.locals[first_local + i].initialised = true;
+        }
+        for slot in finalise {
+            self.emit(Op::Finalise(slot), node);
+        }
+        Ok(())
+    }
+}
+
+/// The text of an identifier (`or` included).
+pub(crate) fn ident_text(i: &ast::Ident) -> String {
+    i.ident_token()
+        .map(|t| t.text().to_string())
+        .unwrap_or_else(|| i.syntax().text().to_string())
+}
+
+fn child<T>(c: Option<T>, parent: &rnix::SyntaxNode) -> CResult<T> {
+    c.ok_or_else(|| {
+        Error::new(
+            ErrorKind::Parse(format!("incomplete expression '{}'", parent.text())),
+            None,
+        )
+    })
+}
+
+/// The name of an attribute if it is known without evaluation: identifiers,
+/// strings without interpolation, and `${"literal"}` (as C++ Nix's parser does).
+pub(crate) fn static_attr_name(attr: &ast::Attr) -> Option<NixString> {
+    fn literal_str(s: &ast::Str) -> Option<NixString> {
+        let mut out = String::new();
+        for p in s.normalized_parts() {
+            match p {
+                InterpolPart::Literal(l) => out.push_str(&l),
+                InterpolPart::Interpolation(_) => return None,
+            }
+        }
+        Some(NixString::from(out))
+    }
+    match attr {
+        ast::Attr::Ident(i) => Some(NixString::from(ident_text(i))),
+        ast::Attr::Str(s) => literal_str(s),
+        ast::Attr::Dynamic(d) => match d.expr()? {
+            ast::Expr::Str(s) => literal_str(&s),
+            _ => None,
+        },
+    }
+}
+
+/// Canonicalises a path lexically: collapses `//`, removes `.`, resolves `..`
+/// (without following symlinks), drops a trailing `/`.
+pub fn canon_path(p: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for seg in p.split('/') {
+        match seg {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            s => parts.push(s),
+        }
+    }
+    if parts.is_empty() {
+        return "/".into();
+    }
+    let mut out = String::with_capacity(p.len());
+    for s in parts {
+        out.push('/');
+        out.push_str(s);
+    }
+    out
+}
+
+/// The directory relative paths in a file resolve against.
+pub fn base_dir_of(path: &Path) -> PathBuf {
+    path.parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("/"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::canon_path;
+
+    #[test]
+    fn canonical_paths() {
+        assert_eq!(canon_path("/a/b/../c/./d//"), "/a/c/d");
+        assert_eq!(canon_path("/.."), "/");
+        assert_eq!(canon_path("/"), "/");
+    }
+}

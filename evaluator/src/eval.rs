@@ -1,0 +1,241 @@
+//! The evaluator's front door: load a file or expression, apply
+//! `--arg`/`--argstr` and `-A` as `nix-instantiate` does, force and print.
+
+use crate::compiler::base_dir_of;
+use crate::errors::{Error, ErrorKind, EvalResult};
+use crate::io::{EvalIO, StdIO};
+use crate::value::{NixAttrs, NixString, Value};
+use crate::vm::{call, deep_force, force, EvalOptions, EvalState, GenCo, GenFuture, Vm};
+use std::path::PathBuf;
+use std::rc::Rc;
+
+/// What to evaluate.
+#[derive(Clone, Debug)]
+pub enum Source {
+    /// A file (or a directory, meaning its `default.nix`).
+    File(PathBuf),
+    /// An expression given on the command line (`-E`).
+    Expr(String),
+}
+
+/// A `--arg` (a Nix expression) or `--argstr` (a string) value.
+#[derive(Clone, Debug)]
+pub enum AutoArg {
+    /// `--arg name expr`
+    Expr(String),
+    /// `--argstr name string`
+    Str(String),
+}
+
+/// An evaluator: shared state plus convenience entry points. Not `Send`:
+/// it lives on one thread.
+pub struct Evaluator {
+    /// The shared state (sources, globals, caches, interrupt flag).
+    pub state: Rc<EvalState>,
+}
+
+impl Evaluator {
+    /// An evaluator over the real filesystem.
+    pub fn new(options: EvalOptions) -> Self {
+        Self::with_io(Box::new(StdIO), options)
+    }
+
+    /// An evaluator over a given filesystem.
+    pub fn with_io(io: Box<dyn EvalIO>, options: EvalOptions) -> Self {
+        Evaluator {
+            state: EvalState::new(io, options),
+        }
+    }
+
+    /// Parses and compiles without evaluating (reports syntax errors and
+    /// static errors such as undefined variables).
+    pub fn check(&self, source: &Source) -> Result<(), Error> {
+        self.load(source).map(|_| ())
+    }
+
+    /// The unevaluated value of a source.
+    pub fn load(&self, source: &Source) -> Result<Value, Error> {
+        match source {
+            Source::Expr(text) => self.state.compile_source(
+                "«string»".into(),
+                None,
+                Rc::from(text.as_str()),
+                self.state.options.cwd.clone(),
+            ),
+            Source::File(path) => {
+                let path = if path.is_absolute() {
+                    path.clone()
+                } else {
+                    self.state.options.cwd.join(path)
+                };
+                let path = self
+                    .state
+                    .resolve_import_path(&path)
+                    .map_err(|k| Error::new(k, None))?;
+                let bytes = self.state.io.read_file(&path).map_err(|e| {
+                    Error::new(
+                        ErrorKind::Io(format!(
+                            "opening file '{}': {}",
+                            path.display(),
+                            crate::vm::io_msg(&e)
+                        )),
+                        None,
+                    )
+                })?;
+                let text = String::from_utf8_lossy(&bytes).into_owned();
+                self.state.compile_source(
+                    path.display().to_string(),
+                    Some(path.clone()),
+                    text.into(),
+                    base_dir_of(&path),
+                )
+            }
+        }
+    }
+
+    /// Loads a source, auto-calls it with `args`, and follows `attr_path`
+    /// (auto-calling along the way), like `nix-instantiate -A`.
+    pub fn root(
+        &self,
+        source: &Source,
+        args: &[(String, AutoArg)],
+        attr_path: &[String],
+    ) -> Result<Value, Error> {
+        let v = self.load(source)?;
+        let mut arg_entries = Vec::new();
+        for (name, a) in args {
+            let value = match a {
+                AutoArg::Str(s) => Value::string(s.as_str()),
+                AutoArg::Expr(e) => self.load(&Source::Expr(e.clone()))?,
+            };
+            arg_entries.push((NixString::from(name.as_str()), value));
+        }
+        let auto = Rc::new(NixAttrs::from_unsorted_first_wins(arg_entries));
+        let path: Vec<String> = attr_path.iter().flat_map(|p| split_attr_path(p)).collect();
+        self.run(move |co| {
+            Box::pin(async move {
+                let mut v = auto_call(&co, v, &auto).await?;
+                for component in &path {
+                    v = match force(&co, v).await {
+                        Value::Attrs(a) => match a.get(component.as_bytes()) {
+                            Some(x) => x.clone(),
+                            None => {
+                                return Err(ErrorKind::other(format!(
+                                    "attribute '{component}' in selection path '{}' not found",
+                                    path.join(".")
+                                )))
+                            }
+                        },
+                        Value::List(l) => {
+                            let idx: usize = component.parse().map_err(|_| {
+                                ErrorKind::other(format!(
+                                    "the expression selected by the selection path '{}' should be a set but is a list",
+                                    path.join(".")
+                                ))
+                            })?;
+                            l.get(idx).cloned().ok_or_else(|| {
+                                ErrorKind::other(format!(
+                                    "list index {idx} in selection path '{}' is out of range",
+                                    path.join(".")
+                                ))
+                            })?
+                        }
+                        other => {
+                            return Err(ErrorKind::other(format!(
+                                "the expression selected by the selection path '{}' should be a set but is {}",
+                                path.join("."),
+                                crate::printer::type_with_article(&other)
+                            )))
+                        }
+                    };
+                    v = auto_call(&co, v, &auto).await?;
+                }
+                Ok(v)
+            })
+        })
+    }
+
+    /// Runs async evaluation code on a fresh VM.
+    pub fn run<F>(&self, f: F) -> Result<Value, Error>
+    where
+        F: FnOnce(GenCo) -> GenFuture,
+    {
+        self.state
+            .interrupt
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+        Vm::run(&self.state, f)
+    }
+
+    /// Forces a value to weak head normal form.
+    pub fn force(&self, v: Value) -> Result<Value, Error> {
+        self.run(move |co| Box::pin(async move { Ok(force(&co, v).await) }))
+    }
+
+    /// Forces a value completely.
+    pub fn deep_force(&self, v: Value) -> Result<Value, Error> {
+        self.run(move |co| Box::pin(async move { deep_force(&co, v).await }))
+    }
+
+    /// An error rendered like C++ Nix prints it.
+    pub fn render_error(&self, e: &Error) -> String {
+        e.render(&self.state.sources)
+    }
+}
+
+/// Splits `a.b."c.d".0` into components.
+pub fn split_attr_path(p: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut quoted = false;
+    for c in p.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            '.' if !quoted => out.push(std::mem::take(&mut cur)),
+            c => cur.push(c),
+        }
+    }
+    if !cur.is_empty() || !out.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
+/// Calls a function whose formals are satisfiable from `args` (or defaults),
+/// as `nix-instantiate` does with its root value; anything else is returned.
+pub async fn auto_call(co: &GenCo, v: Value, args: &Rc<NixAttrs>) -> EvalResult<Value> {
+    let v = force(co, v).await;
+    match &v {
+        Value::Attrs(a) if a.contains(b"__functor") => {
+            let f = a.get(b"__functor").cloned().unwrap_or(Value::Null);
+            let g = call(co, f, v.clone()).await;
+            Box::pin(auto_call(co, g, args)).await
+        }
+        Value::Closure(c) => {
+            let Some(formals) = &c.lambda.formals else {
+                return Ok(v);
+            };
+            let mut entries = Vec::new();
+            for (name, has_default) in &formals.entries {
+                match args.get(name.as_bytes()) {
+                    Some(a) => entries.push((name.clone(), a.clone())),
+                    None if *has_default => {}
+                    None => {
+                        return Err(ErrorKind::other(format!(
+                            "cannot evaluate a function that has an argument without a value ('{name}')"
+                        )))
+                    }
+                }
+            }
+            if formals.ellipsis {
+                for (k, a) in args.iter() {
+                    if !entries.iter().any(|(n, _)| n == k) {
+                        entries.push((k.clone(), a.clone()));
+                    }
+                }
+            }
+            let arg = Value::attrs(NixAttrs::from_unsorted_first_wins(entries));
+            Ok(call(co, v, arg).await)
+        }
+        _ => Ok(v),
+    }
+}

@@ -1,0 +1,179 @@
+//! Source files and spans.
+//!
+//! Every file (or `-E` expression) the evaluator reads is appended to one
+//! global offset space, so a [`Span`] is just two `u32`s and still knows which
+//! file it belongs to. Line and column are computed only when an error is
+//! printed.
+
+use std::cell::RefCell;
+use std::path::PathBuf;
+use std::rc::Rc;
+
+/// A byte range in the global offset space of a [`SourceMap`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Span {
+    /// First byte (global offset).
+    pub start: u32,
+    /// One past the last byte (global offset).
+    pub end: u32,
+}
+
+impl Span {
+    /// A span covering `start..end`.
+    pub fn new(start: u32, end: u32) -> Self {
+        Span { start, end }
+    }
+}
+
+/// One source text registered in the map.
+#[derive(Debug)]
+pub struct SourceFile {
+    /// Name as shown in errors: a path, or `«string»` for `-E`.
+    pub name: String,
+    /// The file's path, if it is a real file (relative paths resolve against its directory).
+    pub path: Option<PathBuf>,
+    /// The text.
+    pub text: Rc<str>,
+    /// Global offset of the first byte.
+    pub base: u32,
+    line_starts: Vec<u32>,
+}
+
+/// A resolved position: file name, 1-based line and column.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Position {
+    /// File name as shown to users.
+    pub file: String,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column.
+    pub column: usize,
+}
+
+impl std::fmt::Display for Position {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}:{}", self.file, self.line, self.column)
+    }
+}
+
+/// All sources of one evaluation.
+#[derive(Debug, Default)]
+pub struct SourceMap {
+    files: RefCell<Vec<Rc<SourceFile>>>,
+}
+
+impl SourceMap {
+    /// Registers a source text and returns it with its global base offset.
+    pub fn add(&self, name: String, path: Option<PathBuf>, text: Rc<str>) -> Rc<SourceFile> {
+        let mut files = self.files.borrow_mut();
+        let base = files
+            .last()
+            .map(|f| f.base + f.text.len() as u32 + 1)
+            .unwrap_or(1);
+        let mut line_starts = vec![0u32];
+        for (i, b) in text.bytes().enumerate() {
+            if b == b'\n' {
+                line_starts.push(i as u32 + 1);
+            }
+        }
+        let file = Rc::new(SourceFile {
+            name,
+            path,
+            text,
+            base,
+            line_starts,
+        });
+        files.push(file.clone());
+        file
+    }
+
+    /// The file containing a global offset.
+    pub fn file_of(&self, offset: u32) -> Option<Rc<SourceFile>> {
+        let files = self.files.borrow();
+        let idx = files.partition_point(|f| f.base <= offset);
+        if idx == 0 {
+            return None;
+        }
+        Some(files[idx - 1].clone())
+    }
+
+    /// Line/column of the start of a span.
+    pub fn position(&self, span: Span) -> Option<Position> {
+        let file = self.file_of(span.start)?;
+        let (line, column) = file.line_col(span.start - file.base);
+        Some(Position {
+            file: file.name.clone(),
+            line,
+            column,
+        })
+    }
+
+    /// A caret snippet in the style of C++ Nix:
+    /// ```text
+    ///             1| let x = x; in x
+    ///              |               ^
+    /// ```
+    pub fn snippet(&self, span: Span) -> Option<String> {
+        let file = self.file_of(span.start)?;
+        let local = span.start - file.base;
+        let (line, column) = file.line_col(local);
+        let mut out = String::new();
+        let width = (line + 1).to_string().len();
+        let get_line = |l: usize| -> Option<&str> {
+            let start = *file.line_starts.get(l - 1)? as usize;
+            let end = file
+                .line_starts
+                .get(l)
+                .map(|e| *e as usize - 1)
+                .unwrap_or(file.text.len());
+            file.text.get(start..end)
+        };
+        if line > 1 {
+            if let Some(prev) = get_line(line - 1) {
+                out.push_str(&format!("{:>w$}| {}\n", line - 1, prev, w = width + 12));
+            }
+        }
+        let text = get_line(line)?;
+        out.push_str(&format!("{:>w$}| {}\n", line, text, w = width + 12));
+        let caret_pad: String = text
+            .chars()
+            .take(column.saturating_sub(1))
+            .map(|c| if c == '\t' { '\t' } else { ' ' })
+            .collect();
+        out.push_str(&format!("{:>w$}| {}^\n", "", caret_pad, w = width + 12));
+        if let Some(next) = get_line(line + 1) {
+            out.push_str(&format!("{:>w$}| {}\n", line + 1, next, w = width + 12));
+        }
+        Some(out)
+    }
+}
+
+impl SourceFile {
+    /// 1-based line and column of a file-local byte offset.
+    pub fn line_col(&self, local: u32) -> (usize, usize) {
+        let line_idx = self.line_starts.partition_point(|s| *s <= local) - 1;
+        let line_start = self.line_starts[line_idx] as usize;
+        let col = self
+            .text
+            .get(line_start..local as usize)
+            .map(|s| s.chars().count())
+            .unwrap_or(0);
+        (line_idx + 1, col + 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_across_files() {
+        let map = SourceMap::default();
+        let a = map.add("a.nix".into(), None, "x\nyz".into());
+        let b = map.add("b.nix".into(), None, "hello".into());
+        let p = map.position(Span::new(a.base + 3, a.base + 4)).unwrap();
+        assert_eq!((p.file.as_str(), p.line, p.column), ("a.nix", 2, 2));
+        let p = map.position(Span::new(b.base + 1, b.base + 2)).unwrap();
+        assert_eq!((p.file.as_str(), p.line, p.column), ("b.nix", 1, 2));
+    }
+}

@@ -1,0 +1,160 @@
+//! Attribute sets: immutable, sorted by name, cheap to share.
+
+use super::{NixString, Value};
+use std::rc::Rc;
+
+/// An attribute set. Entries are sorted by name bytes, so lookups use
+/// binary search (small sets are scanned) and ordered traversal (printing,
+/// `attrNames`, equality) needs no sorting.
+#[derive(Clone, Default)]
+pub struct NixAttrs {
+    entries: Vec<(NixString, Value)>,
+}
+
+/// Sets this small are searched linearly: faster than binary search.
+const LINEAR_LIMIT: usize = 8;
+
+impl NixAttrs {
+    /// The empty set.
+    pub fn empty() -> Rc<NixAttrs> {
+        thread_local!(static EMPTY: Rc<NixAttrs> = Rc::new(NixAttrs::default()));
+        EMPTY.with(|e| e.clone())
+    }
+
+    /// Builds a set from entries already sorted by name and free of duplicates.
+    pub fn from_sorted(entries: Vec<(NixString, Value)>) -> Self {
+        debug_assert!(entries.windows(2).all(|w| w[0].0 < w[1].0));
+        NixAttrs { entries }
+    }
+
+    /// Builds a set from unsorted entries; on duplicates the first wins
+    /// (the `listToAttrs` rule).
+    pub fn from_unsorted_first_wins(mut entries: Vec<(NixString, Value)>) -> Self {
+        entries.sort_by(|a, b| a.0.cmp(&b.0)); // stable: first occurrence stays first
+        entries.dedup_by(|later, earlier| later.0 == earlier.0);
+        NixAttrs { entries }
+    }
+
+    /// Number of attributes.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    fn position(&self, name: &[u8]) -> Result<usize, usize> {
+        if self.entries.len() <= LINEAR_LIMIT {
+            for (i, (k, _)) in self.entries.iter().enumerate() {
+                match k.as_bytes().cmp(name) {
+                    std::cmp::Ordering::Less => continue,
+                    std::cmp::Ordering::Equal => return Ok(i),
+                    std::cmp::Ordering::Greater => return Err(i),
+                }
+            }
+            return Err(self.entries.len());
+        }
+        self.entries
+            .binary_search_by(|(k, _)| k.as_bytes().cmp(name))
+    }
+
+    /// Looks up an attribute.
+    pub fn get(&self, name: &[u8]) -> Option<&Value> {
+        self.position(name).ok().map(|i| &self.entries[i].1)
+    }
+
+    /// Looks up an attribute by `&str`.
+    pub fn get_str(&self, name: &str) -> Option<&Value> {
+        self.get(name.as_bytes())
+    }
+
+    /// Whether an attribute exists.
+    pub fn contains(&self, name: &[u8]) -> bool {
+        self.position(name).is_ok()
+    }
+
+    /// Inserts or replaces an attribute (copy-on-write callers use `Rc::make_mut`).
+    pub fn insert(&mut self, name: NixString, value: Value) {
+        match self.position(name.as_bytes()) {
+            Ok(i) => self.entries[i].1 = value,
+            Err(i) => self.entries.insert(i, (name, value)),
+        }
+    }
+
+    /// Inserts only if absent; returns false if the name existed.
+    pub fn insert_new(&mut self, name: NixString, value: Value) -> bool {
+        match self.position(name.as_bytes()) {
+            Ok(_) => false,
+            Err(i) => {
+                self.entries.insert(i, (name, value));
+                true
+            }
+        }
+    }
+
+    /// Entries in name order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&NixString, &Value)> {
+        self.entries.iter().map(|(k, v)| (k, v))
+    }
+
+    /// Names in order.
+    pub fn keys(&self) -> impl ExactSizeIterator<Item = &NixString> {
+        self.entries.iter().map(|(k, _)| k)
+    }
+
+    /// Values in name order.
+    pub fn values(&self) -> impl ExactSizeIterator<Item = &Value> {
+        self.entries.iter().map(|(_, v)| v)
+    }
+
+    /// `self // other`: a linear merge of two sorted arrays.
+    pub fn update(self: &Rc<Self>, other: &Rc<Self>) -> Rc<Self> {
+        if other.is_empty() {
+            return self.clone();
+        }
+        if self.is_empty() {
+            return other.clone();
+        }
+        let (a, b) = (&self.entries, &other.entries);
+        let mut out = Vec::with_capacity(a.len() + b.len());
+        let (mut i, mut j) = (0, 0);
+        while i < a.len() && j < b.len() {
+            match a[i].0.cmp(&b[j].0) {
+                std::cmp::Ordering::Less => {
+                    out.push(a[i].clone());
+                    i += 1;
+                }
+                std::cmp::Ordering::Greater => {
+                    out.push(b[j].clone());
+                    j += 1;
+                }
+                std::cmp::Ordering::Equal => {
+                    out.push(b[j].clone());
+                    i += 1;
+                    j += 1;
+                }
+            }
+        }
+        out.extend_from_slice(&a[i..]);
+        out.extend_from_slice(&b[j..]);
+        Rc::new(NixAttrs { entries: out })
+    }
+
+    /// Consumes the set into its sorted entries.
+    pub fn into_entries(self) -> Vec<(NixString, Value)> {
+        self.entries
+    }
+
+    /// Whether this set is a derivation (`type = "derivation"`, already forced).
+    pub fn is_derivation(&self) -> bool {
+        match self.get(b"type") {
+            Some(Value::String(s)) => s.as_bytes() == b"derivation",
+            Some(Value::Thunk(t)) => {
+                matches!(t.value(), Some(Value::String(s)) if s.as_bytes() == b"derivation")
+            }
+            _ => false,
+        }
+    }
+}

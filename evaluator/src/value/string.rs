@@ -1,0 +1,226 @@
+//! Nix strings: immutable byte strings with a string context.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::rc::Rc;
+
+/// One element of a string context (see `build-references.md`).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ContextElem {
+    /// A plain store path, e.g. a source added to the store.
+    Plain(String),
+    /// `!output!drvPath`: one output of a derivation.
+    Output {
+        /// The output name.
+        output: String,
+        /// The `.drv` store path.
+        drv: String,
+    },
+    /// `=drvPath`: the derivation and its whole closure.
+    Derivation(String),
+}
+
+impl ContextElem {
+    /// The C++ Nix serialisation (`/nix/store/…`, `!out!/nix/store/….drv`, `=/nix/store/….drv`).
+    pub fn encode(&self) -> String {
+        match self {
+            ContextElem::Plain(p) => p.clone(),
+            ContextElem::Output { output, drv } => format!("!{output}!{drv}"),
+            ContextElem::Derivation(d) => format!("={d}"),
+        }
+    }
+}
+
+/// A string context: the set of store objects a string refers to.
+pub type NixContext = BTreeSet<ContextElem>;
+
+#[derive(Debug)]
+struct Repr {
+    bytes: Box<[u8]>,
+    context: Option<Box<NixContext>>,
+}
+
+/// An immutable Nix string. Cloning is a reference-count increment.
+#[derive(Clone)]
+pub struct NixString(Rc<Repr>);
+
+impl NixString {
+    /// A string from bytes and an optional context (an empty context is dropped).
+    pub fn new(bytes: impl Into<Box<[u8]>>, context: Option<NixContext>) -> Self {
+        let context = context.filter(|c| !c.is_empty()).map(Box::new);
+        NixString(Rc::new(Repr {
+            bytes: bytes.into(),
+            context,
+        }))
+    }
+
+    /// A string without context.
+    pub fn plain(s: impl Into<Box<[u8]>>) -> Self {
+        Self::new(s, None)
+    }
+
+    /// The bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0.bytes
+    }
+
+    /// The bytes as text, replacing invalid UTF-8.
+    pub fn to_str_lossy(&self) -> std::borrow::Cow<'_, str> {
+        String::from_utf8_lossy(&self.0.bytes)
+    }
+
+    /// The bytes as `&str` if valid UTF-8.
+    pub fn as_str(&self) -> Option<&str> {
+        std::str::from_utf8(&self.0.bytes).ok()
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.0.bytes.len()
+    }
+
+    /// Whether the string has no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.0.bytes.is_empty()
+    }
+
+    /// The context, if any.
+    pub fn context(&self) -> Option<&NixContext> {
+        self.0.context.as_deref()
+    }
+
+    /// Whether the string carries context.
+    pub fn has_context(&self) -> bool {
+        self.0.context.is_some()
+    }
+
+    /// The same bytes without context.
+    pub fn without_context(&self) -> NixString {
+        if self.0.context.is_none() {
+            return self.clone();
+        }
+        NixString::plain(self.0.bytes.clone())
+    }
+
+    /// The same bytes with a different context.
+    pub fn with_context(&self, context: Option<NixContext>) -> NixString {
+        NixString::new(self.0.bytes.clone(), context)
+    }
+
+    /// Concatenation; contexts are united. Shares storage when one side is empty.
+    pub fn concat(&self, other: &NixString) -> NixString {
+        if other.is_empty() && !other.has_context() {
+            return self.clone();
+        }
+        if self.is_empty() && !self.has_context() {
+            return other.clone();
+        }
+        let mut bytes = Vec::with_capacity(self.len() + other.len());
+        bytes.extend_from_slice(self.as_bytes());
+        bytes.extend_from_slice(other.as_bytes());
+        NixString::new(bytes, merge_contexts([self.context(), other.context()]))
+    }
+
+    /// Pointer identity (cheap equality fast path).
+    pub fn ptr_eq(&self, other: &NixString) -> bool {
+        Rc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+/// Unites several optional contexts.
+pub fn merge_contexts<'a>(
+    parts: impl IntoIterator<Item = Option<&'a NixContext>>,
+) -> Option<NixContext> {
+    let mut out: Option<NixContext> = None;
+    for c in parts.into_iter().flatten() {
+        match &mut out {
+            None => out = Some(c.clone()),
+            Some(o) => o.extend(c.iter().cloned()),
+        }
+    }
+    out
+}
+
+/// Builds a string piece by piece, collecting context.
+#[derive(Default)]
+pub struct StringBuilder {
+    bytes: Vec<u8>,
+    context: Option<NixContext>,
+}
+
+impl StringBuilder {
+    /// Appends a Nix string with its context.
+    pub fn push(&mut self, s: &NixString) {
+        self.bytes.extend_from_slice(s.as_bytes());
+        self.add_context(s.context());
+    }
+
+    /// Appends raw bytes.
+    pub fn push_bytes(&mut self, b: &[u8]) {
+        self.bytes.extend_from_slice(b);
+    }
+
+    /// Adds context without bytes.
+    pub fn add_context(&mut self, c: Option<&NixContext>) {
+        if let Some(c) = c {
+            self.context
+                .get_or_insert_with(Default::default)
+                .extend(c.iter().cloned());
+        }
+    }
+
+    /// The result.
+    pub fn finish(self) -> NixString {
+        NixString::new(self.bytes, self.context)
+    }
+}
+
+impl PartialEq for NixString {
+    fn eq(&self, other: &Self) -> bool {
+        self.ptr_eq(other) || self.as_bytes() == other.as_bytes()
+    }
+}
+impl Eq for NixString {}
+
+impl PartialOrd for NixString {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for NixString {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_bytes().cmp(other.as_bytes())
+    }
+}
+impl std::hash::Hash for NixString {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_bytes().hash(state)
+    }
+}
+
+impl From<&str> for NixString {
+    fn from(s: &str) -> Self {
+        NixString::plain(s.as_bytes())
+    }
+}
+impl From<String> for NixString {
+    fn from(s: String) -> Self {
+        NixString::plain(s.into_bytes())
+    }
+}
+impl From<Vec<u8>> for NixString {
+    fn from(s: Vec<u8>) -> Self {
+        NixString::plain(s)
+    }
+}
+
+impl fmt::Debug for NixString {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.to_str_lossy())
+    }
+}
+impl fmt::Display for NixString {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.to_str_lossy())
+    }
+}

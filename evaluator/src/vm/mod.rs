@@ -1,0 +1,850 @@
+//! The VM: an explicit frame stack of bytecode frames, generator frames and
+//! thunk-update markers (see `vm-loop.md`). Nix recursion grows the frame
+//! stack on the heap, never the Rust stack.
+
+mod coerce;
+mod generators;
+mod ops;
+mod state;
+
+pub use coerce::{coerce_to_string, Coercion};
+pub use generators::{
+    call, call2, deep_force, force, force_attrs, force_bool, force_int, force_list, force_string,
+    try_force, type_error, Gen, GenCo, GenFuture, VMRequest, VMResponse,
+};
+pub use ops::{nix_eq, nix_less};
+pub use state::{io_msg, EvalOptions, EvalState, SearchPathEntry};
+
+use crate::bytecode::{Lambda, Op, UpvalueSource};
+use crate::errors::{Error, ErrorKind, EvalResult};
+use crate::source::Span;
+use crate::value::{BuiltinApp, BuiltinFn, Closure, NixAttrs, NixString, Thunk, ThunkRepr, Value};
+use genawaiter::GeneratorState;
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+
+/// Frames beyond this many end the evaluation with a stack overflow error.
+const MAX_FRAMES: usize = 5_000_000;
+/// Instructions between checks of the interrupt flag.
+const INTERRUPT_INTERVAL: u32 = 4096;
+
+struct BytecodeFrame {
+    lambda: Rc<Lambda>,
+    upvalues: Rc<[Value]>,
+    ip: usize,
+    base: usize,
+}
+
+enum GenState {
+    Start,
+    AwaitValue,
+    AwaitCatch { stack_len: usize },
+    Caught(ErrorKind),
+}
+
+struct GenFrame {
+    gen: Gen,
+    state: GenState,
+    span: Option<Span>,
+}
+
+enum Frame {
+    Bytecode(BytecodeFrame),
+    Generator(Box<GenFrame>),
+    /// When the frame above completes, store its (forced) result in the thunk.
+    ThunkUpdate(Thunk),
+}
+
+/// Runs evaluations. One per top-level request; cheap to create.
+pub struct Vm {
+    state: Rc<EvalState>,
+    stack: Vec<Value>,
+    frames: Vec<Frame>,
+    until_check: u32,
+}
+
+impl Vm {
+    /// Runs a generator to completion on a fresh VM.
+    pub fn run<F>(state: &Rc<EvalState>, f: F) -> Result<Value, Error>
+    where
+        F: FnOnce(GenCo) -> GenFuture,
+    {
+        let mut vm = Vm {
+            state: state.clone(),
+            stack: Vec::with_capacity(256),
+            frames: Vec::with_capacity(64),
+            until_check: INTERRUPT_INTERVAL,
+        };
+        vm.frames.push(Frame::Generator(Box::new(GenFrame {
+            gen: Gen::new(f),
+            state: GenState::Start,
+            span: None,
+        })));
+        vm.execute()
+    }
+
+    fn execute(&mut self) -> Result<Value, Error> {
+        loop {
+            let Some(frame) = self.frames.pop() else {
+                return Ok(self.stack.pop().unwrap_or(Value::Null));
+            };
+            let r = match frame {
+                Frame::Bytecode(f) => self.run_bytecode(f),
+                Frame::Generator(g) => self.run_generator(g),
+                Frame::ThunkUpdate(t) => self.finish_thunk(t),
+            };
+            if let Err(e) = r {
+                self.unwind(e)?;
+            }
+        }
+    }
+
+    /// Pops frames until a generator that asked to catch this error.
+    fn unwind(&mut self, mut err: Error) -> Result<(), Error> {
+        while let Some(frame) = self.frames.pop() {
+            match frame {
+                Frame::ThunkUpdate(t) => t.restore(),
+                Frame::Generator(mut g) => {
+                    if let GenState::AwaitCatch { stack_len } = g.state {
+                        if err.kind.is_catchable() {
+                            self.stack.truncate(stack_len);
+                            g.state = GenState::Caught(err.kind);
+                            self.frames.push(Frame::Generator(g));
+                            return Ok(());
+                        }
+                    }
+                    if err.span.is_none() {
+                        err.span = g.span;
+                    }
+                }
+                Frame::Bytecode(_) => {}
+            }
+        }
+        Err(err)
+    }
+
+    fn push_frame(&mut self, f: Frame) -> EvalResult<()> {
+        if self.frames.len() >= MAX_FRAMES {
+            return Err(ErrorKind::StackOverflow);
+        }
+        self.frames.push(f);
+        Ok(())
+    }
+
+    /// Sets up frames to force a thunk, or pushes its value if it has one.
+    fn push_force(&mut self, t: Thunk) -> EvalResult<()> {
+        if let Some(v) = t.value() {
+            self.stack.push(v);
+            return Ok(());
+        }
+        match t.enter() {
+            Some(ThunkRepr::Suspended { lambda, upvalues }) => {
+                self.push_frame(Frame::ThunkUpdate(t))?;
+                let base = self.stack.len();
+                self.push_frame(Frame::Bytecode(BytecodeFrame {
+                    lambda,
+                    upvalues,
+                    ip: 0,
+                    base,
+                }))
+            }
+            Some(ThunkRepr::Apply { func, arg }) => {
+                self.push_frame(Frame::ThunkUpdate(t))?;
+                let gen = Gen::new(move |co| -> GenFuture {
+                    Box::pin(async move {
+                        let f = force(&co, func).await;
+                        match co.yield_(VMRequest::Call(f, arg)).await {
+                            VMResponse::Value(v) => Ok(v),
+                            _ => unreachable!("Call answers with a value"),
+                        }
+                    })
+                });
+                self.push_frame(Frame::Generator(Box::new(GenFrame {
+                    gen,
+                    state: GenState::Start,
+                    span: None,
+                })))
+            }
+            _ => Err(ErrorKind::InfiniteRecursion),
+        }
+    }
+
+    fn finish_thunk(&mut self, t: Thunk) -> Result<(), Error> {
+        let top = self.stack.pop().unwrap_or(Value::Null);
+        match top {
+            Value::Thunk(inner) => {
+                if let Some(v) = inner.value() {
+                    t.update(v.clone());
+                    self.stack.push(v);
+                } else {
+                    self.frames.push(Frame::ThunkUpdate(t));
+                    self.push_force(inner).map_err(Error::from)?;
+                }
+            }
+            v => {
+                t.update(v.clone());
+                self.stack.push(v);
+            }
+        }
+        Ok(())
+    }
+
+    fn run_generator(&mut self, mut g: Box<GenFrame>) -> Result<(), Error> {
+        let mut response = match std::mem::replace(&mut g.state, GenState::Start) {
+            GenState::Start => VMResponse::Empty,
+            GenState::AwaitValue | GenState::AwaitCatch { .. } => {
+                VMResponse::Value(self.stack.pop().unwrap_or(Value::Null))
+            }
+            GenState::Caught(e) => VMResponse::Error(e),
+        };
+        loop {
+            match g.gen.resume_with(response) {
+                GeneratorState::Complete(Ok(v)) => {
+                    self.stack.push(v);
+                    return Ok(());
+                }
+                GeneratorState::Complete(Err(kind)) => return Err(Error::new(kind, g.span)),
+                GeneratorState::Yielded(req) => match req {
+                    VMRequest::Force(v) | VMRequest::TryForce(v) if v.is_whnf() => {
+                        response = VMResponse::Value(v.shallow());
+                    }
+                    VMRequest::Force(Value::Thunk(t)) => {
+                        g.state = GenState::AwaitValue;
+                        let span = g.span;
+                        self.frames.push(Frame::Generator(g));
+                        return self.push_force(t).map_err(|k| Error::new(k, span));
+                    }
+                    VMRequest::TryForce(Value::Thunk(t)) => {
+                        g.state = GenState::AwaitCatch {
+                            stack_len: self.stack.len(),
+                        };
+                        let span = g.span;
+                        self.frames.push(Frame::Generator(g));
+                        return self.push_force(t).map_err(|k| Error::new(k, span));
+                    }
+                    VMRequest::Force(_) | VMRequest::TryForce(_) => {
+                        unreachable!("non-thunks are in weak head normal form")
+                    }
+                    VMRequest::Call(f, arg) => {
+                        g.state = GenState::AwaitValue;
+                        let span = g.span;
+                        self.frames.push(Frame::Generator(g));
+                        if let Some(frame) = self.call_value(f, arg, span)? {
+                            self.push_frame(frame).map_err(|k| Error::new(k, span))?;
+                        }
+                        return Ok(());
+                    }
+                },
+            }
+        }
+    }
+
+    /// Applies a forced function. Either the result is pushed on the stack
+    /// (`None`) or a frame is returned that will leave it there.
+    fn call_value(
+        &mut self,
+        f: Value,
+        arg: Value,
+        span: Option<Span>,
+    ) -> Result<Option<Frame>, Error> {
+        match f {
+            Value::Closure(c) => {
+                let base = self.stack.len();
+                self.stack.push(arg);
+                Ok(Some(Frame::Bytecode(BytecodeFrame {
+                    lambda: c.lambda.clone(),
+                    upvalues: c.upvalues.clone(),
+                    ip: 0,
+                    base,
+                })))
+            }
+            Value::Builtin(app) => self.call_builtin(&app, arg, span),
+            Value::Attrs(a) if a.contains(b"__functor") => {
+                let functor = a.get(b"__functor").cloned().unwrap_or(Value::Null);
+                let this = Value::Attrs(a);
+                let gen = Gen::new(move |co| -> GenFuture {
+                    Box::pin(async move {
+                        let g = call(&co, functor, this).await;
+                        match co.yield_(VMRequest::Call(g, arg)).await {
+                            VMResponse::Value(v) => Ok(v),
+                            _ => unreachable!("Call answers with a value"),
+                        }
+                    })
+                });
+                Ok(Some(Frame::Generator(Box::new(GenFrame {
+                    gen,
+                    state: GenState::Start,
+                    span,
+                }))))
+            }
+            other => Err(Error::new(
+                ErrorKind::other(format!(
+                    "attempt to call something which is not a function but {}",
+                    other.describe()
+                )),
+                span,
+            )),
+        }
+    }
+
+    fn call_builtin(
+        &mut self,
+        app: &Rc<BuiltinApp>,
+        arg: Value,
+        span: Option<Span>,
+    ) -> Result<Option<Frame>, Error> {
+        let def = app.def;
+        if app.args.len() + 1 < def.arity {
+            let mut args = Vec::with_capacity(def.arity);
+            args.extend(app.args.iter().cloned());
+            args.push(arg);
+            self.stack
+                .push(Value::Builtin(Rc::new(BuiltinApp { def, args })));
+            return Ok(None);
+        }
+        let mut args = Vec::with_capacity(def.arity);
+        args.extend(app.args.iter().cloned());
+        args.push(arg);
+        let strict = |i: usize| def.lazy_args & (1 << i) == 0;
+        let all_forced = args
+            .iter()
+            .enumerate()
+            .all(|(i, a)| !strict(i) || a.is_whnf());
+        if all_forced {
+            for (i, a) in args.iter_mut().enumerate() {
+                if strict(i) {
+                    *a = a.shallow();
+                }
+            }
+            if let BuiltinFn::Sync(f) = def.func {
+                return match f(&self.state, args) {
+                    Ok(v) => {
+                        self.stack.push(v);
+                        Ok(None)
+                    }
+                    Err(k) => Err(Error::new(k, span)),
+                };
+            }
+        }
+        let state = self.state.clone();
+        let lazy = def.lazy_args;
+        let func = def.func;
+        let gen = Gen::new(move |co| -> GenFuture {
+            Box::pin(async move {
+                for (i, a) in args.iter_mut().enumerate() {
+                    if lazy & (1 << i) == 0 {
+                        *a = force(&co, a.clone()).await;
+                    }
+                }
+                match func {
+                    BuiltinFn::Sync(f) => f(&state, args),
+                    BuiltinFn::Gen(g) => g(co, state, args).await,
+                }
+            })
+        });
+        Ok(Some(Frame::Generator(Box::new(GenFrame {
+            gen,
+            state: GenState::Start,
+            span,
+        }))))
+    }
+
+    /// Runs a generator for an operator that needs the VM (deep equality,
+    /// list comparison, string coercion through `__toString`).
+    fn suspend_into(&mut self, f: BytecodeFrame, span: Span, gen: Gen) -> Result<(), Error> {
+        self.frames.push(Frame::Bytecode(f));
+        self.push_frame(Frame::Generator(Box::new(GenFrame {
+            gen,
+            state: GenState::Start,
+            span: Some(span),
+        })))
+        .map_err(|k| Error::new(k, Some(span)))
+    }
+
+    fn capture(&self, f: &BytecodeFrame, lambda: &Lambda) -> Rc<[Value]> {
+        lambda
+            .upvalues
+            .iter()
+            .map(|u| match *u {
+                UpvalueSource::Local(s) => self.stack[f.base + s as usize].clone(),
+                UpvalueSource::Upvalue(i) => f.upvalues[i as usize].clone(),
+                UpvalueSource::Deferred(_) => Value::Null,
+            })
+            .collect()
+    }
+
+    #[inline]
+    fn pop(&mut self) -> Value {
+        self.stack.pop().unwrap_or(Value::Null)
+    }
+
+    fn run_bytecode(&mut self, mut f: BytecodeFrame) -> Result<(), Error> {
+        loop {
+            self.until_check -= 1;
+            if self.until_check == 0 {
+                self.until_check = INTERRUPT_INTERVAL;
+                if self.state.interrupt.load(Ordering::Relaxed) {
+                    let span = f.lambda.chunk.spans.get(f.ip).copied();
+                    return Err(Error::new(ErrorKind::Interrupted, span));
+                }
+            }
+            let op = f.lambda.chunk.code[f.ip];
+            f.ip += 1;
+            macro_rules! fail {
+                ($kind:expr) => {
+                    return Err(Error::new($kind, Some(f.lambda.chunk.spans[f.ip - 1])))
+                };
+            }
+            macro_rules! tri {
+                ($e:expr) => {
+                    match $e {
+                        Ok(v) => v,
+                        Err(k) => fail!(k),
+                    }
+                };
+            }
+            match op {
+                Op::Constant(i) => {
+                    let v = f.lambda.chunk.constants[i as usize].clone();
+                    self.stack.push(v);
+                }
+                Op::Pop => {
+                    self.stack.pop();
+                }
+                Op::GetLocal(i) => {
+                    let v = self.stack[f.base + i as usize].clone();
+                    self.stack.push(v);
+                }
+                Op::GetUpvalue(i) => {
+                    let v = f.upvalues[i as usize].clone();
+                    self.stack.push(v);
+                }
+                Op::Force => {
+                    if let Some(Value::Thunk(t)) = self.stack.last() {
+                        if let Some(v) = t.value() {
+                            *self.stack.last_mut().expect("checked") = v;
+                        } else {
+                            let t = t.clone();
+                            self.stack.pop();
+                            let span = f.lambda.chunk.spans[f.ip - 1];
+                            self.frames.push(Frame::Bytecode(f));
+                            return self.push_force(t).map_err(|k| Error::new(k, Some(span)));
+                        }
+                    }
+                }
+                Op::MakeClosure(i) => {
+                    let lambda = f.lambda.chunk.lambdas[i as usize].clone();
+                    let upvalues = self.capture(&f, &lambda);
+                    self.stack
+                        .push(Value::Closure(Rc::new(Closure { lambda, upvalues })));
+                }
+                Op::MakeThunk(i) => {
+                    let lambda = f.lambda.chunk.lambdas[i as usize].clone();
+                    let upvalues = self.capture(&f, &lambda);
+                    self.stack
+                        .push(Value::Thunk(Thunk::suspended(lambda, upvalues)));
+                }
+                Op::Finalise(slot) => {
+                    let v = &self.stack[f.base + slot as usize];
+                    if let Value::Thunk(t) = v {
+                        let t = t.clone();
+                        let lambda = match &*t.repr() {
+                            ThunkRepr::Suspended { lambda, .. } => Some(lambda.clone()),
+                            _ => None,
+                        };
+                        if let Some(lambda) = lambda {
+                            let stack = &self.stack;
+                            let base = f.base;
+                            t.finalise(|ups| {
+                                for (i, src) in lambda.upvalues.iter().enumerate() {
+                                    if let UpvalueSource::Deferred(s) = src {
+                                        ups[i] = stack[base + *s as usize].clone();
+                                    }
+                                }
+                            });
+                        }
+                    }
+                }
+                Op::Call => {
+                    let arg = self.pop();
+                    let func = self.pop();
+                    let span = Some(f.lambda.chunk.spans[f.ip - 1]);
+                    if let Value::Closure(c) = &func {
+                        if self.frames.len() >= MAX_FRAMES {
+                            fail!(ErrorKind::StackOverflow);
+                        }
+                        let base = self.stack.len();
+                        self.stack.push(arg);
+                        let callee = BytecodeFrame {
+                            lambda: c.lambda.clone(),
+                            upvalues: c.upvalues.clone(),
+                            ip: 0,
+                            base,
+                        };
+                        self.frames.push(Frame::Bytecode(f));
+                        f = callee;
+                        continue;
+                    }
+                    match self.call_value(func, arg, span)? {
+                        None => {}
+                        Some(frame) => {
+                            self.frames.push(Frame::Bytecode(f));
+                            return self.push_frame(frame).map_err(|k| Error::new(k, span));
+                        }
+                    }
+                }
+                Op::Return => {
+                    let result = self.pop();
+                    self.stack.truncate(f.base);
+                    self.stack.push(result);
+                    if let Some(Frame::Bytecode(_)) = self.frames.last() {
+                        if let Some(Frame::Bytecode(next)) = self.frames.pop() {
+                            f = next;
+                            continue;
+                        }
+                    }
+                    return Ok(());
+                }
+                Op::Jump(t) => f.ip = t as usize,
+                Op::JumpIfFalse(t) => match self.pop() {
+                    Value::Bool(b) => {
+                        if !b {
+                            f.ip = t as usize
+                        }
+                    }
+                    other => fail!(type_error("Boolean", &other)),
+                },
+                Op::JumpIfFalseKeep(t) => match self.stack.last() {
+                    Some(Value::Bool(false)) => f.ip = t as usize,
+                    _ => {}
+                },
+                Op::JumpIfTrueKeep(t) => match self.stack.last() {
+                    Some(Value::Bool(true)) => f.ip = t as usize,
+                    _ => {}
+                },
+                Op::AssertBool => match self.stack.last() {
+                    Some(Value::Bool(_)) => {}
+                    Some(other) => fail!(type_error("Boolean", other)),
+                    None => {}
+                },
+                Op::Not => match self.pop() {
+                    Value::Bool(b) => self.stack.push(Value::Bool(!b)),
+                    other => fail!(type_error("Boolean", &other)),
+                },
+                Op::Negate => {
+                    let v = self.pop();
+                    let r = tri!(ops::arith(ops::Arith::Sub, Value::Int(0), v));
+                    self.stack.push(r);
+                }
+                Op::Add | Op::Sub | Op::Mul | Op::Div => {
+                    let b = self.pop();
+                    let a = self.pop();
+                    let kind = match op {
+                        Op::Add => ops::Arith::Add,
+                        Op::Sub => ops::Arith::Sub,
+                        Op::Mul => ops::Arith::Mul,
+                        _ => ops::Arith::Div,
+                    };
+                    match (kind, &a, &b) {
+                        (ops::Arith::Add, Value::String(_) | Value::Path(_), _) => {
+                            match tri!(ops::add_strings_fast(&self.state, &a, &b)) {
+                                Some(v) => self.stack.push(v),
+                                None => {
+                                    let span = f.lambda.chunk.spans[f.ip - 1];
+                                    let state = self.state.clone();
+                                    let gen = Gen::new(move |co| -> GenFuture {
+                                        Box::pin(async move {
+                                            ops::add_strings(&co, &state, a, b).await
+                                        })
+                                    });
+                                    return self.suspend_into(f, span, gen);
+                                }
+                            }
+                        }
+                        _ => {
+                            let r = tri!(ops::arith(kind, a, b));
+                            self.stack.push(r);
+                        }
+                    }
+                }
+                Op::Equal | Op::NotEqual => {
+                    let b = self.pop();
+                    let a = self.pop();
+                    let negate = matches!(op, Op::NotEqual);
+                    match ops::eq_fast(&a, &b) {
+                        Some(r) => self.stack.push(Value::Bool(r != negate)),
+                        None => {
+                            let span = f.lambda.chunk.spans[f.ip - 1];
+                            let gen = Gen::new(move |co| -> GenFuture {
+                                Box::pin(async move {
+                                    let r = nix_eq(&co, a, b).await?;
+                                    Ok(Value::Bool(r != negate))
+                                })
+                            });
+                            return self.suspend_into(f, span, gen);
+                        }
+                    }
+                }
+                Op::Less | Op::LessEq | Op::More | Op::MoreEq => {
+                    let b = self.pop();
+                    let a = self.pop();
+                    // a <= b is !(b < a); a > b is b < a; a >= b is !(a < b)
+                    let (x, y, negate) = match op {
+                        Op::Less => (a, b, false),
+                        Op::LessEq => (b, a, true),
+                        Op::More => (b, a, false),
+                        _ => (a, b, true),
+                    };
+                    match ops::less_fast(&x, &y) {
+                        Some(Ok(r)) => self.stack.push(Value::Bool(r != negate)),
+                        Some(Err(k)) => fail!(k),
+                        None => {
+                            let span = f.lambda.chunk.spans[f.ip - 1];
+                            let gen = Gen::new(move |co| -> GenFuture {
+                                Box::pin(async move {
+                                    let r = nix_less(&co, x, y).await?;
+                                    Ok(Value::Bool(r != negate))
+                                })
+                            });
+                            return self.suspend_into(f, span, gen);
+                        }
+                    }
+                }
+                Op::Concat => {
+                    let b = self.pop();
+                    let a = self.pop();
+                    match (a, b) {
+                        (Value::List(x), Value::List(y)) => {
+                            if x.is_empty() {
+                                self.stack.push(Value::List(y));
+                            } else if y.is_empty() {
+                                self.stack.push(Value::List(x));
+                            } else {
+                                let mut v = Vec::with_capacity(x.len() + y.len());
+                                v.extend(x.iter().cloned());
+                                v.extend(y.iter().cloned());
+                                self.stack.push(Value::list(v));
+                            }
+                        }
+                        (Value::List(_), other) | (other, _) => {
+                            fail!(type_error("list", &other))
+                        }
+                    }
+                }
+                Op::Update => {
+                    let b = self.pop();
+                    let a = self.pop();
+                    match (a, b) {
+                        (Value::Attrs(x), Value::Attrs(y)) => {
+                            self.stack.push(Value::Attrs(x.update(&y)))
+                        }
+                        (Value::Attrs(_), other) | (other, _) => fail!(type_error("set", &other)),
+                    }
+                }
+                Op::Attrs(i) => {
+                    let names = f.lambda.chunk.names[i as usize].clone();
+                    let n = names.len();
+                    let values = self.stack.split_off(self.stack.len() - n);
+                    let entries = names.iter().cloned().zip(values).collect();
+                    self.stack
+                        .push(Value::Attrs(Rc::new(NixAttrs::from_sorted(entries))));
+                }
+                Op::AttrsDyn => {
+                    let value = self.pop();
+                    let key = self.pop();
+                    let key = match key {
+                        Value::Null => continue,
+                        Value::String(s) => s,
+                        other => fail!(type_error("string", &other)),
+                    };
+                    if let Some(Value::Attrs(a)) = self.stack.last_mut() {
+                        let a = Rc::make_mut(a);
+                        if !a.insert_new(key.without_context(), value) {
+                            fail!(ErrorKind::other(format!(
+                                "dynamic attribute '{}' already defined",
+                                key
+                            )));
+                        }
+                    }
+                }
+                Op::Select(i) => {
+                    let top = self.pop();
+                    let name = &f.lambda.chunk.constants[i as usize];
+                    let Value::String(name) = name else {
+                        unreachable!("Select names are strings")
+                    };
+                    match top {
+                        Value::Attrs(a) => match a.get(name.as_bytes()) {
+                            Some(v) => self.stack.push(v.clone()),
+                            None => fail!(ErrorKind::AttrMissing {
+                                name: name.to_string()
+                            }),
+                        },
+                        other => fail!(type_error("set", &other)),
+                    }
+                }
+                Op::SelectOr(i, target) => {
+                    let top = self.pop();
+                    let Value::String(name) = &f.lambda.chunk.constants[i as usize] else {
+                        unreachable!("Select names are strings")
+                    };
+                    match top.as_attrs().and_then(|a| a.get(name.as_bytes())) {
+                        Some(v) => self.stack.push(v.clone()),
+                        None => f.ip = target as usize,
+                    }
+                }
+                Op::SelectDyn | Op::SelectDynOr(_) => {
+                    let key = self.pop();
+                    let top = self.pop();
+                    let key = match key {
+                        Value::String(s) => s,
+                        other => fail!(type_error("string", &other)),
+                    };
+                    let found = match (&top, op) {
+                        (Value::Attrs(a), _) => a.get(key.as_bytes()).cloned(),
+                        (other, Op::SelectDyn) => fail!(type_error("set", other)),
+                        _ => None,
+                    };
+                    match (found, op) {
+                        (Some(v), _) => self.stack.push(v),
+                        (None, Op::SelectDynOr(t)) => f.ip = t as usize,
+                        (None, _) => fail!(ErrorKind::AttrMissing {
+                            name: key.to_string()
+                        }),
+                    }
+                }
+                Op::HasAttrStep(i, target) => {
+                    let top = self.pop();
+                    let Value::String(name) = &f.lambda.chunk.constants[i as usize] else {
+                        unreachable!("attribute names are strings")
+                    };
+                    match top.as_attrs().and_then(|a| a.get(name.as_bytes())) {
+                        Some(v) => self.stack.push(v.clone()),
+                        None => {
+                            self.stack.push(Value::Bool(false));
+                            f.ip = target as usize;
+                        }
+                    }
+                }
+                Op::HasAttrStepDyn(target) => {
+                    let key = self.pop();
+                    let top = self.pop();
+                    let key = match key {
+                        Value::String(s) => s,
+                        other => fail!(type_error("string", &other)),
+                    };
+                    match top.as_attrs().and_then(|a| a.get(key.as_bytes())) {
+                        Some(v) => self.stack.push(v.clone()),
+                        None => {
+                            self.stack.push(Value::Bool(false));
+                            f.ip = target as usize;
+                        }
+                    }
+                }
+                Op::HasAttrEnd => {
+                    self.pop();
+                    self.stack.push(Value::Bool(true));
+                }
+                Op::List(n) => {
+                    let items = self.stack.split_off(self.stack.len() - n as usize);
+                    self.stack.push(Value::list(items));
+                }
+                Op::Interpolate(n) | Op::InterpolatePath(n) => {
+                    let parts = self.stack.split_off(self.stack.len() - n as usize);
+                    let is_path = matches!(op, Op::InterpolatePath(_));
+                    match ops::interpolate_fast(&parts, is_path) {
+                        Some(r) => {
+                            let v = tri!(r);
+                            self.stack.push(v);
+                        }
+                        None => {
+                            let span = f.lambda.chunk.spans[f.ip - 1];
+                            let state = self.state.clone();
+                            let gen = Gen::new(move |co| -> GenFuture {
+                                Box::pin(async move {
+                                    ops::interpolate(&co, &state, parts, is_path).await
+                                })
+                            });
+                            return self.suspend_into(f, span, gen);
+                        }
+                    }
+                }
+                Op::ResolveWith(name, n) => {
+                    let namespaces = self.stack.split_off(self.stack.len() - n as usize);
+                    let Value::String(name) = &f.lambda.chunk.constants[name as usize] else {
+                        unreachable!("variable names are strings")
+                    };
+                    let mut found = None;
+                    for ns in &namespaces {
+                        match ns {
+                            Value::Attrs(a) => {
+                                if let Some(v) = a.get(name.as_bytes()) {
+                                    found = Some(v.clone());
+                                    break;
+                                }
+                            }
+                            other => fail!(type_error("set", other)),
+                        }
+                    }
+                    match found {
+                        Some(v) => self.stack.push(v),
+                        None => fail!(ErrorKind::UndefinedVariable(name.to_string())),
+                    }
+                }
+                Op::ScopeEnd(n) => {
+                    let top = self.pop();
+                    let len = self.stack.len();
+                    self.stack.truncate(len - n as usize);
+                    self.stack.push(top);
+                }
+                Op::AssertFail(i) => {
+                    let text = match &f.lambda.chunk.constants[i as usize] {
+                        Value::String(s) => s.to_string(),
+                        _ => String::new(),
+                    };
+                    fail!(ErrorKind::AssertionFailed(text));
+                }
+                Op::ValidateFormals(i) => {
+                    let formals = f.lambda.chunk.formals[i as usize].clone();
+                    let func = f
+                        .lambda
+                        .name
+                        .clone()
+                        .unwrap_or_else(|| "anonymous lambda".into());
+                    let args = match self.stack.last() {
+                        Some(Value::Attrs(a)) => a.clone(),
+                        Some(other) => fail!(type_error("set", other)),
+                        None => fail!(ErrorKind::other("missing argument")),
+                    };
+                    for (name, has_default) in &formals.entries {
+                        if !has_default && !args.contains(name.as_bytes()) {
+                            fail!(ErrorKind::MissingArgument {
+                                func,
+                                arg: name.to_string()
+                            });
+                        }
+                    }
+                    if !formals.ellipsis {
+                        for k in args.keys() {
+                            if formals
+                                .entries
+                                .binary_search_by(|(n, _)| n.as_bytes().cmp(k.as_bytes()))
+                                .is_err()
+                            {
+                                fail!(ErrorKind::UnexpectedArgument {
+                                    func,
+                                    arg: k.to_string()
+                                });
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A string value (helper for builtins).
+pub fn string_value(s: impl Into<NixString>) -> Value {
+    Value::String(s.into())
+}

@@ -1,0 +1,208 @@
+//! State shared by every evaluation: sources, the global scope, the import
+//! cache, options and the interrupt flag.
+
+use crate::compiler::{self, base_dir_of, CompileEnv, Globals};
+use crate::errors::{Error, ErrorKind, EvalResult};
+use crate::io::{EvalIO, FileType};
+use crate::source::SourceMap;
+use crate::value::{NixString, Thunk, Value};
+use rustc_hash::FxHashMap;
+use std::cell::{OnceCell, RefCell};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+/// One `-I`/`NIX_PATH` entry: `prefix=path` or a bare path (empty prefix).
+#[derive(Clone, Debug)]
+pub struct SearchPathEntry {
+    /// The prefix (`nixpkgs` in `nixpkgs=/path`), empty for bare entries.
+    pub prefix: String,
+    /// The path or URL.
+    pub path: String,
+}
+
+impl SearchPathEntry {
+    /// Parses `prefix=path` or `path`.
+    pub fn parse(s: &str) -> Self {
+        match s.split_once('=') {
+            Some((p, path)) => SearchPathEntry {
+                prefix: p.into(),
+                path: path.into(),
+            },
+            None => SearchPathEntry {
+                prefix: String::new(),
+                path: s.into(),
+            },
+        }
+    }
+}
+
+/// Options fixed for the life of an [`EvalState`].
+#[derive(Clone, Debug)]
+pub struct EvalOptions {
+    /// `-I` entries then `NIX_PATH` entries, in lookup order.
+    pub search_path: Vec<SearchPathEntry>,
+    /// `$HOME`, for `~/` paths.
+    pub home: Option<PathBuf>,
+    /// `builtins.currentSystem`.
+    pub system: String,
+    /// `builtins.storeDir`.
+    pub store_dir: String,
+    /// Directory `-E` expressions resolve relative paths against.
+    pub cwd: PathBuf,
+}
+
+impl Default for EvalOptions {
+    fn default() -> Self {
+        let mut search_path = Vec::new();
+        if let Ok(p) = std::env::var("NIX_PATH") {
+            search_path.extend(
+                p.split(':')
+                    .filter(|s| !s.is_empty())
+                    .map(SearchPathEntry::parse),
+            );
+        }
+        EvalOptions {
+            search_path,
+            home: std::env::var_os("HOME").map(PathBuf::from),
+            system: "x86_64-linux".into(),
+            store_dir: "/nix/store".into(),
+            cwd: std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/")),
+        }
+    }
+}
+
+/// Everything an evaluation shares.
+pub struct EvalState {
+    /// All source texts.
+    pub sources: SourceMap,
+    /// File access.
+    pub io: Box<dyn EvalIO>,
+    /// Options.
+    pub options: EvalOptions,
+    /// Set from another thread to cancel the running evaluation.
+    pub interrupt: Arc<AtomicBool>,
+    globals: OnceCell<Rc<Globals>>,
+    import_cache: RefCell<FxHashMap<PathBuf, Value>>,
+    /// Store paths computed for source paths, by source path.
+    pub(crate) path_cache: RefCell<FxHashMap<PathBuf, NixString>>,
+}
+
+impl EvalState {
+    /// A new state with the builtins installed.
+    pub fn new(io: Box<dyn EvalIO>, options: EvalOptions) -> Rc<Self> {
+        let state = Rc::new(EvalState {
+            sources: SourceMap::default(),
+            io,
+            options,
+            interrupt: Arc::new(AtomicBool::new(false)),
+            globals: OnceCell::new(),
+            import_cache: RefCell::default(),
+            path_cache: RefCell::default(),
+        });
+        let globals = crate::builtins::globals(&state);
+        let _ = state.globals.set(Rc::new(globals));
+        state
+    }
+
+    /// The global scope.
+    pub fn globals(&self) -> &Rc<Globals> {
+        self.globals
+            .get()
+            .expect("globals are set in EvalState::new")
+    }
+
+    /// Parses and compiles a source text into a thunk of its value.
+    pub fn compile_source(
+        &self,
+        name: String,
+        path: Option<PathBuf>,
+        text: Rc<str>,
+        base_dir: PathBuf,
+    ) -> Result<Value, Error> {
+        let file = self.sources.add(name, path, text.clone());
+        let parsed = rnix::Root::parse(&text);
+        if let Some(e) = parsed.errors().first() {
+            return Err(crate::syntax::parse_error(e, &file));
+        }
+        let root = parsed.tree().expr().ok_or_else(|| {
+            Error::new(
+                ErrorKind::Parse("unexpected end of file".into()),
+                Some(crate::source::Span::new(file.base, file.base)),
+            )
+        })?;
+        let env = CompileEnv {
+            globals: self.globals(),
+            base_dir,
+            home: self.options.home.clone(),
+        };
+        let lambda = compiler::compile(&root, &file, &env)?;
+        Ok(Value::Thunk(Thunk::suspended(lambda, Rc::from(Vec::new()))))
+    }
+
+    /// The (cached) value of a file, as `import` gives it. A directory means its `default.nix`.
+    pub fn import_file(&self, path: &Path) -> EvalResult<Value> {
+        let path = self.resolve_import_path(path)?;
+        if let Some(v) = self.import_cache.borrow().get(&path) {
+            return Ok(v.clone());
+        }
+        let bytes = self.io.read_file(&path).map_err(|e| {
+            ErrorKind::Io(format!("opening file '{}': {}", path.display(), io_msg(&e)))
+        })?;
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let v = self
+            .compile_source(
+                path.display().to_string(),
+                Some(path.clone()),
+                text.into(),
+                base_dir_of(&path),
+            )
+            .map_err(|e| ErrorKind::Located(Box::new(e)))?;
+        self.import_cache.borrow_mut().insert(path, v.clone());
+        Ok(v)
+    }
+
+    /// `dir` -> `dir/default.nix`.
+    pub fn resolve_import_path(&self, path: &Path) -> EvalResult<PathBuf> {
+        if let Ok(FileType::Directory) = self.io.file_type(path) {
+            return Ok(path.join("default.nix"));
+        }
+        if let Ok(FileType::Symlink) = self.io.file_type(path) {
+            if let Ok(target) = std::fs::canonicalize(path) {
+                if target.is_dir() {
+                    return Ok(path.join("default.nix"));
+                }
+            }
+        }
+        Ok(path.to_path_buf())
+    }
+
+    /// Adds a source path to the (virtual) store: its store path as a string
+    /// with that path as context.
+    pub fn copy_path_to_store(&self, path: &Path) -> EvalResult<NixString> {
+        if let Some(s) = self.path_cache.borrow().get(path) {
+            return Ok(s.clone());
+        }
+        let s = crate::store::add_path_to_store(self, path, None, true, None)?;
+        self.path_cache
+            .borrow_mut()
+            .insert(path.to_path_buf(), s.clone());
+        Ok(s)
+    }
+}
+
+/// An I/O error's message without Rust's "(os error N)" suffix.
+pub fn io_msg(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "No such file or directory".into(),
+        std::io::ErrorKind::PermissionDenied => "Permission denied".into(),
+        _ => {
+            let s = e.to_string();
+            match s.find(" (os error") {
+                Some(i) => s[..i].to_string(),
+                None => s,
+            }
+        }
+    }
+}
