@@ -239,3 +239,43 @@ pub async fn auto_call(co: &GenCo, v: Value, args: &Rc<NixAttrs>) -> EvalResult<
         _ => Ok(v),
     }
 }
+
+/// Evaluates an expression strictly and prints it like `nix-instantiate
+/// --eval --strict`, or returns the rendered error. For tests.
+pub fn eval_strict_to_string(expr: &str) -> Result<String, String> {
+    let ev = Evaluator::new(EvalOptions::default());
+    let r = ev
+        .root(&Source::Expr(expr.to_string()), &[], &[])
+        .and_then(|v| ev.deep_force(v));
+    match r {
+        Ok(v) => Ok(crate::printer::print_value(&v)),
+        Err(e) => Err(ev.render_error(&e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::eval_strict_to_string as eval;
+
+    #[test]
+    fn language_basics() {
+        assert_eq!(eval("1 + 2").unwrap(), "3");
+        assert_eq!(
+            eval("rec { a = 1; b = a + 1; c.d = b; }").unwrap(),
+            "{ a = 1; b = 2; c = { d = 2; }; }"
+        );
+        assert_eq!(
+            eval("({a, b ? a + 1, ...}@args: [a b]) {a = 5; c = 1;}").unwrap(),
+            "[ 5 6 ]"
+        );
+        assert!(eval("let x = x; in x")
+            .unwrap_err()
+            .contains("infinite recursion"));
+    }
+
+    #[test]
+    fn deep_recursion_does_not_overflow() {
+        let r = eval("let f = n: if n == 0 then 0 else 1 + f (n - 1); in f 1000000");
+        assert_eq!(r.unwrap(), "1000000");
+    }
+}
