@@ -11,6 +11,7 @@ fn main() {
             "--strict" => cmd.strict = true,
             "--json" => cmd.json = true,
             "--raw" => cmd.raw = true,
+            "--xml" => cmd.xml = true,
             "--parse" => cmd.parse = true,
             "--eval" => {}
             "-E" => cmd.expr = args.next(),

@@ -1,9 +1,10 @@
 //! `attrfs eval`: evaluate and print like `nix-instantiate --eval`.
 //!
 //! Lives in the evaluator crate so the binary's adapter stays a few lines
-//! and tests can call it without spawning a process.
+//! and the conformance tests run exactly this code in-process.
 
 use crate::eval::{AutoArg, Evaluator, Source};
+use crate::value::Value;
 use crate::vm::{deep_force, force, EvalOptions, SearchPathEntry};
 use std::io::Write;
 
@@ -20,6 +21,8 @@ pub struct EvalCommand {
     pub strict: bool,
     /// `--json`: print as JSON.
     pub json: bool,
+    /// `--xml`: print as XML (the `builtins.toXML` format).
+    pub xml: bool,
     /// `--raw`: print a string's bytes unquoted.
     pub raw: bool,
     /// `--parse`: only parse and compile.
@@ -34,12 +37,25 @@ pub struct EvalCommand {
 /// (boxed) futures, whose polling uses the Rust stack.
 pub const EVAL_STACK_SIZE: usize = 1 << 30;
 
-/// Runs the command; returns the process exit status.
+/// Runs the command on an evaluation thread, printing to stdout/stderr;
+/// returns the process exit status.
 pub fn run(cmd: EvalCommand) -> i32 {
     let handle = std::thread::Builder::new()
         .name("attrfs-eval".into())
         .stack_size(EVAL_STACK_SIZE)
-        .spawn(move || run_here(&cmd));
+        .spawn(move || match evaluate(&cmd, EvalOptions::default()) {
+            Ok(bytes) => {
+                let mut out = std::io::stdout().lock();
+                if out.write_all(&bytes).and_then(|_| out.flush()).is_err() {
+                    return 1;
+                }
+                0
+            }
+            Err(msg) => {
+                eprintln!("{msg}");
+                1
+            }
+        });
     match handle.map(|h| h.join()) {
         Ok(Ok(code)) => code,
         _ => {
@@ -49,8 +65,9 @@ pub fn run(cmd: EvalCommand) -> i32 {
     }
 }
 
-fn run_here(cmd: &EvalCommand) -> i32 {
-    let mut options = EvalOptions::default();
+/// Evaluates as the command says and returns what it prints on stdout, or
+/// the rendered error. Call it on a thread with [`EVAL_STACK_SIZE`].
+pub fn evaluate(cmd: &EvalCommand, mut options: EvalOptions) -> Result<Vec<u8>, String> {
     let mut search: Vec<SearchPathEntry> = cmd
         .include
         .iter()
@@ -65,63 +82,57 @@ fn run_here(cmd: &EvalCommand) -> i32 {
         (None, None) => Source::File("default.nix".into()),
     };
     if cmd.parse {
-        return match ev.check(&source) {
-            Ok(()) => 0,
-            Err(e) => {
-                eprintln!("{}", ev.render_error(&e));
-                1
-            }
-        };
+        return ev
+            .check(&source)
+            .map(|()| Vec::new())
+            .map_err(|e| ev.render_error(&e));
     }
+    let (strict, json, xml) = (cmd.strict, cmd.json, cmd.xml);
+    let state = ev.state.clone();
     let result = ev.root(&source, &cmd.args, &cmd.attr).and_then(|v| {
-        let strict = cmd.strict;
-        let json = cmd.json;
-        let state = ev.state.clone();
         ev.run(move |co| {
             Box::pin(async move {
-                let v = if strict || json {
+                let v = if strict || json || xml {
                     deep_force(&co, v).await?
                 } else {
                     force(&co, v).await
                 };
                 if json {
                     let s = crate::builtins::value_to_json(&co, &state, v).await?;
-                    return Ok(crate::value::Value::string(s));
+                    return Ok(Value::String(s));
+                }
+                if xml {
+                    let to_xml = state
+                        .globals()
+                        .get("__toXML")
+                        .cloned()
+                        .ok_or_else(|| crate::ErrorKind::other("--xml is not supported"))?;
+                    return Ok(crate::vm::call(&co, to_xml, v).await);
                 }
                 Ok(v)
             })
         })
     });
-    let mut out = std::io::stdout().lock();
-    match result {
-        Ok(v) => {
-            let r = if cmd.json {
-                match &v {
-                    crate::Value::String(s) => writeln!(out, "{}", s),
-                    _ => Ok(()),
-                }
-            } else if cmd.raw {
-                match &v {
-                    crate::Value::String(s) => out.write_all(s.as_bytes()),
-                    other => {
-                        eprintln!(
-                            "error: value is {} while a string was expected",
-                            crate::printer::type_with_article(other)
-                        );
-                        return 1;
-                    }
-                }
-            } else {
-                writeln!(out, "{}", crate::printer::print_value(&v))
-            };
-            if r.is_err() {
-                return 1;
+    let v = result.map_err(|e| ev.render_error(&e))?;
+    let mut out = Vec::new();
+    match &v {
+        Value::String(s) if json || xml => {
+            out.extend_from_slice(s.as_bytes());
+            if json {
+                out.push(b'\n');
             }
-            0
         }
-        Err(e) => {
-            eprintln!("{}", ev.render_error(&e));
-            1
+        Value::String(s) if cmd.raw => out.extend_from_slice(s.as_bytes()),
+        other if cmd.raw => {
+            return Err(format!(
+                "error: value is {} while a string was expected",
+                crate::printer::type_with_article(other)
+            ))
+        }
+        other => {
+            out.extend_from_slice(crate::printer::print_value(other).as_bytes());
+            out.push(b'\n');
         }
     }
+    Ok(out)
 }

@@ -160,9 +160,6 @@ impl Evaluator {
     where
         F: FnOnce(GenCo) -> GenFuture,
     {
-        self.state
-            .interrupt
-            .store(false, std::sync::atomic::Ordering::Relaxed);
         Vm::run(&self.state, f)
     }
 

@@ -1,1 +1,69 @@
+//! Shared helpers for the workspace-level tests: locating the shared
+//! material (`../shared` next to the workspace) and running evaluations in
+//! isolation (own thread, big stack, deadline, panics contained).
 
+use attrfs_eval::cli::{evaluate, EvalCommand, EVAL_STACK_SIZE};
+use attrfs_eval::EvalOptions;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The workspace root.
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// `../shared` relative to the workspace root.
+pub fn shared_dir() -> PathBuf {
+    workspace_root().join("../shared")
+}
+
+/// How an isolated evaluation ended.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Printed output.
+    Ok(Vec<u8>),
+    /// Rendered evaluation error.
+    Err(String),
+    /// Did not finish before the deadline.
+    Timeout,
+    /// The evaluator panicked (always a bug).
+    Panic(String),
+}
+
+/// Runs `evaluate` on its own thread with a deadline; a run past the
+/// deadline is interrupted through the evaluator's flag.
+pub fn run_isolated(cmd: EvalCommand, mut options: EvalOptions, deadline: Duration) -> Outcome {
+    let flag = Arc::new(AtomicBool::new(false));
+    options.interrupt = flag.clone();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let handle = std::thread::Builder::new()
+        .stack_size(EVAL_STACK_SIZE)
+        .spawn(move || {
+            let r =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| evaluate(&cmd, options)));
+            let _ = tx.send(r);
+        })
+        .expect("spawn evaluation thread");
+    let outcome = match rx.recv_timeout(deadline) {
+        Ok(Ok(Ok(out))) => Outcome::Ok(out),
+        Ok(Ok(Err(e))) => Outcome::Err(e),
+        Ok(Err(p)) => Outcome::Panic(
+            p.downcast_ref::<String>()
+                .cloned()
+                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "panic".into()),
+        ),
+        Err(_) => {
+            flag.store(true, Ordering::Relaxed);
+            let _ = rx.recv_timeout(Duration::from_secs(10));
+            Outcome::Timeout
+        }
+    };
+    let _ = handle.join();
+    outcome
+}

@@ -239,10 +239,14 @@ impl Compiler<'_> {
         };
         let mark = self.ctx().scope.locals.len();
         let base = self.depth();
+        let mut overrides = None;
         if b.recursive {
             let slots = self.compile_recursive_group(&b, node)?;
-            for slot in slots {
-                self.emit(Op::GetLocal(slot), node);
+            for (slot, (name, _, _)) in slots.iter().zip(&b.entries) {
+                if name.as_bytes() == b"__overrides" {
+                    overrides = Some(*slot);
+                }
+                self.emit(Op::GetLocal(*slot), node);
             }
         } else {
             for e in &b.inherit_from {
@@ -256,6 +260,12 @@ impl Compiler<'_> {
             }
         }
         self.emit(Op::Attrs(names_idx), node);
+        if let Some(slot) = overrides {
+            // `rec { __overrides = { ... }; }`: the overrides replace attributes.
+            self.emit(Op::GetLocal(slot), node);
+            self.emit(Op::Force, node);
+            self.emit(Op::Update, node);
+        }
         for (key, n, binding) in &b.dynamic {
             self.compile_attr_key(key)?;
             self.compile_binding(binding, n, false, None, mark, base)?;

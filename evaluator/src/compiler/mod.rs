@@ -369,6 +369,21 @@ impl Compiler<'_> {
         let node = expr.syntax();
         match expr {
             ast::Expr::Literal(l) => self.compile_literal(l),
+            ast::Expr::Ident(i) if ident_text(i) == "__curPos" => {
+                // A parser-level construct in C++ Nix: the position itself.
+                let span = self.span_of(node);
+                let (line, column) = self.file.line_col(span.start - self.file.base);
+                let pos = crate::value::NixAttrs::from_sorted(vec![
+                    (NixString::from("column"), Value::Int(column as i64)),
+                    (
+                        NixString::from("file"),
+                        Value::string(self.file.name.as_str()),
+                    ),
+                    (NixString::from("line"), Value::Int(line as i64)),
+                ]);
+                self.emit_constant(Value::attrs(pos), node);
+                Ok(())
+            }
             ast::Expr::Ident(i) => self.compile_ident(&ident_text(i), node),
             ast::Expr::Paren(p) => self.compile_expr(&child(p.expr(), node)?),
             ast::Expr::Root(r) => self.compile_expr(&child(r.expr(), node)?),
@@ -491,6 +506,18 @@ impl Compiler<'_> {
     fn compile_string(&mut self, s: &ast::Str) -> CResult<()> {
         let node = s.syntax();
         let parts = s.normalized_parts();
+        for p in &parts {
+            if let InterpolPart::Literal(l) = p {
+                if l.contains('\0') {
+                    return Err(self.error(
+                        ErrorKind::other(format!(
+                            "input string '{l}' cannot be represented as Nix string because it contains null bytes"
+                        )),
+                        node,
+                    ));
+                }
+            }
+        }
         if parts.iter().all(|p| matches!(p, InterpolPart::Literal(_))) {
             let mut text = String::new();
             for p in &parts {

@@ -51,6 +51,8 @@ pub struct EvalOptions {
     pub store_dir: String,
     /// Directory `-E` expressions resolve relative paths against.
     pub cwd: PathBuf,
+    /// Set from another thread to cancel the running evaluation.
+    pub interrupt: Arc<AtomicBool>,
 }
 
 impl Default for EvalOptions {
@@ -69,6 +71,7 @@ impl Default for EvalOptions {
             system: "x86_64-linux".into(),
             store_dir: "/nix/store".into(),
             cwd: std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/")),
+            interrupt: Arc::new(AtomicBool::new(false)),
         }
     }
 }
@@ -95,8 +98,8 @@ impl EvalState {
         let state = Rc::new(EvalState {
             sources: SourceMap::default(),
             io,
+            interrupt: options.interrupt.clone(),
             options,
-            interrupt: Arc::new(AtomicBool::new(false)),
             globals: OnceCell::new(),
             import_cache: RefCell::default(),
             path_cache: RefCell::default(),
@@ -121,6 +124,13 @@ impl EvalState {
         text: Rc<str>,
         base_dir: PathBuf,
     ) -> Result<Value, Error> {
+        // C++ Nix ends comments and lines at a lone carriage return too; rnix
+        // does not, so turn those into newlines (same length, spans intact).
+        let text: Rc<str> = if text.contains('\r') {
+            normalise_cr(&text).into()
+        } else {
+            text
+        };
         let file = self.sources.add(name, path, text.clone());
         let parsed = rnix::Root::parse(&text);
         if let Some(e) = parsed.errors().first() {
@@ -205,4 +215,18 @@ pub fn io_msg(e: &std::io::Error) -> String {
             }
         }
     }
+}
+
+/// Replaces each `\r` not followed by `\n` with `\n`.
+fn normalise_cr(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    for (i, c) in text.char_indices() {
+        if c == '\r' && bytes.get(i + 1) != Some(&b'\n') {
+            out.push('\n');
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
