@@ -31,6 +31,10 @@ pub struct EvalCommand {
     pub args: Vec<(String, AutoArg)>,
     /// `-I` entries (searched before `NIX_PATH`).
     pub include: Vec<String>,
+    /// `--lint-*` levels.
+    pub lints: crate::vm::Lints,
+    /// `--extra-experimental-features`.
+    pub experimental_features: Vec<String>,
 }
 
 /// Stack for the evaluation thread: deep structures are forced by nested
@@ -75,6 +79,10 @@ pub fn evaluate(cmd: &EvalCommand, mut options: EvalOptions) -> Result<Vec<u8>, 
         .collect();
     search.append(&mut options.search_path);
     options.search_path = search;
+    options.lints = cmd.lints;
+    options
+        .experimental_features
+        .extend(cmd.experimental_features.iter().cloned());
     let ev = Evaluator::new(options);
     let source = match (&cmd.expr, &cmd.file) {
         (Some(e), _) => Source::Expr(e.clone()),

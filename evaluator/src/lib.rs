@@ -24,4 +24,4 @@ pub mod vm;
 pub use errors::{Error, ErrorKind};
 pub use eval::{AutoArg, Evaluator, Source};
 pub use value::Value;
-pub use vm::{EvalOptions, SearchPathEntry};
+pub use vm::{EvalOptions, LintLevel, Lints, SearchPathEntry};

@@ -43,6 +43,19 @@ fn apply_flags(cmd: &mut EvalCommand, flags: &str) -> bool {
             }
             "-A" => cmd.attr.extend(it.next()),
             "-I" => cmd.include.extend(it.next()),
+            "--extra-experimental-features" => cmd.experimental_features.extend(it.next()),
+            "--lint-absolute-path-literals"
+            | "--lint-short-path-literals"
+            | "--lint-url-literals" => {
+                let Some(Ok(level)) = it.next().map(|l| l.parse()) else {
+                    return false;
+                };
+                match w.as_str() {
+                    "--lint-absolute-path-literals" => cmd.lints.absolute_path_literals = level,
+                    "--lint-short-path-literals" => cmd.lints.short_path_literals = level,
+                    _ => cmd.lints.url_literals = level,
+                }
+            }
             _ => return false,
         }
     }
@@ -75,14 +88,12 @@ fn run_case(lang: &Path, pwd: &Path, name: &str, category: &'static str) -> Case
     ];
     let flags = std::fs::read_to_string(lang.join(format!("{name}.flags"))).ok();
     let mut supported = true;
+    if let Some(f) = &flags {
+        supported = apply_flags(&mut cmd, f);
+    }
     match category {
         "parse-okay" | "parse-fail" => cmd.parse = true,
-        _ => {
-            cmd.strict = true;
-            if let Some(f) = &flags {
-                supported = apply_flags(&mut cmd, f);
-            }
-        }
+        _ => cmd.strict = true,
     }
     let xml_exp = lang.join(format!("{name}.exp.xml"));
     if category == "eval-okay" && xml_exp.exists() {

@@ -181,6 +181,7 @@ fn compile_prelude(
         globals,
         base_dir: "/".into(),
         home: None,
+        lints: Default::default(),
     };
     let lambda =
         crate::compiler::compile(&root, &file, &env).expect("the built-in Nix sources compile");

@@ -33,6 +33,8 @@ pub struct CompileEnv<'a> {
     pub base_dir: PathBuf,
     /// `$HOME` for `~/` paths.
     pub home: Option<PathBuf>,
+    /// Syntax lints to apply.
+    pub lints: crate::vm::Lints,
 }
 
 struct Ctx {
@@ -189,6 +191,23 @@ impl Compiler<'_> {
     fn emit_constant(&mut self, v: Value, node: &rnix::SyntaxNode) {
         let i = self.constant(v);
         self.emit(Op::Constant(i), node);
+    }
+
+    /// Applies a lint: a warning on stderr or a compile error.
+    fn lint(
+        &self,
+        level: crate::vm::LintLevel,
+        msg: String,
+        node: &rnix::SyntaxNode,
+    ) -> CResult<()> {
+        match level {
+            crate::vm::LintLevel::Ignore => Ok(()),
+            crate::vm::LintLevel::Warn => {
+                eprintln!("warning: {msg}");
+                Ok(())
+            }
+            crate::vm::LintLevel::Fatal => Err(self.error(ErrorKind::Other(msg), node)),
+        }
     }
 
     fn string_constant(&mut self, s: &str) -> u32 {
@@ -497,7 +516,15 @@ impl Compiler<'_> {
                     ))
                 }
             },
-            ast::LiteralKind::Uri(u) => Value::string(u.syntax().text()),
+            ast::LiteralKind::Uri(u) => {
+                let text = u.syntax().text();
+                self.lint(
+                    self.env.lints.url_literals,
+                    format!("URL literals are disallowed. Consider using a string literal \"{text}\" instead (lint-url-literals)"),
+                    node,
+                )?;
+                Value::string(text)
+            }
         };
         self.emit_constant(v, node);
         Ok(())
@@ -563,6 +590,27 @@ impl Compiler<'_> {
             return Ok(());
         }
         let interpolated = parts.len() > 1;
+        let lints = self.env.lints;
+        let literal_text = node.text().to_string();
+        if first.starts_with('/') {
+            self.lint(
+                lints.absolute_path_literals,
+                format!("absolute path literals are not portable. Consider replacing path literal '{literal_text}' by a string, relative path, or parameter (lint-absolute-path-literals)"),
+                node,
+            )?;
+        } else if first.starts_with('~') {
+            self.lint(
+                lints.absolute_path_literals,
+                format!("home path literals are not portable. Consider replacing path literal '{literal_text}' by a string, relative path, or parameter (lint-absolute-path-literals)"),
+                node,
+            )?;
+        } else if !first.starts_with("./") && !first.starts_with("../") {
+            self.lint(
+                lints.short_path_literals,
+                format!("relative path literal '{literal_text}' should be prefixed with '.' for clarity: './{literal_text}' (lint-short-path-literals)"),
+                node,
+            )?;
+        }
         let resolved = if let Some(rest) = first.strip_prefix("~/") {
             match &self.env.home {
                 Some(h) => h.join(rest),

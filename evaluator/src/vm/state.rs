@@ -38,6 +38,43 @@ impl SearchPathEntry {
     }
 }
 
+/// How a lint reports what it finds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LintLevel {
+    /// Say nothing.
+    #[default]
+    Ignore,
+    /// Print a warning and go on.
+    Warn,
+    /// Reject the expression.
+    Fatal,
+}
+
+impl std::str::FromStr for LintLevel {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "ignore" => Ok(LintLevel::Ignore),
+            "warn" => Ok(LintLevel::Warn),
+            "fatal" => Ok(LintLevel::Fatal),
+            other => Err(format!(
+                "unknown lint level '{other}' (ignore, warn or fatal)"
+            )),
+        }
+    }
+}
+
+/// The syntax lints of C++ Nix 2.36 (`--lint-*`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Lints {
+    /// `/abs` and `~/home` path literals.
+    pub absolute_path_literals: LintLevel,
+    /// `a/b` path literals without `./`.
+    pub short_path_literals: LintLevel,
+    /// `http://...` URL literals.
+    pub url_literals: LintLevel,
+}
+
 /// Options fixed for the life of an [`EvalState`].
 #[derive(Clone, Debug)]
 pub struct EvalOptions {
@@ -53,6 +90,10 @@ pub struct EvalOptions {
     pub cwd: PathBuf,
     /// Set from another thread to cancel the running evaluation.
     pub interrupt: Arc<AtomicBool>,
+    /// Syntax lints.
+    pub lints: Lints,
+    /// Enabled experimental features (`--extra-experimental-features`).
+    pub experimental_features: Vec<String>,
 }
 
 impl Default for EvalOptions {
@@ -72,6 +113,8 @@ impl Default for EvalOptions {
             store_dir: "/nix/store".into(),
             cwd: std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/")),
             interrupt: Arc::new(AtomicBool::new(false)),
+            lints: Lints::default(),
+            experimental_features: Vec::new(),
         }
     }
 }
@@ -146,6 +189,7 @@ impl EvalState {
             globals: self.globals(),
             base_dir,
             home: self.options.home.clone(),
+            lints: self.options.lints,
         };
         let lambda = compiler::compile(&root, &file, &env)?;
         Ok(Value::Thunk(Thunk::suspended(lambda, Rc::from(Vec::new()))))
