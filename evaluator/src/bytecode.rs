@@ -137,8 +137,8 @@ pub struct Chunk {
     pub constants: Vec<Value>,
     /// Nested lambdas and thunks.
     pub lambdas: Vec<Rc<Lambda>>,
-    /// Sorted name lists for [`Op::Attrs`].
-    pub names: Vec<Rc<[NixString]>>,
+    /// Sorted name lists for [`Op::Attrs`], with each name's definition offset.
+    pub names: Vec<(Rc<[NixString]>, Rc<[u32]>)>,
     /// Formal parameter tables.
     pub formals: Vec<Rc<Formals>>,
 }

@@ -232,9 +232,14 @@ impl Compiler<'_> {
     fn compile_bindings_set(&mut self, mut b: Bindings, node: &rnix::SyntaxNode) -> CResult<()> {
         b.entries.sort_by(|x, y| x.0.cmp(&y.0));
         let names: Rc<[NixString]> = b.entries.iter().map(|(n, _, _)| n.clone()).collect();
+        let positions: Rc<[u32]> = b
+            .entries
+            .iter()
+            .map(|(_, n, _)| self.span_of(n).start)
+            .collect();
         let names_idx = {
             let t = &mut self.ctx().chunk.names;
-            t.push(names);
+            t.push((names, positions));
             (t.len() - 1) as u32
         };
         let mark = self.ctx().scope.locals.len();

@@ -139,7 +139,7 @@ impl Compiler<'_> {
             | Op::Concat
             | Op::Update => -1,
             Op::AttrsDyn => -2,
-            Op::Attrs(i) => 1 - self.ctx().chunk.names[i as usize].len() as i64,
+            Op::Attrs(i) => 1 - self.ctx().chunk.names[i as usize].0.len() as i64,
             Op::List(n) | Op::Interpolate(n) | Op::InterpolatePath(n) | Op::ResolveWith(_, n) => {
                 1 - n as i64
             }

@@ -9,6 +9,10 @@ use std::rc::Rc;
 #[derive(Clone, Default)]
 pub struct NixAttrs {
     entries: Vec<(NixString, Value)>,
+    /// Where each attribute was defined (global source offsets, 0 = unknown),
+    /// parallel to `entries`; absent for sets built by builtins. Sets from
+    /// literals share their compiled table, so this costs no allocation.
+    positions: Option<Rc<[u32]>>,
 }
 
 /// Sets this small are searched linearly: faster than binary search.
@@ -24,7 +28,31 @@ impl NixAttrs {
     /// Builds a set from entries already sorted by name and free of duplicates.
     pub fn from_sorted(entries: Vec<(NixString, Value)>) -> Self {
         debug_assert!(entries.windows(2).all(|w| w[0].0 < w[1].0));
-        NixAttrs { entries }
+        NixAttrs {
+            entries,
+            positions: None,
+        }
+    }
+
+    /// Like [`NixAttrs::from_sorted`], with the definition offset of each entry.
+    pub fn from_sorted_with_positions(
+        entries: Vec<(NixString, Value)>,
+        positions: Rc<[u32]>,
+    ) -> Self {
+        debug_assert_eq!(entries.len(), positions.len());
+        NixAttrs {
+            entries,
+            positions: Some(positions),
+        }
+    }
+
+    /// The source offset where an attribute was defined, if known.
+    pub fn position(&self, name: &[u8]) -> Option<u32> {
+        let i = self.position_index(name).ok()?;
+        self.positions
+            .as_ref()
+            .and_then(|p| p.get(i).copied())
+            .filter(|p| *p != 0)
     }
 
     /// Builds a set from unsorted entries; on duplicates the first wins
@@ -32,7 +60,10 @@ impl NixAttrs {
     pub fn from_unsorted_first_wins(mut entries: Vec<(NixString, Value)>) -> Self {
         entries.sort_by(|a, b| a.0.cmp(&b.0)); // stable: first occurrence stays first
         entries.dedup_by(|later, earlier| later.0 == earlier.0);
-        NixAttrs { entries }
+        NixAttrs {
+            entries,
+            positions: None,
+        }
     }
 
     /// Number of attributes.
@@ -45,7 +76,7 @@ impl NixAttrs {
         self.entries.is_empty()
     }
 
-    fn position(&self, name: &[u8]) -> Result<usize, usize> {
+    fn position_index(&self, name: &[u8]) -> Result<usize, usize> {
         if self.entries.len() <= LINEAR_LIMIT {
             for (i, (k, _)) in self.entries.iter().enumerate() {
                 match k.as_bytes().cmp(name) {
@@ -62,7 +93,7 @@ impl NixAttrs {
 
     /// Looks up an attribute.
     pub fn get(&self, name: &[u8]) -> Option<&Value> {
-        self.position(name).ok().map(|i| &self.entries[i].1)
+        self.position_index(name).ok().map(|i| &self.entries[i].1)
     }
 
     /// Looks up an attribute by `&str`.
@@ -72,23 +103,43 @@ impl NixAttrs {
 
     /// Whether an attribute exists.
     pub fn contains(&self, name: &[u8]) -> bool {
-        self.position(name).is_ok()
+        self.position_index(name).is_ok()
     }
 
     /// Inserts or replaces an attribute (copy-on-write callers use `Rc::make_mut`).
     pub fn insert(&mut self, name: NixString, value: Value) {
-        match self.position(name.as_bytes()) {
+        match self.position_index(name.as_bytes()) {
             Ok(i) => self.entries[i].1 = value,
-            Err(i) => self.entries.insert(i, (name, value)),
+            Err(i) => {
+                self.entries.insert(i, (name, value));
+                self.insert_position(i, 0);
+            }
+        }
+    }
+
+    fn insert_position(&mut self, i: usize, pos: u32) {
+        if let Some(p) = &self.positions {
+            let mut v = p.to_vec();
+            v.insert(i, pos);
+            self.positions = Some(v.into());
         }
     }
 
     /// Inserts only if absent; returns false if the name existed.
     pub fn insert_new(&mut self, name: NixString, value: Value) -> bool {
-        match self.position(name.as_bytes()) {
+        self.insert_new_at(name, value, 0)
+    }
+
+    /// Like [`NixAttrs::insert_new`], recording where the attribute was defined.
+    pub fn insert_new_at(&mut self, name: NixString, value: Value, pos: u32) -> bool {
+        match self.position_index(name.as_bytes()) {
             Ok(_) => false,
             Err(i) => {
                 self.entries.insert(i, (name, value));
+                if self.positions.is_none() && pos != 0 {
+                    self.positions = Some(vec![0; self.entries.len() - 1].into());
+                }
+                self.insert_position(i, pos);
                 true
             }
         }
@@ -118,28 +169,48 @@ impl NixAttrs {
             return other.clone();
         }
         let (a, b) = (&self.entries, &other.entries);
+        let track = self.positions.is_some() || other.positions.is_some();
+        let pa = |i: usize| self.positions.as_ref().map_or(0, |p| p[i]);
+        let pb = |j: usize| other.positions.as_ref().map_or(0, |p| p[j]);
         let mut out = Vec::with_capacity(a.len() + b.len());
+        let mut pos = Vec::with_capacity(if track { a.len() + b.len() } else { 0 });
         let (mut i, mut j) = (0, 0);
         while i < a.len() && j < b.len() {
             match a[i].0.cmp(&b[j].0) {
                 std::cmp::Ordering::Less => {
                     out.push(a[i].clone());
+                    if track {
+                        pos.push(pa(i));
+                    }
                     i += 1;
                 }
                 std::cmp::Ordering::Greater => {
                     out.push(b[j].clone());
+                    if track {
+                        pos.push(pb(j));
+                    }
                     j += 1;
                 }
                 std::cmp::Ordering::Equal => {
                     out.push(b[j].clone());
+                    if track {
+                        pos.push(pb(j));
+                    }
                     i += 1;
                     j += 1;
                 }
             }
         }
+        if track {
+            pos.extend((i..a.len()).map(pa));
+            pos.extend((j..b.len()).map(pb));
+        }
         out.extend_from_slice(&a[i..]);
         out.extend_from_slice(&b[j..]);
-        Rc::new(NixAttrs { entries: out })
+        Rc::new(NixAttrs {
+            entries: out,
+            positions: track.then(|| pos.into()),
+        })
     }
 
     /// Consumes the set into its sorted entries.

@@ -642,14 +642,17 @@ impl Vm {
                     }
                 }
                 Op::Attrs(i) => {
-                    let names = f.lambda.chunk.names[i as usize].clone();
+                    let (names, positions) = f.lambda.chunk.names[i as usize].clone();
                     let n = names.len();
                     let values = self.stack.split_off(self.stack.len() - n);
                     let entries = names.iter().cloned().zip(values).collect();
                     self.stack
-                        .push(Value::Attrs(Rc::new(NixAttrs::from_sorted(entries))));
+                        .push(Value::Attrs(Rc::new(NixAttrs::from_sorted_with_positions(
+                            entries, positions,
+                        ))));
                 }
                 Op::AttrsDyn => {
+                    let pos = f.lambda.chunk.spans[f.ip - 1].start;
                     let value = self.pop();
                     let key = self.pop();
                     let key = match key {
@@ -659,7 +662,7 @@ impl Vm {
                     };
                     if let Some(Value::Attrs(a)) = self.stack.last_mut() {
                         let a = Rc::make_mut(a);
-                        if !a.insert_new(key.without_context(), value) {
+                        if !a.insert_new_at(key.without_context(), value, pos) {
                             fail!(ErrorKind::other(format!(
                                 "dynamic attribute '{}' already defined",
                                 key

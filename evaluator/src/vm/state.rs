@@ -232,6 +232,22 @@ impl EvalState {
         Ok(path.to_path_buf())
     }
 
+    /// `{ column; file; line; }` for a global source offset (as
+    /// `unsafeGetAttrPos` and `__curPos` give), or null if unknown.
+    pub fn position_value(&self, offset: u32) -> Value {
+        match self
+            .sources
+            .position(crate::source::Span::new(offset, offset))
+        {
+            Some(p) => Value::attrs(crate::value::NixAttrs::from_sorted(vec![
+                (NixString::from("column"), Value::Int(p.column as i64)),
+                (NixString::from("file"), Value::string(p.file)),
+                (NixString::from("line"), Value::Int(p.line as i64)),
+            ])),
+            None => Value::Null,
+        }
+    }
+
     /// Adds a source path to the (virtual) store: its store path as a string
     /// with that path as context.
     pub fn copy_path_to_store(&self, path: &Path) -> EvalResult<NixString> {
