@@ -13,7 +13,9 @@ pub use generators::{
     try_force, type_error, Gen, GenCo, GenFuture, VMRequest, VMResponse,
 };
 pub use ops::{nix_eq, nix_less};
-pub use state::{io_msg, EvalOptions, EvalState, LintLevel, Lints, SearchPathEntry};
+pub use state::{
+    io_msg, EvalOptions, EvalState, KnownDerivation, LintLevel, Lints, SearchPathEntry,
+};
 
 use crate::bytecode::{Lambda, Op, UpvalueSource};
 use crate::errors::{Error, ErrorKind, EvalResult};

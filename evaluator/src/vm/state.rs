@@ -119,6 +119,18 @@ impl Default for EvalOptions {
     }
 }
 
+/// What the evaluation knows about a derivation it instantiated
+/// (`derivationStrict`), by `.drv` path.
+#[derive(Debug, Clone)]
+pub struct KnownDerivation {
+    /// The exact ATerm text of the `.drv` file.
+    pub aterm: String,
+    /// Its hash modulo fixed-output derivations (for dependents' hashes).
+    pub hash_modulo: [u8; 32],
+    /// Its output names.
+    pub outputs: Vec<String>,
+}
+
 /// Everything an evaluation shares.
 pub struct EvalState {
     /// All source texts.
@@ -133,6 +145,8 @@ pub struct EvalState {
     import_cache: RefCell<FxHashMap<PathBuf, Value>>,
     /// Store paths computed for source paths, by source path.
     pub(crate) path_cache: RefCell<FxHashMap<PathBuf, NixString>>,
+    /// Derivations instantiated so far, by `.drv` path.
+    derivations: RefCell<FxHashMap<String, Rc<KnownDerivation>>>,
 }
 
 impl EvalState {
@@ -146,6 +160,7 @@ impl EvalState {
             globals: OnceCell::new(),
             import_cache: RefCell::default(),
             path_cache: RefCell::default(),
+            derivations: RefCell::default(),
         });
         let globals = crate::builtins::globals(&state);
         let _ = state.globals.set(Rc::new(globals));
@@ -230,6 +245,21 @@ impl EvalState {
             }
         }
         Ok(path.to_path_buf())
+    }
+
+    /// Records a derivation instantiated by `derivationStrict`.
+    pub fn register_derivation(&self, drv_path: String, drv: KnownDerivation) {
+        self.derivations.borrow_mut().insert(drv_path, Rc::new(drv));
+    }
+
+    /// A derivation instantiated in this evaluation.
+    pub fn known_derivation(&self, drv_path: &str) -> Option<Rc<KnownDerivation>> {
+        self.derivations.borrow().get(drv_path).cloned()
+    }
+
+    /// The `.drv` text of a derivation instantiated in this evaluation.
+    pub fn derivation_aterm(&self, drv_path: &str) -> Option<String> {
+        self.known_derivation(drv_path).map(|d| d.aterm.clone())
     }
 
     /// `{ column; file; line; }` for a global source offset (as
