@@ -1,0 +1,95 @@
+#!/usr/bin/env python3
+"""Side-by-side benchmark: `attrfs eval` against `nix-instantiate --eval`.
+
+Runs each workload several times with both evaluators (C++ Nix only when
+`nix-instantiate` is installed: `apt-get install nix-bin`), and prints the
+median wall time and peak RSS of each and their ratio (ours / C++; below 1
+means we are faster or smaller). Usage:
+
+    contrib/bench.py [--runs N] [--only NAME] [--attrfs PATH]
+
+Workloads that need the corpus unpack it with ../shared/corpus/unpack.sh.
+"""
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHARED = os.path.join(ROOT, "..", "shared")
+CORPUS = os.path.join(ROOT, "target", "corpus")
+
+
+def corpus():
+    if not os.path.isdir(os.path.join(CORPUS, "nixpkgs-lib")):
+        subprocess.run(["bash", os.path.join(SHARED, "corpus", "unpack.sh"), CORPUS], check=True)
+    return CORPUS
+
+
+def workloads():
+    lib = lambda: os.path.join(corpus(), "nixpkgs-lib", "lib")
+    nixpkgs = lambda: os.path.join(corpus(), "nixpkgs-20.09")
+    return [
+        ("fib27", lambda: ["--strict", "-E", "let fib = n: if n < 2 then n else fib (n - 1) + fib (n - 2); in fib 27"]),
+        ("foldl-1M", lambda: ["--strict", "-E", "builtins.foldl' (a: b: a + b) 0 (builtins.genList (x: x) 1000000)"]),
+        ("attrs-200k", lambda: ["--strict", "-E",
+            "let s = builtins.listToAttrs (builtins.genList (i: { name = \"a${toString i}\"; value = i; }) 200000); "
+            "m = builtins.mapAttrs (n: v: v * 2) s; in builtins.length (builtins.attrValues m)"]),
+        ("concatMapStringsSep-100k", lambda: ["--strict", "-E",
+            f"let lib = import {lib()}; in builtins.stringLength (lib.concatMapStringsSep \",\" toString (lib.range 1 100000))"]),
+        ("hello.drvPath", lambda: ["-E",
+            f"(import {nixpkgs()} {{ system = \"x86_64-linux\"; config = {{}}; overlays = []; }}).hello.drvPath"]),
+        ("nixos-small-server", lambda: ["-E",
+            f"(import {nixpkgs()}/nixos {{ configuration = {SHARED}/corpus/nixos/small-server.nix; system = \"x86_64-linux\"; }}).config.system.build.toplevel.drvPath"]),
+    ]
+
+
+def measure(cmd):
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - start
+    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+    if status != 0:
+        return None, None, err.strip().splitlines()[-1:] or ["failed"]
+    return elapsed, usage.ru_maxrss / 1024.0, None
+
+
+def run(label, cmd, runs):
+    times, rss = [], []
+    for _ in range(runs):
+        t, m, err = measure(cmd)
+        if t is None:
+            print(f"  {label}: failed: {err[0]}")
+            return None
+        times.append(t)
+        rss.append(m)
+    return statistics.median(times), max(rss)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--only")
+    ap.add_argument("--attrfs", default=os.path.join(ROOT, "target", "release", "attrfs"))
+    a = ap.parse_args()
+    if not os.path.exists(a.attrfs):
+        subprocess.run(["cargo", "build", "--release", "-p", "attrfs"], cwd=ROOT, check=True)
+    nix = "/usr/bin/nix-instantiate" if os.path.exists("/usr/bin/nix-instantiate") else None
+    print(f"{'workload':28} {'attrfs s':>9} {'MB':>7} {'nix s':>9} {'MB':>7} {'time x':>7} {'mem x':>7}")
+    for name, args in workloads():
+        if a.only and a.only not in name:
+            continue
+        argv = args()
+        ours = run("attrfs", [a.attrfs, "eval"] + argv, a.runs)
+        theirs = run("nix", [nix, "--eval"] + argv, a.runs) if nix else None
+        o = f"{ours[0]:9.3f} {ours[1]:7.0f}" if ours else f"{'-':>9} {'-':>7}"
+        t = f"{theirs[0]:9.3f} {theirs[1]:7.0f}" if theirs else f"{'-':>9} {'-':>7}"
+        r = f"{ours[0] / theirs[0]:7.2f} {ours[1] / theirs[1]:7.2f}" if ours and theirs else f"{'-':>7} {'-':>7}"
+        print(f"{name:28} {o} {t} {r}", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
