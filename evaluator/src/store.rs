@@ -1,24 +1,522 @@
-//! Glue between evaluation and the store arithmetic of `attrfs-store`:
-//! adding source paths to the (virtual) store.
+//! The evaluator's virtual store: glue between evaluation and the store
+//! arithmetic of `attrfs-store`.
+//!
+//! Nothing is ever written to `/nix/store`. Instead, every store object an
+//! evaluation "creates" is remembered in a [`StoreState`]:
+//!
+//! - the outputs of derivations instantiated by `derivationStrict` (the
+//!   derivations themselves are in `EvalState`'s table:
+//!   [`EvalState::derivation_aterm`], [`EvalState::derivation_inputs`]);
+//! - sources added by path interpolation, `builtins.path` and
+//!   `filterSource` (the original path and what the filter left out);
+//! - text files from `builtins.toFile` (contents and references).
+//!
+//! The evaluator reads files through a [`StoreView`] wrapped around the
+//! caller's [`EvalIO`]: paths inside known sources and text files are served
+//! from their origin, so `readFile "${./x}"` or `import (builtins.path {...})`
+//! work as in C++ Nix, and reading inside the (never built) output of a known
+//! derivation fails with an error naming the derivation
+//! (import-from-derivation is not supported).
+//!
+//! `<nix/…>` sources built into C++ Nix (`fetchurl.nix`) live under
+//! [`COREPKGS_PREFIX`]; see [`corepkg_source`].
 
 use crate::errors::{ErrorKind, EvalResult};
-use crate::value::NixString;
-use crate::vm::EvalState;
-use std::path::Path;
+use crate::io::{EvalIO, FileType};
+use crate::value::{ContextElem, NixContext, NixString};
+use crate::vm::{io_msg, EvalState};
+use attrfs_store::nar::{flat_hash, nar_hash_sha256, Kind, NarError, NarSource};
+use attrfs_store::path::{make_fixed_output_path, make_text_path_for, IngestionMethod, STORE_DIR};
+use attrfs_store::{Derivation, Hash, HashAlgo, StorePath};
+use rustc_hash::{FxHashMap, FxHashSet};
+use std::cell::RefCell;
+use std::collections::BTreeSet;
+use std::convert::Infallible;
+use std::ffi::OsString;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
-/// Computes the store path of a source path (NAR-hashed, `source` type)
-/// and returns it as a string whose context is that path.
-/// `filter` decides per path whether to include it; `name` overrides the
-/// base name; `recursive` selects NAR or flat hashing.
-pub fn add_path_to_store(
-    _state: &EvalState,
-    path: &Path,
-    _name: Option<&str>,
-    _recursive: bool,
-    _filter: Option<&dyn Fn(&Path) -> bool>,
-) -> EvalResult<NixString> {
-    Err(ErrorKind::Unsupported(format!(
-        "adding '{}' to the store is not implemented yet",
+/// Where `<nix/…>` resolves when no search path entry provides the file
+/// (as in C++ Nix): `<nix/fetchurl.nix>` is `/__corepkgs__/fetchurl.nix`.
+pub const COREPKGS_PREFIX: &str = "/__corepkgs__/";
+
+/// C++ Nix's `<nix/fetchurl.nix>`: a fixed-output derivation built by the
+/// builtin `fetchurl` builder. Attribute for attribute what Nix 2.8 writes,
+/// so the `.drv` files of the nixpkgs bootstrap match.
+const FETCHURL_NIX: &str = r#"
+{ system ? "", url, hash ? "", md5 ? "", sha1 ? "", sha256 ? "", sha512 ? ""
+, outputHash ?
+    if hash != "" then hash
+    else if sha512 != "" then sha512
+    else if sha1 != "" then sha1
+    else if md5 != "" then md5
+    else sha256
+, outputHashAlgo ?
+    if hash != "" then ""
+    else if sha512 != "" then "sha512"
+    else if sha1 != "" then "sha1"
+    else if md5 != "" then "md5"
+    else "sha256"
+, executable ? false
+, unpack ? false
+, name ? baseNameOf (toString url)
+}:
+derivation {
+  inherit name url executable unpack outputHash outputHashAlgo;
+  builder = "builtin:fetchurl";
+  system = "builtin";
+  outputHashMode = if unpack || executable then "recursive" else "flat";
+  preferLocalBuild = true;
+  impureEnvVars = [ "http_proxy" "https_proxy" "ftp_proxy" "all_proxy" "no_proxy" ];
+  urls = [ url ];
+}
+"#;
+
+/// The source of a built-in `<nix/…>` file, given the path `findFile`
+/// resolved it to (under [`COREPKGS_PREFIX`]); `None` for other paths.
+pub fn corepkg_source(path: &Path) -> Option<&'static str> {
+    let rest = path.to_str()?.strip_prefix(COREPKGS_PREFIX)?;
+    match rest {
+        "fetchurl.nix" => Some(FETCHURL_NIX),
+        _ => None,
+    }
+}
+
+/// Entries left out of a filtered source (absolute paths at the origin; a
+/// left-out directory's contents are not listed).
+pub type Excluded = Rc<FxHashSet<PathBuf>>;
+
+/// A store object other than a derivation.
+enum StoreObject {
+    /// A source added from the filesystem.
+    Source {
+        /// The path it was added from.
+        origin: PathBuf,
+        /// What a filter left out, if there was one.
+        excluded: Option<Excluded>,
+    },
+    /// A text file (`builtins.toFile`).
+    Text {
+        /// The file's contents.
+        contents: Rc<[u8]>,
+        /// The store paths it refers to.
+        references: Vec<String>,
+    },
+}
+
+/// Everything an evaluation put into its virtual store, besides the
+/// derivations themselves (which `EvalState` records).
+#[derive(Default)]
+pub struct StoreState {
+    /// Output path -> (derivation path, output name).
+    outputs: RefCell<FxHashMap<String, (String, String)>>,
+    objects: RefCell<FxHashMap<String, StoreObject>>,
+}
+
+impl StoreState {
+    /// Records the outputs of an instantiated derivation.
+    pub(crate) fn add_outputs(&self, drv_path: &str, outputs: &[(String, String)]) {
+        let mut map = self.outputs.borrow_mut();
+        for (name, path) in outputs {
+            map.insert(path.clone(), (drv_path.to_string(), name.clone()));
+        }
+    }
+
+    /// The derivation and output name a store path is an output of.
+    pub(crate) fn output_of(&self, store_path: &str) -> Option<(String, String)> {
+        self.outputs.borrow().get(store_path).cloned()
+    }
+
+    /// How a path inside the store is to be read.
+    fn route(&self, path: &Path) -> Route {
+        let bytes = path.as_os_str().as_bytes();
+        let Some(rest) = bytes
+            .strip_prefix(STORE_DIR.as_bytes())
+            .and_then(|r| r.strip_prefix(b"/"))
+        else {
+            return Route::Outside;
+        };
+        let end = rest.iter().position(|&b| b == b'/').unwrap_or(rest.len());
+        let store_path = &bytes[..STORE_DIR.len() + 1 + end];
+        let sub = rest[end..].strip_prefix(b"/").unwrap_or(&[]);
+        let Ok(store_path) = std::str::from_utf8(store_path) else {
+            return Route::Outside;
+        };
+        let objects = self.objects.borrow();
+        match objects.get(store_path) {
+            Some(StoreObject::Text { contents, .. }) => {
+                if sub.is_empty() {
+                    Route::Text(contents.clone())
+                } else {
+                    Route::Missing
+                }
+            }
+            Some(StoreObject::Source { origin, excluded }) => {
+                let mut real = origin.clone();
+                for component in Path::new(std::ffi::OsStr::from_bytes(sub)).components() {
+                    real.push(component);
+                    if excluded.as_ref().is_some_and(|e| e.contains(&real)) {
+                        return Route::Missing;
+                    }
+                }
+                Route::Source {
+                    real,
+                    excluded: excluded.clone(),
+                }
+            }
+            None => match self.outputs.borrow().get(store_path) {
+                Some((drv, output)) => Route::Output {
+                    drv: drv.clone(),
+                    output: output.clone(),
+                },
+                None => Route::Outside,
+            },
+        }
+    }
+}
+
+/// Where [`StoreView`] sends an access.
+enum Route {
+    /// Not a known store object: the underlying filesystem.
+    Outside,
+    /// Inside a source: its origin.
+    Source {
+        real: PathBuf,
+        excluded: Option<Excluded>,
+    },
+    /// A text file.
+    Text(Rc<[u8]>),
+    /// Inside a known object but filtered out (or below a text file).
+    Missing,
+    /// Inside a derivation output.
+    Output { drv: String, output: String },
+}
+
+/// The [`EvalIO`] the evaluator uses: the caller's filesystem with the
+/// virtual store laid over it (see the module documentation).
+pub struct StoreView {
+    inner: Box<dyn EvalIO>,
+    store: Rc<StoreState>,
+}
+
+impl StoreView {
+    /// Lays `store` over `inner`.
+    pub fn new(inner: Box<dyn EvalIO>, store: Rc<StoreState>) -> Self {
+        StoreView { inner, store }
+    }
+}
+
+fn not_found() -> io::Error {
+    io::Error::from(io::ErrorKind::NotFound)
+}
+
+/// The error for reading inside an output that has not been built.
+fn ifd_error(path: &Path, drv: &str, output: &str, err: io::Error) -> io::Error {
+    if err.kind() != io::ErrorKind::NotFound {
+        return err;
+    }
+    io::Error::other(format!(
+        "cannot read '{}', which is inside output '{output}' of derivation '{drv}': \
+         the derivation would have to be built during evaluation \
+         (import from derivation is not supported)",
         path.display()
-    )))
+    ))
+}
+
+impl EvalIO for StoreView {
+    fn read_file(&self, path: &Path) -> io::Result<Vec<u8>> {
+        match self.store.route(path) {
+            Route::Outside => self.inner.read_file(path),
+            Route::Source { real, .. } => self.inner.read_file(&real),
+            Route::Text(c) => Ok(c.to_vec()),
+            Route::Missing => Err(not_found()),
+            Route::Output { drv, output } => self
+                .inner
+                .read_file(path)
+                .map_err(|e| ifd_error(path, &drv, &output, e)),
+        }
+    }
+
+    fn read_dir(&self, path: &Path) -> io::Result<Vec<(String, FileType)>> {
+        match self.store.route(path) {
+            Route::Outside => self.inner.read_dir(path),
+            Route::Source { real, excluded } => {
+                let mut entries = self.inner.read_dir(&real)?;
+                if let Some(ex) = excluded {
+                    entries.retain(|(name, _)| !ex.contains(&real.join(name)));
+                }
+                Ok(entries)
+            }
+            Route::Text(_) => Err(io::Error::other("Not a directory")),
+            Route::Missing => Err(not_found()),
+            Route::Output { drv, output } => self
+                .inner
+                .read_dir(path)
+                .map_err(|e| ifd_error(path, &drv, &output, e)),
+        }
+    }
+
+    fn file_type(&self, path: &Path) -> io::Result<FileType> {
+        match self.store.route(path) {
+            Route::Outside => self.inner.file_type(path),
+            Route::Source { real, .. } => self.inner.file_type(&real),
+            Route::Text(_) => Ok(FileType::Regular),
+            Route::Missing => Err(not_found()),
+            Route::Output { drv, output } => self
+                .inner
+                .file_type(path)
+                .map_err(|e| ifd_error(path, &drv, &output, e)),
+        }
+    }
+
+    fn path_exists(&self, path: &Path) -> bool {
+        match self.store.route(path) {
+            Route::Outside | Route::Output { .. } => self.inner.path_exists(path),
+            Route::Source { real, .. } => self.inner.path_exists(&real),
+            Route::Text(_) => true,
+            Route::Missing => false,
+        }
+    }
+
+    fn read_link(&self, path: &Path) -> io::Result<PathBuf> {
+        match self.store.route(path) {
+            Route::Outside => self.inner.read_link(path),
+            Route::Source { real, .. } => self.inner.read_link(&real),
+            Route::Text(_) => Err(io::Error::other("Invalid argument")),
+            Route::Missing => Err(not_found()),
+            Route::Output { drv, output } => self
+                .inner
+                .read_link(path)
+                .map_err(|e| ifd_error(path, &drv, &output, e)),
+        }
+    }
+
+    fn is_executable(&self, path: &Path) -> io::Result<bool> {
+        match self.store.route(path) {
+            Route::Outside => self.inner.is_executable(path),
+            Route::Source { real, .. } => self.inner.is_executable(&real),
+            Route::Text(_) => Ok(false),
+            Route::Missing => Err(not_found()),
+            Route::Output { drv, output } => self
+                .inner
+                .is_executable(path)
+                .map_err(|e| ifd_error(path, &drv, &output, e)),
+        }
+    }
+}
+
+/// A [`NarSource`] over the evaluator's I/O.
+struct IoSource<'a>(&'a dyn EvalIO);
+
+impl NarSource for IoSource<'_> {
+    fn kind(&self, path: &Path) -> io::Result<Kind> {
+        Ok(match self.0.file_type(path)? {
+            FileType::Regular => Kind::Regular,
+            FileType::Directory => Kind::Directory,
+            FileType::Symlink => Kind::Symlink,
+            FileType::Unknown => Kind::Unknown,
+        })
+    }
+
+    fn is_executable(&self, path: &Path) -> io::Result<bool> {
+        self.0.is_executable(path)
+    }
+
+    fn read_file(&self, path: &Path) -> io::Result<Vec<u8>> {
+        self.0.read_file(path)
+    }
+
+    fn read_dir(&self, path: &Path) -> io::Result<Vec<OsString>> {
+        Ok(self
+            .0
+            .read_dir(path)?
+            .into_iter()
+            .map(|(name, _)| OsString::from(name))
+            .collect())
+    }
+
+    fn read_link(&self, path: &Path) -> io::Result<PathBuf> {
+        self.0.read_link(path)
+    }
+}
+
+/// A NAR error worded like C++ Nix (`getting status of '/x': No such file
+/// or directory`).
+fn nar_error(e: NarError) -> ErrorKind {
+    match e {
+        NarError::Io { what, path, source } => {
+            ErrorKind::Io(format!("{what} '{}': {}", path.display(), io_msg(&source)))
+        }
+        other => ErrorKind::Io(other.to_string()),
+    }
+}
+
+/// The last component of a path string, as C++ Nix's `baseNameOf`
+/// (trailing slashes ignored).
+pub fn base_name(path: &str) -> &str {
+    let trimmed = path.strip_suffix('/').unwrap_or(path);
+    match trimmed.rfind('/') {
+        Some(i) => &trimmed[i + 1..],
+        None => trimmed,
+    }
+}
+
+/// A store path as a string whose context is that path.
+pub fn store_path_string(path: &str) -> NixString {
+    let mut ctx = NixContext::new();
+    ctx.insert(ContextElem::Plain(path.to_string()));
+    NixString::new(path.as_bytes(), Some(ctx))
+}
+
+/// Computes the store path of a source path and returns it as a string
+/// whose context is that path, remembering where it came from.
+///
+/// `name` overrides the base name (without it, as for `"${./p}"`, names
+/// ending in `.drv` are refused like C++ Nix does); `recursive` selects
+/// NAR hashing (a `source` path) or flat hashing of a single file (a
+/// fixed-output path); `excluded` lists what a `builtins.path` filter left
+/// out.
+pub fn add_path_to_store(
+    state: &EvalState,
+    path: &Path,
+    name: Option<&str>,
+    recursive: bool,
+    excluded: Option<Excluded>,
+) -> EvalResult<NixString> {
+    let path_str = path.to_string_lossy();
+    let name = match name {
+        Some(n) => n.to_string(),
+        None => {
+            if path_str.ends_with(".drv") {
+                return Err(ErrorKind::other(
+                    "file names are not allowed to end in '.drv'",
+                ));
+            }
+            base_name(&path_str).to_string()
+        }
+    };
+    let source = IoSource(&*state.io);
+    let (method, hash) = if recursive {
+        let mut filter = |p: &Path, _: Kind| -> Result<bool, Infallible> {
+            Ok(!excluded.as_ref().is_some_and(|e| e.contains(p)))
+        };
+        let (hash, _) = nar_hash_sha256(&source, path, &mut filter).map_err(nar_error)?;
+        (IngestionMethod::Recursive, hash)
+    } else {
+        let hash = flat_hash(HashAlgo::Sha256, &source, path).map_err(nar_error)?;
+        (IngestionMethod::Flat, hash)
+    };
+    let store_path = make_fixed_output_path(method, &hash, &name, [""; 0])
+        .map_err(|e| ErrorKind::other(e.to_string()))?
+        .to_string();
+    state.store.objects.borrow_mut().insert(
+        store_path.clone(),
+        StoreObject::Source {
+            origin: path.to_path_buf(),
+            excluded,
+        },
+    );
+    Ok(store_path_string(&store_path))
+}
+
+/// The store path a source would get with an expected hash (`builtins.path
+/// { sha256 = ...; }`), to compare with the computed one.
+pub fn expected_source_path(recursive: bool, hash: &Hash, name: &str) -> EvalResult<String> {
+    let method = if recursive {
+        IngestionMethod::Recursive
+    } else {
+        IngestionMethod::Flat
+    };
+    make_fixed_output_path(method, hash, name, [""; 0])
+        .map(|p| p.to_string())
+        .map_err(|e| ErrorKind::other(e.to_string()))
+}
+
+/// Adds a text file (`builtins.toFile`): its store path, referring to
+/// `references` (absolute store paths).
+pub fn add_text_to_store(
+    state: &EvalState,
+    name: &str,
+    contents: &[u8],
+    references: Vec<String>,
+) -> EvalResult<String> {
+    let store_path = make_text_path_for(name, contents, &references)
+        .map_err(|e| ErrorKind::other(e.to_string()))?
+        .to_string();
+    state.store.objects.borrow_mut().insert(
+        store_path.clone(),
+        StoreObject::Text {
+            contents: Rc::from(contents),
+            references,
+        },
+    );
+    Ok(store_path)
+}
+
+/// Checks that a string is an absolute store path (possibly with a path
+/// below it) and returns the store path part.
+pub fn to_store_path(path: &str) -> EvalResult<String> {
+    StorePath::from_absolute_path_prefix(path)
+        .map(|(p, _)| p.to_string())
+        .map_err(|_| ErrorKind::other(format!("path '{path}' is not in the Nix store")))
+}
+
+impl EvalState {
+    /// The parsed `.drv` of a derivation this evaluation instantiated.
+    fn parsed_derivation(&self, drv_path: &str) -> Option<Derivation> {
+        let known = self.known_derivation(drv_path)?;
+        Derivation::from_aterm(&known.aterm).ok()
+    }
+
+    /// The inputs of a derivation this evaluation instantiated, one line
+    /// each: `<drv path>!<output>` for every output used of every input
+    /// derivation, then every input source path, each group sorted.
+    pub fn derivation_inputs(&self, drv_path: &str) -> Option<Vec<String>> {
+        let drv = self.parsed_derivation(drv_path)?;
+        let mut lines = Vec::new();
+        for (input, outputs) in &drv.input_drvs {
+            for o in outputs {
+                lines.push(format!("{input}!{o}"));
+            }
+        }
+        lines.extend(drv.input_srcs.iter().cloned());
+        Some(lines)
+    }
+
+    /// If `store_path` is an output of a derivation this evaluation
+    /// instantiated: that derivation's `.drv` path and the output name.
+    pub fn output_derivation(&self, store_path: &str) -> Option<(String, String)> {
+        self.store.output_of(store_path)
+    }
+
+    /// The closure of a store path: itself and everything it refers to,
+    /// transitively (C++ Nix's `computeFSClosure`), as far as this
+    /// evaluation knows references (derivations and text files; sources
+    /// have none).
+    pub(crate) fn store_closure(&self, path: &str) -> EvalResult<BTreeSet<String>> {
+        if self.known_derivation(path).is_none()
+            && !self.store.objects.borrow().contains_key(path)
+        {
+            return Err(ErrorKind::other(format!("path '{path}' is not valid")));
+        }
+        let mut seen = BTreeSet::new();
+        let mut todo = vec![path.to_string()];
+        while let Some(p) = todo.pop() {
+            if seen.contains(&p) {
+                continue;
+            }
+            if let Some(drv) = self.parsed_derivation(&p) {
+                todo.extend(drv.input_srcs.iter().cloned());
+                todo.extend(drv.input_drvs.keys().cloned());
+            } else if let Some(StoreObject::Text { references, .. }) =
+                self.store.objects.borrow().get(&p)
+            {
+                todo.extend(references.iter().cloned());
+            }
+            seen.insert(p);
+        }
+        Ok(seen)
+    }
 }

@@ -147,20 +147,25 @@ pub struct EvalState {
     pub(crate) path_cache: RefCell<FxHashMap<PathBuf, NixString>>,
     /// Derivations instantiated so far, by `.drv` path.
     derivations: RefCell<FxHashMap<String, Rc<KnownDerivation>>>,
+    /// The virtual store: sources, text files and derivation outputs this
+    /// evaluation created (see `store.rs`).
+    pub(crate) store: Rc<crate::store::StoreState>,
 }
 
 impl EvalState {
     /// A new state with the builtins installed.
     pub fn new(io: Box<dyn EvalIO>, options: EvalOptions) -> Rc<Self> {
+        let store = Rc::new(crate::store::StoreState::default());
         let state = Rc::new(EvalState {
             sources: SourceMap::default(),
-            io,
+            io: Box::new(crate::store::StoreView::new(io, store.clone())),
             interrupt: options.interrupt.clone(),
             options,
             globals: OnceCell::new(),
             import_cache: RefCell::default(),
             path_cache: RefCell::default(),
             derivations: RefCell::default(),
+            store,
         });
         let globals = crate::builtins::globals(&state);
         let _ = state.globals.set(Rc::new(globals));
@@ -216,10 +221,15 @@ impl EvalState {
         if let Some(v) = self.import_cache.borrow().get(&path) {
             return Ok(v.clone());
         }
-        let bytes = self.io.read_file(&path).map_err(|e| {
-            ErrorKind::Io(format!("opening file '{}': {}", path.display(), io_msg(&e)))
-        })?;
-        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let text = match crate::store::corepkg_source(&path) {
+            Some(source) => source.to_string(),
+            None => {
+                let bytes = self.io.read_file(&path).map_err(|e| {
+                    ErrorKind::Io(format!("opening file '{}': {}", path.display(), io_msg(&e)))
+                })?;
+                String::from_utf8_lossy(&bytes).into_owned()
+            }
+        };
         let v = self
             .compile_source(
                 path.display().to_string(),
