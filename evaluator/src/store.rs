@@ -496,8 +496,7 @@ impl EvalState {
     /// evaluation knows references (derivations and text files; sources
     /// have none).
     pub(crate) fn store_closure(&self, path: &str) -> EvalResult<BTreeSet<String>> {
-        if self.known_derivation(path).is_none()
-            && !self.store.objects.borrow().contains_key(path)
+        if self.known_derivation(path).is_none() && !self.store.objects.borrow().contains_key(path)
         {
             return Err(ErrorKind::other(format!("path '{path}' is not valid")));
         }

@@ -1,9 +1,433 @@
-//! Builtins: derivations.
+//! Builtins: derivations (`derivationStrict`, and `derivation` written in
+//! Nix on top of it as in C++ Nix).
+//!
+//! `derivationStrict` turns an attribute set into a store derivation the
+//! way C++ Nix 2.8 does: every attribute but a few special ones becomes an
+//! environment variable (coerced to a string, or to JSON in `__json` with
+//! `__structuredAttrs`), the string contexts met on the way become the
+//! input derivations and sources, and the output and `.drv` paths follow
+//! from the store arithmetic of `attrfs-store`. The `.drv` text and hash
+//! modulo are recorded in the evaluation's table of derivations.
 
-use crate::value::BuiltinDef;
+use super::gen;
+use crate::builtins::json::{json_quote, value_to_json};
+use crate::errors::{ErrorKind, EvalResult};
+use crate::value::{BuiltinDef, ContextElem, NixAttrs, NixContext, NixString, Value};
+use crate::vm::{
+    coerce_to_string, force, force_bool, force_list, Coercion, EvalState, GenCo, GenFuture,
+    KnownDerivation,
+};
+use attrfs_store::path::IngestionMethod;
+use attrfs_store::{Derivation, DerivationError, Hash, HashAlgo, Output, StorePath};
+use std::collections::BTreeSet;
+use std::rc::Rc;
 
 /// The builtins of this module.
-pub(super) const BUILTINS: &[BuiltinDef] = &[];
+pub(super) const BUILTINS: &[BuiltinDef] = &[gen("derivationStrict", 1, derivation_strict)];
 
 /// Builtins defined in Nix source, compiled at start-up: name and source.
+/// (`derivation` is enabled once `getAttr`, `listToAttrs`, `head` and `map`
+/// exist: start-up sources must only name existing globals.)
 pub(super) const NIX_DEFINED: &[(&str, &str)] = &[];
+#[allow(dead_code)]
+const PENDING: &[(&str, &str)] = &[("derivation", DERIVATION_NIX)];
+
+/// `derivation`: calls `derivationStrict` and builds the set C++ Nix's
+/// `derivation.nix` builds: the attributes given, one set per output (each
+/// also the result for its own output name), `all`, `drvAttrs`, `drvPath`,
+/// `outPath`, `outputName` and `type = "derivation"`. Lazy in the same
+/// places: `outputs` is read before anything is instantiated, the
+/// derivation is instantiated when a path is asked for. (Start-up
+/// sources see the global scope without `builtins`, hence the `__` names.)
+const DERIVATION_NIX: &str = r#"
+drvAttrs@{ outputs ? [ "out" ], ... }:
+let
+  strict = derivationStrict drvAttrs;
+  forOutput = outputName: {
+    name = outputName;
+    value = common // {
+      inherit outputName;
+      type = "derivation";
+      outPath = __getAttr outputName strict;
+      drvPath = strict.drvPath;
+    };
+  };
+  byOutput = map forOutput outputs;
+  common = drvAttrs // __listToAttrs byOutput // {
+    inherit drvAttrs;
+    all = map (o: o.value) byOutput;
+  };
+in (__head byOutput).value
+"#;
+
+/// Coercion of environment values: like `toString`, but paths are added to
+/// the store.
+const ENV_COERCION: Coercion = Coercion {
+    more: true,
+    copy_to_store: true,
+};
+
+/// An error worded like C++ Nix's `EvalError`.
+fn err(msg: impl Into<String>) -> ErrorKind {
+    ErrorKind::other(msg)
+}
+
+/// Forces a string that must not carry a context (C++ Nix's
+/// `forceStringNoCtx`).
+pub(crate) async fn force_string_no_ctx(co: &GenCo, v: Value) -> EvalResult<NixString> {
+    let s = match force(co, v).await {
+        Value::String(s) => s,
+        other => return Err(crate::vm::type_error("string", &other)),
+    };
+    if let Some(first) = s.context().and_then(|c| c.iter().next()) {
+        return Err(err(format!(
+            "the string '{}' is not allowed to refer to a store path (such as '{}')",
+            s,
+            first.encode()
+        )));
+    }
+    Ok(s)
+}
+
+/// Forces a string, adding its context to `ctx`.
+async fn force_string_ctx(co: &GenCo, v: Value, ctx: &mut NixContext) -> EvalResult<NixString> {
+    match force(co, v).await {
+        Value::String(s) => {
+            if let Some(c) = s.context() {
+                ctx.extend(c.iter().cloned());
+            }
+            Ok(s)
+        }
+        other => Err(crate::vm::type_error("string", &other)),
+    }
+}
+
+/// The bytes of a string as text, for the `.drv` file.
+fn utf8(s: &NixString, what: &str) -> EvalResult<String> {
+    s.as_str().map(str::to_string).ok_or_else(|| {
+        err(format!(
+            "{what} is not valid UTF-8, which is not supported in derivations"
+        ))
+    })
+}
+
+fn derivation_strict(co: GenCo, state: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
+    Box::pin(async move {
+        let attrs = match &args[0] {
+            Value::Attrs(a) => a.clone(),
+            other => return Err(crate::vm::type_error("set", other)),
+        };
+        instantiate(&co, &state, &attrs).await
+    })
+}
+
+/// What the special attributes said.
+struct Spec {
+    output_hash: Option<String>,
+    output_hash_algo: String,
+    method: Option<IngestionMethod>,
+    outputs: BTreeSet<String>,
+    content_addressed: bool,
+    impure: bool,
+}
+
+fn hash_mode(s: &str) -> EvalResult<IngestionMethod> {
+    match s {
+        "recursive" => Ok(IngestionMethod::Recursive),
+        "flat" => Ok(IngestionMethod::Flat),
+        _ => Err(err(format!(
+            "invalid value '{s}' for 'outputHashMode' attribute"
+        ))),
+    }
+}
+
+fn output_names(names: Vec<String>) -> EvalResult<BTreeSet<String>> {
+    let mut set = BTreeSet::new();
+    for n in names {
+        if set.contains(&n) {
+            return Err(err(format!("duplicate derivation output '{n}'")));
+        }
+        if n == "drv" {
+            return Err(err("invalid derivation output name 'drv'"));
+        }
+        set.insert(n);
+    }
+    if set.is_empty() {
+        return Err(err("derivation cannot have an empty set of outputs"));
+    }
+    Ok(set)
+}
+
+fn experimental(feature: &str) -> ErrorKind {
+    err(format!(
+        "experimental Nix feature '{feature}' is disabled; \
+         use '--extra-experimental-features {feature}' to override"
+    ))
+}
+
+/// `derivationStrict`: builds, records and describes the derivation.
+async fn instantiate(co: &GenCo, state: &Rc<EvalState>, attrs: &Rc<NixAttrs>) -> EvalResult<Value> {
+    let name_value = attrs
+        .get(b"name")
+        .cloned()
+        .ok_or_else(|| err("required attribute 'name' missing"))?;
+    let name = utf8(
+        &force_string_no_ctx(co, name_value).await?,
+        "the derivation name",
+    )?;
+    let structured = match attrs.get(b"__structuredAttrs") {
+        Some(v) => force_bool(co, v.clone()).await?,
+        None => false,
+    };
+    let ignore_nulls = match attrs.get(b"__ignoreNulls") {
+        Some(v) => force_bool(co, v.clone()).await?,
+        None => false,
+    };
+
+    let mut drv = Derivation::default();
+    let mut ctx = NixContext::new();
+    let mut json = structured.then(|| vec![b'{']);
+    let mut spec = Spec {
+        output_hash: None,
+        output_hash_algo: String::new(),
+        method: None,
+        outputs: ["out".to_string()].into(),
+        content_addressed: false,
+        impure: false,
+    };
+
+    for (key, value) in attrs.iter() {
+        let key_bytes = key.as_bytes();
+        if key_bytes == b"__ignoreNulls" {
+            continue;
+        }
+        let value = if ignore_nulls {
+            let v = force(co, value.clone()).await;
+            if matches!(v, Value::Null) {
+                continue;
+            }
+            v
+        } else {
+            value.clone()
+        };
+        match key_bytes {
+            b"__contentAddressed" => {
+                if force_bool(co, value).await? {
+                    spec.content_addressed = true;
+                    return Err(experimental("ca-derivations"));
+                }
+            }
+            b"__impure" => {
+                if force_bool(co, value).await? {
+                    spec.impure = true;
+                    return Err(experimental("impure-derivations"));
+                }
+            }
+            b"args" => {
+                for item in force_list(co, value).await?.iter() {
+                    let s = coerce_to_string(co, state, item.clone(), ENV_COERCION).await?;
+                    if let Some(c) = s.context() {
+                        ctx.extend(c.iter().cloned());
+                    }
+                    drv.args.push(utf8(&s, "a builder argument")?);
+                }
+            }
+            _ if json.is_some() => {
+                if key_bytes == b"__structuredAttrs" {
+                    continue;
+                }
+                let text = value_to_json(co, state, value.clone()).await?;
+                if let Some(c) = text.context() {
+                    ctx.extend(c.iter().cloned());
+                }
+                if let Some(buf) = json.as_mut() {
+                    if buf.len() > 1 {
+                        buf.push(b',');
+                    }
+                    buf.extend_from_slice(json_quote(&key.to_str_lossy()).as_bytes());
+                    buf.push(b':');
+                    buf.extend_from_slice(text.as_bytes());
+                }
+                match key_bytes {
+                    b"builder" => {
+                        let s = force_string_ctx(co, value, &mut ctx).await?;
+                        drv.builder = utf8(&s, "the builder")?;
+                    }
+                    b"system" => {
+                        drv.platform = utf8(&force_string_no_ctx(co, value).await?, "system")?;
+                    }
+                    b"outputHash" => {
+                        let s = force_string_no_ctx(co, value).await?;
+                        spec.output_hash = Some(s.to_string());
+                    }
+                    b"outputHashAlgo" => {
+                        let s = force_string_no_ctx(co, value).await?;
+                        spec.output_hash_algo = s.to_string();
+                    }
+                    b"outputHashMode" => {
+                        let s = force_string_no_ctx(co, value).await?;
+                        spec.method = Some(hash_mode(&s.to_str_lossy())?);
+                    }
+                    b"outputs" => {
+                        let mut names = Vec::new();
+                        for item in force_list(co, value).await?.iter() {
+                            let s = force_string_no_ctx(co, item.clone()).await?;
+                            names.push(utf8(&s, "an output name")?);
+                        }
+                        spec.outputs = output_names(names)?;
+                    }
+                    _ => {}
+                }
+            }
+            _ => {
+                let s = coerce_to_string(co, state, value, ENV_COERCION).await?;
+                if let Some(c) = s.context() {
+                    ctx.extend(c.iter().cloned());
+                }
+                let key_text = utf8(key, "an attribute name")?;
+                let text = utf8(&s, &format!("attribute '{key_text}'"))?;
+                match key_bytes {
+                    b"builder" => drv.builder = text.clone(),
+                    b"system" => drv.platform = text.clone(),
+                    b"outputHash" => spec.output_hash = Some(text.clone()),
+                    b"outputHashAlgo" => spec.output_hash_algo = text.clone(),
+                    b"outputHashMode" => spec.method = Some(hash_mode(&text)?),
+                    b"outputs" => {
+                        spec.outputs = output_names(
+                            text.split([' ', '\t', '\n', '\r'])
+                                .filter(|t| !t.is_empty())
+                                .map(str::to_string)
+                                .collect(),
+                        )?
+                    }
+                    _ => {}
+                }
+                drv.env.entry(key_text).or_insert(text);
+            }
+        }
+    }
+
+    if let Some(mut buf) = json {
+        buf.push(b'}');
+        let text = String::from_utf8(buf)
+            .map_err(|_| err("the structured attributes are not valid UTF-8"))?;
+        drv.env.entry("__json".to_string()).or_insert(text);
+    }
+
+    add_inputs(state, &ctx, &mut drv)?;
+
+    if drv.builder.is_empty() {
+        return Err(err("required attribute 'builder' missing"));
+    }
+    if drv.platform.is_empty() {
+        return Err(err("required attribute 'system' missing"));
+    }
+    if name.ends_with(".drv") {
+        return Err(err("derivation names are not allowed to end in '.drv'"));
+    }
+
+    if let Some(h) = &spec.output_hash {
+        if spec.outputs.len() != 1 || !spec.outputs.contains("out") {
+            return Err(err(
+                "multiple outputs are not supported in fixed-output derivations",
+            ));
+        }
+        let algo = HashAlgo::from_name(&spec.output_hash_algo);
+        let hash = Hash::parse_allow_empty(h, algo).map_err(|e| err(e.to_string()))?;
+        if h.is_empty() {
+            eprintln!("warning: found empty hash, assuming '{}'", hash.to_sri());
+        }
+        let method = spec.method.unwrap_or(IngestionMethod::Flat);
+        drv.outputs
+            .insert("out".to_string(), Output::fixed(method, &hash));
+    } else if spec.content_addressed || spec.impure {
+        unreachable!("refused while reading the attributes");
+    } else {
+        for o in &spec.outputs {
+            drv.outputs.insert(o.clone(), Output::input_addressed());
+        }
+    }
+
+    let done = drv
+        .instantiate(&name, |p| state.known_derivation(p).map(|k| k.hash_modulo))
+        .map_err(|e| match e {
+            DerivationError::UnknownInputDerivation(p) => err(format!("path '{p}' is not valid")),
+            other => err(other.to_string()),
+        })?;
+    let drv_path = done.drv_path.to_string();
+    let outputs: Vec<(String, String)> = drv
+        .outputs
+        .iter()
+        .map(|(n, o)| (n.clone(), o.path.clone()))
+        .collect();
+    state.store.add_outputs(&drv_path, &outputs);
+    state.register_derivation(
+        drv_path.clone(),
+        KnownDerivation {
+            aterm: done.aterm,
+            hash_modulo: done.hash_modulo,
+            outputs: outputs.iter().map(|(n, _)| n.clone()).collect(),
+        },
+    );
+
+    let mut entries = Vec::with_capacity(outputs.len() + 1);
+    entries.push((
+        NixString::from("drvPath"),
+        Value::String(NixString::new(
+            drv_path.as_bytes(),
+            Some([ContextElem::Derivation(drv_path.clone())].into()),
+        )),
+    ));
+    for (output, path) in outputs {
+        let context = [ContextElem::Output {
+            output: output.clone(),
+            drv: drv_path.clone(),
+        }]
+        .into();
+        entries.push((
+            NixString::from(output),
+            Value::String(NixString::new(path.into_bytes(), Some(context))),
+        ));
+    }
+    Ok(Value::attrs(NixAttrs::from_unsorted_first_wins(entries)))
+}
+
+/// Fills the input derivations and sources from the string contexts met.
+fn add_inputs(state: &EvalState, ctx: &NixContext, drv: &mut Derivation) -> EvalResult<()> {
+    for elem in ctx {
+        match elem {
+            ContextElem::Plain(p) => {
+                check_store_path(p)?;
+                drv.input_srcs.insert(p.clone());
+            }
+            ContextElem::Output { output, drv: d } => {
+                check_store_path(d)?;
+                drv.input_drvs
+                    .entry(d.clone())
+                    .or_default()
+                    .insert(output.clone());
+            }
+            ContextElem::Derivation(d) => {
+                // The whole closure of the `.drv`, every derivation in it
+                // with all its outputs (C++ Nix's `=` context).
+                for p in state.store_closure(d)? {
+                    if p.ends_with(".drv") {
+                        let outputs = state
+                            .known_derivation(&p)
+                            .map(|k| k.outputs.clone())
+                            .unwrap_or_default();
+                        drv.input_drvs.entry(p.clone()).or_default().extend(outputs);
+                    }
+                    drv.input_srcs.insert(p);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_store_path(p: &str) -> EvalResult<()> {
+    StorePath::from_absolute_path(p)
+        .map(|_| ())
+        .map_err(|_| err(format!("path '{p}' is not in the Nix store")))
+}
