@@ -213,7 +213,10 @@ fn find_file(co: GenCo, state: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
         // Files C++ Nix builds in (`<nix/fetchurl.nix>`), which `import`
         // knows (see `store::corepkg_source`).
         if let Some(rest) = wanted.strip_prefix("nix/") {
-            return Ok(Value::path(format!("{}{rest}", crate::store::COREPKGS_PREFIX)));
+            return Ok(Value::path(format!(
+                "{}{rest}",
+                crate::store::COREPKGS_PREFIX
+            )));
         }
         Err(ErrorKind::other(format!(
             "file '{wanted}' was not found in the Nix search path (add it using $NIX_PATH or -I)"
