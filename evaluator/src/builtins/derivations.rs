@@ -12,18 +12,28 @@
 use super::gen;
 use crate::builtins::json::{json_quote, value_to_json};
 use crate::errors::{ErrorKind, EvalResult};
+use crate::io::FileType;
+use crate::store::{add_path_to_store, add_text_to_store, base_name, store_path_string, Excluded};
 use crate::value::{BuiltinDef, ContextElem, NixAttrs, NixContext, NixString, Value};
 use crate::vm::{
-    coerce_to_string, force, force_bool, force_list, Coercion, EvalState, GenCo, GenFuture,
+    call2, coerce_to_string, force, force_bool, force_list, Coercion, EvalState, GenCo, GenFuture,
     KnownDerivation,
 };
 use attrfs_store::path::IngestionMethod;
 use attrfs_store::{Derivation, DerivationError, Hash, HashAlgo, Output, StorePath};
 use std::collections::BTreeSet;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::rc::Rc;
 
 /// The builtins of this module.
-pub(super) const BUILTINS: &[BuiltinDef] = &[gen("derivationStrict", 1, derivation_strict)];
+pub(super) const BUILTINS: &[BuiltinDef] = &[
+    gen("derivationStrict", 1, derivation_strict),
+    gen("path", 1, path),
+    gen("filterSource", 2, filter_source),
+    gen("toFile", 2, to_file),
+];
 
 /// Builtins defined in Nix source, compiled at start-up: name and source.
 /// (`derivation` is enabled once `getAttr`, `listToAttrs`, `head` and `map`
@@ -430,4 +440,173 @@ fn check_store_path(p: &str) -> EvalResult<()> {
     StorePath::from_absolute_path(p)
         .map(|_| ())
         .map_err(|_| err(format!("path '{p}' is not in the Nix store")))
+}
+
+/// `builtins.toFile name contents`: a text file in the store, referring to
+/// the plain store paths in the context of `contents`.
+fn to_file(co: GenCo, state: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
+    Box::pin(async move {
+        let name = force_string_no_ctx(&co, args[0].clone()).await?.to_string();
+        let contents = match &args[1] {
+            Value::String(s) => s.clone(),
+            other => return Err(crate::vm::type_error("string", other)),
+        };
+        let mut references = Vec::new();
+        for elem in contents.context().into_iter().flatten() {
+            match elem {
+                ContextElem::Plain(p) => references.push(p.clone()),
+                other => {
+                    return Err(err(format!(
+                        "in 'toFile': the file named '{name}' must not contain a reference \
+                         to a derivation but contains ({})",
+                        other.encode()
+                    )))
+                }
+            }
+        }
+        let path = add_text_to_store(&state, &name, contents.as_bytes(), references)?;
+        Ok(Value::String(store_path_string(&path)))
+    })
+}
+
+/// C++ Nix's `coerceToPath`: a string (without copying paths to the store)
+/// that must be absolute.
+async fn coerce_to_path(co: &GenCo, state: &Rc<EvalState>, v: Value) -> EvalResult<PathBuf> {
+    let s = coerce_to_string(co, state, v, Coercion::PATH_PART).await?;
+    let text = s.to_string();
+    if !text.starts_with('/') {
+        return Err(err(format!(
+            "string '{text}' doesn't represent an absolute path"
+        )));
+    }
+    Ok(PathBuf::from(text))
+}
+
+/// Calls a `builtins.path`/`filterSource` filter on every entry below
+/// `dir` (depth first, entries in name order, as C++ Nix does while
+/// archiving) and collects the entries it refuses.
+fn run_filter<'a>(
+    co: &'a GenCo,
+    state: &'a Rc<EvalState>,
+    filter: &'a Value,
+    dir: PathBuf,
+    excluded: &'a mut rustc_hash::FxHashSet<PathBuf>,
+) -> Pin<Box<dyn Future<Output = EvalResult<()>> + 'a>> {
+    Box::pin(async move {
+        let mut entries = state.io.read_dir(&dir).map_err(|e| {
+            ErrorKind::Io(format!(
+                "opening directory '{}': {}",
+                dir.display(),
+                crate::vm::io_msg(&e)
+            ))
+        })?;
+        entries.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+        for (name, kind) in entries {
+            let child = dir.join(&name);
+            let keep = call2(
+                co,
+                filter.clone(),
+                Value::string(child.to_string_lossy().into_owned()),
+                Value::string(kind.nix_name()),
+            )
+            .await;
+            let keep = match keep {
+                Value::Bool(b) => b,
+                other => return Err(crate::vm::type_error("Boolean", &other)),
+            };
+            if !keep {
+                excluded.insert(child);
+            } else if kind == FileType::Directory {
+                run_filter(co, state, filter, child, excluded).await?;
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Adds a path to the store as `builtins.path` does (C++ Nix's `addPath`).
+async fn add_path(
+    co: &GenCo,
+    state: &Rc<EvalState>,
+    path: &Path,
+    name: &str,
+    filter: Option<Value>,
+    recursive: bool,
+    expected: Option<Hash>,
+) -> EvalResult<Value> {
+    let excluded: Option<Excluded> = match filter {
+        Some(f) => {
+            let mut set = rustc_hash::FxHashSet::default();
+            if state.io.file_type(path).ok() == Some(FileType::Directory) {
+                run_filter(co, state, &f, path.to_path_buf(), &mut set).await?;
+            }
+            Some(Rc::new(set))
+        }
+        None => None,
+    };
+    let added = add_path_to_store(state, path, Some(name), recursive, excluded)?;
+    if let Some(h) = expected {
+        let want = crate::store::expected_source_path(recursive, &h, name)?;
+        if added.as_bytes() != want.as_bytes() {
+            return Err(err(format!(
+                "store path mismatch in (possibly filtered) path added from '{}'",
+                path.display()
+            )));
+        }
+    }
+    Ok(Value::String(added))
+}
+
+/// `builtins.path { path; name ? ...; filter ? ...; recursive ? true; sha256 ? ...; }`.
+fn path(co: GenCo, state: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
+    Box::pin(async move {
+        let attrs = match &args[0] {
+            Value::Attrs(a) => a.clone(),
+            other => return Err(crate::vm::type_error("set", other)),
+        };
+        let mut path = None;
+        let mut name = None;
+        let mut filter = None;
+        let mut recursive = true;
+        let mut expected = None;
+        for (k, v) in attrs.iter() {
+            match k.as_bytes() {
+                b"path" => path = Some(coerce_to_path(&co, &state, v.clone()).await?),
+                b"name" => name = Some(force_string_no_ctx(&co, v.clone()).await?.to_string()),
+                b"filter" => filter = Some(force(&co, v.clone()).await),
+                b"recursive" => recursive = force_bool(&co, v.clone()).await?,
+                b"sha256" => {
+                    let s = force_string_no_ctx(&co, v.clone()).await?.to_string();
+                    let h = Hash::parse_allow_empty(&s, Some(HashAlgo::Sha256))
+                        .map_err(|e| err(e.to_string()))?;
+                    expected = Some(h);
+                }
+                _ => return Err(err(format!("unsupported argument '{k}' to 'addPath'"))),
+            }
+        }
+        let Some(path) = path.filter(|p| !p.as_os_str().is_empty()) else {
+            return Err(err("'path' required"));
+        };
+        let name = match name.filter(|n| !n.is_empty()) {
+            Some(n) => n,
+            None => base_name(&path.to_string_lossy()).to_string(),
+        };
+        add_path(&co, &state, &path, &name, filter, recursive, expected).await
+    })
+}
+
+/// `builtins.filterSource filter path`.
+fn filter_source(co: GenCo, state: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
+    Box::pin(async move {
+        let path = coerce_to_path(&co, &state, args[1].clone()).await?;
+        let filter = force(&co, args[0].clone()).await;
+        if !filter.is_function() {
+            return Err(err(format!(
+                "first argument in call to 'filterSource' is not a function but {}",
+                crate::printer::type_with_article(&filter)
+            )));
+        }
+        let name = base_name(&path.to_string_lossy()).to_string();
+        add_path(&co, &state, &path, &name, Some(filter), true, None).await
+    })
 }
