@@ -33,7 +33,7 @@ pub enum ErrorKind {
     #[error("assertion '{0}' failed")]
     AssertionFailed(String),
     /// A value of the wrong type.
-    #[error("expected a {expected} but found {found}")]
+    #[error("expected {} {expected} but found {found}", article(expected))]
     TypeError {
         /// What was wanted, e.g. "set".
         expected: &'static str,
@@ -108,6 +108,14 @@ impl ErrorKind {
     /// Shorthand for [`ErrorKind::Other`].
     pub fn other(msg: impl Into<String>) -> Self {
         ErrorKind::Other(msg.into())
+    }
+}
+
+/// "a" or "an" for a type name in [`ErrorKind::TypeError`] ("an integer").
+fn article(word: &str) -> &'static str {
+    match word.as_bytes().first() {
+        Some(b'a' | b'e' | b'i' | b'o' | b'u') => "an",
+        _ => "a",
     }
 }
 
