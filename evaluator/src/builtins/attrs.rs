@@ -1,6 +1,342 @@
-//! Builtins: attrs.
+//! Builtins: attribute sets (`attrNames`, `mapAttrs`, `listToAttrs`,
+//! `removeAttrs`, `zipAttrsWith`, `groupBy`, ...).
+//!
+//! Sets are sorted arrays, so most of these are linear passes or merges
+//! that never sort again. Attribute names taken from Nix strings must not
+//! carry a string context, as in C++ Nix.
 
-use crate::value::BuiltinDef;
+use super::lists::{defer, expect_function};
+use super::strings::expect_string_no_ctx;
+use super::{expect_attrs, expect_list, gen, lazy, sync};
+use crate::errors::{ErrorKind, EvalResult};
+use crate::value::{BuiltinDef, NixAttrs, NixString, Thunk, Value};
+use crate::vm::{call, force, type_error, EvalState, GenCo, GenFuture};
+use std::collections::BTreeMap;
+use std::rc::Rc;
 
 /// The builtins of this module.
-pub(super) const BUILTINS: &[BuiltinDef] = &[];
+pub(super) const BUILTINS: &[BuiltinDef] = &[
+    sync("attrNames", 1, attr_names),
+    sync("attrValues", 1, attr_values),
+    lazy(sync("mapAttrs", 2, map_attrs), 0b01),
+    gen("listToAttrs", 1, list_to_attrs),
+    sync("intersectAttrs", 2, intersect_attrs),
+    sync("removeAttrs", 2, remove_attrs),
+    gen("catAttrs", 2, cat_attrs),
+    lazy(gen("zipAttrsWith", 2, zip_attrs_with), 0b11),
+    lazy(gen("groupBy", 2, group_by), 0b11),
+    sync("getAttr", 2, get_attr),
+    sync("hasAttr", 2, has_attr),
+    sync("unsafeGetAttrPos", 2, unsafe_get_attr_pos),
+    sync("functionArgs", 1, function_args),
+];
+
+/// C++ Nix's error for a missing attribute.
+fn missing(name: &str) -> ErrorKind {
+    ErrorKind::AttrMissing { name: name.into() }
+}
+
+fn attr_names(_: &Rc<EvalState>, args: Vec<Value>) -> EvalResult<Value> {
+    let a = expect_attrs(&args[0])?;
+    Ok(Value::list(a.keys().cloned().map(Value::String).collect()))
+}
+
+fn attr_values(_: &Rc<EvalState>, args: Vec<Value>) -> EvalResult<Value> {
+    let a = expect_attrs(&args[0])?;
+    Ok(Value::list(a.values().cloned().collect()))
+}
+
+fn map_attrs(_: &Rc<EvalState>, args: Vec<Value>) -> EvalResult<Value> {
+    let a = expect_attrs(&args[1])?;
+    let f = &args[0];
+    let entries = a
+        .iter()
+        .map(|(k, v)| {
+            let partial = Value::Thunk(Thunk::apply(f.clone(), Value::String(k.clone())));
+            (k.clone(), Value::Thunk(Thunk::apply(partial, v.clone())))
+        })
+        .collect();
+    Ok(Value::attrs(NixAttrs::from_sorted(entries)))
+}
+
+fn list_to_attrs(co: GenCo, _: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
+    Box::pin(async move {
+        let list = expect_list(&args[0])?;
+        let mut pairs: Vec<(NixString, Rc<NixAttrs>)> = Vec::with_capacity(list.len());
+        for item in list.iter() {
+            let pair = match force(&co, item.clone()).await {
+                Value::Attrs(a) => a,
+                other => return Err(type_error("set", &other)),
+            };
+            let name = pair.get(b"name").ok_or_else(|| missing("name"))?.clone();
+            let name = expect_string_no_ctx(&force(&co, name).await)?;
+            pairs.push((name, pair));
+        }
+        // Stable: of several pairs with one name, the first stays first.
+        pairs.sort_by(|a, b| a.0.cmp(&b.0));
+        pairs.dedup_by(|later, earlier| later.0 == earlier.0);
+        let mut entries = Vec::with_capacity(pairs.len());
+        for (name, pair) in pairs {
+            let value = pair.get(b"value").ok_or_else(|| missing("value"))?;
+            entries.push((name, value.clone()));
+        }
+        Ok(Value::attrs(NixAttrs::from_sorted(entries)))
+    })
+}
+
+fn intersect_attrs(_: &Rc<EvalState>, args: Vec<Value>) -> EvalResult<Value> {
+    let left = expect_attrs(&args[0])?;
+    let right = expect_attrs(&args[1])?;
+    let entries: Vec<(NixString, Value)> = if left.len() < right.len() / 8 {
+        left.keys()
+            .filter_map(|k| right.get(k.as_bytes()).map(|v| (k.clone(), v.clone())))
+            .collect()
+    } else if right.len() < left.len() / 8 {
+        right
+            .iter()
+            .filter(|(k, _)| left.contains(k.as_bytes()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    } else {
+        // A linear merge of the two sorted sets.
+        let mut out = Vec::new();
+        let mut l = left.keys().peekable();
+        for (k, v) in right.iter() {
+            while l.next_if(|x| *x < k).is_some() {}
+            if l.peek() == Some(&k) {
+                out.push((k.clone(), v.clone()));
+            }
+        }
+        out
+    };
+    if entries.len() == right.len() {
+        return Ok(args[1].clone());
+    }
+    Ok(Value::attrs(NixAttrs::from_sorted(entries)))
+}
+
+/// `removeAttrs` when some names in the list are not forced yet.
+static REMOVE_ATTRS_FORCING: BuiltinDef = gen("removeAttrs", 2, remove_attrs_forcing);
+
+fn remove_attrs(_: &Rc<EvalState>, args: Vec<Value>) -> EvalResult<Value> {
+    let set = expect_attrs(&args[0])?;
+    let list = expect_list(&args[1])?;
+    if !list.iter().all(Value::is_whnf) {
+        return Ok(defer(&REMOVE_ATTRS_FORCING, args));
+    }
+    let names = list
+        .iter()
+        .map(|n| expect_string_no_ctx(&n.shallow()))
+        .collect::<EvalResult<Vec<_>>>()?;
+    Ok(remove_names(&args[0], &set, names))
+}
+
+fn remove_attrs_forcing(co: GenCo, _: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
+    Box::pin(async move {
+        let set = expect_attrs(&args[0])?;
+        let list = expect_list(&args[1])?;
+        let mut names = Vec::with_capacity(list.len());
+        for n in list.iter() {
+            names.push(expect_string_no_ctx(&force(&co, n.clone()).await)?);
+        }
+        Ok(remove_names(&args[0], &set, names))
+    })
+}
+
+fn remove_names(original: &Value, set: &NixAttrs, mut names: Vec<NixString>) -> Value {
+    names.retain(|n| set.contains(n.as_bytes()));
+    if names.is_empty() {
+        return original.clone();
+    }
+    names.sort_unstable();
+    let entries = set
+        .iter()
+        .filter(|(k, _)| names.binary_search(k).is_err())
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    Value::attrs(NixAttrs::from_sorted(entries))
+}
+
+fn cat_attrs(co: GenCo, _: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
+    Box::pin(async move {
+        let name = expect_string_no_ctx(&args[0])?;
+        let list = expect_list(&args[1])?;
+        let mut out = Vec::new();
+        for item in list.iter() {
+            match force(&co, item.clone()).await {
+                Value::Attrs(a) => {
+                    if let Some(v) = a.get(name.as_bytes()) {
+                        out.push(v.clone());
+                    }
+                }
+                other => return Err(type_error("set", &other)),
+            }
+        }
+        Ok(Value::list(out))
+    })
+}
+
+fn zip_attrs_with(co: GenCo, _: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
+    Box::pin(async move {
+        let f = force(&co, args[0].clone()).await;
+        expect_function(&f)?;
+        let list = match force(&co, args[1].clone()).await {
+            Value::List(l) => l,
+            other => return Err(type_error("list", &other)),
+        };
+        let mut seen: BTreeMap<NixString, Vec<Value>> = BTreeMap::new();
+        for item in list.iter() {
+            let set = match force(&co, item.clone()).await {
+                Value::Attrs(a) => a,
+                other => return Err(type_error("set", &other)),
+            };
+            for (k, v) in set.iter() {
+                seen.entry(k.clone()).or_default().push(v.clone());
+            }
+        }
+        let entries = seen
+            .into_iter()
+            .map(|(k, values)| {
+                let partial = Value::Thunk(Thunk::apply(f.clone(), Value::String(k.clone())));
+                (k, Value::Thunk(Thunk::apply(partial, Value::list(values))))
+            })
+            .collect();
+        Ok(Value::attrs(NixAttrs::from_sorted(entries)))
+    })
+}
+
+fn group_by(co: GenCo, _: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
+    Box::pin(async move {
+        let f = force(&co, args[0].clone()).await;
+        expect_function(&f)?;
+        let list = match force(&co, args[1].clone()).await {
+            Value::List(l) => l,
+            other => return Err(type_error("list", &other)),
+        };
+        let mut groups: BTreeMap<NixString, Vec<Value>> = BTreeMap::new();
+        for item in list.iter() {
+            let key = call(&co, f.clone(), item.clone()).await;
+            let key = expect_string_no_ctx(&key)?;
+            groups.entry(key).or_default().push(item.clone());
+        }
+        let entries = groups
+            .into_iter()
+            .map(|(k, items)| (k, Value::list(items)))
+            .collect();
+        Ok(Value::attrs(NixAttrs::from_sorted(entries)))
+    })
+}
+
+fn get_attr(_: &Rc<EvalState>, args: Vec<Value>) -> EvalResult<Value> {
+    let name = expect_string_no_ctx(&args[0])?;
+    let set = expect_attrs(&args[1])?;
+    set.get(name.as_bytes())
+        .cloned()
+        .ok_or_else(|| missing(&name.to_str_lossy()))
+}
+
+fn has_attr(_: &Rc<EvalState>, args: Vec<Value>) -> EvalResult<Value> {
+    let name = expect_string_no_ctx(&args[0])?;
+    let set = expect_attrs(&args[1])?;
+    Ok(Value::Bool(set.contains(name.as_bytes())))
+}
+
+/// Attribute sets do not record where their attributes were defined, so
+/// this is always `null` (C++ Nix's answer for attributes without a position).
+fn unsafe_get_attr_pos(_: &Rc<EvalState>, args: Vec<Value>) -> EvalResult<Value> {
+    expect_string_no_ctx(&args[0])?;
+    expect_attrs(&args[1])?;
+    Ok(Value::Null)
+}
+
+fn function_args(_: &Rc<EvalState>, args: Vec<Value>) -> EvalResult<Value> {
+    match &args[0] {
+        Value::Builtin(_) => Ok(Value::Attrs(NixAttrs::empty())),
+        Value::Closure(c) => match &c.lambda.formals {
+            None => Ok(Value::Attrs(NixAttrs::empty())),
+            Some(formals) => Ok(Value::attrs(NixAttrs::from_sorted(
+                formals
+                    .entries
+                    .iter()
+                    .map(|(name, has_default)| (name.clone(), Value::Bool(*has_default)))
+                    .collect(),
+            ))),
+        },
+        _ => Err(ErrorKind::other("'functionArgs' requires a function")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::eval::eval_strict_to_string as eval;
+
+    fn ok(e: &str) -> String {
+        eval(e).unwrap_or_else(|err| panic!("{e}: {err}"))
+    }
+
+    fn err(e: &str) -> String {
+        eval(e).expect_err(e)
+    }
+
+    #[test]
+    fn names_values_and_lookups() {
+        assert_eq!(
+            ok("builtins.attrNames { b = 1; a = 2; }"),
+            "[ \"a\" \"b\" ]"
+        );
+        assert_eq!(ok("builtins.attrValues { b = 1; a = 2; }"), "[ 2 1 ]");
+        assert_eq!(ok("builtins.getAttr \"a\" { a = 1; }"), "1");
+        assert!(err("builtins.getAttr \"foo\" { }").contains("attribute 'foo' missing"));
+        assert_eq!(ok("builtins.hasAttr \"a\" { a = 1; }"), "true");
+        assert!(err("builtins.attrNames [ ]").contains("expected a set but found a list"));
+        assert_eq!(ok("builtins.unsafeGetAttrPos \"a\" { a = 1; }"), "null");
+    }
+
+    #[test]
+    fn constructing_sets() {
+        assert_eq!(
+            ok("builtins.mapAttrs (n: v: n + toString v) { a = 1; b = 2; }"),
+            "{ a = \"a1\"; b = \"b2\"; }"
+        );
+        assert_eq!(
+            ok("builtins.attrNames (builtins.mapAttrs \"\" { a = 1; })"),
+            "[ \"a\" ]"
+        );
+        assert_eq!(
+            ok(
+                "builtins.listToAttrs [ { name = \"a\"; value = 1; } { name = \"a\"; value = 2; } \
+                { name = \"b\"; value = 3; } { name = \"b\"; } ]"
+            ),
+            "{ a = 1; b = 3; }"
+        );
+        assert!(err("builtins.listToAttrs [ { name = \"foo\"; } ]")
+            .contains("attribute 'value' missing"));
+        assert!(err("builtins.listToAttrs [ { } ]").contains("attribute 'name' missing"));
+        assert_eq!(
+            ok("builtins.intersectAttrs { a = 1; c = 1; } { a = 2; b = 2; c = 2; }"),
+            "{ a = 2; c = 2; }"
+        );
+        assert_eq!(
+            ok("let n = \"a\"; in removeAttrs { a = 1; b = 2; } [ n \"z\" ]"),
+            "{ b = 2; }"
+        );
+        assert_eq!(
+            ok("builtins.catAttrs \"a\" [ { a = 1; } { } { a = 2; } ]"),
+            "[ 1 2 ]"
+        );
+        assert_eq!(
+            ok("builtins.zipAttrsWith (n: v: v) [ { a = 1; } { a = 2; b = 3; } ]"),
+            "{ a = [ 1 2 ]; b = [ 3 ]; }"
+        );
+        assert_eq!(
+            ok("builtins.groupBy (x: if x > 1 then \"big\" else \"small\") [ 1 2 3 ]"),
+            "{ big = [ 2 3 ]; small = [ 1 ]; }"
+        );
+        assert_eq!(
+            ok("builtins.functionArgs ({ a, b ? 1 }: a)"),
+            "{ a = false; b = true; }"
+        );
+        assert_eq!(ok("builtins.functionArgs (x: x)"), "{ }");
+        assert!(err("builtins.functionArgs 1").contains("'functionArgs' requires a function"));
+    }
+}
