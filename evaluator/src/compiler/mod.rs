@@ -41,6 +41,9 @@ struct Ctx {
     chunk: Chunk,
     scope: Scope,
     upvalues: Vec<UpvalueSource>,
+    /// Code position of the most recent jump target: a `Force` there cannot
+    /// be elided, as control may arrive from elsewhere.
+    last_label: usize,
 }
 
 impl Ctx {
@@ -49,6 +52,7 @@ impl Ctx {
             chunk: Chunk::default(),
             scope: Scope::default(),
             upvalues: Vec::new(),
+            last_label: 0,
         }
     }
 }
@@ -118,6 +122,11 @@ impl Compiler<'_> {
     }
 
     fn emit_span(&mut self, op: Op, span: Span) -> usize {
+        if let Op::Force = op {
+            if self.top_is_whnf() {
+                return self.ctx().chunk.code.len() - 1;
+            }
+        }
         let effect: i64 = match op {
             Op::Constant(_)
             | Op::GetLocal(_)
@@ -153,6 +162,41 @@ impl Compiler<'_> {
         ctx.chunk.code.len() - 1
     }
 
+    /// Whether the value the last instruction left on the stack is surely
+    /// not a thunk, so a following `Force` is useless.
+    fn top_is_whnf(&mut self) -> bool {
+        let ctx = self.ctx();
+        let len = ctx.chunk.code.len();
+        if len == 0 || ctx.last_label == len {
+            return false;
+        }
+        match ctx.chunk.code[len - 1] {
+            Op::Constant(i) => !matches!(ctx.chunk.constants[i as usize], Value::Thunk(_)),
+            Op::Force
+            | Op::MakeClosure(_)
+            | Op::Add
+            | Op::Sub
+            | Op::Mul
+            | Op::Div
+            | Op::Less
+            | Op::LessEq
+            | Op::More
+            | Op::MoreEq
+            | Op::Equal
+            | Op::NotEqual
+            | Op::Not
+            | Op::Concat
+            | Op::Update
+            | Op::Attrs(_)
+            | Op::List(_)
+            | Op::Interpolate(_)
+            | Op::InterpolatePath(_)
+            | Op::HasAttrEnd
+            | Op::AssertBool => true,
+            _ => false,
+        }
+    }
+
     fn here(&mut self) -> u32 {
         self.ctx().chunk.code.len() as u32
     }
@@ -160,6 +204,7 @@ impl Compiler<'_> {
     /// Points the jump at `at` to the current position.
     fn patch_jump(&mut self, at: usize) {
         let target = self.here();
+        self.ctx().last_label = target as usize;
         let op = &mut self.ctx().chunk.code[at];
         *op = match *op {
             Op::Jump(_) => Op::Jump(target),

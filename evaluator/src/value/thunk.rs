@@ -21,8 +21,9 @@ pub enum ThunkRepr {
         /// The argument.
         arg: Value,
     },
-    /// Being forced right now; keeps the original so a caught error can restore it.
-    Blackhole(Box<ThunkRepr>),
+    /// Being forced right now (the VM's update frame keeps the original, so
+    /// that a caught error can restore it).
+    Blackhole,
     /// The value in weak head normal form.
     Evaluated(Value),
 }
@@ -68,38 +69,22 @@ impl Thunk {
         let mut r = self.0.borrow_mut();
         match &*r {
             ThunkRepr::Suspended { .. } | ThunkRepr::Apply { .. } => {
-                let old = std::mem::replace(&mut *r, ThunkRepr::Evaluated(Value::Null));
-                let blackhole_copy = match &old {
-                    ThunkRepr::Suspended { lambda, upvalues } => ThunkRepr::Suspended {
-                        lambda: lambda.clone(),
-                        upvalues: upvalues.clone(),
-                    },
-                    ThunkRepr::Apply { func, arg } => ThunkRepr::Apply {
-                        func: func.clone(),
-                        arg: arg.clone(),
-                    },
-                    _ => unreachable!("checked above"),
-                };
-                *r = ThunkRepr::Blackhole(Box::new(blackhole_copy));
-                Some(old)
+                Some(std::mem::replace(&mut *r, ThunkRepr::Blackhole))
             }
             _ => None,
         }
     }
 
+    /// Puts back a state taken by [`Thunk::enter`]: after a caught error
+    /// (C++ Nix re-evaluates a thunk whose evaluation threw), or to hand the
+    /// thunk to another forcing path.
+    pub(crate) fn restore_from(&self, repr: ThunkRepr) {
+        *self.0.borrow_mut() = repr;
+    }
+
     /// Stores the result of forcing.
     pub(crate) fn update(&self, v: Value) {
         *self.0.borrow_mut() = ThunkRepr::Evaluated(v);
-    }
-
-    /// Undoes [`Thunk::enter`] after an error, so that a later force retries
-    /// (C++ Nix re-evaluates a thunk whose evaluation threw).
-    pub(crate) fn restore(&self) {
-        let mut r = self.0.borrow_mut();
-        if let ThunkRepr::Blackhole(orig) = &mut *r {
-            let orig = std::mem::replace(&mut **orig, ThunkRepr::Evaluated(Value::Null));
-            *r = orig;
-        }
     }
 
     /// Fills deferred upvalues of a freshly built thunk (recursive bindings).

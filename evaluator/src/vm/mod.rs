@@ -53,8 +53,9 @@ struct GenFrame {
 enum Frame {
     Bytecode(BytecodeFrame),
     Generator(Box<GenFrame>),
-    /// When the frame above completes, store its (forced) result in the thunk.
-    ThunkUpdate(Thunk),
+    /// When the frame above completes, store its (forced) result in the
+    /// thunk; on an error, put the original state back.
+    ThunkUpdate(Thunk, ThunkRepr),
 }
 
 /// Runs evaluations. One per top-level request; cheap to create.
@@ -93,7 +94,7 @@ impl Vm {
             let r = match frame {
                 Frame::Bytecode(f) => self.run_bytecode(f),
                 Frame::Generator(g) => self.run_generator(g),
-                Frame::ThunkUpdate(t) => self.finish_thunk(t),
+                Frame::ThunkUpdate(t, orig) => self.finish_thunk(t, orig),
             };
             if let Err(e) = r {
                 self.unwind(e)?;
@@ -105,7 +106,7 @@ impl Vm {
     fn unwind(&mut self, mut err: Error) -> Result<(), Error> {
         while let Some(frame) = self.frames.pop() {
             match frame {
-                Frame::ThunkUpdate(t) => t.restore(),
+                Frame::ThunkUpdate(t, orig) => t.restore_from(orig),
                 Frame::Generator(mut g) => {
                     if let GenState::AwaitCatch { stack_len } = g.state {
                         if err.kind.is_catchable() {
@@ -141,7 +142,11 @@ impl Vm {
         }
         match t.enter() {
             Some(ThunkRepr::Suspended { lambda, upvalues }) => {
-                self.push_frame(Frame::ThunkUpdate(t))?;
+                let orig = ThunkRepr::Suspended {
+                    lambda: lambda.clone(),
+                    upvalues: upvalues.clone(),
+                };
+                self.push_frame(Frame::ThunkUpdate(t, orig))?;
                 let base = self.stack.len();
                 self.push_frame(Frame::Bytecode(BytecodeFrame {
                     lambda,
@@ -151,7 +156,11 @@ impl Vm {
                 }))
             }
             Some(ThunkRepr::Apply { func, arg }) => {
-                self.push_frame(Frame::ThunkUpdate(t))?;
+                let orig = ThunkRepr::Apply {
+                    func: func.clone(),
+                    arg: arg.clone(),
+                };
+                self.push_frame(Frame::ThunkUpdate(t, orig))?;
                 let gen = Gen::new(move |co| -> GenFuture {
                     Box::pin(async move {
                         let f = force(&co, func).await;
@@ -171,7 +180,7 @@ impl Vm {
         }
     }
 
-    fn finish_thunk(&mut self, t: Thunk) -> Result<(), Error> {
+    fn finish_thunk(&mut self, t: Thunk, orig: ThunkRepr) -> Result<(), Error> {
         let top = self.stack.pop().unwrap_or(Value::Null);
         match top {
             Value::Thunk(inner) => {
@@ -179,7 +188,7 @@ impl Vm {
                     t.update(v.clone());
                     self.stack.push(v);
                 } else {
-                    self.frames.push(Frame::ThunkUpdate(t));
+                    self.frames.push(Frame::ThunkUpdate(t, orig));
                     self.push_force(inner).map_err(Error::from)?;
                 }
             }
@@ -429,8 +438,36 @@ impl Vm {
                             let t = t.clone();
                             self.stack.pop();
                             let span = f.lambda.chunk.spans[f.ip - 1];
-                            self.frames.push(Frame::Bytecode(f));
-                            return self.push_force(t).map_err(|k| Error::new(k, Some(span)));
+                            if self.frames.len() >= MAX_FRAMES {
+                                fail!(ErrorKind::StackOverflow);
+                            }
+                            // Compiled thunks run inline in this loop; their
+                            // Return finishes the update (see Op::Return).
+                            match t.enter() {
+                                Some(ThunkRepr::Suspended { lambda, upvalues }) => {
+                                    let orig = ThunkRepr::Suspended {
+                                        lambda: lambda.clone(),
+                                        upvalues: upvalues.clone(),
+                                    };
+                                    self.frames.push(Frame::Bytecode(f));
+                                    self.frames.push(Frame::ThunkUpdate(t, orig));
+                                    f = BytecodeFrame {
+                                        lambda,
+                                        upvalues,
+                                        ip: 0,
+                                        base: self.stack.len(),
+                                    };
+                                    continue;
+                                }
+                                Some(other) => {
+                                    t.restore_from(other);
+                                    self.frames.push(Frame::Bytecode(f));
+                                    return self
+                                        .push_force(t)
+                                        .map_err(|k| Error::new(k, Some(span)));
+                                }
+                                None => fail!(ErrorKind::InfiniteRecursion),
+                            }
                         }
                     }
                 }
@@ -498,6 +535,22 @@ impl Vm {
                 Op::Return => {
                     let result = self.pop();
                     self.stack.truncate(f.base);
+                    // Finish thunk updates inline while the result is in
+                    // weak head normal form, then continue with the next
+                    // bytecode frame without a trip through the outer loop.
+                    let mut result = result;
+                    loop {
+                        match self.frames.last() {
+                            Some(Frame::ThunkUpdate(..)) if result.is_whnf() => {
+                                let Some(Frame::ThunkUpdate(t, _)) = self.frames.pop() else {
+                                    unreachable!("checked above")
+                                };
+                                result = result.shallow();
+                                t.update(result.clone());
+                            }
+                            _ => break,
+                        }
+                    }
                     self.stack.push(result);
                     if let Some(Frame::Bytecode(_)) = self.frames.last() {
                         if let Some(Frame::Bytecode(next)) = self.frames.pop() {
