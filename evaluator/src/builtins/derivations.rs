@@ -36,11 +36,7 @@ pub(super) const BUILTINS: &[BuiltinDef] = &[
 ];
 
 /// Builtins defined in Nix source, compiled at start-up: name and source.
-/// (`derivation` is enabled once `getAttr`, `listToAttrs`, `head` and `map`
-/// exist: start-up sources must only name existing globals.)
-pub(super) const NIX_DEFINED: &[(&str, &str)] = &[];
-#[allow(dead_code)]
-const PENDING: &[(&str, &str)] = &[("derivation", DERIVATION_NIX)];
+pub(super) const NIX_DEFINED: &[(&str, &str)] = &[("derivation", DERIVATION_NIX)];
 
 /// `derivation`: calls `derivationStrict` and builds the set C++ Nix's
 /// `derivation.nix` builds: the attributes given, one set per output (each
@@ -609,4 +605,88 @@ fn filter_source(co: GenCo, state: Rc<EvalState>, args: Vec<Value>) -> GenFuture
         let name = base_name(&path.to_string_lossy()).to_string();
         add_path(&co, &state, &path, &name, Some(filter), true, None).await
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::eval::eval_strict_to_string as eval;
+
+    /// Derivations covering environment coercion, `__ignoreNulls`,
+    /// structured attributes, `outputs` as a string, fixed outputs (SRI,
+    /// base16, md5, recursive), input derivations from `!out!` and `=`
+    /// contexts, `toFile` references, `args` and placeholders; the
+    /// expected paths are what C++ Nix 2.8 prints for this expression.
+    #[test]
+    fn paths_match_cpp_nix() {
+        let expr = r#"let
+  ds = a: derivationStrict ({ name = "t"; system = "x86_64-linux"; builder = "/bin/sh"; } // a);
+  dep = ds { name = "dep"; outputs = [ "out" "lib" ]; };
+  fo = ds { name = "fo"; outputHash = "sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="; outputHashMode = "recursive"; };
+  tf = builtins.toFile "f" "x${builtins.toFile "g" "y"}";
+in [
+  (ds { x = 1; y = true; z = false; n = null; l = [ 1 2 [ 3 ] [] null ]; f = 0.1; s = "a\"b\\c\nd\te"; })
+  (ds { __ignoreNulls = true; n = null; m = 1; })
+  (ds { __structuredAttrs = true; x = { a = 1; b = [ true null "s" ]; c = 1.5; }; outputs = [ "out" "doc" ]; dep = dep.lib; })
+  (ds { outputs = "out  dev\tbin"; d = dep.out; })
+  (ds { outputHash = "sha1-AAAAAAAAAAAAAAAAAAAAAAAAAAA="; outputHashMode = "flat"; })
+  (ds { outputHash = "d41d8cd98f00b204e9800998ecf8427e"; outputHashAlgo = "md5"; })
+  (ds { x = fo.out; y = dep.lib; z = dep.drvPath; })
+  (ds { x = "${placeholder "out"}/bin"; args = [ "a" 1 true null ]; t = tf; })
+  (ds { __contentAddressed = false; __impure = false; })
+]
+"#;
+        let expected = r#"[ { drvPath = "/nix/store/2dadgc5gvd1adl2hwi8j1vdnkv8y65y1-t.drv"; out = "/nix/store/a3f3iyyyh9v87wms7r6bgrlma950bq8a-t"; } { drvPath = "/nix/store/6j1xpqp4p5c392b7jgxzr44dd4xvd2x5-t.drv"; out = "/nix/store/fjsy9yn81dg15vir55xyll4xwxy817qj-t"; } { doc = "/nix/store/akq179f1nyb2j4sjj3q2kbn00vxgp3as-t-doc"; drvPath = "/nix/store/w0s3sy552xzqicr8nx49ydvb5gqjkhk9-t.drv"; out = "/nix/store/p2biax0vzbl80v1zr7brgl8k2975wkhl-t"; } { bin = "/nix/store/mcb4gd7h6ibdqzny4q5d2ns7l45rwrhn-t-bin"; dev = "/nix/store/glakrl1rmhy4yb4119xwxd7iljkqmcan-t-dev"; drvPath = "/nix/store/pdznqi5a4dc50gfxjzh81w2jgsyhvjrd-t.drv"; out = "/nix/store/kknjc19k395z1g9fgy21ma7pw92510vd-t"; } { drvPath = "/nix/store/2r08pbndjgnayqhrcf57hbaky5752w13-t.drv"; out = "/nix/store/1g967a8szqfj3k4mjk5d5ckhb1w35bsl-t"; } { drvPath = "/nix/store/5wg8knk4qmkiy2cjnc5nbj2d0vvalv0v-t.drv"; out = "/nix/store/603f0gj91v6h17fi9z4chvh5vmdpfvaj-t"; } { drvPath = "/nix/store/q4064dw3nlc6g65v9jzcx4yijxd427jp-t.drv"; out = "/nix/store/hpzmz6g4fm53926hhly27dmss1m6jmk3-t"; } { drvPath = "/nix/store/0gxyfvs9jwm0n9vizmis7ld10m59m8m9-t.drv"; out = "/nix/store/0vbz66d66pfvcrvqrm25vxdkr2vzx5f1-t"; } { drvPath = "/nix/store/7qvrnr4kah64ilyxh4b734malr3ls6mr-t.drv"; out = "/nix/store/dlgx39nxvfzm7nvzmjkk4gdbn22n5nmr-t"; } ]"#;
+        assert_eq!(eval(expr).unwrap(), expected);
+    }
+
+    #[test]
+    fn errors_are_worded_like_cpp_nix() {
+        let cases = [
+            (r#"{ name = "x"; }"#, "required attribute 'builder' missing"),
+            (
+                r#"{ name = "x"; builder = "b"; }"#,
+                "required attribute 'system' missing",
+            ),
+            (
+                r#"{ name = "x.drv"; builder = "b"; system = "s"; }"#,
+                "derivation names are not allowed to end in '.drv'",
+            ),
+            (
+                r#"{ name = "x"; builder = "b"; system = "s"; outputs = [ "a" "a" ]; }"#,
+                "duplicate derivation output 'a'",
+            ),
+            (
+                r#"{ name = "x"; builder = "b"; system = "s"; outputs = [ ]; }"#,
+                "derivation cannot have an empty set of outputs",
+            ),
+            (
+                r#"{ name = "x"; builder = "b"; system = "s"; outputs = [ "a" "b" ]; outputHash = "x"; }"#,
+                "multiple outputs are not supported in fixed-output derivations",
+            ),
+            (
+                r#"{ name = "x"; builder = "b"; system = "s"; outputHash = "x"; }"#,
+                "hash 'x' does not include a type, nor is the type otherwise known from context",
+            ),
+            (
+                r#"{ name = "x"; builder = "b"; system = "s"; outputHashMode = "text"; }"#,
+                "invalid value 'text' for 'outputHashMode' attribute",
+            ),
+            (
+                r#"{ name = "x"; builder = "b"; system = "s"; __contentAddressed = true; }"#,
+                "experimental Nix feature 'ca-derivations' is disabled",
+            ),
+            (
+                r#"{ name = "x y"; builder = "b"; system = "s"; }"#,
+                "contains illegal character ' '",
+            ),
+            (
+                r#"{ name = "x"; builder = "b"; system = "s"; __structuredAttrs = true; outputs = "out"; }"#,
+                "expected a list",
+            ),
+        ];
+        for (attrs, msg) in cases {
+            let e = eval(&format!("derivationStrict {attrs}")).unwrap_err();
+            assert!(e.contains(msg), "{attrs}: {e}");
+        }
+    }
 }
