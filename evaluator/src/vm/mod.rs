@@ -601,7 +601,9 @@ impl Vm {
                         _ => ops::Arith::Div,
                     };
                     match (kind, &a, &b) {
-                        (ops::Arith::Add, Value::String(_) | Value::Path(_), _) => {
+                        (ops::Arith::Add, x, _)
+                            if !matches!(x, Value::Int(_) | Value::Float(_)) =>
+                        {
                             match tri!(ops::add_strings_fast(&self.state, &a, &b)) {
                                 Some(v) => self.stack.push(v),
                                 None => {
