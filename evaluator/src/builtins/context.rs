@@ -217,3 +217,63 @@ fn placeholder(_: &Rc<EvalState>, args: Vec<Value>) -> EvalResult<Value> {
     }
     Ok(Value::string(attrfs_store::placeholder(&s.to_str_lossy())))
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::eval::eval_strict_to_string as eval;
+
+    /// Contexts through interpolation, `getContext`, `appendContext`,
+    /// the discarding builtins, `storePath`, `placeholder`, and a
+    /// derivation depending on `!out!`, `=` and plain contexts; the
+    /// expected value is what C++ Nix 2.8 prints for this expression.
+    #[test]
+    fn contexts_match_cpp_nix() {
+        let expr = r#"let
+  d = derivationStrict { name = "x"; system = "x86_64-linux"; builder = "/bin/sh"; outputs = [ "out" "dev" ]; };
+  f = builtins.toFile "f" "hello";
+  s = "${d.out} ${d.dev} ${d.drvPath} ${f}";
+  key = builtins.unsafeDiscardStringContext d.drvPath;
+in {
+  ctx = builtins.getContext s;
+  has = [ (builtins.hasContext s) (builtins.hasContext "x") (builtins.hasContext (builtins.unsafeDiscardStringContext s)) ];
+  dod = builtins.getContext (builtins.unsafeDiscardOutputDependency s);
+  app = builtins.getContext (builtins.appendContext "x" { ${key} = { outputs = [ "out" "foo" ]; allOutputs = true; path = true; }; });
+  appS = builtins.appendContext "x" { ${key} = { path = true; }; };
+  ph = builtins.placeholder "out";
+  phDev = builtins.placeholder "dev";
+  sp = builtins.getContext (builtins.storePath "${builtins.unsafeDiscardStringContext f}");
+  dep = derivationStrict { name = "y"; system = "x86_64-linux"; builder = "/bin/sh"; a = s; b = builtins.unsafeDiscardOutputDependency d.drvPath; };
+}
+"#;
+        let expected = r#"{ app = { "/nix/store/gk9jafzyszc4y6jy0ib8cllh4g3d7jd1-x.drv" = { allOutputs = true; outputs = [ "foo" "out" ]; path = true; }; }; appS = "x"; ctx = { "/nix/store/gk9jafzyszc4y6jy0ib8cllh4g3d7jd1-x.drv" = { allOutputs = true; outputs = [ "dev" "out" ]; }; "/nix/store/r7f24v08nr4mqdf5qaxa8d0irqf3zl0q-f" = { path = true; }; }; dep = { drvPath = "/nix/store/hkks9282rmnlhdxzr9y3q2vjbd176jzg-y.drv"; out = "/nix/store/js3n0qmxd7h3bh2rnjbdhpdkpdacvzbp-y"; }; dod = { "/nix/store/gk9jafzyszc4y6jy0ib8cllh4g3d7jd1-x.drv" = { outputs = [ "dev" "out" ]; path = true; }; "/nix/store/r7f24v08nr4mqdf5qaxa8d0irqf3zl0q-f" = { path = true; }; }; has = [ true false false ]; ph = "/1rz4g4znpzjwh1xymhjpm42vipw92pr73vdgl6xs1hycac8kf2n9"; phDev = "/02qcpld1y6xhs5gz9bchpxaw0xdhmsp5dv88lh25r2ss44kh8dxz"; sp = { "/nix/store/r7f24v08nr4mqdf5qaxa8d0irqf3zl0q-f" = { path = true; }; }; }"#;
+        assert_eq!(eval(expr).unwrap(), expected);
+    }
+
+    #[test]
+    fn add_drv_output_dependencies() {
+        let d = r#"(derivationStrict { name = "x"; system = "s"; builder = "b"; })"#;
+        assert_eq!(
+            eval(&format!(
+                "builtins.attrNames (builtins.getContext (builtins.addDrvOutputDependencies \
+                 (builtins.unsafeDiscardOutputDependency {d}.drvPath))).${{builtins.unsafeDiscardStringContext {d}.drvPath}}"
+            ))
+            .unwrap(),
+            "[ \"allOutputs\" ]"
+        );
+        let e = eval(&format!("builtins.addDrvOutputDependencies {d}.out")).unwrap_err();
+        assert!(e.contains("can only act on derivations"), "{e}");
+        let e = eval(r#"builtins.addDrvOutputDependencies "x""#).unwrap_err();
+        assert!(
+            e.contains("must have exactly one element, but has 0"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn context_errors() {
+        let e = eval(r#"builtins.appendContext "x" { "/tmp/x" = { path = true; }; }"#).unwrap_err();
+        assert!(e.contains("is not a store path"), "{e}");
+        let e = eval(r#"builtins.storePath "/tmp/x""#).unwrap_err();
+        assert!(e.contains("path '/tmp/x' is not in the Nix store"), "{e}");
+    }
+}

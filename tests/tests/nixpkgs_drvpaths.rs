@@ -1,0 +1,242 @@
+//! Derivations over real nixpkgs: the output paths of 2,170 top-level
+//! nixpkgs-20.09 attributes as C++ Nix 2.8 computes them
+//! (`../shared/corpus/nixpkgs-20.09-drvpaths.json`, attribute name ->
+//! `outPath`), plus `hello.drvPath`.
+//!
+//! An input-addressed output path is a hash of the derivation's ATerm with
+//! every input derivation replaced by its own hash, so a matching `outPath`
+//! means the whole `.drv` closure below it is byte-identical to Nix's.
+//!
+//! All attributes are evaluated in one evaluator (as `nix-env -qa` would),
+//! each in its own VM run: a failing attribute only fails itself, and one
+//! running longer than [`PER_ATTRIBUTE`] is interrupted. At least
+//! [`REQUIRED`] of them must match; every miss must be listed, with its
+//! reason, in `tests/nixpkgs-drvpaths-misses.txt`, so a regression fails the
+//! test even above the threshold. Set `UPDATE_DRVPATH_MISSES=1` to rewrite
+//! that file from the current run.
+
+use attrfs_eval::cli::EVAL_STACK_SIZE;
+use attrfs_eval::vm::{force, EvalOptions};
+use attrfs_eval::{Evaluator, Source, Value};
+use attrfs_tests::{shared_dir, workspace_root};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Fraction of attributes whose `outPath` must match.
+const REQUIRED: f64 = 0.995;
+/// Time one attribute may take before it is interrupted.
+const PER_ATTRIBUTE: Duration = Duration::from_secs(60);
+/// What `(import nixpkgs {...}).hello.drvPath` is in C++ Nix 2.8.
+const HELLO_DRV: &str = "/nix/store/iylhv1jiapks1396jz2fv8wq85q68y6y-hello-2.10.drv";
+
+const MISSES_FILE: &str = "tests/nixpkgs-drvpaths-misses.txt";
+
+/// Unpacks the corpus (once) under `target/corpus` and returns the
+/// nixpkgs tree.
+pub fn nixpkgs_tree() -> PathBuf {
+    let dest = workspace_root().join("target/corpus");
+    let status = std::process::Command::new("bash")
+        .arg(shared_dir().join("corpus/unpack.sh"))
+        .arg(&dest)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("run ../shared/corpus/unpack.sh");
+    assert!(status.success(), "unpacking the corpus failed");
+    dest.join("nixpkgs-20.09")
+}
+
+fn listed_misses() -> BTreeMap<String, String> {
+    let text = std::fs::read_to_string(workspace_root().join(MISSES_FILE)).unwrap_or_default();
+    text.lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .map(|l| {
+            let (name, reason) = l.split_once('#').unwrap_or((l, ""));
+            (name.trim().to_string(), reason.trim().to_string())
+        })
+        .collect()
+}
+
+/// The first line of an error message, without the `error:` decoration.
+fn short_reason(msg: &str) -> String {
+    msg.lines()
+        .map(str::trim)
+        .map(|l| l.trim_start_matches("error:").trim())
+        .find(|l| !l.is_empty())
+        .unwrap_or("unknown error")
+        .chars()
+        .take(200)
+        .collect()
+}
+
+/// Evaluates every attribute's `outPath`: (attribute -> result).
+fn evaluate_all(
+    nixpkgs: PathBuf,
+    names: Vec<String>,
+) -> (
+    BTreeMap<String, Result<String, String>>,
+    Result<String, String>,
+) {
+    let interrupt = Arc::new(AtomicBool::new(false));
+    // Milliseconds since `epoch` at which the running attribute started;
+    // 0 while none runs.
+    let started = Arc::new(AtomicU64::new(0));
+    let done = Arc::new(AtomicBool::new(false));
+    let epoch = Instant::now();
+    let watchdog = {
+        let (interrupt, started, done) = (interrupt.clone(), started.clone(), done.clone());
+        std::thread::spawn(move || {
+            while !done.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(200));
+                let s = started.load(Ordering::Relaxed);
+                let now = epoch.elapsed().as_millis() as u64;
+                if s != 0 && now.saturating_sub(s) > PER_ATTRIBUTE.as_millis() as u64 {
+                    interrupt.store(true, Ordering::Relaxed);
+                }
+            }
+        })
+    };
+    let worker = std::thread::Builder::new()
+        .stack_size(EVAL_STACK_SIZE)
+        .spawn(move || {
+            let options = EvalOptions {
+                search_path: Vec::new(),
+                interrupt,
+                ..EvalOptions::default()
+            };
+            let ev = Evaluator::new(options);
+            let expr = format!(
+                "import {} {{ system = \"x86_64-linux\"; config = {{}}; overlays = []; }}",
+                nixpkgs.display()
+            );
+            let pkgs = ev
+                .root(&Source::Expr(expr), &[], &[])
+                .expect("nixpkgs loads");
+            let select = |name: &str, field: &'static str| -> Result<String, String> {
+                let pkgs = pkgs.clone();
+                let name = name.to_string();
+                started.store(epoch.elapsed().as_millis().max(1) as u64, Ordering::Relaxed);
+                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    ev.run(move |co| {
+                        Box::pin(async move {
+                            let Value::Attrs(set) = force(&co, pkgs).await else {
+                                return Err(attrfs_eval::ErrorKind::other("nixpkgs is not a set"));
+                            };
+                            let Some(drv) = set.get(name.as_bytes()).cloned() else {
+                                return Err(attrfs_eval::ErrorKind::other(format!(
+                                    "attribute '{name}' missing"
+                                )));
+                            };
+                            let Value::Attrs(drv) = force(&co, drv).await else {
+                                return Err(attrfs_eval::ErrorKind::other("not a set"));
+                            };
+                            let Some(p) = drv.get(field.as_bytes()).cloned() else {
+                                return Err(attrfs_eval::ErrorKind::other(format!(
+                                    "attribute '{field}' missing"
+                                )));
+                            };
+                            Ok(force(&co, p).await)
+                        })
+                    })
+                }));
+                started.store(0, Ordering::Relaxed);
+                match r {
+                    Ok(Ok(Value::String(s))) => Ok(s.to_string()),
+                    Ok(Ok(other)) => Err(format!("{field} is {}", other.type_of())),
+                    Ok(Err(e)) => Err(ev.render_error(&e)),
+                    Err(_) => Err("the evaluator panicked".to_string()),
+                }
+            };
+            let hello = select("hello", "drvPath");
+            let results = names
+                .iter()
+                .map(|n| (n.clone(), select(n, "outPath")))
+                .collect();
+            (results, hello)
+        })
+        .expect("spawn the evaluation thread");
+    let r = worker.join().expect("the evaluation thread ends");
+    done.store(true, Ordering::Relaxed);
+    let _ = watchdog.join();
+    r
+}
+
+#[test]
+fn nixpkgs_outpaths_match_cpp_nix() {
+    let nixpkgs = nixpkgs_tree();
+    let json = std::fs::read_to_string(shared_dir().join("corpus/nixpkgs-20.09-drvpaths.json"))
+        .expect("read nixpkgs-20.09-drvpaths.json");
+    let expected: BTreeMap<String, String> =
+        serde_json::from_str(&json).expect("parse nixpkgs-20.09-drvpaths.json");
+    let names: Vec<String> = expected.keys().cloned().collect();
+
+    let start = Instant::now();
+    let (results, hello) = evaluate_all(nixpkgs, names);
+    let elapsed = start.elapsed();
+
+    let mut misses: BTreeMap<String, String> = BTreeMap::new();
+    for (name, want) in &expected {
+        match &results[name] {
+            Ok(got) if got == want => {}
+            Ok(got) => {
+                misses.insert(name.clone(), format!("outPath {got}, Nix has {want}"));
+            }
+            Err(e) => {
+                misses.insert(name.clone(), short_reason(e));
+            }
+        }
+    }
+    let matched = expected.len() - misses.len();
+    let ratio = matched as f64 / expected.len() as f64;
+    eprintln!(
+        "nixpkgs-20.09 outPaths: {matched}/{} match ({:.2}%) in {:.1}s",
+        expected.len(),
+        ratio * 100.0,
+        elapsed.as_secs_f64()
+    );
+
+    if std::env::var_os("UPDATE_DRVPATH_MISSES").is_some() {
+        let mut text = String::from(
+            "# nixpkgs-20.09 attributes whose outPath does not match C++ Nix 2.8,\n\
+             # with the reason (written by tests/tests/nixpkgs_drvpaths.rs with\n\
+             # UPDATE_DRVPATH_MISSES=1).\n",
+        );
+        for (name, reason) in &misses {
+            text.push_str(&format!("{name} # {reason}\n"));
+        }
+        std::fs::write(workspace_root().join(MISSES_FILE), text).expect("write the misses file");
+    }
+
+    let listed = listed_misses();
+    let unlisted: Vec<String> = misses
+        .iter()
+        .filter(|(n, _)| !listed.contains_key(*n))
+        .map(|(n, r)| format!("  {n}: {r}"))
+        .collect();
+    let fixed: Vec<&String> = listed.keys().filter(|n| !misses.contains_key(*n)).collect();
+    if !fixed.is_empty() {
+        eprintln!("listed as misses but now matching (remove them): {fixed:?}");
+    }
+    assert_eq!(
+        hello.as_deref(),
+        Ok(HELLO_DRV),
+        "hello.drvPath differs from C++ Nix"
+    );
+    assert!(
+        ratio >= REQUIRED,
+        "only {matched}/{} outPaths match; misses:\n{}",
+        expected.len(),
+        misses
+            .iter()
+            .map(|(n, r)| format!("  {n}: {r}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    assert!(
+        unlisted.is_empty(),
+        "misses not listed in {MISSES_FILE}:\n{}",
+        unlisted.join("\n")
+    );
+}
