@@ -14,6 +14,7 @@ pub(super) const BUILTINS: &[BuiltinDef] = &[
     gen("throw", 1, throw),
     gen("abort", 1, abort),
     sync("import", 1, import),
+    gen("scopedImport", 2, scoped_import),
     lazy(gen("tryEval", 1, try_eval), 0b1),
     lazy(gen("seq", 2, seq), 0b10),
     lazy(gen("deepSeq", 2, deep_seq), 0b11),
@@ -74,6 +75,15 @@ pub(crate) fn path_arg(v: &Value) -> EvalResult<PathBuf> {
 fn import(state: &Rc<EvalState>, args: Vec<Value>) -> EvalResult<Value> {
     let path = path_arg(&args[0])?;
     state.import_file(&path)
+}
+
+fn scoped_import(co: GenCo, state: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
+    Box::pin(async move {
+        let scope = super::expect_attrs(&args[0])?;
+        let path = path_arg(&args[1])?;
+        let f = state.scoped_import(&path, &scope)?;
+        Ok(crate::vm::call(&co, f, Value::Attrs(scope)).await)
+    })
 }
 
 fn try_eval(co: GenCo, _: Rc<EvalState>, args: Vec<Value>) -> GenFuture {

@@ -90,6 +90,43 @@ pub fn compile(root: &ast::Expr, file: &Rc<SourceFile>, env: &CompileEnv) -> CRe
     }))
 }
 
+/// Compiles a file for `scopedImport`: a one-argument lambda whose argument
+/// is the scope set; its attribute names are lexical variables of the file
+/// (shadowing globals), as C++ Nix's static environment makes them.
+pub fn compile_scoped(
+    root: &ast::Expr,
+    file: &Rc<SourceFile>,
+    env: &CompileEnv,
+    names: &[NixString],
+) -> CResult<Rc<Lambda>> {
+    let mut c = Compiler {
+        env,
+        file: file.clone(),
+        ctxs: vec![Ctx::new()],
+    };
+    let node = root.syntax();
+    c.ctx().scope.stack_depth = 1;
+    for name in names {
+        let slot = c.depth();
+        c.emit(Op::GetLocal(0), node);
+        let k = c.constant(Value::String(name.clone()));
+        c.emit(Op::Select(k), node);
+        let i = c.ctx().scope.declare(Some(name.to_string()), slot, false);
+        c.ctx().scope.locals[i].initialised = true;
+    }
+    c.compile_expr(root)?;
+    c.emit(Op::Return, node);
+    let ctx = c.ctxs.pop().expect("root context");
+    Ok(Rc::new(Lambda {
+        chunk: ctx.chunk,
+        upvalues: ctx.upvalues,
+        name: Some("scopedImport".into()),
+        span: c.span_of(node),
+        formals: None,
+        has_deferred: false,
+    }))
+}
+
 struct Compiler<'a> {
     env: &'a CompileEnv<'a>,
     file: Rc<SourceFile>,

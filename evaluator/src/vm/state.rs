@@ -215,6 +215,40 @@ impl EvalState {
         Ok(Value::Thunk(Thunk::suspended(lambda, Rc::from(Vec::new()))))
     }
 
+    /// A function of the scope set evaluating the file with the scope's
+    /// names bound (for `scopedImport`; not cached, the scope differs).
+    pub fn scoped_import(&self, path: &Path, scope: &crate::value::NixAttrs) -> EvalResult<Value> {
+        let path = self.resolve_import_path(path)?;
+        let bytes = self.io.read_file(&path).map_err(|e| {
+            ErrorKind::Io(format!("opening file '{}': {}", path.display(), io_msg(&e)))
+        })?;
+        let text: Rc<str> = normalise_cr(&String::from_utf8_lossy(&bytes)).into();
+        let file = self
+            .sources
+            .add(path.display().to_string(), Some(path.clone()), text.clone());
+        let parsed = rnix::Root::parse(&text);
+        let located = |e: Error| ErrorKind::Located(Box::new(e));
+        if let Some(e) = parsed.errors().first() {
+            return Err(located(crate::syntax::parse_error(e, &file)));
+        }
+        let root = parsed
+            .tree()
+            .expr()
+            .ok_or_else(|| ErrorKind::Parse("unexpected end of file".into()))?;
+        let env = CompileEnv {
+            globals: self.globals(),
+            base_dir: base_dir_of(&path),
+            home: self.options.home.clone(),
+            lints: self.options.lints,
+        };
+        let names: Vec<NixString> = scope.keys().cloned().collect();
+        let lambda = compiler::compile_scoped(&root, &file, &env, &names).map_err(located)?;
+        Ok(Value::Closure(Rc::new(crate::value::Closure {
+            lambda,
+            upvalues: Rc::from(Vec::new()),
+        })))
+    }
+
     /// The (cached) value of a file, as `import` gives it. A directory means its `default.nix`.
     pub fn import_file(&self, path: &Path) -> EvalResult<Value> {
         let path = self.resolve_import_path(path)?;
