@@ -1,1 +1,271 @@
-fn main(){}
+//! `attrfs`: mount an evaluated Nix expression as a read-only filesystem.
+//!
+//! Three subcommands: `mount` (foreground FUSE daemon), `eval` (like
+//! `nix-instantiate --eval`, in [`eval_cmd`]) and `umount`.
+
+mod eval_cmd;
+mod fuse;
+mod mount;
+mod source;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Mount an evaluated Nix expression as a read-only filesystem.
+#[derive(Parser, Debug)]
+#[command(name = "attrfs", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Evaluate an expression and mount it (runs in the foreground).
+    Mount(MountArgs),
+    /// Evaluate an expression and print it, like `nix-instantiate --eval`.
+    Eval(EvalArgs),
+    /// Unmount an attrfs mount.
+    Umount(UmountArgs),
+}
+
+/// Arguments of `attrfs mount`.
+#[derive(Args, Debug, Clone)]
+#[command(override_usage = "attrfs mount [OPTIONS] [FILE | -E EXPR] MOUNTPOINT")]
+pub struct MountArgs {
+    /// `[FILE] MOUNTPOINT`: the Nix file to evaluate (default `./default.nix`;
+    /// a directory means its `default.nix`) and the empty directory to mount
+    /// it on.
+    #[arg(value_name = "FILE MOUNTPOINT", num_args = 1..=2, required = true)]
+    pub paths: Vec<PathBuf>,
+    /// Evaluate this expression instead of a file.
+    #[arg(short = 'E', long = "expr", value_name = "EXPR")]
+    pub expr: Option<String>,
+    /// Mount only this attribute path of the value (repeatable: each is
+    /// applied to the result of the previous one).
+    #[arg(short = 'A', long = "attr", value_name = "ATTRPATH")]
+    pub attr: Vec<String>,
+    /// Pass NAME = EXPR to the root function.
+    #[arg(long = "arg", num_args = 2, value_names = ["NAME", "EXPR"])]
+    pub arg: Vec<String>,
+    /// Pass NAME = the string STR to the root function.
+    #[arg(long = "argstr", num_args = 2, value_names = ["NAME", "STR"])]
+    pub argstr: Vec<String>,
+    /// Add a search path entry (`PATH` or `name=PATH`), before `NIX_PATH`.
+    #[arg(short = 'I', value_name = "PATH")]
+    pub include: Vec<String>,
+    /// Fail a filesystem request whose evaluation takes longer than this
+    /// (the evaluation is interrupted and the request gets EIO).
+    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+    pub eval_timeout: f64,
+    /// How many files' contents to keep cached.
+    #[arg(long, value_name = "N", default_value_t = 4096)]
+    pub cache_size: usize,
+    /// Show derivations inside derivations as directories instead of
+    /// symlinks to their output paths.
+    #[arg(long)]
+    pub deep_derivations: bool,
+    /// Extra mount options (comma-separated, repeatable): `allow_other`,
+    /// `allow_root`, `noexec`, `noatime`, `fsname=NAME`, ...
+    #[arg(short = 'o', value_name = "FUSE_OPTION")]
+    pub options: Vec<String>,
+    /// Mount the built-in test tree instead of a Nix expression (for
+    /// attrfs's own tests).
+    #[arg(long, hide = true)]
+    pub fake_tree: bool,
+}
+
+impl MountArgs {
+    /// The file to evaluate, if one was given (`[FILE] MOUNTPOINT`).
+    pub fn file(&self) -> Option<&PathBuf> {
+        match self.paths.as_slice() {
+            [file, _] => Some(file),
+            _ => None,
+        }
+    }
+
+    /// The mountpoint (always the last positional argument).
+    pub fn mountpoint(&self) -> &PathBuf {
+        // clap guarantees one or two values.
+        &self.paths[self.paths.len() - 1]
+    }
+
+    /// `--arg` pairs.
+    pub fn args(&self) -> Vec<(String, String)> {
+        pairs(&self.arg)
+    }
+
+    /// `--argstr` pairs.
+    pub fn argstrs(&self) -> Vec<(String, String)> {
+        pairs(&self.argstr)
+    }
+}
+
+/// Arguments of `attrfs eval` (implemented in [`eval_cmd`]).
+#[derive(Args, Debug, Clone)]
+pub struct EvalArgs {
+    /// The Nix file to evaluate (default `./default.nix`; a directory means
+    /// its `default.nix`).
+    #[arg(value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// Evaluate this expression instead of a file.
+    #[arg(short = 'E', long = "expr", value_name = "EXPR")]
+    pub expr: Option<String>,
+    /// Select this attribute path of the result (repeatable).
+    #[arg(short = 'A', long = "attr", value_name = "ATTRPATH")]
+    pub attr: Vec<String>,
+    /// Evaluate the result deeply.
+    #[arg(long)]
+    pub strict: bool,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Print a string result raw, without quotes or escapes.
+    #[arg(long)]
+    pub raw: bool,
+    /// Only parse, and print the syntax tree.
+    #[arg(long)]
+    pub parse: bool,
+    /// Pass NAME = EXPR to the root function.
+    #[arg(long = "arg", num_args = 2, value_names = ["NAME", "EXPR"])]
+    pub arg: Vec<String>,
+    /// Pass NAME = the string STR to the root function.
+    #[arg(long = "argstr", num_args = 2, value_names = ["NAME", "STR"])]
+    pub argstr: Vec<String>,
+    /// Add a search path entry (`PATH` or `name=PATH`), before `NIX_PATH`.
+    #[arg(short = 'I', value_name = "PATH")]
+    pub include: Vec<String>,
+}
+
+impl EvalArgs {
+    /// `--arg` pairs.
+    pub fn args(&self) -> Vec<(String, String)> {
+        pairs(&self.arg)
+    }
+
+    /// `--argstr` pairs.
+    pub fn argstrs(&self) -> Vec<(String, String)> {
+        pairs(&self.argstr)
+    }
+}
+
+/// Arguments of `attrfs umount`.
+#[derive(Args, Debug, Clone)]
+struct UmountArgs {
+    /// The mountpoint to unmount.
+    mountpoint: PathBuf,
+}
+
+/// Regroups the flattened values of a two-valued repeatable option.
+fn pairs(flat: &[String]) -> Vec<(String, String)> {
+    flat.chunks_exact(2)
+        .map(|pair| (pair[0].clone(), pair[1].clone()))
+        .collect()
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    // `RUST_LOG` decides; by default attrfs says what it does (mounts,
+    // timeouts, failing values) and dependencies only warn.
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("warn,attrfs=info,attrfs_vfs=info"));
+    // A second initialisation can only happen in tests; ignoring it is fine.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Mount(args) => {
+            init_logging();
+            mount::run(&args)
+        }
+        Command::Eval(args) => {
+            let code = eval_cmd::run(&args);
+            ExitCode::from(u8::try_from(code).unwrap_or(1))
+        }
+        Command::Umount(args) => mount::umount_command(&args.mountpoint),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mount_positionals() {
+        let cli = Cli::try_parse_from(["attrfs", "mount", "f.nix", "/mnt"]).unwrap();
+        let Command::Mount(args) = cli.command else {
+            panic!("not a mount");
+        };
+        assert_eq!(args.file().map(|p| p.to_str()), Some(Some("f.nix")));
+        assert_eq!(args.mountpoint().to_str(), Some("/mnt"));
+
+        let cli = Cli::try_parse_from([
+            "attrfs",
+            "mount",
+            "-E",
+            "{}",
+            "/mnt",
+            "--arg",
+            "a",
+            "1",
+            "--argstr",
+            "b",
+            "x",
+            "--arg",
+            "c",
+            "{}",
+            "-o",
+            "allow_other,noatime",
+        ])
+        .unwrap();
+        let Command::Mount(args) = cli.command else {
+            panic!("not a mount");
+        };
+        assert_eq!(args.file(), None);
+        assert_eq!(args.mountpoint().to_str(), Some("/mnt"));
+        assert_eq!(
+            args.args(),
+            [("a".into(), "1".into()), ("c".into(), "{}".into())]
+        );
+        assert_eq!(args.argstrs(), [("b".into(), "x".into())]);
+        assert!(Cli::try_parse_from(["attrfs", "mount"]).is_err());
+        assert!(Cli::try_parse_from(["attrfs", "mount", "a", "b", "c"]).is_err());
+    }
+
+    #[test]
+    fn eval_arguments() {
+        let cli = Cli::try_parse_from([
+            "attrfs",
+            "eval",
+            "-E",
+            "1 + 2",
+            "--strict",
+            "--json",
+            "-A",
+            "a.b",
+            "-A",
+            "c",
+            "-I",
+            "nixpkgs=/x",
+            "--arg",
+            "n",
+            "1",
+        ])
+        .unwrap();
+        let Command::Eval(args) = cli.command else {
+            panic!("not eval");
+        };
+        assert_eq!(args.expr.as_deref(), Some("1 + 2"));
+        assert!(args.strict && args.json && !args.raw && !args.parse);
+        assert_eq!(args.attr, ["a.b", "c"]);
+        assert_eq!(args.include, ["nixpkgs=/x"]);
+        assert_eq!(args.args(), [("n".into(), "1".into())]);
+    }
+}

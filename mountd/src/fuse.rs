@@ -1,0 +1,644 @@
+//! The FUSE adapter: kernel requests in, evaluation-service questions out.
+//!
+//! Every handler resolves its inode to an attribute path and asks the
+//! [`EvalService`] with a completion callback that sends the reply. A cached
+//! answer is replied on the FUSE thread at once; otherwise the reply is
+//! sent later from a service thread, so FUSE threads never wait for the
+//! evaluator, and every request is answered by the evaluation deadline at
+//! the latest (fuser does not deliver FUSE_INTERRUPT, so the deadline is
+//! also what bounds a request whose reader went away).
+//!
+//! ## Failing values
+//!
+//! An attribute whose value throws is still an entry: `lookup` succeeds and
+//! gives it an inode (a regular file, size 0, attributes valid for no time),
+//! so that `getxattr user.nix.error` can reach it; `getattr`, `open` and
+//! `read` then fail with EIO. So `ls` lists it, `stat` and `cat` fail with
+//! "Input/output error", and the message is readable with
+//! `getfattr -n user.nix.error` (or `attr -g nix.error`) and is in the log.
+//!
+//! ## What else the kernel sees
+//!
+//! * Read-only: the mount is `ro`, and every modifying request that still
+//!   arrives is answered EROFS.
+//! * Extended attributes outside `user.nix.*` (`security.selinux`,
+//!   `system.posix_acl_access`, ...) answer ENODATA at once, without asking
+//!   the evaluator; nothing answers ENOSYS.
+//! * `st_size` of a file is its exact length from the first `stat`.
+//! * Directory entries whose kind is not known without forcing the value
+//!   are reported as `DT_DIR`: fuser 0.18 cannot express `DT_UNKNOWN`, and
+//!   `DT_DIR` is the guess that makes fts-based tools (`find`, `grep -r`,
+//!   `du`) `stat` the entry before trusting its type.
+//! * Nothing ever changes during a mount, so attributes, entries and page
+//!   cache are kept by the kernel for a long time (`TTL`).
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use attrfs_vfs::{names, AttrPath, EvalService, InodeTable, Node, NodeError, NodeKind};
+use fuser::{
+    AccessFlags, BsdFileFlags, CopyFileRangeFlags, Errno, FileAttr, FileHandle, FileType,
+    Filesystem, FopenFlags, Generation, INodeNo, LockOwner, OpenAccMode, OpenFlags, RenameFlags,
+    ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen,
+    ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
+};
+use tracing::debug;
+
+/// How long the kernel may cache attributes and entries. The tree never
+/// changes while mounted, so this only bounds kernel memory, not staleness.
+const TTL: Duration = Duration::from_secs(3600);
+
+/// Permission bits: everything is readable by whoever may use the mount,
+/// nothing is writable.
+const FILE_PERM: u16 = 0o444;
+const DIR_PERM: u16 = 0o555;
+const LINK_PERM: u16 = 0o777;
+
+/// Block size reported in `stat` and `statfs`.
+const BLOCK_SIZE: u32 = 4096;
+
+/// Builds `FileAttr`s; copied into reply callbacks.
+#[derive(Clone, Copy)]
+struct Attrs {
+    uid: u32,
+    gid: u32,
+    time: SystemTime,
+}
+
+impl Attrs {
+    fn of(&self, ino: u64, node: &Node) -> FileAttr {
+        let (kind, perm, size, nlink) = match node.kind {
+            _ if node.error.is_some() => (FileType::RegularFile, FILE_PERM, 0, 1),
+            NodeKind::Directory => (FileType::Directory, DIR_PERM, 0, 2),
+            NodeKind::File => (FileType::RegularFile, FILE_PERM, node.size, 1),
+            NodeKind::Symlink => {
+                let len = node.target.as_ref().map_or(0, |t| t.len() as u64);
+                (FileType::Symlink, LINK_PERM, len, 1)
+            }
+        };
+        FileAttr {
+            ino: INodeNo(ino),
+            size,
+            blocks: size.div_ceil(512),
+            atime: self.time,
+            mtime: self.time,
+            ctime: self.time,
+            crtime: self.time,
+            kind,
+            perm,
+            nlink,
+            uid: self.uid,
+            gid: self.gid,
+            rdev: 0,
+            blksize: BLOCK_SIZE,
+            flags: 0,
+        }
+    }
+}
+
+/// The errno a request gets for a service error.
+fn errno(error: &NodeError) -> Errno {
+    match error {
+        NodeError::NotFound => Errno::ENOENT,
+        NodeError::NotADirectory => Errno::ENOTDIR,
+        NodeError::NotAFile => Errno::EISDIR,
+        NodeError::EvalFailed(_)
+        | NodeError::Interrupted
+        | NodeError::TimedOut(_)
+        | NodeError::Unavailable(_) => Errno::EIO,
+    }
+}
+
+fn file_type(kind: NodeKind) -> FileType {
+    match kind {
+        NodeKind::Directory => FileType::Directory,
+        NodeKind::File => FileType::RegularFile,
+        NodeKind::Symlink => FileType::Symlink,
+    }
+}
+
+/// Answers a `getxattr`/`listxattr` with `value`, following the size
+/// protocol: size 0 asks for the length, a too small buffer is ERANGE.
+fn reply_xattr(reply: ReplyXattr, size: u32, value: &[u8]) {
+    match u32::try_from(value.len()) {
+        Err(_) => reply.error(Errno::E2BIG),
+        Ok(len) if size == 0 => reply.size(len),
+        Ok(len) if len > size => reply.error(Errno::ERANGE),
+        Ok(_) => reply.data(value),
+    }
+}
+
+/// The attrfs filesystem: an evaluation service seen through FUSE.
+pub struct AttrFs {
+    service: EvalService,
+    inodes: Arc<InodeTable>,
+    attrs: Attrs,
+}
+
+impl AttrFs {
+    /// Wraps a started service. Files are owned by the mounting user.
+    pub fn new(service: EvalService) -> Self {
+        // SAFETY: getuid/getgid cannot fail and have no preconditions.
+        let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+        AttrFs {
+            service,
+            inodes: Arc::new(InodeTable::new()),
+            attrs: Attrs {
+                uid,
+                gid,
+                time: SystemTime::now(),
+            },
+        }
+    }
+
+    /// The attribute path of an inode, or ENOENT for one the kernel should
+    /// not know (inodes are never forgotten, so this means a bug).
+    fn path(&self, ino: INodeNo) -> Result<Arc<AttrPath>, Errno> {
+        self.inodes.path(ino.0).ok_or(Errno::ENOENT)
+    }
+
+    /// Replies to a lookup of an inode that already exists (`.` and `..`).
+    fn reply_existing(&self, ino: u64, reply: ReplyEntry) {
+        let path = match self.path(INodeNo(ino)) {
+            Ok(path) => path,
+            Err(e) => return reply.error(e),
+        };
+        let attrs = self.attrs;
+        self.service.stat_then(&path, move |answer| match answer {
+            Ok(node) => reply.entry(&TTL, &attrs.of(ino, &node), Generation(0)),
+            Err(e) => reply.error(errno(&e)),
+        });
+    }
+}
+
+impl Filesystem for AttrFs {
+    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        let name = name.as_bytes();
+        match name {
+            b"." => return self.reply_existing(parent.0, reply),
+            b".." => {
+                let up = self.inodes.parent(parent.0).unwrap_or(parent.0);
+                return self.reply_existing(up, reply);
+            }
+            _ => {}
+        }
+        let Some(segment) = names::decode(name) else {
+            // Not the encoding of any attribute (e.g. `.git`): known absent
+            // without evaluating anything.
+            return reply.error(Errno::ENOENT);
+        };
+        let path = match self.path(parent) {
+            Ok(parent_path) => parent_path.child(segment),
+            Err(e) => return reply.error(e),
+        };
+        let inodes = self.inodes.clone();
+        let attrs = self.attrs;
+        let service_path = path.clone();
+        self.service
+            .stat_then(&service_path, move |answer| match answer {
+                Ok(node) => {
+                    // The inode is allocated only once the name is known to
+                    // exist, so probing for missing names costs nothing.
+                    let (ino, _) = inodes.intern(parent.0, path);
+                    let attr_ttl = if node.error.is_some() {
+                        // Expire at once, so that `stat` asks `getattr`
+                        // and gets the EIO.
+                        Duration::ZERO
+                    } else {
+                        TTL
+                    };
+                    reply.entry_with_ttls(&attr_ttl, &TTL, &attrs.of(ino, &node), Generation(0));
+                }
+                Err(e) => reply.error(errno(&e)),
+            });
+    }
+
+    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        let path = match self.path(ino) {
+            Ok(path) => path,
+            Err(e) => return reply.error(e),
+        };
+        let attrs = self.attrs;
+        self.service.stat_then(&path, move |answer| match answer {
+            Ok(node) if node.error.is_some() => reply.error(Errno::EIO),
+            Ok(node) => reply.attr(&TTL, &attrs.of(ino.0, &node)),
+            Err(e) => reply.error(errno(&e)),
+        });
+    }
+
+    fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
+        let path = match self.path(ino) {
+            Ok(path) => path,
+            Err(e) => return reply.error(e),
+        };
+        self.service.stat_then(&path, move |answer| match answer {
+            Ok(node) => match &node.target {
+                Some(target) if node.error.is_none() => reply.data(target),
+                _ => reply.error(Errno::EINVAL),
+            },
+            Err(e) => reply.error(errno(&e)),
+        });
+    }
+
+    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        if flags.acc_mode() != OpenAccMode::O_RDONLY || flags.0 & libc::O_TRUNC != 0 {
+            return reply.error(Errno::EROFS);
+        }
+        let path = match self.path(ino) {
+            Ok(path) => path,
+            Err(e) => return reply.error(e),
+        };
+        self.service.stat_then(&path, move |answer| match answer {
+            Ok(node) if node.error.is_some() => reply.error(Errno::EIO),
+            // The contents never change: let the page cache keep them
+            // across opens.
+            Ok(node) => match node.kind {
+                NodeKind::File => reply.opened(FileHandle(0), FopenFlags::FOPEN_KEEP_CACHE),
+                NodeKind::Directory => reply.error(Errno::EISDIR),
+                NodeKind::Symlink => reply.error(Errno::ELOOP),
+            },
+            Err(e) => reply.error(errno(&e)),
+        });
+    }
+
+    fn read(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        size: u32,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyData,
+    ) {
+        let path = match self.path(ino) {
+            Ok(path) => path,
+            Err(e) => return reply.error(e),
+        };
+        self.service.read_then(&path, move |answer| match answer {
+            Ok(bytes) => {
+                let start = usize::try_from(offset)
+                    .unwrap_or(usize::MAX)
+                    .min(bytes.len());
+                let end = start.saturating_add(size as usize).min(bytes.len());
+                reply.data(&bytes[start..end]);
+            }
+            Err(e) => reply.error(errno(&e)),
+        });
+    }
+
+    fn flush(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _lock_owner: LockOwner,
+        reply: ReplyEmpty,
+    ) {
+        // Nothing is ever buffered for writing.
+        reply.ok();
+    }
+
+    fn opendir(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        if flags.acc_mode() != OpenAccMode::O_RDONLY {
+            return reply.error(Errno::EROFS);
+        }
+        let path = match self.path(ino) {
+            Ok(path) => path,
+            Err(e) => return reply.error(e),
+        };
+        self.service.stat_then(&path, move |answer| match answer {
+            Ok(node) if node.error.is_some() => reply.error(Errno::EIO),
+            Ok(node) if node.kind == NodeKind::Directory => reply.opened(
+                FileHandle(0),
+                FopenFlags::FOPEN_KEEP_CACHE | FopenFlags::FOPEN_CACHE_DIR,
+            ),
+            Ok(_) => reply.error(Errno::ENOTDIR),
+            Err(e) => reply.error(errno(&e)),
+        });
+    }
+
+    fn readdir(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectory,
+    ) {
+        let path = match self.path(ino) {
+            Ok(path) => path,
+            Err(e) => return reply.error(e),
+        };
+        let inodes = self.inodes.clone();
+        let cache = self.service.cache_view();
+        self.service.list_then(&path, move |answer| {
+            let listing = match answer {
+                Ok(listing) => listing,
+                Err(e) => return reply.error(errno(&e)),
+            };
+            // Offsets: 1 is `.`, 2 is `..`, 3 + i is entry i; the kernel
+            // passes back the offset of the last entry it received.
+            let parent = inodes.parent(ino.0).unwrap_or(ino.0);
+            let dots = [(ino.0, &b"."[..]), (parent, &b".."[..])];
+            let mut next = offset;
+            while let Some(i) = usize::try_from(next).ok().filter(|&i| i < 2) {
+                let (dot_ino, name) = dots[i];
+                next += 1;
+                if reply.add(
+                    INodeNo(dot_ino),
+                    next,
+                    FileType::Directory,
+                    OsStr::from_bytes(name),
+                ) {
+                    return reply.ok();
+                }
+            }
+            let first = usize::try_from(next - 2).unwrap_or(usize::MAX);
+            for (i, entry) in listing.entries().iter().enumerate().skip(first) {
+                let Some((child, child_path)) = inodes.child(ino.0, &entry.name) else {
+                    continue;
+                };
+                let kind = entry
+                    .kind
+                    .or_else(|| match cache.cached_stat(&child_path) {
+                        Some(Ok(node)) if node.error.is_some() => Some(NodeKind::File),
+                        Some(Ok(node)) => Some(node.kind),
+                        _ => None,
+                    })
+                    .map_or(FileType::Directory, file_type);
+                let name = names::encode(&entry.name);
+                if reply.add(INodeNo(child), i as u64 + 3, kind, OsStr::from_bytes(&name)) {
+                    break;
+                }
+            }
+            reply.ok();
+        });
+    }
+
+    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        let files = self.inodes.len() as u64;
+        reply.statfs(0, 0, 0, files, 0, BLOCK_SIZE, 255, BLOCK_SIZE);
+    }
+
+    fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        let name = match name.to_str() {
+            Some(name) if name.starts_with(attrfs_vfs::xattr::PREFIX) => name.to_owned(),
+            // security.*, system.posix_acl_*, trusted.*: never ours, and
+            // asked constantly (ls, cp -a, SELinux); no evaluation needed.
+            _ => return reply.error(Errno::NO_XATTR),
+        };
+        let path = match self.path(ino) {
+            Ok(path) => path,
+            Err(e) => return reply.error(e),
+        };
+        self.service.stat_then(&path, move |answer| match answer {
+            Ok(node) => match node.xattr(&name) {
+                Some(value) => reply_xattr(reply, size, value),
+                None => reply.error(Errno::NO_XATTR),
+            },
+            Err(e) => reply.error(errno(&e)),
+        });
+    }
+
+    fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        let path = match self.path(ino) {
+            Ok(path) => path,
+            Err(e) => return reply.error(e),
+        };
+        self.service.stat_then(&path, move |answer| match answer {
+            Ok(node) => {
+                let mut names = Vec::new();
+                for (name, _) in &node.xattrs {
+                    names.extend_from_slice(name.as_bytes());
+                    names.push(0);
+                }
+                reply_xattr(reply, size, &names);
+            }
+            Err(e) => reply.error(errno(&e)),
+        });
+    }
+
+    fn access(&self, _req: &Request, _ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
+        // Only reached without `default_permissions`; reading is always
+        // allowed, writing never.
+        if mask.contains(AccessFlags::W_OK) {
+            reply.error(Errno::EROFS);
+        } else {
+            reply.ok();
+        }
+    }
+
+    // Everything below modifies the tree: read-only filesystem.
+
+    fn setattr(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _mode: Option<u32>,
+        _uid: Option<u32>,
+        _gid: Option<u32>,
+        _size: Option<u64>,
+        _atime: Option<TimeOrNow>,
+        _mtime: Option<TimeOrNow>,
+        _ctime: Option<SystemTime>,
+        _fh: Option<FileHandle>,
+        _crtime: Option<SystemTime>,
+        _chgtime: Option<SystemTime>,
+        _bkuptime: Option<SystemTime>,
+        _flags: Option<BsdFileFlags>,
+        reply: ReplyAttr,
+    ) {
+        debug!("setattr({ino:?}): read-only");
+        reply.error(Errno::EROFS);
+    }
+
+    fn mknod(
+        &self,
+        _req: &Request,
+        _parent: INodeNo,
+        _name: &OsStr,
+        _mode: u32,
+        _umask: u32,
+        _rdev: u32,
+        reply: ReplyEntry,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn mkdir(
+        &self,
+        _req: &Request,
+        _parent: INodeNo,
+        _name: &OsStr,
+        _mode: u32,
+        _umask: u32,
+        reply: ReplyEntry,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn unlink(&self, _req: &Request, _parent: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn rmdir(&self, _req: &Request, _parent: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn symlink(
+        &self,
+        _req: &Request,
+        _parent: INodeNo,
+        _link_name: &OsStr,
+        _target: &Path,
+        reply: ReplyEntry,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn rename(
+        &self,
+        _req: &Request,
+        _parent: INodeNo,
+        _name: &OsStr,
+        _newparent: INodeNo,
+        _newname: &OsStr,
+        _flags: RenameFlags,
+        reply: ReplyEmpty,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn link(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _newparent: INodeNo,
+        _newname: &OsStr,
+        reply: ReplyEntry,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn write(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _offset: u64,
+        _data: &[u8],
+        _write_flags: WriteFlags,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyWrite,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn create(
+        &self,
+        _req: &Request,
+        _parent: INodeNo,
+        _name: &OsStr,
+        _mode: u32,
+        _umask: u32,
+        _flags: i32,
+        reply: ReplyCreate,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn setxattr(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _name: &OsStr,
+        _value: &[u8],
+        _flags: i32,
+        _position: u32,
+        reply: ReplyEmpty,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn removexattr(&self, _req: &Request, _ino: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn fallocate(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _offset: u64,
+        _length: u64,
+        _mode: i32,
+        reply: ReplyEmpty,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn copy_file_range(
+        &self,
+        _req: &Request,
+        _ino_in: INodeNo,
+        _fh_in: FileHandle,
+        _offset_in: u64,
+        _ino_out: INodeNo,
+        _fh_out: FileHandle,
+        _offset_out: u64,
+        _len: u64,
+        _flags: CopyFileRangeFlags,
+        reply: ReplyWrite,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attrs() -> Attrs {
+        Attrs {
+            uid: 1,
+            gid: 2,
+            time: SystemTime::UNIX_EPOCH,
+        }
+    }
+
+    #[test]
+    fn sizes_and_kinds() {
+        let file = attrs().of(5, &Node::file("string", 1000));
+        assert_eq!(
+            (file.kind, file.size, file.blocks, file.perm),
+            (FileType::RegularFile, 1000, 2, 0o444)
+        );
+        let dir = attrs().of(1, &Node::directory("set"));
+        assert_eq!(
+            (dir.kind, dir.perm, dir.nlink),
+            (FileType::Directory, 0o555, 2)
+        );
+        let link = attrs().of(2, &Node::symlink("path", "/etc/hostname"));
+        assert_eq!((link.kind, link.size), (FileType::Symlink, 13));
+        let failed = attrs().of(3, &Node::failed("boom"));
+        assert_eq!((failed.kind, failed.size), (FileType::RegularFile, 0));
+        assert_eq!((failed.uid, failed.gid, failed.ino), (1, 2, INodeNo(3)));
+    }
+
+    #[test]
+    fn errors_map_to_errnos() {
+        assert_eq!(errno(&NodeError::NotFound), Errno::ENOENT);
+        assert_eq!(errno(&NodeError::NotADirectory), Errno::ENOTDIR);
+        assert_eq!(
+            errno(&NodeError::TimedOut(Duration::from_secs(1))),
+            Errno::EIO
+        );
+        assert_eq!(errno(&NodeError::EvalFailed("x".into())), Errno::EIO);
+    }
+}

@@ -1,0 +1,108 @@
+//! The trait an evaluator implements to be mounted.
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::node::{AttrPath, DirEntry, Node};
+
+/// The interrupt flag shared between the evaluation service and a backend.
+///
+/// The service sets it when nobody is waiting any more for the evaluation in
+/// progress (every caller passed its deadline). The backend's evaluator
+/// polls it every few thousand instructions and abandons the current
+/// evaluation with [`NodeError::Interrupted`]. The service clears it before
+/// it hands the backend its next request, so a backend never has to.
+pub type Interrupt = Arc<AtomicBool>;
+
+/// Why a request about a node could not be answered with a node.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum NodeError {
+    /// There is no attribute (or list element) of that name.
+    #[error("no such attribute")]
+    NotFound,
+    /// An ancestor of the path is not an attribute set or list, or `list`
+    /// was asked of a node that is not a directory.
+    #[error("not an attribute set or list")]
+    NotADirectory,
+    /// `read` was asked of a node that is not a regular file.
+    #[error("not a file")]
+    NotAFile,
+    /// Evaluation failed before the node itself could be reached (an
+    /// ancestor failed, or the attribute names of the directory could not be
+    /// computed). An attribute that exists but whose *own* value fails is not
+    /// this error: `stat` renders it as a [`Node::failed`] node instead.
+    #[error("{0}")]
+    EvalFailed(String),
+    /// The evaluation was abandoned because the interrupt flag was set.
+    #[error("evaluation interrupted")]
+    Interrupted,
+    /// The caller's deadline passed before the evaluation finished.
+    #[error("evaluation did not finish within {0:?}")]
+    TimedOut(Duration),
+    /// The evaluation service cannot answer at all (shutting down, or its
+    /// evaluator could not be restarted).
+    #[error("evaluator unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl NodeError {
+    /// Whether the error is a property of the value, so that asking again
+    /// would give the same answer. Nix evaluation is pure, so these errors
+    /// are cached for the life of the mount; timeouts, interrupts and an
+    /// unavailable evaluator are not, and the next request tries again.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            NodeError::NotFound
+            | NodeError::NotADirectory
+            | NodeError::NotAFile
+            | NodeError::EvalFailed(_) => true,
+            NodeError::Interrupted | NodeError::TimedOut(_) | NodeError::Unavailable(_) => false,
+        }
+    }
+}
+
+/// An evaluator seen through attribute paths.
+///
+/// A backend lives on the single evaluation thread of the
+/// [`EvalService`](crate::EvalService) and is called for one request at a
+/// time; it need not be `Send` (the evaluator's values are `Rc`-based). It
+/// is built on that thread by a [`BackendFactory`].
+///
+/// Every method receives the full path from the root. Implementations are
+/// expected to keep their own memo of forced values (bounded, e.g. by an
+/// LRU) so that walking down a path does not re-evaluate it from the root;
+/// the service caches the rendered answers, so the same question is
+/// normally asked only once.
+///
+/// A long evaluation must poll the [`Interrupt`] it was built with and
+/// return [`NodeError::Interrupted`] once it is set.
+pub trait Backend {
+    /// Forces the value at `path` to weak head normal form and renders it.
+    ///
+    /// Returns `Err(NotFound)` if the last segment does not name an entry of
+    /// its parent, `Err(NotADirectory)` if an ancestor is not a directory,
+    /// and `Ok(Node::failed(..))` if the entry exists but its value throws.
+    fn stat(&mut self, path: &AttrPath) -> Result<Node, NodeError>;
+
+    /// The entries of the directory at `path`, in display order. Lists the
+    /// names only: it must not force the children's values. Derivations list
+    /// the synthetic [`Segment::Drv`](crate::Segment::Drv) and
+    /// [`Segment::Context`](crate::Segment::Context) entries too.
+    fn list(&mut self, path: &AttrPath) -> Result<Vec<DirEntry>, NodeError>;
+
+    /// The whole contents of the file at `path`; its length must equal the
+    /// `size` that `stat` reported. The service caches the bytes and serves
+    /// reads at any offset from them.
+    fn read(&mut self, path: &AttrPath) -> Result<Vec<u8>, NodeError>;
+}
+
+/// Builds a backend on the evaluation thread.
+///
+/// It is `Fn` (not `FnOnce`) because the service builds a fresh backend
+/// when the old one cannot go on: after a panic, or when an evaluation
+/// ignores its interrupt and its thread has to be abandoned. An `Err`
+/// message (for instance the parse error of the root file) is reported to
+/// whoever starts the service.
+pub type BackendFactory =
+    Box<dyn Fn(Interrupt) -> Result<Box<dyn Backend>, String> + Send + Sync + 'static>;

@@ -1,0 +1,183 @@
+//! Stable inode numbers per attribute path.
+//!
+//! The same attribute path gets the same inode number for the whole life of
+//! a mount, whichever way it was reached (lookup, readdir), so `find`, `du`
+//! and `ls -i` see a consistent tree. Numbers are handed out in order of
+//! first sight and never reused; the kernel's `forget` is ignored, since
+//! forgetting would break that promise. The table costs one path per node
+//! that was ever looked up, which is bounded by what the user visits.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+
+use crate::node::{AttrPath, Segment};
+
+/// The inode number of the mounted root value.
+pub const ROOT_INODE: u64 = 1;
+
+struct Entry {
+    parent: u64,
+    path: Arc<AttrPath>,
+}
+
+#[derive(Default)]
+struct Table {
+    by_path: HashMap<Arc<AttrPath>, u64>,
+    /// `entries[ino - 1]`.
+    entries: Vec<Entry>,
+}
+
+/// The thread-safe map between inode numbers and attribute paths.
+pub struct InodeTable {
+    table: RwLock<Table>,
+}
+
+impl Default for InodeTable {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl InodeTable {
+    /// A table holding only the root (inode 1, its own parent).
+    pub fn new() -> Self {
+        let root = Arc::new(AttrPath::root());
+        let mut table = Table::default();
+        table.by_path.insert(root.clone(), ROOT_INODE);
+        table.entries.push(Entry {
+            parent: ROOT_INODE,
+            path: root,
+        });
+        InodeTable {
+            table: RwLock::new(table),
+        }
+    }
+
+    /// The inode of entry `segment` of directory `parent`, allocating it on
+    /// first sight. `None` if `parent` is not a known inode.
+    pub fn child(&self, parent: u64, segment: &Segment) -> Option<(u64, Arc<AttrPath>)> {
+        let path = self.path(parent)?.child(segment.clone());
+        Some(self.intern(parent, path))
+    }
+
+    /// The inode of `path`, whose parent directory is inode `parent`,
+    /// allocating it on first sight. Lets a caller check that a name exists
+    /// before it costs an inode.
+    pub fn intern(&self, parent: u64, path: AttrPath) -> (u64, Arc<AttrPath>) {
+        {
+            let table = self.table.read();
+            if let Some((path, &ino)) = table.by_path.get_key_value(&path) {
+                return (ino, path.clone());
+            }
+        }
+        let mut table = self.table.write();
+        // Another thread may have allocated it between the two locks.
+        if let Some((path, &ino)) = table.by_path.get_key_value(&path) {
+            return (ino, path.clone());
+        }
+        let ino = table.entries.len() as u64 + 1;
+        let path = Arc::new(path);
+        table.by_path.insert(path.clone(), ino);
+        table.entries.push(Entry {
+            parent,
+            path: path.clone(),
+        });
+        (ino, path)
+    }
+
+    /// The attribute path of an inode.
+    pub fn path(&self, ino: u64) -> Option<Arc<AttrPath>> {
+        let table = self.table.read();
+        let i = usize::try_from(ino.checked_sub(1)?).ok()?;
+        table.entries.get(i).map(|e| e.path.clone())
+    }
+
+    /// The parent directory of an inode (the root is its own parent).
+    pub fn parent(&self, ino: u64) -> Option<u64> {
+        let table = self.table.read();
+        let i = usize::try_from(ino.checked_sub(1)?).ok()?;
+        table.entries.get(i).map(|e| e.parent)
+    }
+
+    /// The inode already allocated to a path, if any.
+    pub fn lookup(&self, path: &AttrPath) -> Option<u64> {
+        self.table.read().by_path.get(path).copied()
+    }
+
+    /// How many inodes have been allocated (including the root).
+    pub fn len(&self) -> usize {
+        self.table.read().entries.len()
+    }
+
+    /// Always false: the root is always there. Present for the usual
+    /// `len`/`is_empty` pairing.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn root_is_one_and_its_own_parent() {
+        let table = InodeTable::new();
+        assert_eq!(table.path(ROOT_INODE).as_deref(), Some(&AttrPath::root()));
+        assert_eq!(table.parent(ROOT_INODE), Some(ROOT_INODE));
+        assert_eq!(table.lookup(&AttrPath::root()), Some(ROOT_INODE));
+        assert_eq!(table.path(0), None);
+        assert_eq!(table.path(2), None);
+    }
+
+    #[test]
+    fn inodes_are_stable_and_distinct() {
+        let table = InodeTable::new();
+        let (a, a_path) = table.child(ROOT_INODE, &Segment::name("a")).unwrap();
+        let (b, _) = table.child(ROOT_INODE, &Segment::name("b")).unwrap();
+        let (ab, ab_path) = table.child(a, &Segment::name("b")).unwrap();
+        assert_ne!(a, b);
+        assert_ne!(b, ab);
+        assert_eq!(table.child(ROOT_INODE, &Segment::name("a")).unwrap().0, a);
+        assert_eq!(table.child(a, &Segment::name("b")).unwrap().0, ab);
+        assert_eq!(*a_path, AttrPath::root().child(Segment::name("a")));
+        assert_eq!(ab_path.parent().as_ref(), Some(&*a_path));
+        assert_eq!(table.parent(ab), Some(a));
+        assert_eq!(table.lookup(&ab_path), Some(ab));
+        assert_eq!(table.len(), 4);
+    }
+
+    #[test]
+    fn synthetic_entries_and_same_named_attributes_differ() {
+        let table = InodeTable::new();
+        let (drv, _) = table.child(ROOT_INODE, &Segment::Drv).unwrap();
+        let (attr, _) = table.child(ROOT_INODE, &Segment::name(".drv")).unwrap();
+        assert_ne!(drv, attr);
+    }
+
+    #[test]
+    fn unknown_parents_are_refused() {
+        let table = InodeTable::new();
+        assert!(table.child(42, &Segment::name("x")).is_none());
+    }
+
+    #[test]
+    fn concurrent_allocation_agrees() {
+        let table = Arc::new(InodeTable::new());
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let table = table.clone();
+                std::thread::spawn(move || {
+                    (0..200)
+                        .map(|i| table.child(ROOT_INODE, &Segment::index(i)).unwrap().0)
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let results: Vec<Vec<u64>> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+        assert!(results.iter().all(|r| r == &results[0]));
+        assert_eq!(table.len(), 201);
+    }
+}

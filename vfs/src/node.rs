@@ -1,0 +1,350 @@
+//! The plain data that crosses the evaluation boundary: attribute paths go
+//! in, rendered nodes come out.
+//!
+//! Nothing in this module refers to evaluator values. That is deliberate:
+//! the evaluator's values are `Rc`-based and live on one thread, and a later
+//! step moves the evaluator into a worker process. Everything here is
+//! owned, `Send` and easy to serialise, so the same requests and answers can
+//! travel over a pipe without changing shape.
+
+use std::fmt;
+
+/// Names of the extended attributes a node may carry.
+///
+/// They live in the `user.` namespace because that is the only one an
+/// unprivileged `getfattr` reads by default.
+pub mod xattr {
+    /// The Nix type of the value (`set`, `derivation`, `string`, ...).
+    pub const TYPE: &str = "user.nix.type";
+    /// `file:line:column` of the definition of the attribute.
+    pub const POSITION: &str = "user.nix.position";
+    /// The evaluation error of a value that fails.
+    pub const ERROR: &str = "user.nix.error";
+    /// The string context of a string value, one element per line.
+    pub const CONTEXT: &str = "user.nix.context";
+    /// The `.drv` store path of a derivation.
+    pub const DRV_PATH: &str = "user.nix.drvPath";
+    /// The output path of a derivation.
+    pub const OUT_PATH: &str = "user.nix.outPath";
+    /// The prefix shared by every attribute attrfs can answer; any other
+    /// name (`security.selinux`, `system.posix_acl_access`, ...) is known
+    /// not to exist without asking the evaluator.
+    pub const PREFIX: &str = "user.nix.";
+}
+
+/// One step of an [`AttrPath`].
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Segment {
+    /// An attribute name as raw bytes, or a list index written in decimal
+    /// (`b"0"`, `b"1"`, ...). Any byte string is allowed, including the
+    /// empty one, `.`, `..` and names containing `/` or NUL: the file-name
+    /// encoding in [`crate::names`] makes all of them representable.
+    Name(Vec<u8>),
+    /// The synthetic `.drv` entry of a derivation directory (the ATerm text
+    /// of the derivation). Distinct from an attribute that happens to be
+    /// called `.drv`, which is `Name(b".drv")`.
+    Drv,
+    /// The synthetic `.context` entry of a derivation directory.
+    Context,
+}
+
+impl Segment {
+    /// A segment for an attribute name given as text.
+    pub fn name(name: impl AsRef<[u8]>) -> Self {
+        Segment::Name(name.as_ref().to_vec())
+    }
+
+    /// The segment naming element `index` of a list.
+    pub fn index(index: usize) -> Self {
+        Segment::Name(index.to_string().into_bytes())
+    }
+
+    /// The list index this segment names, if it is a canonical decimal
+    /// number (no sign, no leading zeros).
+    pub fn as_index(&self) -> Option<usize> {
+        let Segment::Name(bytes) = self else {
+            return None;
+        };
+        let text = std::str::from_utf8(bytes).ok()?;
+        let canonical = !text.is_empty()
+            && text.bytes().all(|b| b.is_ascii_digit())
+            && (text == "0" || !text.starts_with('0'));
+        if canonical {
+            text.parse().ok()
+        } else {
+            None
+        }
+    }
+}
+
+impl fmt::Display for Segment {
+    /// Renders the segment the way Nix would write it in an attribute path:
+    /// bare if it is a plain identifier or a number, quoted otherwise.
+    /// Synthetic entries are shown as `<.drv>` / `<.context>` so that they
+    /// cannot be confused with attributes.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Segment::Drv => f.write_str("<.drv>"),
+            Segment::Context => f.write_str("<.context>"),
+            Segment::Name(bytes) => {
+                let text = String::from_utf8_lossy(bytes);
+                let bare = !text.is_empty()
+                    && text
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"_-'".contains(&b))
+                    && !text.starts_with(|c: char| c == '-' || c == '\'');
+                if bare {
+                    f.write_str(&text)
+                } else {
+                    write!(f, "{text:?}")
+                }
+            }
+        }
+    }
+}
+
+/// The path from the mounted root value to a node: the request key of the
+/// evaluation boundary.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AttrPath(Vec<Segment>);
+
+impl AttrPath {
+    /// The path of the root value itself.
+    pub fn root() -> Self {
+        AttrPath(Vec::new())
+    }
+
+    /// Builds a path from its segments.
+    pub fn from_segments(segments: Vec<Segment>) -> Self {
+        AttrPath(segments)
+    }
+
+    /// The segments from the root down.
+    pub fn segments(&self) -> &[Segment] {
+        &self.0
+    }
+
+    /// Whether this is the root path.
+    pub fn is_root(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Number of segments.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether the path has no segments (the same as [`AttrPath::is_root`],
+    /// here for the usual `len`/`is_empty` pairing).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The path of a child entry.
+    pub fn child(&self, segment: Segment) -> Self {
+        let mut segments = Vec::with_capacity(self.0.len() + 1);
+        segments.extend_from_slice(&self.0);
+        segments.push(segment);
+        AttrPath(segments)
+    }
+
+    /// The parent path, or `None` for the root.
+    pub fn parent(&self) -> Option<Self> {
+        let (_, init) = self.0.split_last()?;
+        Some(AttrPath(init.to_vec()))
+    }
+
+    /// The last segment, or `None` for the root.
+    pub fn last(&self) -> Option<&Segment> {
+        self.0.last()
+    }
+}
+
+impl fmt::Display for AttrPath {
+    /// `a.b."c/d".0`, or `<root>` for the empty path; used in log lines.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            return f.write_str("<root>");
+        }
+        for (i, segment) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(".")?;
+            }
+            write!(f, "{segment}")?;
+        }
+        Ok(())
+    }
+}
+
+/// What kind of filesystem object a node is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum NodeKind {
+    /// Attribute sets, derivations and lists.
+    Directory,
+    /// Strings, numbers, booleans, null, functions, the synthetic entries,
+    /// and values whose evaluation fails.
+    File,
+    /// Paths, derivation outputs, and values identical to an ancestor.
+    Symlink,
+}
+
+/// A value rendered as a filesystem node: everything `stat`, `readlink` and
+/// `getxattr` need, without the contents of files (those come from
+/// [`crate::Backend::read`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Node {
+    /// Directory, file or symlink.
+    pub kind: NodeKind,
+    /// For files, the exact length in bytes of what `read` returns (so that
+    /// `st_size` is right before the first read). Zero otherwise.
+    pub size: u64,
+    /// For symlinks, the target (an absolute store path, or a relative path
+    /// to an ancestor for cycles).
+    pub target: Option<Vec<u8>>,
+    /// The Nix type: `set`, `derivation`, `list`, `string`, `int`, `float`,
+    /// `bool`, `null`, `path`, `lambda`, `primop`, ...; `error` for a value
+    /// whose evaluation fails.
+    pub nix_type: String,
+    /// Extended attributes, names from [`xattr`].
+    pub xattrs: Vec<(String, Vec<u8>)>,
+    /// For an attribute whose value fails to evaluate: the error text. The
+    /// entry still exists (it is listed and has an inode), but `stat`, `open`
+    /// and `read` of it fail with EIO; the text is also in `user.nix.error`.
+    pub error: Option<String>,
+}
+
+impl Node {
+    fn new(kind: NodeKind, nix_type: &str) -> Self {
+        Node {
+            kind,
+            size: 0,
+            target: None,
+            nix_type: nix_type.to_owned(),
+            xattrs: vec![(xattr::TYPE.to_owned(), nix_type.as_bytes().to_vec())],
+            error: None,
+        }
+    }
+
+    /// A directory node (attribute set, derivation or list).
+    pub fn directory(nix_type: &str) -> Self {
+        Node::new(NodeKind::Directory, nix_type)
+    }
+
+    /// A regular file whose contents are exactly `size` bytes.
+    pub fn file(nix_type: &str, size: u64) -> Self {
+        Node {
+            size,
+            ..Node::new(NodeKind::File, nix_type)
+        }
+    }
+
+    /// A symbolic link to `target`.
+    pub fn symlink(nix_type: &str, target: impl Into<Vec<u8>>) -> Self {
+        Node {
+            target: Some(target.into()),
+            ..Node::new(NodeKind::Symlink, nix_type)
+        }
+    }
+
+    /// The node of an attribute whose value fails to evaluate with `message`.
+    pub fn failed(message: impl Into<String>) -> Self {
+        let message = message.into();
+        Node {
+            kind: NodeKind::File,
+            size: 0,
+            target: None,
+            nix_type: "error".to_owned(),
+            xattrs: vec![(xattr::ERROR.to_owned(), message.clone().into_bytes())],
+            error: Some(message),
+        }
+    }
+
+    /// Adds (or replaces) an extended attribute.
+    pub fn with_xattr(mut self, name: &str, value: impl Into<Vec<u8>>) -> Self {
+        let value = value.into();
+        match self.xattrs.iter_mut().find(|(n, _)| n == name) {
+            Some(slot) => slot.1 = value,
+            None => self.xattrs.push((name.to_owned(), value)),
+        }
+        self
+    }
+
+    /// The value of an extended attribute, if the node has it.
+    pub fn xattr(&self, name: &str) -> Option<&[u8]> {
+        self.xattrs
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_slice())
+    }
+}
+
+/// One entry of a directory listing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DirEntry {
+    /// The raw name (not file-name encoded).
+    pub name: Segment,
+    /// The kind of the entry, if the backend already knows it without
+    /// forcing the value (e.g. it was forced before). Listing a directory
+    /// must not force its children, so this is usually `None`.
+    pub kind: Option<NodeKind>,
+}
+
+impl DirEntry {
+    /// An entry whose kind is not known yet.
+    pub fn new(name: Segment) -> Self {
+        DirEntry { name, kind: None }
+    }
+
+    /// An entry whose kind is already known.
+    pub fn with_kind(name: Segment, kind: NodeKind) -> Self {
+        DirEntry {
+            name,
+            kind: Some(kind),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_quotes_what_is_not_an_identifier() {
+        let path = AttrPath::root()
+            .child(Segment::name("pkgs"))
+            .child(Segment::name("a/b"))
+            .child(Segment::index(3))
+            .child(Segment::Drv);
+        assert_eq!(path.to_string(), r#"pkgs."a/b".3.<.drv>"#);
+        assert_eq!(AttrPath::root().to_string(), "<root>");
+        assert_eq!(Segment::name("").to_string(), "\"\"");
+    }
+
+    #[test]
+    fn parent_and_child_are_inverse() {
+        let path = AttrPath::root().child(Segment::name("a"));
+        assert_eq!(path.child(Segment::Context).parent(), Some(path.clone()));
+        assert_eq!(path.parent(), Some(AttrPath::root()));
+        assert_eq!(AttrPath::root().parent(), None);
+    }
+
+    #[test]
+    fn list_indices_must_be_canonical() {
+        assert_eq!(Segment::index(12).as_index(), Some(12));
+        assert_eq!(Segment::name("0").as_index(), Some(0));
+        assert_eq!(Segment::name("01").as_index(), None);
+        assert_eq!(Segment::name("-1").as_index(), None);
+        assert_eq!(Segment::name("").as_index(), None);
+        assert_eq!(Segment::Drv.as_index(), None);
+    }
+
+    #[test]
+    fn failed_nodes_carry_the_error_xattr() {
+        let node = Node::failed("boom");
+        assert_eq!(node.xattr(xattr::ERROR), Some(&b"boom"[..]));
+        assert_eq!(node.error.as_deref(), Some("boom"));
+        let node = Node::file("string", 3).with_xattr(xattr::POSITION, "a.nix:1:2");
+        assert_eq!(node.xattr(xattr::TYPE), Some(&b"string"[..]));
+        assert_eq!(node.xattr(xattr::POSITION), Some(&b"a.nix:1:2"[..]));
+    }
+}

@@ -1,0 +1,1142 @@
+//! The evaluation service: one thread owns the [`Backend`]; any thread may
+//! ask it questions, with a deadline, and read its cached answers.
+//!
+//! ## Threads
+//!
+//! * The **evaluation thread** builds the backend with the factory and then
+//!   serves queued requests one at a time, in arrival order. The backend
+//!   never leaves it.
+//! * The **watchdog thread** enforces deadlines. Each waiting caller has
+//!   one (`eval_timeout` after it asked). When it passes, the caller is
+//!   answered [`NodeError::TimedOut`] at once and a log line is written; if
+//!   that leaves the evaluation in progress with nobody waiting for it, the
+//!   interrupt flag is set so the evaluator abandons it, and the thread
+//!   moves on to the next request.
+//! * Callers: FUSE threads hand in a completion callback and return at
+//!   once (`*_then` methods); tests and start-up code use the blocking
+//!   methods, which are the same thing plus a channel.
+//!
+//! If an interrupted evaluation does not stop within `stuck_grace` (a
+//! builtin that never polls the flag, say), its thread is abandoned: the
+//! watchdog starts a fresh evaluation thread with a new backend, records
+//! the stuck path as failed so it is not retried, and the mount keeps
+//! serving. At most `max_abandoned` threads are given up this way; after
+//! that the service reports itself unavailable rather than leak without
+//! bound. (The planned worker-process evaluator replaces this with killing
+//! the worker.)
+//!
+//! ## Cache
+//!
+//! Nix evaluation is pure, so an answer never changes during a mount. Stat
+//! nodes and listings are kept for the life of the mount (they are small,
+//! and keeping them keeps `st_size` and directory contents consistent);
+//! file contents are kept in an LRU of `cache_size` entries. Permanent
+//! errors (see [`NodeError::is_permanent`]) are cached like answers;
+//! timeouts are not. A cached listing also answers lookups of names that
+//! are not in it, without a round trip to the evaluation thread.
+//!
+//! Requests for a question already queued or in progress join it instead
+//! of being queued twice.
+
+use std::collections::hash_map::Entry as MapEntry;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::num::NonZeroUsize;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use lru::LruCache;
+use parking_lot::{Condvar, Mutex, MutexGuard, RwLock};
+use tracing::{debug, error, info, warn};
+
+use crate::backend::{Backend, BackendFactory, Interrupt, NodeError};
+use crate::node::{AttrPath, DirEntry, Node, Segment};
+
+/// Tunables of the evaluation service.
+#[derive(Clone, Debug)]
+pub struct ServiceConfig {
+    /// How long a caller waits for an answer (`--eval-timeout`).
+    pub eval_timeout: Duration,
+    /// How many files' contents the byte cache keeps (`--cache-size`).
+    pub cache_size: NonZeroUsize,
+    /// How long an interrupted evaluation may take to notice the interrupt
+    /// before its thread is abandoned and a fresh backend is started.
+    pub stuck_grace: Duration,
+    /// How many stuck evaluation threads may be abandoned before the
+    /// service gives up and answers every request with `Unavailable`.
+    pub max_abandoned: usize,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        ServiceConfig {
+            eval_timeout: Duration::from_secs(30),
+            cache_size: NonZeroUsize::new(4096).unwrap_or(NonZeroUsize::MIN),
+            stuck_grace: Duration::from_secs(5),
+            max_abandoned: 4,
+        }
+    }
+}
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The backend factory failed (e.g. the root expression does not parse).
+    #[error("{0}")]
+    Backend(String),
+    /// A service thread could not be spawned.
+    #[error("cannot start the evaluation thread: {0}")]
+    Spawn(#[from] std::io::Error),
+}
+
+/// The entries of a directory, with an index for membership tests.
+#[derive(Debug)]
+pub struct Listing {
+    entries: Vec<DirEntry>,
+    names: HashSet<Segment>,
+}
+
+impl Listing {
+    /// Wraps the entries a backend returned.
+    pub fn new(entries: Vec<DirEntry>) -> Self {
+        let names = entries.iter().map(|e| e.name.clone()).collect();
+        Listing { entries, names }
+    }
+
+    /// The entries, in the backend's order.
+    pub fn entries(&self) -> &[DirEntry] {
+        &self.entries
+    }
+
+    /// Whether the directory has an entry of that name.
+    pub fn contains(&self, name: &Segment) -> bool {
+        self.names.contains(name)
+    }
+}
+
+/// What a question is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Op {
+    Stat,
+    List,
+    Read,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct Key {
+    op: Op,
+    path: AttrPath,
+}
+
+impl std::fmt::Display for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let op = match self.op {
+            Op::Stat => "stat",
+            Op::List => "list",
+            Op::Read => "read",
+        };
+        write!(f, "{op} {}", self.path)
+    }
+}
+
+/// An answer of any of the three kinds.
+#[derive(Clone, Debug)]
+enum Rendered {
+    Node(Arc<Node>),
+    Listing(Arc<Listing>),
+    Bytes(Arc<[u8]>),
+}
+
+type Answer = Result<Rendered, NodeError>;
+type Callback = Box<dyn FnOnce(Answer) + Send + 'static>;
+
+struct Waiter {
+    deadline: Instant,
+    done: Callback,
+}
+
+#[derive(Default)]
+struct Pending {
+    waiters: Vec<Waiter>,
+}
+
+struct Running {
+    key: Key,
+    started: Instant,
+    interrupted_at: Option<Instant>,
+}
+
+struct State {
+    queue: VecDeque<Key>,
+    pending: HashMap<Key, Pending>,
+    running: Option<Running>,
+    /// Bumped when the evaluation thread is abandoned; a thread whose
+    /// generation is stale exits as soon as its backend returns.
+    generation: u64,
+    /// The interrupt flag of the current generation's backend.
+    interrupt: Interrupt,
+    abandoned: usize,
+    /// Set when no backend can be had any more; every request fails.
+    broken: Option<String>,
+    shutdown: bool,
+}
+
+impl State {
+    fn unavailable(&self) -> Option<String> {
+        if self.shutdown {
+            Some("the mount is shutting down".to_owned())
+        } else {
+            self.broken.clone()
+        }
+    }
+
+    /// Takes every waiter of every pending request (used when the service
+    /// cannot answer any more).
+    fn drain_all(&mut self) -> Vec<Waiter> {
+        self.queue.clear();
+        self.pending.drain().flat_map(|(_, p)| p.waiters).collect()
+    }
+}
+
+#[derive(Default)]
+struct Cache {
+    nodes: RwLock<HashMap<AttrPath, Result<Arc<Node>, NodeError>>>,
+    listings: RwLock<HashMap<AttrPath, Result<Arc<Listing>, NodeError>>>,
+    bytes: Mutex<Option<LruCache<AttrPath, Result<Arc<[u8]>, NodeError>>>>,
+}
+
+impl Cache {
+    fn new(cache_size: NonZeroUsize) -> Self {
+        Cache {
+            bytes: Mutex::new(Some(LruCache::new(cache_size))),
+            ..Cache::default()
+        }
+    }
+
+    fn get(&self, key: &Key) -> Option<Answer> {
+        match key.op {
+            Op::Stat => {
+                if let Some(hit) = self.nodes.read().get(&key.path) {
+                    return Some(hit.clone().map(Rendered::Node));
+                }
+                self.stat_from_parent_listing(&key.path)
+            }
+            Op::List => self
+                .listings
+                .read()
+                .get(&key.path)
+                .map(|hit| hit.clone().map(Rendered::Listing)),
+            Op::Read => self
+                .bytes
+                .lock()
+                .as_mut()?
+                .get(&key.path)
+                .map(|hit| hit.clone().map(Rendered::Bytes)),
+        }
+    }
+
+    /// Answers a stat of a name that the parent's cached listing shows does
+    /// not exist (or a stat below something that is not a directory).
+    fn stat_from_parent_listing(&self, path: &AttrPath) -> Option<Answer> {
+        let name = path.last()?;
+        let parent = path.parent()?;
+        match self.listings.read().get(&parent)? {
+            Ok(listing) if !listing.contains(name) => Some(Err(NodeError::NotFound)),
+            Ok(_) => None,
+            Err(NodeError::NotADirectory) => Some(Err(NodeError::NotADirectory)),
+            Err(_) => None,
+        }
+    }
+
+    fn put(&self, key: &Key, answer: &Answer) {
+        if let Err(e) = answer {
+            if !e.is_permanent() {
+                return;
+            }
+        }
+        let path = key.path.clone();
+        match (key.op, answer) {
+            (Op::Stat, Ok(Rendered::Node(node))) => {
+                self.nodes.write().insert(path, Ok(node.clone()));
+            }
+            (Op::Stat, Err(e)) => {
+                self.nodes.write().insert(path, Err(e.clone()));
+            }
+            (Op::List, Ok(Rendered::Listing(listing))) => {
+                self.listings.write().insert(path, Ok(listing.clone()));
+            }
+            (Op::List, Err(e)) => {
+                self.listings.write().insert(path, Err(e.clone()));
+            }
+            (Op::Read, Ok(Rendered::Bytes(bytes))) => {
+                if let Some(lru) = self.bytes.lock().as_mut() {
+                    lru.put(path, Ok(bytes.clone()));
+                }
+            }
+            (Op::Read, Err(e)) => {
+                if let Some(lru) = self.bytes.lock().as_mut() {
+                    lru.put(path, Err(e.clone()));
+                }
+            }
+            // The evaluation thread builds answers from the key's op, so a
+            // mismatch cannot happen; not caching it is the safe reaction.
+            _ => {}
+        }
+    }
+}
+
+type Factory = dyn Fn(Interrupt) -> Result<Box<dyn Backend>, String> + Send + Sync;
+
+struct Shared {
+    config: ServiceConfig,
+    cache: Cache,
+    state: Mutex<State>,
+    /// Wakes the evaluation thread: new work, shutdown, or a new generation.
+    work: Condvar,
+    /// Wakes the watchdog: a new waiter (maybe an earlier deadline), a
+    /// request started, or shutdown.
+    watch: Condvar,
+    factory: BackendFactory,
+}
+
+/// The evaluation service. Dropping it fails every waiting request with
+/// [`NodeError::Unavailable`] and stops its threads (an evaluation thread
+/// busy in its backend exits when the backend returns).
+pub struct EvalService {
+    shared: Arc<Shared>,
+    watchdog: Option<JoinHandle<()>>,
+}
+
+impl EvalService {
+    /// Starts the evaluation and watchdog threads and builds the backend.
+    /// Returns once the backend exists, or with the factory's error.
+    pub fn start(factory: BackendFactory, config: ServiceConfig) -> Result<Self, ServiceError> {
+        let interrupt: Interrupt = Arc::new(AtomicBool::new(false));
+        let shared = Arc::new(Shared {
+            cache: Cache::new(config.cache_size),
+            config,
+            state: Mutex::new(State {
+                queue: VecDeque::new(),
+                pending: HashMap::new(),
+                running: None,
+                generation: 0,
+                interrupt: interrupt.clone(),
+                abandoned: 0,
+                broken: None,
+                shutdown: false,
+            }),
+            work: Condvar::new(),
+            watch: Condvar::new(),
+            factory,
+        });
+        let (ready_tx, ready_rx) = mpsc::sync_channel(1);
+        spawn_eval_thread(shared.clone(), 0, interrupt, Some(ready_tx))?;
+        match ready_rx.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(message)) => return Err(ServiceError::Backend(message)),
+            Err(_) => {
+                return Err(ServiceError::Backend(
+                    "the evaluation thread exited while building the evaluator".to_owned(),
+                ))
+            }
+        }
+        let watchdog = {
+            let shared = shared.clone();
+            thread::Builder::new()
+                .name("attrfs-watchdog".to_owned())
+                .spawn(move || watchdog(&shared))
+        };
+        let watchdog = match watchdog {
+            Ok(handle) => handle,
+            Err(e) => {
+                shutdown(&shared);
+                return Err(ServiceError::Spawn(e));
+            }
+        };
+        Ok(EvalService {
+            shared,
+            watchdog: Some(watchdog),
+        })
+    }
+
+    /// The configuration the service runs with.
+    pub fn config(&self) -> &ServiceConfig {
+        &self.shared.config
+    }
+
+    /// Stats `path`, calling `done` with the answer: at once on the calling
+    /// thread if it is cached, otherwise later on a service thread, and in
+    /// any case no later than the deadline. `done` must be quick (send a
+    /// reply) and must not block on the service.
+    pub fn stat_then(
+        &self,
+        path: &AttrPath,
+        done: impl FnOnce(Result<Arc<Node>, NodeError>) + Send + 'static,
+    ) {
+        self.submit(
+            make_key(Op::Stat, path),
+            Box::new(move |a| done(as_node(a))),
+        );
+    }
+
+    /// Lists the directory at `path`; see [`EvalService::stat_then`].
+    pub fn list_then(
+        &self,
+        path: &AttrPath,
+        done: impl FnOnce(Result<Arc<Listing>, NodeError>) + Send + 'static,
+    ) {
+        self.submit(
+            make_key(Op::List, path),
+            Box::new(move |a| done(as_listing(a))),
+        );
+    }
+
+    /// Reads the whole file at `path`; see [`EvalService::stat_then`].
+    pub fn read_then(
+        &self,
+        path: &AttrPath,
+        done: impl FnOnce(Result<Arc<[u8]>, NodeError>) + Send + 'static,
+    ) {
+        self.submit(
+            make_key(Op::Read, path),
+            Box::new(move |a| done(as_bytes(a))),
+        );
+    }
+
+    /// Stats `path`, blocking until the answer or the deadline.
+    pub fn stat(&self, path: &AttrPath) -> Result<Arc<Node>, NodeError> {
+        as_node(self.wait(make_key(Op::Stat, path)))
+    }
+
+    /// Lists the directory at `path`, blocking until the answer or the
+    /// deadline.
+    pub fn list(&self, path: &AttrPath) -> Result<Arc<Listing>, NodeError> {
+        as_listing(self.wait(make_key(Op::List, path)))
+    }
+
+    /// Reads the file at `path`, blocking until the answer or the deadline.
+    pub fn read(&self, path: &AttrPath) -> Result<Arc<[u8]>, NodeError> {
+        as_bytes(self.wait(make_key(Op::Read, path)))
+    }
+
+    /// The cached stat answer for `path`, without asking the evaluator.
+    pub fn cached_stat(&self, path: &AttrPath) -> Option<Result<Arc<Node>, NodeError>> {
+        self.cache_view().cached_stat(path)
+    }
+
+    /// A handle on the cache alone, for completion callbacks that want to
+    /// look at other cached answers. Unlike the service it does not stop
+    /// anything when dropped, so a callback may own one.
+    pub fn cache_view(&self) -> CacheView {
+        CacheView {
+            shared: self.shared.clone(),
+        }
+    }
+
+    fn wait(&self, key: Key) -> Answer {
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.submit(
+            key,
+            Box::new(move |answer| {
+                // The receiver only goes away if the caller itself is gone.
+                let _ = tx.send(answer);
+            }),
+        );
+        // Every waiter is answered by its deadline (the watchdog sees to
+        // it) or when the service shuts down, so this cannot hang.
+        rx.recv().unwrap_or_else(|_| {
+            Err(NodeError::Unavailable(
+                "the request was dropped unanswered".to_owned(),
+            ))
+        })
+    }
+
+    fn submit(&self, key: Key, done: Callback) {
+        if let Some(hit) = self.shared.cache.get(&key) {
+            done(hit);
+            return;
+        }
+        let deadline = Instant::now() + self.shared.config.eval_timeout;
+        let mut state = self.shared.state.lock();
+        if let Some(reason) = state.unavailable() {
+            drop(state);
+            done(Err(NodeError::Unavailable(reason)));
+            return;
+        }
+        // The evaluation thread fills the cache while holding the state
+        // lock, so this second look cannot miss an answer that arrived
+        // since the first.
+        if let Some(hit) = self.shared.cache.get(&key) {
+            drop(state);
+            done(hit);
+            return;
+        }
+        let waiter = Waiter { deadline, done };
+        match state.pending.entry(key) {
+            MapEntry::Occupied(mut entry) => entry.get_mut().waiters.push(waiter),
+            MapEntry::Vacant(entry) => {
+                let key = entry.key().clone();
+                entry.insert(Pending {
+                    waiters: vec![waiter],
+                });
+                state.queue.push_back(key);
+                self.shared.work.notify_all();
+            }
+        }
+        self.shared.watch.notify_all();
+    }
+}
+
+/// Read-only access to the service's cache; see [`EvalService::cache_view`].
+#[derive(Clone)]
+pub struct CacheView {
+    shared: Arc<Shared>,
+}
+
+impl CacheView {
+    /// The cached stat answer for `path`, without asking the evaluator.
+    pub fn cached_stat(&self, path: &AttrPath) -> Option<Result<Arc<Node>, NodeError>> {
+        self.shared
+            .cache
+            .get(&make_key(Op::Stat, path))
+            .map(as_node)
+    }
+}
+
+impl Drop for EvalService {
+    fn drop(&mut self) {
+        shutdown(&self.shared);
+        if let Some(handle) = self.watchdog.take() {
+            // A panicking watchdog has already been logged by the panic hook.
+            let _ = handle.join();
+        }
+    }
+}
+
+fn shutdown(shared: &Shared) {
+    let waiters = {
+        let mut state = shared.state.lock();
+        state.shutdown = true;
+        // Make an evaluation in progress stop as soon as it can.
+        state.interrupt.store(true, Ordering::SeqCst);
+        state.drain_all()
+    };
+    shared.work.notify_all();
+    shared.watch.notify_all();
+    fail_all(waiters, "the mount is shutting down");
+}
+
+fn fail_all(waiters: Vec<Waiter>, reason: &str) {
+    for waiter in waiters {
+        (waiter.done)(Err(NodeError::Unavailable(reason.to_owned())));
+    }
+}
+
+fn make_key(op: Op, path: &AttrPath) -> Key {
+    Key {
+        op,
+        path: path.clone(),
+    }
+}
+
+fn mismatch() -> NodeError {
+    NodeError::Unavailable("internal error: answer of the wrong kind".to_owned())
+}
+
+fn as_node(answer: Answer) -> Result<Arc<Node>, NodeError> {
+    match answer? {
+        Rendered::Node(node) => Ok(node),
+        _ => Err(mismatch()),
+    }
+}
+
+fn as_listing(answer: Answer) -> Result<Arc<Listing>, NodeError> {
+    match answer? {
+        Rendered::Listing(listing) => Ok(listing),
+        _ => Err(mismatch()),
+    }
+}
+
+fn as_bytes(answer: Answer) -> Result<Arc<[u8]>, NodeError> {
+    match answer? {
+        Rendered::Bytes(bytes) => Ok(bytes),
+        _ => Err(mismatch()),
+    }
+}
+
+fn spawn_eval_thread(
+    shared: Arc<Shared>,
+    generation: u64,
+    interrupt: Interrupt,
+    ready: Option<mpsc::SyncSender<Result<(), String>>>,
+) -> std::io::Result<()> {
+    thread::Builder::new()
+        .name(format!("attrfs-eval-{generation}"))
+        .spawn(move || eval_thread(&shared, generation, interrupt, ready))
+        .map(drop)
+}
+
+fn build_backend(factory: &Factory, interrupt: &Interrupt) -> Result<Box<dyn Backend>, String> {
+    catch_unwind(AssertUnwindSafe(|| factory(interrupt.clone())))
+        .unwrap_or_else(|panic| Err(format!("the evaluator panicked: {}", panic_text(&panic))))
+}
+
+fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "(no message)".to_owned()
+    }
+}
+
+/// Marks the service broken and fails everything waiting.
+fn give_up(mut state: MutexGuard<'_, State>, reason: String) {
+    error!("{reason}");
+    state.broken = Some(reason.clone());
+    let waiters = state.drain_all();
+    drop(state);
+    fail_all(waiters, &reason);
+}
+
+fn eval_thread(
+    shared: &Shared,
+    generation: u64,
+    interrupt: Interrupt,
+    ready: Option<mpsc::SyncSender<Result<(), String>>>,
+) {
+    let mut backend = match build_backend(&*shared.factory, &interrupt) {
+        Ok(backend) => backend,
+        Err(message) => {
+            match ready {
+                Some(ready) => {
+                    let _ = ready.send(Err(message));
+                }
+                None => give_up(
+                    shared.state.lock(),
+                    format!("cannot restart the evaluator: {message}"),
+                ),
+            }
+            return;
+        }
+    };
+    if let Some(ready) = ready {
+        let _ = ready.send(Ok(()));
+    }
+    loop {
+        let key = {
+            let mut state = shared.state.lock();
+            let key = loop {
+                if state.shutdown || state.generation != generation {
+                    return;
+                }
+                match state.queue.pop_front() {
+                    // Skip requests whose callers all gave up while queued.
+                    Some(key) if state.pending.contains_key(&key) => break key,
+                    Some(_) => continue,
+                    None => shared.work.wait(&mut state),
+                }
+            };
+            state.running = Some(Running {
+                key: key.clone(),
+                started: Instant::now(),
+                interrupted_at: None,
+            });
+            // Cleared under the lock, after `running` names this request,
+            // so an interrupt meant for the previous request cannot leak
+            // into this one.
+            interrupt.store(false, Ordering::SeqCst);
+            shared.watch.notify_all();
+            key
+        };
+
+        let started = Instant::now();
+        let answer = match catch_unwind(AssertUnwindSafe(|| evaluate(&mut *backend, &key))) {
+            Ok(answer) => answer,
+            Err(panic) => {
+                let text = panic_text(&panic);
+                error!("the evaluator panicked on {key}: {text}; starting a fresh one");
+                // A panic may have left the backend's state half-updated,
+                // so it is not trusted with another request.
+                match build_backend(&*shared.factory, &interrupt) {
+                    Ok(fresh) => backend = fresh,
+                    Err(message) => {
+                        let state = shared.state.lock();
+                        if state.generation == generation {
+                            give_up(state, format!("cannot restart the evaluator: {message}"));
+                        }
+                        return;
+                    }
+                }
+                Err(NodeError::EvalFailed(format!(
+                    "internal error in the evaluator: {text}"
+                )))
+            }
+        };
+        let elapsed = started.elapsed();
+
+        let waiters = {
+            let mut state = shared.state.lock();
+            if state.generation != generation {
+                // The watchdog gave up on this thread and already answered
+                // everyone; a fresh thread serves the queue now.
+                info!("abandoned evaluation of {key} returned after {elapsed:?}");
+                return;
+            }
+            state.running = None;
+            let live = state
+                .pending
+                .get(&key)
+                .is_some_and(|p| !p.waiters.is_empty());
+            if matches!(answer, Err(NodeError::Interrupted)) && live {
+                // Callers that joined after the interrupt still deserve an
+                // attempt of their own.
+                state.queue.push_front(key.clone());
+                Vec::new()
+            } else {
+                shared.cache.put(&key, &answer);
+                state
+                    .pending
+                    .remove(&key)
+                    .map(|p| p.waiters)
+                    .unwrap_or_default()
+            }
+        };
+        log_answer(&key, &answer, elapsed);
+        for waiter in waiters {
+            (waiter.done)(answer.clone());
+        }
+    }
+}
+
+fn evaluate(backend: &mut dyn Backend, key: &Key) -> Answer {
+    match key.op {
+        Op::Stat => backend.stat(&key.path).map(|n| Rendered::Node(Arc::new(n))),
+        Op::List => backend
+            .list(&key.path)
+            .map(|entries| Rendered::Listing(Arc::new(Listing::new(entries)))),
+        Op::Read => backend
+            .read(&key.path)
+            .map(|bytes| Rendered::Bytes(Arc::from(bytes))),
+    }
+}
+
+fn log_answer(key: &Key, answer: &Answer, elapsed: Duration) {
+    match answer {
+        Err(NodeError::EvalFailed(message)) => warn!("{key}: evaluation failed: {message}"),
+        Ok(Rendered::Node(node)) if node.error.is_some() => {
+            let message = node.error.as_deref().unwrap_or_default();
+            warn!("{key}: the value fails to evaluate: {message}");
+        }
+        Err(NodeError::Interrupted) => info!("{key}: evaluation interrupted after {elapsed:?}"),
+        _ if elapsed > Duration::from_secs(1) => info!("{key}: evaluated in {elapsed:?}"),
+        _ => debug!("{key}: evaluated in {elapsed:?}"),
+    }
+}
+
+fn watchdog(shared: &Arc<Shared>) {
+    let timeout = shared.config.eval_timeout;
+    let mut state = shared.state.lock();
+    loop {
+        if state.shutdown {
+            return;
+        }
+        let now = Instant::now();
+
+        let mut expired: Vec<(Key, Waiter)> = Vec::new();
+        let mut next: Option<Instant> = None;
+        for (key, pending) in state.pending.iter_mut() {
+            let mut kept = Vec::with_capacity(pending.waiters.len());
+            for waiter in pending.waiters.drain(..) {
+                if waiter.deadline <= now {
+                    expired.push((key.clone(), waiter));
+                } else {
+                    next = Some(next.map_or(waiter.deadline, |n| n.min(waiter.deadline)));
+                    kept.push(waiter);
+                }
+            }
+            pending.waiters = kept;
+        }
+        let running_key = state.running.as_ref().map(|r| r.key.clone());
+        state
+            .pending
+            .retain(|k, p| !p.waiters.is_empty() || Some(k) == running_key.as_ref());
+
+        let mut abandoned = Vec::new();
+        if let Some(running_key) = running_key {
+            let live = state
+                .pending
+                .get(&running_key)
+                .is_some_and(|p| !p.waiters.is_empty());
+            let interrupt = state.interrupt.clone();
+            let grace = shared.config.stuck_grace;
+            let mut stuck = false;
+            if let Some(running) = state.running.as_mut() {
+                if !live && running.interrupted_at.is_none() {
+                    warn!(
+                        "{}: nobody waits any more (deadline {timeout:?}) after {:?}; interrupting the evaluation",
+                        running.key,
+                        running.started.elapsed()
+                    );
+                    interrupt.store(true, Ordering::SeqCst);
+                    running.interrupted_at = Some(now);
+                }
+                if let Some(at) = running.interrupted_at {
+                    if now >= at + grace {
+                        stuck = true;
+                    } else {
+                        next = Some(next.map_or(at + grace, |n| n.min(at + grace)));
+                    }
+                }
+            }
+            if stuck {
+                abandoned = abandon(shared, &mut state);
+            }
+        }
+
+        if !expired.is_empty() || !abandoned.is_empty() {
+            MutexGuard::unlocked(&mut state, || {
+                for (key, waiter) in expired {
+                    warn!("{key}: no answer within {timeout:?}; failing the request with EIO");
+                    (waiter.done)(Err(NodeError::TimedOut(timeout)));
+                }
+                for (waiter, answer) in abandoned {
+                    (waiter.done)(answer);
+                }
+            });
+            // Waiters may have come and gone while unlocked: look again.
+            continue;
+        }
+        match next {
+            Some(at) => {
+                shared.watch.wait_until(&mut state, at);
+            }
+            None => shared.watch.wait(&mut state),
+        }
+    }
+}
+
+/// Gives up on the evaluation thread: its backend ignored the interrupt for
+/// `stuck_grace`. Returns the waiters to answer (outside the lock).
+fn abandon(shared: &Arc<Shared>, state: &mut MutexGuard<'_, State>) -> Vec<(Waiter, Answer)> {
+    let Some(running) = state.running.take() else {
+        return Vec::new();
+    };
+    let grace = shared.config.stuck_grace;
+    error!(
+        "{}: the evaluation ignored its interrupt for {grace:?}; abandoning its thread and starting a fresh evaluator",
+        running.key
+    );
+    // The same question would get stuck the same way (evaluation is
+    // deterministic), so the failure is recorded rather than retried.
+    let answer: Answer = Err(NodeError::EvalFailed(format!(
+        "evaluation did not finish within {:?} and did not stop when interrupted; attrfs gave up on this value",
+        shared.config.eval_timeout
+    )));
+    shared.cache.put(&running.key, &answer);
+    let mut waiters: Vec<(Waiter, Answer)> = state
+        .pending
+        .remove(&running.key)
+        .map(|p| p.waiters)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|w| (w, answer.clone()))
+        .collect();
+
+    state.generation += 1;
+    state.abandoned += 1;
+    let interrupt: Interrupt = Arc::new(AtomicBool::new(false));
+    state.interrupt = interrupt.clone();
+    let reason = if state.abandoned > shared.config.max_abandoned {
+        Some(format!(
+            "{} evaluations ignored their interrupt; refusing to start another evaluator",
+            state.abandoned
+        ))
+    } else {
+        let fresh = spawn_eval_thread(shared.clone(), state.generation, interrupt, None);
+        fresh
+            .err()
+            .map(|e| format!("cannot start a fresh evaluation thread: {e}"))
+    };
+    if let Some(reason) = reason {
+        error!("{reason}");
+        state.broken = Some(reason.clone());
+        let unavailable: Answer = Err(NodeError::Unavailable(reason));
+        waiters.extend(
+            state
+                .drain_all()
+                .into_iter()
+                .map(|w| (w, unavailable.clone())),
+        );
+    }
+    shared.work.notify_all();
+    waiters
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fake::{self, attr, string, FakeStats, FakeValue};
+    use crate::node::NodeKind;
+    use std::sync::atomic::AtomicUsize;
+
+    fn path(names: &[&str]) -> AttrPath {
+        AttrPath::from_segments(names.iter().map(Segment::name).collect())
+    }
+
+    fn start(tree: FakeValue, config: ServiceConfig) -> (EvalService, Arc<FakeStats>) {
+        let (factory, stats) = fake::factory_with_stats(tree);
+        (EvalService::start(factory, config).unwrap(), stats)
+    }
+
+    fn quick() -> ServiceConfig {
+        ServiceConfig {
+            eval_timeout: Duration::from_millis(300),
+            stuck_grace: Duration::from_millis(100),
+            ..ServiceConfig::default()
+        }
+    }
+
+    fn calls(stats: &FakeStats) -> usize {
+        stats.calls.load(Ordering::SeqCst)
+    }
+
+    #[test]
+    fn answers_are_cached() {
+        let (service, stats) = start(fake::sample_tree(), quick());
+        let node = service.stat(&path(&["hello"])).unwrap();
+        assert_eq!((node.kind, node.size), (NodeKind::File, 14));
+        assert_eq!(
+            &*service.read(&path(&["hello"])).unwrap(),
+            b"Hello, world!\n"
+        );
+        let listing = service.list(&AttrPath::root()).unwrap();
+        assert!(listing.contains(&Segment::name("a/b")));
+        assert_eq!(calls(&stats), 3);
+        for _ in 0..3 {
+            service.stat(&path(&["hello"])).unwrap();
+            service.read(&path(&["hello"])).unwrap();
+            service.list(&AttrPath::root()).unwrap();
+        }
+        assert_eq!(calls(&stats), 3);
+        assert!(service.cached_stat(&path(&["hello"])).is_some());
+        assert!(service.cached_stat(&path(&["answer"])).is_none());
+    }
+
+    #[test]
+    fn permanent_errors_are_cached_too() {
+        let (service, stats) = start(fake::sample_tree(), quick());
+        assert_eq!(
+            service.stat(&path(&["hello", "x"])),
+            Err(NodeError::NotADirectory)
+        );
+        let broken = service.stat(&path(&["broken"])).unwrap();
+        assert!(broken.error.is_some());
+        assert!(matches!(
+            service.list(&path(&["broken"])),
+            Err(NodeError::EvalFailed(_))
+        ));
+        let before = calls(&stats);
+        service.stat(&path(&["hello", "x"])).unwrap_err();
+        service.stat(&path(&["broken"])).unwrap();
+        service.list(&path(&["broken"])).unwrap_err();
+        assert_eq!(calls(&stats), before);
+    }
+
+    #[test]
+    fn a_cached_listing_answers_missing_names() {
+        let (service, stats) = start(fake::sample_tree(), quick());
+        service.list(&AttrPath::root()).unwrap();
+        let before = calls(&stats);
+        assert_eq!(service.stat(&path(&["nope"])), Err(NodeError::NotFound));
+        assert_eq!(service.stat(&path(&[".drv"])).map(|_| ()), Ok(()));
+        assert_eq!(
+            calls(&stats),
+            before + 1,
+            "only the existing name was evaluated"
+        );
+    }
+
+    #[test]
+    fn concurrent_requests_for_one_path_are_evaluated_once() {
+        let tree = FakeValue::Set(vec![attr(
+            "slow",
+            FakeValue::Slow(Duration::from_millis(200), Box::new(string("done"))),
+        )]);
+        let (service, stats) = start(tree, ServiceConfig::default());
+        let service = Arc::new(service);
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let service = service.clone();
+                thread::spawn(move || service.stat(&path(&["slow"])).unwrap().size)
+            })
+            .collect();
+        for t in threads {
+            assert_eq!(t.join().unwrap(), 4);
+        }
+        assert_eq!(calls(&stats), 1);
+    }
+
+    #[test]
+    fn a_hanging_value_times_out_and_the_service_goes_on() {
+        let (service, _) = start(fake::sample_tree(), quick());
+        let started = Instant::now();
+        assert_eq!(
+            service.stat(&path(&["hang"])),
+            Err(NodeError::TimedOut(Duration::from_millis(300)))
+        );
+        let waited = started.elapsed();
+        assert!(waited >= Duration::from_millis(300), "{waited:?}");
+        assert!(waited < Duration::from_secs(2), "{waited:?}");
+        // The evaluation was interrupted, so the next request is served.
+        let started = Instant::now();
+        assert_eq!(service.stat(&path(&["answer"])).unwrap().size, 2);
+        assert!(started.elapsed() < Duration::from_millis(300));
+        // Timeouts are not cached: asking again evaluates again.
+        assert!(matches!(
+            service.stat(&path(&["hang"])),
+            Err(NodeError::TimedOut(_))
+        ));
+    }
+
+    #[test]
+    fn requests_queued_behind_a_hang_time_out_by_their_own_deadline() {
+        let (service, _) = start(fake::sample_tree(), quick());
+        let (tx, rx) = mpsc::channel();
+        let started = Instant::now();
+        let tx2 = tx.clone();
+        service.stat_then(&path(&["hang"]), move |r| tx.send(("hang", r)).unwrap());
+        service.stat_then(&path(&["answer"]), move |r| {
+            tx2.send(("answer", r)).unwrap()
+        });
+        let mut results: Vec<_> = (0..2).map(|_| rx.recv().unwrap()).collect();
+        results.sort_by_key(|(name, _)| *name);
+        // Both callers waited at most their deadline; the queued one either
+        // timed out too or was served right after the interrupt.
+        assert!(started.elapsed() < Duration::from_secs(2));
+        assert!(matches!(results[1].1, Err(NodeError::TimedOut(_))));
+        assert_eq!(service.stat(&path(&["answer"])).unwrap().size, 2);
+    }
+
+    #[test]
+    fn an_evaluation_that_ignores_the_interrupt_is_abandoned() {
+        let tree = FakeValue::Set(vec![
+            attr("stuck", FakeValue::Stuck(Duration::from_secs(3))),
+            attr("fine", string("fine")),
+        ]);
+        let (service, stats) = start(tree, quick());
+        assert!(matches!(
+            service.stat(&path(&["stuck"])),
+            Err(NodeError::TimedOut(_))
+        ));
+        // Queued behind the stuck evaluation; served by a fresh backend once
+        // the watchdog gives up on the old one.
+        let started = Instant::now();
+        let answer = service.stat(&path(&["fine"]));
+        assert_eq!(answer.map(|n| n.size), Ok(4));
+        assert!(started.elapsed() < Duration::from_secs(2));
+        assert_eq!(stats.backends.load(Ordering::SeqCst), 2);
+        // The stuck value is now a recorded failure, not another hang.
+        let started = Instant::now();
+        assert!(matches!(
+            service.stat(&path(&["stuck"])),
+            Err(NodeError::EvalFailed(_))
+        ));
+        assert!(started.elapsed() < Duration::from_millis(100));
+    }
+
+    #[test]
+    fn too_many_stuck_evaluations_make_the_service_unavailable() {
+        let tree = FakeValue::Set(vec![
+            attr("a", FakeValue::Stuck(Duration::from_secs(2))),
+            attr("b", FakeValue::Stuck(Duration::from_secs(2))),
+        ]);
+        let config = ServiceConfig {
+            max_abandoned: 1,
+            ..quick()
+        };
+        let (service, _) = start(tree, config);
+        service.stat(&path(&["a"])).unwrap_err();
+        service.stat(&path(&["b"])).unwrap_err();
+        thread::sleep(Duration::from_millis(400));
+        assert!(matches!(
+            service.stat(&path(&["a", "x"])),
+            Err(NodeError::Unavailable(_))
+        ));
+    }
+
+    #[test]
+    fn a_panicking_backend_is_replaced() {
+        let tree = FakeValue::Set(vec![
+            attr("boom", FakeValue::Panic),
+            attr("ok", string("ok")),
+        ]);
+        let (service, stats) = start(tree, quick());
+        assert!(matches!(
+            service.stat(&path(&["boom"])),
+            Err(NodeError::EvalFailed(_))
+        ));
+        assert_eq!(service.stat(&path(&["ok"])).unwrap().size, 2);
+        assert_eq!(stats.backends.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn a_failing_factory_is_reported() {
+        let factory: BackendFactory = Box::new(|_| Err("syntax error at 1:1".to_owned()));
+        match EvalService::start(factory, quick()) {
+            Err(ServiceError::Backend(message)) => assert_eq!(message, "syntax error at 1:1"),
+            Err(other) => panic!("unexpected error {other}"),
+            Ok(_) => panic!("the service started without a backend"),
+        }
+    }
+
+    #[test]
+    fn the_byte_cache_is_bounded() {
+        let config = ServiceConfig {
+            cache_size: NonZeroUsize::MIN,
+            ..quick()
+        };
+        let (service, stats) = start(fake::sample_tree(), config);
+        service.read(&path(&["hello"])).unwrap();
+        service.read(&path(&["answer"])).unwrap();
+        service.read(&path(&["hello"])).unwrap();
+        assert_eq!(calls(&stats), 3);
+        service.read(&path(&["hello"])).unwrap();
+        assert_eq!(calls(&stats), 3);
+    }
+
+    #[test]
+    fn cached_answers_are_delivered_on_the_calling_thread() {
+        let (service, _) = start(fake::sample_tree(), quick());
+        service.stat(&path(&["hello"])).unwrap();
+        let here = thread::current().id();
+        let delivered = Arc::new(AtomicUsize::new(0));
+        let flag = delivered.clone();
+        service.stat_then(&path(&["hello"]), move |r| {
+            assert!(r.is_ok());
+            assert_eq!(thread::current().id(), here);
+            flag.fetch_add(1, Ordering::SeqCst);
+        });
+        assert_eq!(delivered.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn dropping_the_service_answers_everyone() {
+        let config = ServiceConfig {
+            eval_timeout: Duration::from_secs(30),
+            ..quick()
+        };
+        let (service, _) = start(fake::sample_tree(), config);
+        let (tx, rx) = mpsc::channel();
+        service.stat_then(&path(&["hang"]), move |r| tx.send(r).unwrap());
+        thread::sleep(Duration::from_millis(50));
+        let started = Instant::now();
+        drop(service);
+        let answer = rx.recv_timeout(Duration::from_secs(1)).unwrap();
+        assert!(matches!(answer, Err(NodeError::Unavailable(_))));
+        assert!(started.elapsed() < Duration::from_secs(1));
+    }
+}
