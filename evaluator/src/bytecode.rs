@@ -120,6 +120,9 @@ pub enum UpvalueSource {
 pub struct Formals {
     /// Names and whether each has a default, sorted by name.
     pub entries: Vec<(NixString, bool)>,
+    /// Source offset of each entry's name (for `unsafeGetAttrPos` on
+    /// `functionArgs`), parallel to `entries`.
+    pub positions: Rc<[u32]>,
     /// Whether `...` is present.
     pub ellipsis: bool,
     /// Source span of the pattern.

@@ -243,10 +243,13 @@ fn has_attr(_: &Rc<EvalState>, args: Vec<Value>) -> EvalResult<Value> {
 
 /// Attribute sets do not record where their attributes were defined, so
 /// this is always `null` (C++ Nix's answer for attributes without a position).
-fn unsafe_get_attr_pos(_: &Rc<EvalState>, args: Vec<Value>) -> EvalResult<Value> {
-    expect_string_no_ctx(&args[0])?;
-    expect_attrs(&args[1])?;
-    Ok(Value::Null)
+fn unsafe_get_attr_pos(state: &Rc<EvalState>, args: Vec<Value>) -> EvalResult<Value> {
+    let name = expect_string_no_ctx(&args[0])?;
+    let attrs = expect_attrs(&args[1])?;
+    Ok(match attrs.position(name.as_bytes()) {
+        Some(offset) => state.position_value(offset),
+        None => Value::Null,
+    })
 }
 
 fn function_args(_: &Rc<EvalState>, args: Vec<Value>) -> EvalResult<Value> {
@@ -254,12 +257,13 @@ fn function_args(_: &Rc<EvalState>, args: Vec<Value>) -> EvalResult<Value> {
         Value::Builtin(_) => Ok(Value::Attrs(NixAttrs::empty())),
         Value::Closure(c) => match &c.lambda.formals {
             None => Ok(Value::Attrs(NixAttrs::empty())),
-            Some(formals) => Ok(Value::attrs(NixAttrs::from_sorted(
+            Some(formals) => Ok(Value::attrs(NixAttrs::from_sorted_with_positions(
                 formals
                     .entries
                     .iter()
                     .map(|(name, has_default)| (name.clone(), Value::Bool(*has_default)))
                     .collect(),
+                formals.positions.clone(),
             ))),
         },
         _ => Err(ErrorKind::other("'functionArgs' requires a function")),
@@ -289,7 +293,11 @@ mod tests {
         assert!(err("builtins.getAttr \"foo\" { }").contains("attribute 'foo' missing"));
         assert_eq!(ok("builtins.hasAttr \"a\" { a = 1; }"), "true");
         assert!(err("builtins.attrNames [ ]").contains("expected a set but found a list"));
-        assert_eq!(ok("builtins.unsafeGetAttrPos \"a\" { a = 1; }"), "null");
+        assert_eq!(ok("builtins.unsafeGetAttrPos \"b\" { a = 1; }"), "null");
+        assert_eq!(
+            ok("builtins.unsafeGetAttrPos \"a\" { a = 1; }"),
+            "{ column = 33; file = \"«string»\"; line = 1; }"
+        );
     }
 
     #[test]

@@ -25,17 +25,7 @@ pub(super) const BUILTINS: &[BuiltinDef] = &[
     lazy(sync("break", 1, break_), 0b1),
     gen("findFile", 2, find_file),
     sync("getEnv", 1, get_env),
-    sync("unsafeGetAttrPos", 2, unsafe_get_attr_pos),
 ];
-
-fn unsafe_get_attr_pos(state: &Rc<EvalState>, args: Vec<Value>) -> EvalResult<Value> {
-    let name = expect_string(&args[0])?;
-    let attrs = super::expect_attrs(&args[1])?;
-    Ok(match attrs.position(name.as_bytes()) {
-        Some(offset) => state.position_value(offset),
-        None => Value::Null,
-    })
-}
 
 fn throw(co: GenCo, state: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
     Box::pin(async move {

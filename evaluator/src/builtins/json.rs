@@ -32,6 +32,7 @@ pub async fn value_to_json(co: &GenCo, state: &Rc<EvalState>, v: Value) -> EvalR
     let mut w = JsonWriter {
         out: StringBuilder::default(),
         utf8_error: None,
+        depth: 0,
     };
     w.value(co, state, v, true).await?;
     match w.utf8_error {
@@ -44,6 +45,8 @@ struct JsonWriter {
     out: StringBuilder,
     /// The first string that is not valid UTF-8, reported at the end.
     utf8_error: Option<ErrorKind>,
+    /// Current nesting, bounded like C++ Nix's recursion.
+    depth: usize,
 }
 
 impl JsonWriter {
@@ -69,6 +72,24 @@ impl JsonWriter {
         copy_to_store: bool,
     ) -> Pin<Box<dyn Future<Output = EvalResult<()>> + 'a>> {
         Box::pin(async move {
+            if self.depth >= crate::vm::MAX_DEPTH {
+                return Err(ErrorKind::StackOverflow);
+            }
+            self.depth += 1;
+            let r = self.value_inner(co, state, v, copy_to_store).await;
+            self.depth -= 1;
+            r
+        })
+    }
+
+    async fn value_inner(
+        &mut self,
+        co: &GenCo,
+        state: &Rc<EvalState>,
+        v: Value,
+        copy_to_store: bool,
+    ) -> EvalResult<()> {
+        {
             let v = force(co, v).await;
             match &v {
                 Value::Null => self.out.push_bytes(b"null"),
@@ -125,7 +146,7 @@ impl JsonWriter {
                 Value::Thunk(_) => unreachable!("forced above"),
             }
             Ok(())
-        })
+        }
     }
 }
 

@@ -903,23 +903,31 @@ impl Compiler<'_> {
     }
 
     fn formals_of(&self, p: &ast::Pattern) -> CResult<Formals> {
-        let mut entries: Vec<(NixString, bool)> = Vec::new();
+        let mut entries: Vec<(NixString, bool, u32)> = Vec::new();
         for e in p.pat_entries() {
             let name = ident_text(&child(e.ident(), e.syntax())?);
-            if entries.iter().any(|(n, _)| n.as_bytes() == name.as_bytes()) {
+            if entries
+                .iter()
+                .any(|(n, _, _)| n.as_bytes() == name.as_bytes())
+            {
                 return Err(self.error(ErrorKind::DuplicateFormal(name), e.syntax()));
             }
-            entries.push((NixString::from(name), e.default().is_some()));
+            let pos = self.span_of(e.syntax()).start;
+            entries.push((NixString::from(name), e.default().is_some(), pos));
         }
         if let Some(bind) = p.pat_bind().and_then(|b| b.ident()) {
             let name = ident_text(&bind);
-            if entries.iter().any(|(n, _)| n.as_bytes() == name.as_bytes()) {
+            if entries
+                .iter()
+                .any(|(n, _, _)| n.as_bytes() == name.as_bytes())
+            {
                 return Err(self.error(ErrorKind::DuplicateFormal(name), bind.syntax()));
             }
         }
         entries.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(Formals {
-            entries,
+            positions: entries.iter().map(|e| e.2).collect(),
+            entries: entries.into_iter().map(|(n, d, _)| (n, d)).collect(),
             ellipsis: p.ellipsis_token().is_some(),
             span: self.span_of(p.syntax()),
         })

@@ -146,17 +146,19 @@ impl NixAttrs {
     }
 
     /// Entries in name order.
-    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&NixString, &Value)> {
+    pub fn iter(
+        &self,
+    ) -> impl DoubleEndedIterator<Item = (&NixString, &Value)> + ExactSizeIterator {
         self.entries.iter().map(|(k, v)| (k, v))
     }
 
     /// Names in order.
-    pub fn keys(&self) -> impl ExactSizeIterator<Item = &NixString> {
+    pub fn keys(&self) -> impl DoubleEndedIterator<Item = &NixString> + ExactSizeIterator {
         self.entries.iter().map(|(k, _)| k)
     }
 
     /// Values in name order.
-    pub fn values(&self) -> impl ExactSizeIterator<Item = &Value> {
+    pub fn values(&self) -> impl DoubleEndedIterator<Item = &Value> + ExactSizeIterator {
         self.entries.iter().map(|(_, v)| v)
     }
 

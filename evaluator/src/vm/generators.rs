@@ -131,41 +131,37 @@ pub async fn force_string(co: &GenCo, v: Value) -> EvalResult<NixString> {
     }
 }
 
-/// Forces a value and everything reachable from it.
+/// Nesting depth at which deep traversals stop with a stack overflow, as
+/// C++ Nix's default `max-call-depth` makes its recursive ones do.
+pub const MAX_DEPTH: usize = 10_000;
+
+/// Forces a value and everything reachable from it. Iterative (an explicit
+/// work list, depth-first in attribute order like C++ Nix), so resuming the
+/// generator costs the same at any depth; sets and lists already visited
+/// are skipped, so cyclic values terminate.
 pub fn deep_force(co: &GenCo, v: Value) -> Pin<Box<dyn Future<Output = EvalResult<Value>> + '_>> {
     Box::pin(async move {
         let mut seen = rustc_hash::FxHashSet::default();
-        deep_force_inner(co, v.clone(), &mut seen).await?;
-        Ok(force(co, v).await)
-    })
-}
-
-fn deep_force_inner<'a>(
-    co: &'a GenCo,
-    v: Value,
-    seen: &'a mut rustc_hash::FxHashSet<usize>,
-) -> Pin<Box<dyn Future<Output = EvalResult<()>> + 'a>> {
-    Box::pin(async move {
-        let v = force(co, v).await;
-        match &v {
-            Value::List(l) => {
-                if !seen.insert(Rc::as_ptr(l) as *const u8 as usize) {
-                    return Ok(());
-                }
-                for item in l.iter() {
-                    deep_force_inner(co, item.clone(), seen).await?;
-                }
+        let mut work: Vec<(Value, usize)> = vec![(v.clone(), 0)];
+        while let Some((item, depth)) = work.pop() {
+            if depth > MAX_DEPTH {
+                return Err(ErrorKind::StackOverflow);
             }
-            Value::Attrs(a) => {
-                if !seen.insert(Rc::as_ptr(a) as *const u8 as usize) {
-                    return Ok(());
+            let item = force(co, item).await;
+            match &item {
+                Value::List(l) => {
+                    if seen.insert(Rc::as_ptr(l) as *const u8 as usize) {
+                        work.extend(l.iter().rev().map(|x| (x.clone(), depth + 1)));
+                    }
                 }
-                for item in a.values() {
-                    deep_force_inner(co, item.clone(), seen).await?;
+                Value::Attrs(a) => {
+                    if seen.insert(Rc::as_ptr(a) as *const u8 as usize) {
+                        work.extend(a.values().rev().map(|x| (x.clone(), depth + 1)));
+                    }
                 }
+                _ => {}
             }
-            _ => {}
         }
-        Ok(())
+        Ok(force(co, v).await)
     })
 }

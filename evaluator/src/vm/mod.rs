@@ -10,7 +10,7 @@ mod state;
 pub use coerce::{coerce_to_string, Coercion};
 pub use generators::{
     call, call2, deep_force, force, force_attrs, force_bool, force_int, force_list, force_string,
-    try_force, type_error, Gen, GenCo, GenFuture, VMRequest, VMResponse,
+    try_force, type_error, Gen, GenCo, GenFuture, VMRequest, VMResponse, MAX_DEPTH,
 };
 pub use ops::{nix_eq, nix_less};
 pub use state::{
