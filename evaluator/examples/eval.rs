@@ -3,6 +3,9 @@
 use attrfs_eval::cli::{run, EvalCommand};
 use attrfs_eval::AutoArg;
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let mut cmd = EvalCommand::default();
     let mut args = std::env::args().skip(1);

@@ -17,6 +17,9 @@ use std::rc::Rc;
 pub(super) struct Bindings {
     recursive: bool,
     entries: Vec<(NixString, rnix::SyntaxNode, Binding)>,
+    /// Name -> index into `entries` (sets like all-packages.nix have
+    /// thousands of attributes; a scan per name would be quadratic).
+    index: rustc_hash::FxHashMap<NixString, usize>,
     dynamic: Vec<(ast::Attr, rnix::SyntaxNode, Binding)>,
     inherit_from: Vec<ast::Expr>,
 }
@@ -104,7 +107,7 @@ impl Compiler<'_> {
                 return Ok(());
             }
         };
-        let existing = b.entries.iter().position(|(n, _, _)| *n == name);
+        let existing = b.index.get(&name).copied();
         let Some(i) = existing else {
             let binding = if rest.is_empty() {
                 Binding::Expr(value)
@@ -113,7 +116,7 @@ impl Compiler<'_> {
                 self.add_path(&mut nested, rest, value, None)?;
                 Binding::Nested(nested)
             };
-            b.entries.push((name, node, binding));
+            b.push(name, node, binding);
             return Ok(());
         };
         // The name exists: only attribute-set literals merge.
@@ -152,10 +155,10 @@ impl Compiler<'_> {
         node: rnix::SyntaxNode,
         binding: Binding,
     ) -> CResult<()> {
-        if b.entries.iter().any(|(n, _, _)| *n == name) {
+        if b.index.contains_key(&name) {
             return Err(self.error(ErrorKind::DuplicateAttr(name.to_string()), &node));
         }
-        b.entries.push((name, node, binding));
+        b.push(name, node, binding);
         Ok(())
     }
 
@@ -380,9 +383,15 @@ impl Bindings {
         Bindings {
             recursive,
             entries: Vec::new(),
+            index: Default::default(),
             dynamic: Vec::new(),
             inherit_from: Vec::new(),
         }
+    }
+
+    fn push(&mut self, name: NixString, node: rnix::SyntaxNode, binding: Binding) {
+        self.index.insert(name.clone(), self.entries.len());
+        self.entries.push((name, node, binding));
     }
 
     /// Syntax nodes are cheap reference-counted handles, so copying a
@@ -395,6 +404,7 @@ impl Bindings {
                 .iter()
                 .map(|(n, s, b)| (n.clone(), s.clone(), b.clone_shallow()))
                 .collect(),
+            index: self.index.clone(),
             dynamic: self
                 .dynamic
                 .iter()
