@@ -30,6 +30,7 @@
 #![warn(missing_docs)]
 
 pub mod backend;
+pub mod eval_backend;
 #[cfg(any(test, feature = "fake"))]
 pub mod fake;
 pub mod inodes;
