@@ -1,11 +1,29 @@
 //! `attrfs eval`: evaluate an expression and print it, like
-//! `nix-instantiate --eval`. Owned by the evaluator; a stub until it lands.
+//! `nix-instantiate --eval`. The logic lives in `attrfs_eval::cli`; this
+//! maps the command line onto it.
 
 use crate::EvalArgs;
+use attrfs_eval::cli::{run as run_eval, EvalCommand};
+use attrfs_eval::AutoArg;
 
 /// Runs `attrfs eval` and returns the process exit code.
 pub fn run(args: &EvalArgs) -> i32 {
-    let _ = args;
-    eprintln!("attrfs eval: not implemented yet");
-    2
+    let mut auto: Vec<(String, AutoArg)> = args
+        .args()
+        .into_iter()
+        .map(|(n, e)| (n, AutoArg::Expr(e)))
+        .collect();
+    auto.extend(args.argstrs().into_iter().map(|(n, s)| (n, AutoArg::Str(s))));
+    run_eval(EvalCommand {
+        file: args.file.clone(),
+        expr: args.expr.clone(),
+        attr: args.attr.clone(),
+        strict: args.strict,
+        json: args.json,
+        raw: args.raw,
+        parse: args.parse,
+        args: auto,
+        include: args.include.clone(),
+        ..Default::default()
+    })
 }
