@@ -20,7 +20,7 @@ mod strings;
 mod toml;
 mod types;
 mod versions;
-mod xml;
+pub(crate) mod xml;
 
 pub use json::value_to_json;
 
