@@ -67,3 +67,35 @@ pub fn run_isolated(cmd: EvalCommand, mut options: EvalOptions, deadline: Durati
     let _ = handle.join();
     outcome
 }
+
+/// The unpacked corpora (`../shared/corpus/unpack.sh` into
+/// `target/corpus`, once; idempotent and safe to call from parallel tests).
+pub fn corpus_dir() -> PathBuf {
+    static ONCE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = ONCE.lock().unwrap_or_else(|e| e.into_inner());
+    let dest = workspace_root().join("target/corpus");
+    let status = std::process::Command::new("bash")
+        .arg(shared_dir().join("corpus/unpack.sh"))
+        .arg(&dest)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("run ../shared/corpus/unpack.sh");
+    assert!(status.success(), "unpacking the corpus failed");
+    dest
+}
+
+/// Evaluates an expression strictly (as `attrfs eval --strict`) and returns
+/// the printed value, or the error text.
+pub fn eval_strict(expr: &str) -> Result<String, String> {
+    let cmd = EvalCommand {
+        expr: Some(expr.to_string()),
+        strict: true,
+        ..Default::default()
+    };
+    match run_isolated(cmd, EvalOptions::default(), Duration::from_secs(120)) {
+        Outcome::Ok(out) => Ok(String::from_utf8_lossy(&out).trim_end().to_string()),
+        Outcome::Err(e) => Err(e),
+        Outcome::Timeout => Err("timed out".into()),
+        Outcome::Panic(p) => Err(format!("panic: {p}")),
+    }
+}

@@ -218,7 +218,9 @@ fn find_file(co: GenCo, state: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
                 crate::store::COREPKGS_PREFIX
             )));
         }
-        Err(ErrorKind::other(format!(
+        // A catchable error, as in C++ Nix: nixpkgs probes optional entries
+        // such as <nixpkgs-overlays> under tryEval.
+        Err(ErrorKind::Throw(format!(
             "file '{wanted}' was not found in the Nix search path (add it using $NIX_PATH or -I)"
         )))
     })
