@@ -20,7 +20,9 @@
 //! ## What else the kernel sees
 //!
 //! * Read-only: the mount is `ro`, and every modifying request that still
-//!   arrives is answered EROFS.
+//!   arrives is answered EROFS. The mount does not use
+//!   `default_permissions` (see mount.rs): with it, the kernel's permission
+//!   check would `getattr` a failing value and its `getxattr` would fail too.
 //! * Extended attributes outside `user.nix.*` (`security.selinux`,
 //!   `system.posix_acl_access`, ...) answer ENODATA at once, without asking
 //!   the evaluator; nothing answers ENOSYS.
@@ -424,7 +426,8 @@ impl Filesystem for AttrFs {
     }
 
     fn access(&self, _req: &Request, _ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
-        // Only reached without `default_permissions`; reading is always
+        // The kernel asks only for access(2) and chdir (the mount has no
+        // `default_permissions` by default, see mount.rs). Reading is always
         // allowed, writing never.
         if mask.contains(AccessFlags::W_OK) {
             reply.error(Errno::EROFS);

@@ -297,6 +297,12 @@ struct MountOptions {
     fsname: Option<String>,
     acl: SessionACL,
     auto_unmount: bool,
+    /// Let the kernel check permissions from the mode bits. Off by default:
+    /// every node is world-readable and nothing writable anyway, and with it
+    /// the kernel refreshes expired attributes before any permission check,
+    /// which makes `getxattr user.nix.error` on a failing value fail with the
+    /// same EIO as its `stat`.
+    default_permissions: bool,
     /// mount(2) flags beyond the fixed `MS_RDONLY | MS_NOSUID | MS_NODEV`.
     flags: libc::c_ulong,
     /// Options passed to the kernel in mount(2)'s data string.
@@ -318,7 +324,8 @@ impl MountOptions {
                 options.fuser.push(fuser);
             };
             match option {
-                "ro" | "default_permissions" | "nosuid" | "nodev" => {}
+                "ro" | "nosuid" | "nodev" => {}
+                "default_permissions" => options.default_permissions = true,
                 "rw" => {
                     return Err(MountError::BadOption(
                         "-o rw: attrfs is a read-only filesystem".to_owned(),
@@ -461,7 +468,6 @@ fn mount(
     config.mount_options = vec![
         MountOption::FSName(options.fsname().to_owned()),
         MountOption::Subtype(SUBTYPE.to_owned()),
-        MountOption::DefaultPermissions,
         MountOption::RO,
         MountOption::NoSuid,
         MountOption::NoDev,
@@ -469,6 +475,9 @@ fn mount(
     config.mount_options.extend(options.fuser.iter().cloned());
     if options.auto_unmount {
         config.mount_options.push(MountOption::AutoUnmount);
+    }
+    if options.default_permissions {
+        config.mount_options.push(MountOption::DefaultPermissions);
     }
     let mut session = Session::new(fs, mountpoint, &config).map_err(mount_error)?;
     let unmounter = Unmounter::Fuser(Mutex::new(session.unmount_callable()));
@@ -486,8 +495,10 @@ fn mount_direct(mountpoint: &Path, options: &MountOptions) -> io::Result<OwnedFd
     let fd = unsafe { OwnedFd::from_raw_fd(raw) };
     // SAFETY: getuid/getgid cannot fail.
     let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
-    let mut data =
-        format!("fd={raw},rootmode=40000,user_id={uid},group_id={gid},default_permissions");
+    let mut data = format!("fd={raw},rootmode=40000,user_id={uid},group_id={gid}");
+    if options.default_permissions {
+        data.push_str(",default_permissions");
+    }
     if options.acl != SessionACL::Owner {
         // RootAndOwner also needs allow_other; fuser filters by uid itself.
         data.push_str(",allow_other");

@@ -139,7 +139,7 @@ pub fn sample_tree() -> FakeValue {
         ),
         attr("nothing", FakeValue::Null),
         attr("path", FakeValue::Path(b"/etc/hostname".to_vec())),
-        attr("pi", FakeValue::Float(3.14)),
+        attr("ratio", FakeValue::Float(0.75)),
         attr("pkg", FakeValue::Derivation(Box::new(derivation))),
         attr("self", FakeValue::Symlink("set".into(), b".".to_vec())),
         attr(

@@ -92,7 +92,7 @@ impl fmt::Display for Segment {
                     && text
                         .bytes()
                         .all(|b| b.is_ascii_alphanumeric() || b"_-'".contains(&b))
-                    && !text.starts_with(|c: char| c == '-' || c == '\'');
+                    && !text.starts_with(['-', '\'']);
                 if bare {
                     f.write_str(&text)
                 } else {

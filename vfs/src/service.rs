@@ -200,18 +200,21 @@ impl State {
     }
 }
 
-#[derive(Default)]
+/// A cached answer: permanent errors are cached like values.
+type Cached<T> = Result<T, NodeError>;
+
 struct Cache {
-    nodes: RwLock<HashMap<AttrPath, Result<Arc<Node>, NodeError>>>,
-    listings: RwLock<HashMap<AttrPath, Result<Arc<Listing>, NodeError>>>,
-    bytes: Mutex<Option<LruCache<AttrPath, Result<Arc<[u8]>, NodeError>>>>,
+    nodes: RwLock<HashMap<AttrPath, Cached<Arc<Node>>>>,
+    listings: RwLock<HashMap<AttrPath, Cached<Arc<Listing>>>>,
+    bytes: Mutex<LruCache<AttrPath, Cached<Arc<[u8]>>>>,
 }
 
 impl Cache {
     fn new(cache_size: NonZeroUsize) -> Self {
         Cache {
-            bytes: Mutex::new(Some(LruCache::new(cache_size))),
-            ..Cache::default()
+            nodes: RwLock::default(),
+            listings: RwLock::default(),
+            bytes: Mutex::new(LruCache::new(cache_size)),
         }
     }
 
@@ -231,7 +234,6 @@ impl Cache {
             Op::Read => self
                 .bytes
                 .lock()
-                .as_mut()?
                 .get(&key.path)
                 .map(|hit| hit.clone().map(Rendered::Bytes)),
         }
@@ -271,14 +273,10 @@ impl Cache {
                 self.listings.write().insert(path, Err(e.clone()));
             }
             (Op::Read, Ok(Rendered::Bytes(bytes))) => {
-                if let Some(lru) = self.bytes.lock().as_mut() {
-                    lru.put(path, Ok(bytes.clone()));
-                }
+                self.bytes.lock().put(path, Ok(bytes.clone()));
             }
             (Op::Read, Err(e)) => {
-                if let Some(lru) = self.bytes.lock().as_mut() {
-                    lru.put(path, Err(e.clone()));
-                }
+                self.bytes.lock().put(path, Err(e.clone()));
             }
             // The evaluation thread builds answers from the key's op, so a
             // mismatch cannot happen; not caching it is the safe reaction.

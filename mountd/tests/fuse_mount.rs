@@ -1,0 +1,619 @@
+//! Real FUSE mounts of the built-in fake tree (`attrfs mount --fake-tree`),
+//! exercised with the tools a user would use: `ls`, `cat`, `stat`, `find`,
+//! `grep -r`, `getfattr`, `attr`.
+//!
+//! Needs /dev/fuse and root (or fusermount3); the tests are skipped with a
+//! message where /dev/fuse is missing. Every mount is torn down by a Drop
+//! guard, so a failing test does not leave a stale mount behind.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_attrfs");
+
+fn fuse_available() -> bool {
+    if Path::new("/dev/fuse").exists() {
+        true
+    } else {
+        eprintln!("skipping: /dev/fuse is missing");
+        false
+    }
+}
+
+/// A fresh directory under the system temp dir, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> Self {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let dir = std::env::temp_dir().join(format!("attrfs-test-{}-{n}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).expect("create temp dir");
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        // Only after the mount is gone (Mount drops first); never follow
+        // into a still-mounted directory.
+        if !is_mounted(&self.0.join("mnt")) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+fn is_mounted(path: &Path) -> bool {
+    let mounts = fs::read_to_string("/proc/mounts").unwrap_or_default();
+    let path = path.to_string_lossy();
+    mounts
+        .lines()
+        .any(|line| line.split(' ').nth(1) == Some(&*path))
+}
+
+fn mount_line(path: &Path) -> Option<String> {
+    let mounts = fs::read_to_string("/proc/mounts").unwrap_or_default();
+    let path = path.to_string_lossy();
+    mounts
+        .lines()
+        .find(|line| line.split(' ').nth(1) == Some(&*path))
+        .map(str::to_owned)
+}
+
+/// A running `attrfs mount --fake-tree`.
+struct Mount {
+    child: Option<Child>,
+    mountpoint: PathBuf,
+    log: PathBuf,
+    // Declared last: dropped after the unmount.
+    _dir: TempDir,
+}
+
+impl Mount {
+    fn start(extra: &[&str]) -> Mount {
+        let dir = TempDir::new();
+        let mountpoint = dir.0.join("mnt");
+        fs::create_dir(&mountpoint).unwrap();
+        let log = dir.0.join("attrfs.log");
+        let child = Command::new(BIN)
+            .arg("mount")
+            .arg("--fake-tree")
+            .args(extra)
+            .arg(&mountpoint)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("spawn attrfs");
+        let mut mount = Mount {
+            child: Some(child),
+            mountpoint,
+            log,
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !is_mounted(&mount.mountpoint) {
+            if let Some(status) = mount.child.as_mut().and_then(|c| c.try_wait().unwrap()) {
+                panic!(
+                    "attrfs exited with {status} before mounting:\n{}",
+                    mount.log_text()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "not mounted after 20 s:\n{}",
+                mount.log_text()
+            );
+            sleep(Duration::from_millis(20));
+        }
+        mount
+    }
+
+    fn log_text(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.mountpoint.join(rel)
+    }
+
+    /// Runs a shell command inside the mountpoint, bounded by `timeout`.
+    fn sh(&self, script: &str) -> Output {
+        Command::new("timeout")
+            .args(["60", "sh", "-c", script])
+            .current_dir(&self.mountpoint)
+            .env("LC_ALL", "C")
+            .output()
+            .expect("run sh")
+    }
+
+    fn pid(&self) -> i32 {
+        self.child.as_ref().map_or(0, |c| c.id() as i32)
+    }
+
+    fn signal(&self, signal: i32) {
+        // SAFETY: kill(2) on the pid of our own child.
+        unsafe {
+            libc::kill(self.pid(), signal);
+        }
+    }
+
+    /// Waits for the daemon to exit and returns whether it exited 0.
+    fn wait_exit(&mut self, within: Duration) -> Option<bool> {
+        let deadline = Instant::now() + within;
+        let child = self.child.as_mut()?;
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                self.child = None;
+                return Some(status.success());
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            self.signal(libc::SIGTERM);
+            if self.wait_exit(Duration::from_secs(10)).is_none() {
+                if let Some(child) = self.child.as_mut() {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                }
+            }
+        }
+        if is_mounted(&self.mountpoint) {
+            let _ = Command::new("umount")
+                .arg("-l")
+                .arg(&self.mountpoint)
+                .status();
+        }
+    }
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn timed<T>(f: impl FnOnce() -> T) -> (T, Duration) {
+    let start = Instant::now();
+    let value = f();
+    (value, start.elapsed())
+}
+
+#[test]
+fn mounts_as_fuse_attrfs_read_only() {
+    if !fuse_available() {
+        return;
+    }
+    let mount = Mount::start(&[]);
+    let line = mount_line(&mount.mountpoint).unwrap();
+    let fields: Vec<&str> = line.split(' ').collect();
+    assert_eq!(fields[2], "fuse.attrfs", "{line}");
+    assert!(fields[3].split(',').any(|o| o == "ro"), "{line}");
+}
+
+#[test]
+fn lists_and_reads_values() {
+    if !fuse_available() {
+        return;
+    }
+    let mount = Mount::start(&[]);
+    // Sizes are exact before anything was read.
+    let sizes = mount.sh("stat -c '%n %s %F' hello answer ratio yes nothing nested/a/b");
+    assert_eq!(
+        stdout(&sizes),
+        "hello 14 regular file\nanswer 2 regular file\nratio 4 regular file\n\
+         yes 4 regular file\nnothing 4 regular file\nnested/a/b 5 regular file\n",
+        "{}",
+        stderr(&sizes)
+    );
+    let cat = mount.sh("cat hello answer; echo; cat ratio yes nothing nested/a/b nested/list/1");
+    assert_eq!(stdout(&cat), "Hello, world!\n42\n0.75truenulldeep\ntwo");
+
+    let ls = mount.sh("ls -1a");
+    let mut expected = vec![
+        ".", "..", "%", "%2E", "%2E.", "%2Edrv", "100%25", "a%2Fb", "answer", "big", "broken",
+        "fn", "hang", "hello", "nested", "nothing", "path", "pkg", "ratio", "self", "slow", "yes",
+    ];
+    expected.sort_unstable();
+    assert_eq!(stdout(&ls).lines().collect::<Vec<_>>(), expected);
+
+    let list = mount.sh("ls nested/list; cat nested/list/2/three");
+    assert_eq!(stdout(&list), "0\n1\n2\n3");
+    let big = mount.sh("ls big | wc -l; cat big/9999");
+    assert_eq!(stdout(&big), "10000\n9999");
+
+    let types = mount.sh("stat -c '%F' big path self");
+    assert_eq!(stdout(&types), "directory\nsymbolic link\nsymbolic link\n");
+    let links = mount.sh("readlink path self; cat self/hello");
+    assert_eq!(stdout(&links), "/etc/hostname\n.\nHello, world!\n");
+
+    // Inodes are stable and distinct.
+    let inodes = mount.sh("stat -c %i hello answer hello");
+    let inodes: Vec<String> = stdout(&inodes).lines().map(str::to_owned).collect();
+    assert_eq!(inodes[0], inodes[2]);
+    assert_ne!(inodes[0], inodes[1]);
+    let root = mount.sh("stat -c %i .");
+    assert_eq!(stdout(&root), "1\n");
+}
+
+#[test]
+fn awkward_names_round_trip() {
+    if !fuse_available() {
+        return;
+    }
+    let mount = Mount::start(&[]);
+    let cat = mount.sh("cat % %2E %2E. %2Edrv a%2Fb 100%25");
+    assert_eq!(
+        stdout(&cat),
+        "empty name\ndot\ndotdot\nan attribute called .drv\nslash\npercent\n",
+        "{}",
+        stderr(&cat)
+    );
+    // Names that encode nothing, or not canonically, do not exist.
+    for name in ["a%2fb", ".hidden", "%2E%2E", "%61nswer", "a/b"] {
+        let out = mount.sh(&format!("cat '{name}'"));
+        assert!(!out.status.success(), "{name} exists");
+        assert!(
+            stderr(&out).contains("No such file or directory")
+                || stderr(&out).contains("Not a directory"),
+            "{name}: {}",
+            stderr(&out)
+        );
+    }
+}
+
+#[test]
+fn derivations_have_drv_and_context() {
+    if !fuse_available() {
+        return;
+    }
+    let mount = Mount::start(&[]);
+    let ls = mount.sh("ls -a pkg");
+    assert_eq!(
+        stdout(&ls),
+        ".\n..\n.context\n.drv\nbuilder\ndrvPath\nname\nout\noutPath\nsystem\ntype\n"
+    );
+    let drv = mount.sh("cat pkg/.drv");
+    assert!(
+        stdout(&drv).starts_with("Derive([(\"out\""),
+        "{}",
+        stdout(&drv)
+    );
+    let context = mount.sh("cat pkg/.context");
+    assert_eq!(stdout(&context).lines().count(), 2);
+    let out = mount.sh("readlink pkg/out");
+    assert_eq!(
+        stdout(&out),
+        "/nix/store/00000000000000000000000000000000-hello-2.12\n"
+    );
+    let xattrs = mount.sh("getfattr --only-values -n user.nix.drvPath pkg; echo; getfattr -n user.nix.type --only-values pkg");
+    assert_eq!(
+        stdout(&xattrs),
+        "/nix/store/11111111111111111111111111111111-hello-2.12.drv\nderivation"
+    );
+}
+
+#[test]
+fn failing_values_are_listed_but_give_eio_and_carry_the_error() {
+    if !fuse_available() {
+        return;
+    }
+    let mount = Mount::start(&[]);
+    let ls = mount.sh("ls");
+    assert!(stdout(&ls).lines().any(|l| l == "broken"));
+    for command in ["cat broken", "stat broken"] {
+        let out = mount.sh(command);
+        assert!(!out.status.success(), "{command} succeeded");
+        assert!(
+            stderr(&out).contains("Input/output error"),
+            "{command}: {}",
+            stderr(&out)
+        );
+    }
+    // getxattr(2) reaches the failing entry (getfattr itself would lstat it
+    // first and stop at the EIO; attr(1) goes straight to getxattr).
+    let error = mount.sh("attr -q -g nix.error broken");
+    assert_eq!(
+        stdout(&error),
+        "error: this value is broken",
+        "{}",
+        stderr(&error)
+    );
+    // Children of a failing value fail the same way.
+    let below = mount.sh("cat broken/x");
+    assert!(!below.status.success());
+    assert!(mount.log_text().contains("this value is broken"));
+}
+
+#[test]
+fn a_hanging_value_times_out_and_the_mount_keeps_serving() {
+    if !fuse_available() {
+        return;
+    }
+    let mount = Mount::start(&["--eval-timeout", "1"]);
+    let (out, took) = timed(|| mount.sh("cat hang"));
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("Input/output error"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(took >= Duration::from_millis(900), "{took:?}");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    // The next (uncached) request is served at once.
+    let (out, took) = timed(|| mount.sh("cat nested/a/b"));
+    assert_eq!(stdout(&out), "deep\n");
+    assert!(took < Duration::from_millis(900), "{took:?}");
+    // And the hang is tried again rather than cached as an answer.
+    let (out, took) = timed(|| mount.sh("stat hang"));
+    assert!(!out.status.success());
+    assert!(took >= Duration::from_millis(900), "{took:?}");
+    let log = mount.log_text();
+    assert!(log.contains("interrupting the evaluation"), "{log}");
+    assert!(log.contains("failing the request with EIO"), "{log}");
+}
+
+#[test]
+fn cached_answers_do_not_wait_for_a_busy_evaluator() {
+    if !fuse_available() {
+        return;
+    }
+    let mount = Mount::start(&["--eval-timeout", "3"]);
+    let first = mount.sh("getfattr --only-values -n user.nix.type hello");
+    assert_eq!(stdout(&first), "string");
+    let mut hang = Command::new("cat")
+        .arg(mount.path("hang"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    sleep(Duration::from_millis(300));
+    // getxattr is not cached by the kernel: this is answered by a FUSE
+    // thread from attrfs's cache while the evaluator is busy with `hang`.
+    let (again, took) = timed(|| mount.sh("getfattr --only-values -n user.nix.type hello"));
+    assert_eq!(stdout(&again), "string");
+    assert!(took < Duration::from_secs(1), "{took:?}");
+    let _ = hang.wait();
+}
+
+#[test]
+fn an_abandoned_reader_does_not_leave_the_evaluation_running() {
+    if !fuse_available() {
+        return;
+    }
+    let mount = Mount::start(&["--eval-timeout", "2"]);
+    let started = Instant::now();
+    let reader = Command::new("cat")
+        .arg(mount.path("hang"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    sleep(Duration::from_millis(300));
+    // Ctrl-C on the reader.
+    // SAFETY: kill(2) on our own child.
+    unsafe {
+        libc::kill(reader.id() as i32, libc::SIGINT);
+    }
+    let mut reader = reader;
+    let _ = reader.wait();
+    // The evaluation is bounded by the deadline: a new request is served
+    // within it (plus slack), not blocked forever behind `hang`.
+    let out = mount.sh("cat nested/needle");
+    assert_eq!(stdout(&out), "a haystack with a needle in it\n");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn writes_fail_with_erofs() {
+    if !fuse_available() {
+        return;
+    }
+    let mount = Mount::start(&[]);
+    for command in [
+        "touch new",
+        "echo x > hello",
+        "echo x >> hello",
+        "mkdir dir",
+        "rm hello",
+        "mv hello moved",
+        "ln -s hello link",
+        "setfattr -n user.x -v 1 hello",
+        "chmod 777 hello",
+    ] {
+        let out = mount.sh(command);
+        assert!(!out.status.success(), "{command} succeeded");
+        assert!(
+            stderr(&out).contains("Read-only file system"),
+            "{command}: {}",
+            stderr(&out)
+        );
+    }
+    assert_eq!(stdout(&mount.sh("cat hello")), "Hello, world!\n");
+}
+
+#[test]
+fn unknown_xattrs_answer_enodata_quickly() {
+    if !fuse_available() {
+        return;
+    }
+    let mount = Mount::start(&["--eval-timeout", "5"]);
+    for (name, file) in [
+        ("security.selinux", "hello"),
+        ("system.posix_acl_access", "nested"),
+        ("user.other", "hello"),
+        ("trusted.x", "big"),
+    ] {
+        let (out, took) = timed(|| mount.sh(&format!("getfattr -h -n {name} {file}")));
+        assert!(!out.status.success());
+        assert!(
+            stderr(&out).contains("No such attribute"),
+            "{name} on {file}: {}",
+            stderr(&out)
+        );
+        assert!(took < Duration::from_secs(1), "{took:?}");
+    }
+    let all = mount.sh("getfattr -d hello");
+    assert!(
+        stdout(&all).contains("user.nix.type=\"string\""),
+        "{}",
+        stdout(&all)
+    );
+    assert!(
+        stdout(&all).contains("user.nix.position="),
+        "{}",
+        stdout(&all)
+    );
+}
+
+#[test]
+fn find_and_grep_finish() {
+    if !fuse_available() {
+        return;
+    }
+    let mount = Mount::start(&["--eval-timeout", "1"]);
+    let (find, took) = timed(|| mount.sh("find . | wc -l"));
+    let count: usize = stdout(&find).trim().parse().unwrap();
+    assert!(count > 10_000, "{count}");
+    assert!(took < Duration::from_secs(30), "{took:?}");
+    // Errors on the failing and hanging values, but it goes on.
+    assert!(stderr(&find).contains("broken"), "{}", stderr(&find));
+    let grep = mount.sh("grep -r needle nested");
+    assert_eq!(
+        stdout(&grep),
+        "nested/needle:a haystack with a needle in it\n"
+    );
+    let grep = mount.sh("grep -rl Hello --exclude-dir=big --exclude=hang .");
+    assert!(
+        stdout(&grep).lines().any(|l| l == "./hello"),
+        "{}",
+        stdout(&grep)
+    );
+}
+
+#[test]
+fn sigterm_and_sigint_unmount_cleanly() {
+    if !fuse_available() {
+        return;
+    }
+    for signal in [libc::SIGTERM, libc::SIGINT] {
+        let mut mount = Mount::start(&[]);
+        assert_eq!(stdout(&mount.sh("cat hello")), "Hello, world!\n");
+        mount.signal(signal);
+        assert_eq!(
+            mount.wait_exit(Duration::from_secs(10)),
+            Some(true),
+            "{}",
+            mount.log_text()
+        );
+        assert!(!is_mounted(&mount.mountpoint));
+    }
+}
+
+#[test]
+fn a_busy_mount_is_detached_on_sigterm() {
+    if !fuse_available() {
+        return;
+    }
+    let mut mount = Mount::start(&[]);
+    // A process sitting in the mount makes a plain unmount fail with EBUSY.
+    let mut sitter = Command::new("sh")
+        .args(["-c", "sleep 30"])
+        .current_dir(&mount.mountpoint)
+        .spawn()
+        .unwrap();
+    sleep(Duration::from_millis(200));
+    mount.signal(libc::SIGTERM);
+    let exited = mount.wait_exit(Duration::from_secs(15));
+    let _ = sitter.kill();
+    let _ = sitter.wait();
+    assert_eq!(exited, Some(true), "{}", mount.log_text());
+    assert!(!is_mounted(&mount.mountpoint));
+}
+
+#[test]
+fn attrfs_umount_unmounts() {
+    if !fuse_available() {
+        return;
+    }
+    let mut mount = Mount::start(&[]);
+    let out = Command::new(BIN)
+        .arg("umount")
+        .arg(&mount.mountpoint)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        mount.wait_exit(Duration::from_secs(10)),
+        Some(true),
+        "{}",
+        mount.log_text()
+    );
+    assert!(!is_mounted(&mount.mountpoint));
+}
+
+#[test]
+fn refuses_missing_nonempty_and_busy_mountpoints() {
+    if !fuse_available() {
+        return;
+    }
+    let dir = TempDir::new();
+    let run = |mountpoint: &Path| {
+        Command::new(BIN)
+            .args(["mount", "--fake-tree"])
+            .arg(mountpoint)
+            .output()
+            .unwrap()
+    };
+    let missing = run(&dir.0.join("nope"));
+    assert!(!missing.status.success());
+    assert!(
+        stderr(&missing).contains("does not exist"),
+        "{}",
+        stderr(&missing)
+    );
+
+    let full = dir.0.join("full");
+    fs::create_dir(&full).unwrap();
+    fs::write(full.join("file"), "x").unwrap();
+    let nonempty = run(&full);
+    assert!(!nonempty.status.success());
+    assert!(
+        stderr(&nonempty).contains("not empty"),
+        "{}",
+        stderr(&nonempty)
+    );
+
+    let file = run(&full.join("file"));
+    assert!(!file.status.success());
+    assert!(
+        stderr(&file).contains("not a directory"),
+        "{}",
+        stderr(&file)
+    );
+
+    let mount = Mount::start(&[]);
+    let busy = run(&mount.mountpoint);
+    assert!(!busy.status.success());
+    assert!(stderr(&busy).contains("busy"), "{}", stderr(&busy));
+    assert!(is_mounted(&mount.mountpoint));
+}
