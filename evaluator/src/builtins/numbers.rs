@@ -90,7 +90,7 @@ fn round(v: &Value, f: fn(f64) -> f64) -> EvalResult<Value> {
     let r = f(x);
     // -2^63 is exact as a float; the range is [-2^63, 2^63).
     const MIN: f64 = i64::MIN as f64;
-    if r >= MIN && r < -MIN {
+    if (MIN..-MIN).contains(&r) {
         return Ok(Value::Int(r as i64));
     }
     match v {

@@ -220,12 +220,9 @@ impl Translator<'_> {
         // may turn out to start a range.
         let mut last = Last::None;
         // First item: `]` and `-` are literal there.
-        match self.peek() {
-            Some(c @ (b']' | b'-')) => {
-                self.pos += 1;
-                last = Last::Char(c);
-            }
-            _ => {}
+        if let Some(c @ (b']' | b'-')) = self.peek() {
+            self.pos += 1;
+            last = Last::Char(c);
         }
         loop {
             let c = self.peek().ok_or(InvalidRegex)?;
