@@ -651,6 +651,42 @@ mod tests {
         );
     }
 
+    fn quick() -> ServiceConfig {
+        ServiceConfig {
+            eval_timeout: Duration::from_secs(2),
+            ..ServiceConfig::default()
+        }
+    }
+
+    #[test]
+    fn a_root_that_fails_or_is_not_a_directory_is_refused() {
+        use attrfs_vfs::fake::{self, FakeValue};
+        let failing = fake::factory(FakeValue::Fail("error: boom".into()));
+        match start_service(failing, quick()) {
+            Err(MountError::Root(message)) => assert_eq!(message, "error: boom"),
+            Err(e) => panic!("unexpected error: {e}"),
+            Ok(_) => panic!("a failing root was accepted"),
+        }
+        let string = fake::factory(FakeValue::Str(b"x".to_vec()));
+        match start_service(string, quick()) {
+            Err(e @ MountError::Root(_)) => {
+                assert!(
+                    e.to_string().contains("a string, not an attribute set"),
+                    "{e}"
+                );
+                assert_eq!(e.exit_code(), 1);
+            }
+            Err(e) => panic!("unexpected error: {e}"),
+            Ok(_) => panic!("a string root was accepted"),
+        }
+        let broken: attrfs_vfs::BackendFactory = Box::new(|_| Err("error: syntax error".into()));
+        assert!(matches!(
+            start_service(broken, quick()),
+            Err(MountError::Start(ServiceError::Backend(_)))
+        ));
+        assert!(start_service(fake::factory(fake::sample_tree()), quick()).is_ok());
+    }
+
     #[test]
     fn mountpoint_checks() {
         let dir = std::env::temp_dir().join(format!("attrfs-mp-{}", std::process::id()));

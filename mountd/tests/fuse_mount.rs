@@ -345,7 +345,8 @@ fn a_hanging_value_times_out_and_the_mount_keeps_serving() {
     if !fuse_available() {
         return;
     }
-    let mount = Mount::start(&["--eval-timeout", "1"]);
+    // Bounds are generous: CI runs these next to CPU-heavy suites.
+    let mount = Mount::start(&["--eval-timeout", "2"]);
     let (out, took) = timed(|| mount.sh("cat hang"));
     assert!(!out.status.success());
     assert!(
@@ -353,16 +354,17 @@ fn a_hanging_value_times_out_and_the_mount_keeps_serving() {
         "{}",
         stderr(&out)
     );
-    assert!(took >= Duration::from_millis(900), "{took:?}");
-    assert!(took < Duration::from_secs(5), "{took:?}");
-    // The next (uncached) request is served at once.
+    assert!(took >= Duration::from_millis(1900), "{took:?}");
+    assert!(took < Duration::from_secs(10), "{took:?}");
+    // The next (uncached) request is served at once, not after another
+    // deadline: the hanging evaluation was interrupted.
     let (out, took) = timed(|| mount.sh("cat nested/a/b"));
     assert_eq!(stdout(&out), "deep\n");
-    assert!(took < Duration::from_millis(900), "{took:?}");
-    // And the hang is tried again rather than cached as an answer.
+    assert!(took < Duration::from_millis(1500), "{took:?}");
+    // A timeout is not cached as an answer: the hang is tried again.
     let (out, took) = timed(|| mount.sh("stat hang"));
     assert!(!out.status.success());
-    assert!(took >= Duration::from_millis(900), "{took:?}");
+    assert!(took >= Duration::from_millis(1900), "{took:?}");
     let log = mount.log_text();
     assert!(log.contains("interrupting the evaluation"), "{log}");
     assert!(log.contains("failing the request with EIO"), "{log}");
@@ -373,7 +375,7 @@ fn cached_answers_do_not_wait_for_a_busy_evaluator() {
     if !fuse_available() {
         return;
     }
-    let mount = Mount::start(&["--eval-timeout", "3"]);
+    let mount = Mount::start(&["--eval-timeout", "6"]);
     let first = mount.sh("getfattr --only-values -n user.nix.type hello");
     assert_eq!(stdout(&first), "string");
     let mut hang = Command::new("cat")
@@ -387,7 +389,7 @@ fn cached_answers_do_not_wait_for_a_busy_evaluator() {
     // thread from attrfs's cache while the evaluator is busy with `hang`.
     let (again, took) = timed(|| mount.sh("getfattr --only-values -n user.nix.type hello"));
     assert_eq!(stdout(&again), "string");
-    assert!(took < Duration::from_secs(1), "{took:?}");
+    assert!(took < Duration::from_secs(3), "{took:?}");
     let _ = hang.wait();
 }
 
@@ -456,7 +458,7 @@ fn unknown_xattrs_answer_enodata_quickly() {
     if !fuse_available() {
         return;
     }
-    let mount = Mount::start(&["--eval-timeout", "5"]);
+    let mount = Mount::start(&["--eval-timeout", "10"]);
     for (name, file) in [
         ("security.selinux", "hello"),
         ("system.posix_acl_access", "nested"),
@@ -470,7 +472,7 @@ fn unknown_xattrs_answer_enodata_quickly() {
             "{name} on {file}: {}",
             stderr(&out)
         );
-        assert!(took < Duration::from_secs(1), "{took:?}");
+        assert!(took < Duration::from_secs(5), "{took:?}");
     }
     let all = mount.sh("getfattr -d hello");
     assert!(

@@ -992,7 +992,7 @@ mod tests {
         // The evaluation was interrupted, so the next request is served.
         let started = Instant::now();
         assert_eq!(service.stat(&path(&["answer"])).unwrap().size, 2);
-        assert!(started.elapsed() < Duration::from_millis(300));
+        assert!(started.elapsed() < Duration::from_millis(250));
         // Timeouts are not cached: asking again evaluates again.
         assert!(matches!(
             service.stat(&path(&["hang"])),
@@ -1025,7 +1025,13 @@ mod tests {
             attr("stuck", FakeValue::Stuck(Duration::from_secs(3))),
             attr("fine", string("fine")),
         ]);
-        let (service, stats) = start(tree, quick());
+        // The stuck value times out at 1 s and is abandoned 100 ms later,
+        // well before the 2 s deadline of the request queued behind it.
+        let config = ServiceConfig {
+            eval_timeout: Duration::from_secs(1),
+            ..quick()
+        };
+        let (service, stats) = start(tree, config);
         assert!(matches!(
             service.stat(&path(&["stuck"])),
             Err(NodeError::TimedOut(_))
@@ -1035,7 +1041,7 @@ mod tests {
         let started = Instant::now();
         let answer = service.stat(&path(&["fine"]));
         assert_eq!(answer.map(|n| n.size), Ok(4));
-        assert!(started.elapsed() < Duration::from_secs(2));
+        assert!(started.elapsed() < Duration::from_secs(1));
         assert_eq!(stats.backends.load(Ordering::SeqCst), 2);
         // The stuck value is now a recorded failure, not another hang.
         let started = Instant::now();
