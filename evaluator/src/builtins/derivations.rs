@@ -153,8 +153,10 @@ fn output_names(names: Vec<String>) -> EvalResult<BTreeSet<String>> {
         if set.contains(&n) {
             return Err(err(format!("duplicate derivation output '{n}'")));
         }
-        if n == "drv" {
-            return Err(err("invalid derivation output name 'drv'"));
+        // C++ Nix 2.8 refuses `drv`, later versions `drvPath` (which would
+        // clash with the attribute of that name in the result).
+        if n == "drv" || n == "drvPath" {
+            return Err(err(format!("invalid derivation output name '{n}'")));
         }
         set.insert(n);
     }
@@ -530,6 +532,9 @@ async fn add_path(
     recursive: bool,
     expected: Option<Hash>,
 ) -> EvalResult<Value> {
+    // The root is archived as what it points to (as later C++ Nix does).
+    let resolved = resolve_symlinks(state, path);
+    let path = resolved.as_path();
     let excluded: Option<Excluded> = match filter {
         Some(f) => {
             let mut set = rustc_hash::FxHashSet::default();
@@ -551,6 +556,25 @@ async fn add_path(
         }
     }
     Ok(Value::String(added))
+}
+
+/// Follows symlinks at `path` itself (at most 40, like the kernel).
+fn resolve_symlinks(state: &EvalState, path: &Path) -> PathBuf {
+    let mut p = path.to_path_buf();
+    for _ in 0..40 {
+        if state.io.file_type(&p).ok() != Some(FileType::Symlink) {
+            break;
+        }
+        let Ok(target) = state.io.read_link(&p) else {
+            break;
+        };
+        let joined = match p.parent() {
+            Some(dir) => dir.join(target),
+            None => target,
+        };
+        p = PathBuf::from(crate::compiler::canon_path(&joined.to_string_lossy()));
+    }
+    p
 }
 
 /// `builtins.path { path; name ? ...; filter ? ...; recursive ? true; sha256 ? ...; }`.

@@ -453,9 +453,11 @@ impl Compiler<'_> {
                     }
                 }
                 let n = withs.len() as u32;
+                // Namespaces are forced by `ResolveWith`, innermost first and
+                // only until the name is found (C++ Nix never forces an
+                // outer `with` for a name an inner one has).
                 for (ctx, slot, init) in withs {
                     self.emit_load(ctx, slot, init, node);
-                    self.emit(Op::Force, node);
                 }
                 let name_c = self.string_constant(name);
                 self.emit(Op::ResolveWith(name_c, n), node);

@@ -835,20 +835,48 @@ impl Vm {
                         unreachable!("variable names are strings")
                     };
                     let mut found = None;
-                    for ns in &namespaces {
-                        match ns {
+                    let mut pending = None;
+                    for (i, ns) in namespaces.iter().enumerate() {
+                        if !ns.is_whnf() {
+                            pending = Some(i);
+                            break;
+                        }
+                        match ns.shallow() {
                             Value::Attrs(a) => {
                                 if let Some(v) = a.get(name.as_bytes()) {
                                     found = Some(v.clone());
                                     break;
                                 }
                             }
-                            other => fail!(type_error("set", other)),
+                            other => fail!(type_error("set", &other)),
                         }
                     }
-                    match found {
-                        Some(v) => self.stack.push(v),
-                        None => fail!(ErrorKind::UndefinedVariable(name.to_string())),
+                    match (found, pending) {
+                        (Some(v), _) => self.stack.push(v),
+                        (None, Some(i)) => {
+                            // An unevaluated namespace: force the rest one by
+                            // one, stopping at the first that has the name.
+                            let span = f.lambda.chunk.spans[f.ip - 1];
+                            let name = name.clone();
+                            let rest = namespaces[i..].to_vec();
+                            let gen = Gen::new(move |co| -> GenFuture {
+                                Box::pin(async move {
+                                    for ns in rest {
+                                        match force(&co, ns).await {
+                                            Value::Attrs(a) => {
+                                                if let Some(v) = a.get(name.as_bytes()) {
+                                                    return Ok(v.clone());
+                                                }
+                                            }
+                                            other => return Err(type_error("set", &other)),
+                                        }
+                                    }
+                                    Err(ErrorKind::UndefinedVariable(name.to_string()))
+                                })
+                            });
+                            return self.suspend_into(f, span, gen);
+                        }
+                        (None, None) => fail!(ErrorKind::UndefinedVariable(name.to_string())),
                     }
                 }
                 Op::ScopeEnd(n) => {
