@@ -36,6 +36,20 @@ fn missing(name: &str) -> ErrorKind {
     ErrorKind::AttrMissing { name: name.into() }
 }
 
+/// A set of `entries` (sorted) that keeps the definition positions `source`
+/// knows for them, as C++ Nix keeps them when it copies attributes.
+fn keeping_positions(entries: Vec<(NixString, Value)>, source: &NixAttrs) -> NixAttrs {
+    let positions: Vec<u32> = entries
+        .iter()
+        .map(|(k, _)| source.position(k.as_bytes()).unwrap_or(0))
+        .collect();
+    if positions.iter().all(|p| *p == 0) {
+        NixAttrs::from_sorted(entries)
+    } else {
+        NixAttrs::from_sorted_with_positions(entries, positions.into())
+    }
+}
+
 fn attr_names(_: &Rc<EvalState>, args: Vec<Value>) -> EvalResult<Value> {
     let a = expect_attrs(&args[0])?;
     Ok(Value::list(a.keys().cloned().map(Value::String).collect()))
@@ -76,11 +90,20 @@ fn list_to_attrs(co: GenCo, _: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
         pairs.sort_by(|a, b| a.0.cmp(&b.0));
         pairs.dedup_by(|later, earlier| later.0 == earlier.0);
         let mut entries = Vec::with_capacity(pairs.len());
+        let mut positions = Vec::with_capacity(pairs.len());
         for (name, pair) in pairs {
             let value = pair.get(b"value").ok_or_else(|| missing("value"))?;
             entries.push((name, value.clone()));
+            // The position of a result attribute is that of its `value`.
+            positions.push(pair.position(b"value").unwrap_or(0));
         }
-        Ok(Value::attrs(NixAttrs::from_sorted(entries)))
+        if positions.iter().all(|p| *p == 0) {
+            return Ok(Value::attrs(NixAttrs::from_sorted(entries)));
+        }
+        Ok(Value::attrs(NixAttrs::from_sorted_with_positions(
+            entries,
+            positions.into(),
+        )))
     })
 }
 
@@ -112,7 +135,7 @@ fn intersect_attrs(_: &Rc<EvalState>, args: Vec<Value>) -> EvalResult<Value> {
     if entries.len() == right.len() {
         return Ok(args[1].clone());
     }
-    Ok(Value::attrs(NixAttrs::from_sorted(entries)))
+    Ok(Value::attrs(keeping_positions(entries, &right)))
 }
 
 /// `removeAttrs` when some names in the list are not forced yet.
@@ -154,7 +177,7 @@ fn remove_names(original: &Value, set: &NixAttrs, mut names: Vec<NixString>) -> 
         .filter(|(k, _)| names.binary_search(k).is_err())
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
-    Value::attrs(NixAttrs::from_sorted(entries))
+    Value::attrs(keeping_positions(entries, set))
 }
 
 fn cat_attrs(co: GenCo, _: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
@@ -346,5 +369,20 @@ mod tests {
         );
         assert_eq!(ok("builtins.functionArgs (x: x)"), "{ }");
         assert!(err("builtins.functionArgs 1").contains("'functionArgs' requires a function"));
+    }
+
+    #[test]
+    fn copied_attributes_keep_their_positions() {
+        // Columns count from the start of `(builtins.unsafeGetAttrPos "a" (`.
+        let pos = |e: &str| ok(&format!("(builtins.unsafeGetAttrPos \"a\" ({e})).column"));
+        assert_eq!(pos("removeAttrs { a = 1; b = 2; } [ \"b\" ]"), "47");
+        assert_eq!(
+            pos("builtins.intersectAttrs { a = 0; } { a = 1; b = 2; }"),
+            "70"
+        );
+        assert_eq!(
+            pos("builtins.listToAttrs [ { name = \"a\"; value = 1; } ]"),
+            "70"
+        );
     }
 }
