@@ -20,6 +20,9 @@ pub enum VMRequest {
     TryForce(Value),
     /// Apply a forced function to an argument; the response is the unforced result.
     Call(Value, Value),
+    /// Apply a forced function to two arguments (`f a b`); the response is
+    /// the unforced result.
+    Call2(Value, Value, Value),
 }
 
 /// What the VM answers.
@@ -79,8 +82,12 @@ pub async fn call(co: &GenCo, f: Value, arg: Value) -> Value {
 
 /// Calls a function with two arguments and forces the result.
 pub async fn call2(co: &GenCo, f: Value, a: Value, b: Value) -> Value {
-    let g = call(co, f, a).await;
-    call(co, g, b).await
+    let f = force(co, f).await;
+    let r = match co.yield_(VMRequest::Call2(f, a, b)).await {
+        VMResponse::Value(v) => v,
+        _ => unreachable!("the VM answers Call2 with a value"),
+    };
+    force(co, r).await
 }
 
 /// A type error in C++ Nix wording.

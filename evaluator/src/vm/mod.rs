@@ -56,6 +56,9 @@ enum Frame {
     /// When the frame above completes, store its (forced) result in the
     /// thunk; on an error, put the original state back.
     ThunkUpdate(Thunk, ThunkRepr),
+    /// When the frame above completes, force its result and apply it to
+    /// this argument (curried calls from generators without resuming them).
+    ApplyArg(Value, Option<Span>),
 }
 
 /// Runs evaluations. One per top-level request; cheap to create.
@@ -95,6 +98,7 @@ impl Vm {
                 Frame::Bytecode(f) => self.run_bytecode(f),
                 Frame::Generator(g) => self.run_generator(g),
                 Frame::ThunkUpdate(t, orig) => self.finish_thunk(t, orig),
+                Frame::ApplyArg(arg, span) => self.apply_arg(arg, span),
             };
             if let Err(e) = r {
                 self.unwind(e)?;
@@ -120,7 +124,7 @@ impl Vm {
                         err.span = g.span;
                     }
                 }
-                Frame::Bytecode(_) => {}
+                Frame::Bytecode(_) | Frame::ApplyArg(..) => {}
             }
         }
         Err(err)
@@ -154,6 +158,19 @@ impl Vm {
                     ip: 0,
                     base,
                 }))
+            }
+            Some(ThunkRepr::Apply { func, arg }) if func.is_whnf() => {
+                // The function is a value: call it directly, no generator.
+                let orig = ThunkRepr::Apply {
+                    func: func.clone(),
+                    arg: arg.clone(),
+                };
+                self.push_frame(Frame::ThunkUpdate(t, orig))?;
+                match self.call_value(func.shallow(), arg, None) {
+                    Ok(Some(frame)) => self.push_frame(frame),
+                    Ok(None) => Ok(()),
+                    Err(e) => Err(ErrorKind::Located(Box::new(e))),
+                }
             }
             Some(ThunkRepr::Apply { func, arg }) => {
                 let orig = ThunkRepr::Apply {
@@ -200,6 +217,20 @@ impl Vm {
         Ok(())
     }
 
+    fn apply_arg(&mut self, arg: Value, span: Option<Span>) -> Result<(), Error> {
+        let f = self.pop();
+        if let Value::Thunk(t) = &f {
+            if !t.is_evaluated() {
+                self.frames.push(Frame::ApplyArg(arg, span));
+                return self.push_force(t.clone()).map_err(|k| Error::new(k, span));
+            }
+        }
+        if let Some(frame) = self.call_value(f.shallow(), arg, span)? {
+            self.push_frame(frame).map_err(|k| Error::new(k, span))?;
+        }
+        Ok(())
+    }
+
     fn run_generator(&mut self, mut g: Box<GenFrame>) -> Result<(), Error> {
         let mut response = match std::mem::replace(&mut g.state, GenState::Start) {
             GenState::Start => VMResponse::Empty,
@@ -241,6 +272,16 @@ impl Vm {
                         let span = g.span;
                         self.frames.push(Frame::Generator(g));
                         if let Some(frame) = self.call_value(f, arg, span)? {
+                            self.push_frame(frame).map_err(|k| Error::new(k, span))?;
+                        }
+                        return Ok(());
+                    }
+                    VMRequest::Call2(f, a, b) => {
+                        g.state = GenState::AwaitValue;
+                        let span = g.span;
+                        self.frames.push(Frame::Generator(g));
+                        self.frames.push(Frame::ApplyArg(b, span));
+                        if let Some(frame) = self.call_value(f, a, span)? {
                             self.push_frame(frame).map_err(|k| Error::new(k, span))?;
                         }
                         return Ok(());
