@@ -377,23 +377,37 @@ enum Unmounter {
 }
 
 impl Unmounter {
+    /// Unmounts, and makes sure of it: fuser's unmount with `auto_unmount`
+    /// only closes the socket to the fusermount3 helper, which does not
+    /// always unmount, and a stale mount without its daemon is the worst
+    /// outcome. So the result is checked in `/proc/self/mountinfo` and the
+    /// mount detached by other means if it is still there.
     fn unmount(&self, mountpoint: &Path) {
         let result = match self {
             Unmounter::Direct => umount_direct(mountpoint),
             Unmounter::Fuser(unmounter) => unmounter.lock().unmount(),
         };
-        if let Err(e) = result {
-            warn!(
-                "unmounting {}: {e}; trying fusermount3 -u -z",
-                mountpoint.display()
-            );
-            let status = Command::new("fusermount3")
-                .args(["-u", "-z", "--"])
-                .arg(mountpoint)
-                .status();
-            if !status.is_ok_and(|s| s.success()) {
-                error!("could not unmount {}", mountpoint.display());
+        if let Err(e) = &result {
+            warn!("unmounting {}: {e}", mountpoint.display());
+        }
+        // The helper unmounts asynchronously: give it a moment.
+        for _ in 0..20 {
+            if !is_mount_point(mountpoint) {
+                return;
             }
+            thread::sleep(Duration::from_millis(50));
+        }
+        warn!(
+            "{} is still mounted; detaching it with fusermount3 -u -z",
+            mountpoint.display()
+        );
+        let detached = Command::new("fusermount3")
+            .args(["-u", "-z", "--"])
+            .arg(mountpoint)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !detached && umount_direct(mountpoint).is_err() {
+            error!("could not unmount {}", mountpoint.display());
         }
     }
 }

@@ -619,3 +619,24 @@ fn refuses_missing_nonempty_and_busy_mountpoints() {
     assert!(stderr(&busy).contains("busy"), "{}", stderr(&busy));
     assert!(is_mounted(&mount.mountpoint));
 }
+
+#[test]
+fn the_fusermount3_path_also_mounts_fuse_attrfs_and_unmounts() {
+    if !fuse_available() {
+        return;
+    }
+    // auto_unmount goes through fusermount3 (the unprivileged path) even
+    // as root.
+    let mut mount = Mount::start(&["-o", "auto_unmount,allow_root"]);
+    let line = mount_line(&mount.mountpoint).unwrap();
+    assert_eq!(line.split(' ').nth(2), Some("fuse.attrfs"), "{line}");
+    assert_eq!(stdout(&mount.sh("cat hello")), "Hello, world!\n");
+    mount.signal(libc::SIGTERM);
+    assert_eq!(
+        mount.wait_exit(Duration::from_secs(15)),
+        Some(true),
+        "{}",
+        mount.log_text()
+    );
+    assert!(!is_mounted(&mount.mountpoint), "{}", mount.log_text());
+}
