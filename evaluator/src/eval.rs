@@ -82,7 +82,7 @@ impl Evaluator {
                         None,
                     )
                 })?;
-                let text = String::from_utf8_lossy(&bytes).into_owned();
+                let text = crate::source::decode_source(&bytes);
                 self.state.compile_source(
                     path.display().to_string(),
                     Some(path.clone()),

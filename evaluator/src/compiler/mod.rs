@@ -636,13 +636,15 @@ impl Compiler<'_> {
                     text.push_str(l);
                 }
             }
-            self.emit_constant(Value::string(text), node);
+            self.emit_constant(Value::string(crate::source::literal_bytes(&text)), node);
             return Ok(());
         }
         let mut n = 0;
         for p in parts {
             match p {
-                InterpolPart::Literal(l) => self.emit_constant(Value::string(l), node),
+                InterpolPart::Literal(l) => {
+                    self.emit_constant(Value::string(crate::source::literal_bytes(&l)), node)
+                }
                 InterpolPart::Interpolation(i) => {
                     let e = child(i.expr(), i.syntax())?;
                     self.compile_expr(&e)?;

@@ -222,7 +222,7 @@ impl EvalState {
         let bytes = self.io.read_file(&path).map_err(|e| {
             ErrorKind::Io(format!("opening file '{}': {}", path.display(), io_msg(&e)))
         })?;
-        let text: Rc<str> = normalise_cr(&String::from_utf8_lossy(&bytes)).into();
+        let text: Rc<str> = normalise_cr(&crate::source::decode_source(&bytes)).into();
         let file = self
             .sources
             .add(path.display().to_string(), Some(path.clone()), text.clone());
@@ -261,7 +261,7 @@ impl EvalState {
                 let bytes = self.io.read_file(&path).map_err(|e| {
                     ErrorKind::Io(format!("opening file '{}': {}", path.display(), io_msg(&e)))
                 })?;
-                String::from_utf8_lossy(&bytes).into_owned()
+                crate::source::decode_source(&bytes)
             }
         };
         let v = self
