@@ -10,7 +10,7 @@
 use super::{gen, sync};
 use crate::errors::{ErrorKind, EvalResult};
 use crate::value::{BuiltinDef, NixAttrs, NixString, StringBuilder, Value};
-use crate::vm::{call, force, type_error, EvalState, GenCo, GenFuture};
+use crate::vm::{call, force, EvalState, GenCo, GenFuture};
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -293,9 +293,7 @@ pub fn json_quote_bytes(b: &[u8]) -> EvalResult<String> {
 // fromJSON
 
 fn from_json(_: &Rc<EvalState>, args: Vec<Value>) -> EvalResult<Value> {
-    let Value::String(s) = &args[0] else {
-        return Err(type_error("string", &args[0]));
-    };
+    let s = super::strings::expect_string_no_ctx(&args[0])?;
     let doc: serde_json::Value =
         serde_json::from_slice(s.as_bytes()).map_err(|e| ErrorKind::other(e.to_string()))?;
     json_to_value(doc)

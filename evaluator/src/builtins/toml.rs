@@ -7,7 +7,7 @@
 use super::sync;
 use crate::errors::{ErrorKind, EvalResult};
 use crate::value::{BuiltinDef, NixAttrs, NixString, Value};
-use crate::vm::{type_error, EvalState};
+use crate::vm::EvalState;
 use std::fmt::Write;
 use std::rc::Rc;
 use toml::value::{Datetime, Offset};
@@ -25,9 +25,7 @@ enum Failure {
 }
 
 fn from_toml(state: &Rc<EvalState>, args: Vec<Value>) -> EvalResult<Value> {
-    let Value::String(s) = &args[0] else {
-        return Err(type_error("string", &args[0]));
-    };
+    let s = super::strings::expect_string_no_ctx(&args[0])?;
     let timestamps = state
         .options
         .experimental_features
