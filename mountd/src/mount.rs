@@ -173,7 +173,19 @@ pub fn run(args: &MountArgs) -> ExitCode {
             ExitCode::SUCCESS
         }
         Ok(Event::SessionEnded(Ok(()))) => {
-            info!("{} was unmounted", mountpoint.display());
+            if is_mount_point(&mountpoint) {
+                // The connection was aborted (e.g. through
+                // /sys/fs/fuse/connections) but the mount is still there:
+                // do not leave it behind as "transport endpoint is not
+                // connected".
+                warn!(
+                    "the FUSE connection ended; unmounting {}",
+                    mountpoint.display()
+                );
+                unmounter.unmount(&mountpoint);
+            } else {
+                info!("{} was unmounted", mountpoint.display());
+            }
             ExitCode::SUCCESS
         }
         Ok(Event::SessionEnded(Err(e))) => {
