@@ -14,6 +14,8 @@ use attrfs_store::hash::{Hash, HashAlgo};
 use std::path::Path;
 use std::rc::Rc;
 
+mod flakeref;
+
 /// The builtins of this module.
 pub(super) const BUILTINS: &[BuiltinDef] = &[
     gen("fetchurl", 1, fetchurl),
@@ -23,6 +25,8 @@ pub(super) const BUILTINS: &[BuiltinDef] = &[
     gen("fetchTree", 1, fetch_tree),
     gen("fetchClosure", 1, fetch_closure),
     sync("getFlake", 1, get_flake),
+    sync("parseFlakeRef", 1, parse_flake_ref),
+    gen("flakeRefToString", 1, flake_ref_to_string),
 ];
 
 /// The error for anything that would need the network.
@@ -280,6 +284,56 @@ fn get_flake(_: &Rc<EvalState>, args: Vec<Value>) -> EvalResult<Value> {
     Err(unsupported("getFlake", "flake", &flake.to_str_lossy()))
 }
 
+fn parse_flake_ref(_: &Rc<EvalState>, args: Vec<Value>) -> EvalResult<Value> {
+    let text = expect_string_no_ctx(&args[0])?;
+    let attrs = flakeref::parse(&text.to_str_lossy()).map_err(ErrorKind::other)?;
+    let entries = attrs
+        .into_iter()
+        .map(|(k, v)| {
+            let value = match v {
+                flakeref::Attr::Str(s) => Value::string(s),
+                flakeref::Attr::Int(i) => Value::Int(i64::try_from(i).unwrap_or(i64::MAX)),
+                flakeref::Attr::Bool(b) => Value::Bool(b),
+            };
+            (NixString::from(k), value)
+        })
+        .collect();
+    Ok(Value::attrs(crate::value::NixAttrs::from_sorted(entries)))
+}
+
+fn flake_ref_to_string(co: GenCo, _: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
+    Box::pin(async move {
+        let Value::Attrs(set) = &args[0] else {
+            return Err(type_error("set", &args[0]));
+        };
+        let mut attrs = flakeref::Attrs::new();
+        for (k, v) in set.iter() {
+            let name = k.to_str_lossy().into_owned();
+            let value = match force(&co, v.clone()).await {
+                Value::Int(i) if i < 0 => {
+                    return Err(ErrorKind::other(format!(
+                        "negative value given for flake ref attr {name}: {i}"
+                    )))
+                }
+                Value::Int(i) => flakeref::Attr::Int(i as u64),
+                Value::Bool(b) => flakeref::Attr::Bool(b),
+                Value::String(s) => flakeref::Attr::Str(s.to_str_lossy().into_owned()),
+                other => {
+                    return Err(ErrorKind::other(format!(
+                        "flake reference attribute sets may only contain integers, Booleans, \
+                         and strings, but attribute '{name}' is {}",
+                        crate::printer::type_with_article(&other)
+                    )))
+                }
+            };
+            attrs.insert(name, value);
+        }
+        Ok(Value::string(
+            flakeref::to_string(&attrs).map_err(ErrorKind::other)?,
+        ))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use crate::eval::eval_strict_to_string as eval;
@@ -321,5 +375,25 @@ mod tests {
         ));
         assert!(err("builtins.getFlake \"github:NixOS/nixpkgs\"")
             .contains("remote fetching is not supported (flake 'github:NixOS/nixpkgs')"));
+    }
+
+    #[test]
+    fn flake_refs() {
+        let ok = |e: &str| eval(e).unwrap_or_else(|err| panic!("{e}: {err}"));
+        assert_eq!(
+            ok(
+                "builtins.flakeRefToString { type = \"github\"; owner = \"NixOS\"; \
+                repo = \"nixpkgs\"; ref = \"23.05\"; dir = \"lib\"; }"
+            ),
+            "\"github:NixOS/nixpkgs/23.05?dir=lib\""
+        );
+        assert_eq!(
+            ok("builtins.parseFlakeRef \"github:NixOS/nixpkgs/23.05?dir=lib\""),
+            "{ dir = \"lib\"; owner = \"NixOS\"; ref = \"23.05\"; repo = \"nixpkgs\"; type = \"github\"; }"
+        );
+        assert!(
+            err("let n = -1; in builtins.flakeRefToString { type = \"github\"; repo = n; }")
+                .contains("negative value given for flake ref attr repo: -1")
+        );
     }
 }
