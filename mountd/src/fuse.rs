@@ -47,7 +47,7 @@ use fuser::{
     ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen,
     ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
-use tracing::debug;
+use tracing::{debug, warn};
 
 /// How long the kernel may cache attributes and entries. The tree never
 /// changes while mounted, so this only bounds kernel memory, not staleness.
@@ -58,6 +58,9 @@ const TTL: Duration = Duration::from_secs(3600);
 const FILE_PERM: u16 = 0o444;
 const DIR_PERM: u16 = 0o555;
 const LINK_PERM: u16 = 0o777;
+
+/// The longest file name a path lookup accepts (Linux `NAME_MAX`).
+const NAME_MAX: usize = 255;
 
 /// Block size reported in `stat` and `statfs`.
 const BLOCK_SIZE: u32 = 4096;
@@ -374,6 +377,16 @@ impl Filesystem for AttrFs {
                     })
                     .map_or(FileType::Directory, file_type);
                 let name = names::encode(&entry.name);
+                if name.len() > NAME_MAX {
+                    // No path lookup could reach it, and names past the
+                    // kernel's FUSE_NAME_MAX would fail the whole listing.
+                    warn!(
+                        "{}: skipping an entry whose file name is {} bytes long",
+                        child_path,
+                        name.len()
+                    );
+                    continue;
+                }
                 if reply.add(INodeNo(child), i as u64 + 3, kind, OsStr::from_bytes(&name)) {
                     break;
                 }
@@ -384,7 +397,7 @@ impl Filesystem for AttrFs {
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
         let files = self.inodes.len() as u64;
-        reply.statfs(0, 0, 0, files, 0, BLOCK_SIZE, 255, BLOCK_SIZE);
+        reply.statfs(0, 0, 0, files, 0, BLOCK_SIZE, NAME_MAX as u32, BLOCK_SIZE);
     }
 
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {

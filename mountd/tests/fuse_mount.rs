@@ -232,6 +232,10 @@ fn lists_and_reads_values() {
     expected.sort_unstable();
     assert_eq!(stdout(&ls).lines().collect::<Vec<_>>(), expected);
 
+    // An attribute name too long for a file name is left out.
+    let nested = mount.sh("ls nested");
+    assert!(nested.status.success(), "{}", stderr(&nested));
+    assert_eq!(stdout(&nested), "a\nlist\nneedle\n");
     let list = mount.sh("ls nested/list; cat nested/list/2/three");
     assert_eq!(stdout(&list), "0\n1\n2\n3");
     let big = mount.sh("ls big | wc -l; cat big/9999");

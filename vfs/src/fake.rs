@@ -135,6 +135,8 @@ pub fn sample_tree() -> FakeValue {
                     ]),
                 ),
                 attr("needle", string("a haystack with a needle in it\n")),
+                // Longer than a file name may be: left out of listings.
+                attr(&"long".repeat(80), string("unreachable\n")),
             ]),
         ),
         attr("nothing", FakeValue::Null),
