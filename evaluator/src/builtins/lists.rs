@@ -138,11 +138,16 @@ fn gen_list(_: &Rc<EvalState>, args: Vec<Value>) -> EvalResult<Value> {
     }
     let f = &args[0];
     expect_function(f)?;
-    Ok(Value::list(
-        (0..n)
-            .map(|i| Value::Thunk(Thunk::apply(f.clone(), Value::Int(i))))
-            .collect(),
-    ))
+    // An impossible size is an error, not an abort of the whole process.
+    let mut items = Vec::new();
+    usize::try_from(n)
+        .ok()
+        .and_then(|n| items.try_reserve_exact(n).ok())
+        .ok_or_else(|| {
+            ErrorKind::other(format!("cannot create list of size {n}: out of memory"))
+        })?;
+    items.extend((0..n).map(|i| Value::Thunk(Thunk::apply(f.clone(), Value::Int(i)))));
+    Ok(Value::list(items))
 }
 
 fn concat_map(co: GenCo, _: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
@@ -679,6 +684,10 @@ mod tests {
         );
         assert_eq!(ok("builtins.genList (x: x * x) 4"), "[ 0 1 4 9 ]");
         assert!(err("builtins.genList false (-3)").contains("cannot create list of size -3"));
+        assert!(
+            err("builtins.length (builtins.genList (x: x) 9000000000000000000)")
+                .contains("out of memory")
+        );
         assert_eq!(ok("builtins.concatMap (x: [ x x ]) [ 1 2 ]"), "[ 1 1 2 2 ]");
         assert_eq!(ok("builtins.elem 2 [ 1 2 ]"), "true");
         assert_eq!(ok("builtins.elem (throw \"x\") [ ]"), "false");
