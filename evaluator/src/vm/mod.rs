@@ -61,6 +61,19 @@ enum Frame {
     ApplyArg(Value, Option<Span>),
 }
 
+thread_local! {
+    /// What a deferred capture holds until `Op::Finalise` fills it.
+    static DEFERRED: Thunk = Thunk::apply(Value::Null, Value::Null);
+}
+
+fn deferred_placeholder() -> Value {
+    DEFERRED.with(|t| Value::Thunk(t.clone()))
+}
+
+fn is_deferred_placeholder(v: &Value) -> bool {
+    matches!(v, Value::Thunk(t) if DEFERRED.with(|d| d.ptr_eq(t)))
+}
+
 /// Runs evaluations. One per top-level request; cheap to create.
 pub struct Vm {
     state: Rc<EvalState>,
@@ -420,7 +433,7 @@ impl Vm {
             .map(|u| match *u {
                 UpvalueSource::Local(s) => self.stack[f.base + s as usize].clone(),
                 UpvalueSource::Upvalue(i) => f.upvalues[i as usize].clone(),
-                UpvalueSource::Deferred(_) => Value::Null,
+                UpvalueSource::Deferred(_) => deferred_placeholder(),
             })
             .collect()
     }
@@ -537,8 +550,13 @@ impl Vm {
                             let base = f.base;
                             t.finalise(|ups| {
                                 for (i, src) in lambda.upvalues.iter().enumerate() {
+                                    // Only placeholders are filled: a formal's
+                                    // slot may hold the caller's (already
+                                    // finalised) thunk instead of its default.
                                     if let UpvalueSource::Deferred(s) = src {
-                                        ups[i] = stack[base + *s as usize].clone();
+                                        if is_deferred_placeholder(&ups[i]) {
+                                            ups[i] = stack[base + *s as usize].clone();
+                                        }
                                     }
                                 }
                             });
