@@ -146,13 +146,23 @@ pub struct Chunk {
     pub formals: Vec<Rc<Formals>>,
 }
 
+impl Lambda {
+    /// Whether this is a thunk body rather than a function.
+    pub fn is_thunk(&self) -> bool {
+        self.chunk.formals.is_empty() && !self.takes_argument
+    }
+}
+
 /// A compiled function body or thunk body.
 pub struct Lambda {
+    /// Whether frames of it have an argument in slot 0 (functions).
+    pub takes_argument: bool,
     /// The code.
     pub chunk: Chunk,
     /// What to capture when a closure or thunk of it is made.
     pub upvalues: Vec<UpvalueSource>,
-    /// Name for traces (`f` in `f = x: ...`).
+    /// Name for traces: `f` in `f = x: ...`, or for a thunk the attribute
+    /// whose value it is.
     pub name: Option<String>,
     /// Source span of the whole lambda or thunk expression.
     pub span: Span,

@@ -313,7 +313,7 @@ impl Compiler<'_> {
                             Ok(())
                         })
                     }
-                    _ => self.compile_value(e, recursive),
+                    _ => self.compile_value_named(e, recursive, lambda_name),
                 }
             }
             Binding::Nested(nested) => {

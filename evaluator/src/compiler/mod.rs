@@ -81,6 +81,7 @@ pub fn compile(root: &ast::Expr, file: &Rc<SourceFile>, env: &CompileEnv) -> CRe
     c.emit(Op::Return, root.syntax());
     let ctx = c.ctxs.pop().expect("root context");
     Ok(Rc::new(Lambda {
+        takes_argument: false,
         chunk: ctx.chunk,
         upvalues: ctx.upvalues,
         name: None,
@@ -118,6 +119,7 @@ pub fn compile_scoped(
     c.emit(Op::Return, node);
     let ctx = c.ctxs.pop().expect("root context");
     Ok(Rc::new(Lambda {
+        takes_argument: true,
         chunk: ctx.chunk,
         upvalues: ctx.upvalues,
         name: Some("scopedImport".into()),
@@ -317,6 +319,7 @@ impl Compiler<'_> {
             .iter()
             .any(|u| matches!(u, UpvalueSource::Deferred(_)));
         let lambda = Rc::new(Lambda {
+            takes_argument: !thunk,
             chunk: ctx.chunk,
             upvalues: ctx.upvalues,
             name,
@@ -340,7 +343,13 @@ impl Compiler<'_> {
 
     /// Compiles an expression into a thunk.
     fn compile_thunk(&mut self, expr: &ast::Expr) -> CResult<bool> {
-        self.compile_lambda_ctx(expr.syntax(), true, None, None, |c| {
+        self.compile_thunk_named(expr, None)
+    }
+
+    /// Compiles an expression into a thunk whose trace names the attribute
+    /// it is the value of.
+    fn compile_thunk_named(&mut self, expr: &ast::Expr, name: Option<String>) -> CResult<bool> {
+        self.compile_lambda_ctx(expr.syntax(), true, name, None, |c| {
             c.compile_expr(expr)?;
             c.emit(Op::Force, expr.syntax());
             c.emit(Op::Return, expr.syntax());
@@ -354,11 +363,21 @@ impl Compiler<'_> {
     /// deferred capture sits in a thunk stored in the group's own slot.
     /// Returns whether a thunk with deferred upvalues was made.
     fn compile_value(&mut self, expr: &ast::Expr, recursive: bool) -> CResult<bool> {
+        self.compile_value_named(expr, recursive, None)
+    }
+
+    /// [`Compiler::compile_value`] for the value of a named attribute.
+    fn compile_value_named(
+        &mut self,
+        expr: &ast::Expr,
+        recursive: bool,
+        name: Option<String>,
+    ) -> CResult<bool> {
         if self.is_cheap(expr, recursive) {
             self.compile_expr(expr)?;
             Ok(false)
         } else {
-            self.compile_thunk(expr)
+            self.compile_thunk_named(expr, name)
         }
     }
 

@@ -27,6 +27,9 @@ use std::sync::atomic::Ordering;
 
 /// Frames beyond this many end the evaluation with a stack overflow error.
 const MAX_FRAMES: usize = 5_000_000;
+/// Trace entries kept per error (innermost first), like C++ Nix's elision
+/// of long traces.
+const TRACE_LIMIT: usize = 24;
 /// Instructions between checks of the interrupt flag.
 const INTERRUPT_INTERVAL: u32 = 4096;
 
@@ -119,9 +122,29 @@ impl Vm {
         }
     }
 
-    /// Pops frames until a generator that asked to catch this error.
+    /// Pops frames until a generator that asked to catch this error,
+    /// collecting the trace of what was being evaluated on the way.
     fn unwind(&mut self, mut err: Error) -> Result<(), Error> {
+        let mut traced = 0usize;
         while let Some(frame) = self.frames.pop() {
+            if let Frame::Bytecode(bf) = &frame {
+                if traced < TRACE_LIMIT {
+                    let l = &bf.lambda;
+                    let message = match (&l.name, l.takes_argument) {
+                        (Some(n), false) => Some(format!("while evaluating the attribute '{n}'")),
+                        (Some(n), true) => Some(format!("while calling '{n}'")),
+                        (None, true) => Some("while calling anonymous lambda".to_string()),
+                        (None, false) => None,
+                    };
+                    if let Some(message) = message {
+                        err.trace.push(crate::errors::TraceEntry {
+                            span: Some(l.span),
+                            message,
+                        });
+                        traced += 1;
+                    }
+                }
+            }
             match frame {
                 Frame::ThunkUpdate(t, orig) => t.restore_from(orig),
                 Frame::Generator(mut g) => {
@@ -456,9 +479,18 @@ impl Vm {
             let op = f.lambda.chunk.code[f.ip];
             f.ip += 1;
             macro_rules! fail {
-                ($kind:expr) => {
-                    return Err(Error::new($kind, Some(f.lambda.chunk.spans[f.ip - 1])))
-                };
+                ($kind:expr) => {{
+                    let kind = $kind;
+                    let span = Some(f.lambda.chunk.spans[f.ip - 1]);
+                    // Keep the failing frame for the trace; unwinding drops it.
+                    self.frames.push(Frame::Bytecode(BytecodeFrame {
+                        lambda: f.lambda.clone(),
+                        upvalues: f.upvalues.clone(),
+                        ip: f.ip,
+                        base: f.base,
+                    }));
+                    return Err(Error::new(kind, span));
+                }};
             }
             macro_rules! tri {
                 ($e:expr) => {
