@@ -220,22 +220,27 @@ fn lang_conformance() {
     }
     let _ = std::fs::remove_file(&link);
     let _ = std::fs::remove_dir(&pwd);
+    // Written to the real stderr, past libtest's capture, so that CI logs
+    // always show the counts.
+    use std::io::Write;
+    let mut summary = String::new();
     let (mut tp, mut tf) = (0, 0);
     for (cat, (p, f)) in &counts {
-        println!("{cat}: {p} passed, {f} failed");
+        summary.push_str(&format!("lang-tests {cat}: {p} passed, {f} failed\n"));
         tp += p;
         tf += f;
     }
-    println!(
-        "lang-tests total: {tp} passed, {tf} failed (known failures listed: {})",
+    summary.push_str(&format!(
+        "lang-tests total: {tp} passed, {tf} failed (known failures listed: {})\n",
         known.len()
-    );
+    ));
     if !fixed.is_empty() {
-        println!(
-            "now passing, remove from tests/lang-known-failures.txt:\n  {}",
+        summary.push_str(&format!(
+            "now passing, remove from tests/lang-known-failures.txt:\n  {}\n",
             fixed.join("\n  ")
-        );
+        ));
     }
+    let _ = std::io::stderr().lock().write_all(summary.as_bytes());
     if let Ok(path) = std::env::var("LANG_FAILURES_OUT") {
         let all: Vec<String> = unexpected.clone();
         let _ = std::fs::write(path, all.join("\n"));
