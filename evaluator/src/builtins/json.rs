@@ -9,11 +9,13 @@
 
 use super::{gen, sync};
 use crate::errors::{ErrorKind, EvalResult};
-use crate::value::{BuiltinDef, NixAttrs, NixString, StringBuilder, Value};
+use crate::value::{BuiltinDef, NixString, StringBuilder, Value};
 use crate::vm::{call, force, EvalState, GenCo, GenFuture};
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
+
+mod parse;
 
 /// The builtins of this module.
 pub(super) const BUILTINS: &[BuiltinDef] =
@@ -294,55 +296,7 @@ pub fn json_quote_bytes(b: &[u8]) -> EvalResult<String> {
 
 fn from_json(_: &Rc<EvalState>, args: Vec<Value>) -> EvalResult<Value> {
     let s = super::strings::expect_string_no_ctx(&args[0])?;
-    let doc: serde_json::Value =
-        serde_json::from_slice(s.as_bytes()).map_err(|e| ErrorKind::other(e.to_string()))?;
-    json_to_value(doc)
-}
-
-/// Nix can't hold NUL bytes in strings; C++ Nix's message shows them as ␀.
-fn json_string(s: String) -> EvalResult<NixString> {
-    if s.contains('\0') {
-        return Err(ErrorKind::other(format!(
-            "input string '{}' cannot be represented as Nix string because it contains null bytes",
-            s.replace('\0', "\u{2400}")
-        )));
-    }
-    Ok(NixString::from(s))
-}
-
-/// Converts a parsed document (also used for TOML converted to JSON shape).
-pub(crate) fn json_to_value(doc: serde_json::Value) -> EvalResult<Value> {
-    Ok(match doc {
-        serde_json::Value::Null => Value::Null,
-        serde_json::Value::Bool(b) => Value::Bool(b),
-        serde_json::Value::Number(n) => {
-            if let Some(i) = n.as_i64() {
-                Value::Int(i)
-            } else if let Some(u) = n.as_u64() {
-                return Err(ErrorKind::other(format!(
-                    "unsigned json number {u} outside of Nix integer range"
-                )));
-            } else {
-                Value::Float(n.as_f64().unwrap_or(f64::NAN))
-            }
-        }
-        serde_json::Value::String(s) => Value::String(json_string(s)?),
-        serde_json::Value::Array(items) => Value::list(
-            items
-                .into_iter()
-                .map(json_to_value)
-                .collect::<EvalResult<_>>()?,
-        ),
-        serde_json::Value::Object(map) => {
-            // serde_json's map is ordered by key bytes, duplicates last-wins,
-            // as in C++ Nix.
-            let mut entries = Vec::with_capacity(map.len());
-            for (k, v) in map {
-                entries.push((json_string(k)?, json_to_value(v)?));
-            }
-            Value::attrs(NixAttrs::from_sorted(entries))
-        }
-    })
+    parse::parse(s.as_bytes())
 }
 
 #[cfg(test)]
@@ -410,5 +364,21 @@ mod tests {
             .unwrap_err()
             .contains("cannot be represented as Nix string because it contains null bytes"));
         assert!(eval("builtins.fromJSON \"[1,\"").is_err());
+        assert_eq!(
+            eval(r#"builtins.fromJSON ''[-0, -0.0, 123456789012345678901234567890, "\ud83d\ude00"]''"#)
+                .unwrap(),
+            "[ 0 -0 1.23457e+29 \"😀\" ]"
+        );
+        // The reader keeps its own stack; dropping the result recurses, so
+        // give this thread room for that.
+        std::thread::Builder::new()
+            .stack_size(256 << 20)
+            .spawn(|| {
+                let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+                assert!(super::parse::parse(deep.as_bytes()).is_ok());
+            })
+            .unwrap()
+            .join()
+            .unwrap();
     }
 }
