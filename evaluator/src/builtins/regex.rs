@@ -43,21 +43,50 @@ pub struct InvalidRegex;
 /// Characters that a backslash may escape in POSIX extended syntax.
 const ESCAPABLE: &[u8] = b".[\\()*+?{|^$";
 
+/// A translated expression.
+pub struct Translation {
+    /// The pattern: POSIX group `n` is the named group `g<n>`; each loop
+    /// (`*`, `+`, `{n,}`) around groups is wrapped in a named group `l<k>`.
+    pub pattern: String,
+    /// Number of POSIX groups.
+    pub groups: usize,
+    /// The loops around groups, innermost first.
+    pub loops: Vec<Loop>,
+}
+
+/// A loop (`*`, `+`, `{n,}`) whose body contains groups. libstdc++ lets
+/// such a loop run its body once more (up to twice) where it would stop
+/// when the body can match the empty string there, which leaves the
+/// groups that take part in that empty match empty at the loop's end.
+pub struct Loop {
+    /// The name of the group spanning the whole loop.
+    pub name: String,
+    /// The body's pattern.
+    pub body: String,
+    /// The POSIX groups inside the body.
+    pub groups: std::ops::RangeInclusive<usize>,
+}
+
 /// Translates a POSIX extended regular expression into the syntax of the
 /// `regex` crates (to be compiled without Unicode, so that it matches bytes).
-pub fn translate(re: &[u8]) -> Result<String, InvalidRegex> {
+pub fn translate(re: &[u8]) -> Result<Translation, InvalidRegex> {
     let mut p = Translator {
         re,
         pos: 0,
         out: String::with_capacity(re.len() * 2),
         groups: 0,
+        loops: Vec::new(),
     };
     p.disjunction()?;
     if p.pos != re.len() {
         // An unmatched `)`, or a quantifier where an atom should be.
         return Err(InvalidRegex);
     }
-    Ok(p.out)
+    Ok(Translation {
+        pattern: p.out,
+        groups: p.groups,
+        loops: p.loops,
+    })
 }
 
 struct Translator<'a> {
@@ -65,6 +94,7 @@ struct Translator<'a> {
     pos: usize,
     out: String,
     groups: usize,
+    loops: Vec<Loop>,
 }
 
 fn push_byte(out: &mut String, b: u8) {
@@ -104,6 +134,7 @@ impl Translator<'_> {
                 }
                 Some(_) => {
                     let start = self.out.len();
+                    let groups_before = self.groups;
                     if !self.atom()? {
                         // A quantifier (or `{`) with nothing to repeat.
                         return Ok(());
@@ -114,7 +145,20 @@ impl Translator<'_> {
                             self.out.insert_str(start, "(?:");
                             self.out.push(')');
                         }
-                        self.out.push_str(&q);
+                        let is_loop = q == "*" || q == "+" || q.ends_with(",}");
+                        if is_loop && self.groups > groups_before {
+                            let name = format!("l{}", self.loops.len());
+                            self.loops.push(Loop {
+                                name: name.clone(),
+                                body: self.out[start..].to_string(),
+                                groups: groups_before + 1..=self.groups,
+                            });
+                            self.out.push_str(&q);
+                            self.out.insert_str(start, &format!("(?P<{name}>"));
+                            self.out.push(')');
+                        } else {
+                            self.out.push_str(&q);
+                        }
                         quantified = true;
                     }
                 }
@@ -144,7 +188,7 @@ impl Translator<'_> {
             b'(' => {
                 self.pos += 1;
                 self.groups += 1;
-                self.out.push('(');
+                let _ = write!(self.out, "(?P<g{}>", self.groups);
                 self.disjunction()?;
                 if self.peek() != Some(b')') {
                     return Err(InvalidRegex);
@@ -361,8 +405,29 @@ pub struct PosixRegex {
     /// Longest match end from an anchored start.
     longest: DFA,
     longest_cache: RefCell<DfaCache>,
-    /// Number of capture groups, without the whole match.
-    groups: usize,
+    /// The capture index of each POSIX group (1, 2, ...).
+    group_index: Vec<usize>,
+    /// Loops around groups, innermost first.
+    loops: Vec<CompiledLoop>,
+}
+
+struct CompiledLoop {
+    /// Capture index of the group spanning the loop.
+    index: usize,
+    /// The body alone.
+    body: Regex,
+    /// POSIX group number and its capture index in `body`.
+    groups: Vec<(usize, usize)>,
+}
+
+/// A match: its span and the span of each POSIX group that took part.
+pub struct PosixMatch {
+    /// Start of the whole match.
+    pub start: usize,
+    /// End of the whole match.
+    pub end: usize,
+    /// Group `i + 1`'s span.
+    pub groups: Vec<Option<std::ops::Range<usize>>>,
 }
 
 fn syntax_config() -> syntax::Config {
@@ -380,45 +445,98 @@ fn build(pattern: &str) -> Result<Regex, InvalidRegex> {
         .map_err(|_| InvalidRegex)
 }
 
+fn group_index(re: &Regex, name: &str) -> Result<usize, InvalidRegex> {
+    re.group_info()
+        .to_index(regex_automata::PatternID::ZERO, name)
+        .ok_or(InvalidRegex)
+}
+
 impl PosixRegex {
     /// Compiles a POSIX extended regular expression.
     pub fn new(re: &[u8]) -> Result<PosixRegex, InvalidRegex> {
         let t = translate(re)?;
-        let search = build(&t)?;
-        let whole = build(&format!(r"\A(?:{t})\z"))?;
-        let to_end = build(&format!(r"(?:{t})\z"))?;
+        let p = &t.pattern;
+        let search = build(p)?;
+        let whole = build(&format!(r"\A(?:{p})\z"))?;
+        let to_end = build(&format!(r"(?:{p})\z"))?;
         let longest = DFA::builder()
             .syntax(syntax_config())
             .configure(DFA::config().match_kind(MatchKind::All))
-            .build(&t)
+            .build(p)
             .map_err(|_| InvalidRegex)?;
         let longest_cache = RefCell::new(longest.create_cache());
-        let groups = search.captures_len().saturating_sub(1);
+        let indices = (1..=t.groups)
+            .map(|g| group_index(&search, &format!("g{g}")))
+            .collect::<Result<_, _>>()?;
+        let mut loops = Vec::with_capacity(t.loops.len());
+        for l in &t.loops {
+            let body = build(&format!("(?:{})", l.body))?;
+            let groups = l
+                .groups
+                .clone()
+                .map(|g| Ok((g, group_index(&body, &format!("g{g}"))?)))
+                .collect::<Result<_, InvalidRegex>>()?;
+            loops.push(CompiledLoop {
+                index: group_index(&search, &l.name)?,
+                body,
+                groups,
+            });
+        }
         Ok(PosixRegex {
             search,
             whole,
             to_end,
             longest,
             longest_cache,
+            group_index: indices,
+            loops,
+        })
+    }
+
+    /// The POSIX view of a match found by one of the regexes.
+    fn resolve(&self, hay: &[u8], caps: &Captures) -> Option<PosixMatch> {
+        let m = caps.get_match()?;
+        let mut groups: Vec<_> = self
+            .group_index
+            .iter()
+            .map(|&i| caps.get_group(i).map(|s| s.range()))
+            .collect();
+        for l in &self.loops {
+            let Some(span) = caps.get_group(l.index) else {
+                continue;
+            };
+            let end = span.end;
+            let mut body = l.body.create_captures();
+            l.body.search_captures(
+                &Input::new(hay).span(end..end).anchored(Anchored::Yes),
+                &mut body,
+            );
+            if !body.is_match() {
+                continue;
+            }
+            for &(g, i) in &l.groups {
+                if body.get_group(i).is_some() {
+                    groups[g - 1] = Some(end..end);
+                }
+            }
+        }
+        Some(PosixMatch {
+            start: m.start(),
+            end: m.end(),
             groups,
         })
     }
 
-    /// The number of parenthesised groups.
-    pub fn groups(&self) -> usize {
-        self.groups
-    }
-
-    /// `std::regex_match`: the captures if the whole haystack matches.
-    pub fn match_whole(&self, hay: &[u8]) -> Option<Captures> {
+    /// `std::regex_match`: the match if the whole haystack matches.
+    pub fn match_whole(&self, hay: &[u8]) -> Option<PosixMatch> {
         let mut caps = self.whole.create_captures();
         self.whole.search_captures(&Input::new(hay), &mut caps);
-        caps.is_match().then_some(caps)
+        self.resolve(hay, &caps)
     }
 
     /// The POSIX match starting the earliest at or after `from`: the
     /// longest one there, with its captures.
-    pub fn search_from(&self, hay: &[u8], from: usize) -> Option<Captures> {
+    pub fn search_from(&self, hay: &[u8], from: usize) -> Option<PosixMatch> {
         let mut caps = self.search.create_captures();
         self.search
             .search_captures(&Input::new(hay).range(from..), &mut caps);
@@ -432,19 +550,19 @@ impl PosixRegex {
             .ok()
             .flatten()
             .map(|h| h.offset());
-        match longest {
-            Some(end) if end > m.end() => {
-                let mut longer = self.to_end.create_captures();
-                self.to_end.search_captures(
-                    &Input::new(&hay[..end])
-                        .range(m.start()..)
-                        .anchored(Anchored::Yes),
-                    &mut longer,
-                );
-                Some(if longer.is_match() { longer } else { caps })
+        if let Some(end) = longest.filter(|&e| e > m.end()) {
+            let mut longer = self.to_end.create_captures();
+            self.to_end.search_captures(
+                &Input::new(&hay[..end])
+                    .range(m.start()..)
+                    .anchored(Anchored::Yes),
+                &mut longer,
+            );
+            if longer.is_match() {
+                return self.resolve(&hay[..end], &longer);
             }
-            _ => Some(caps),
         }
+        self.resolve(hay, &caps)
     }
 }
 
@@ -475,10 +593,11 @@ pub fn compile(re: &NixString) -> EvalResult<Rc<PosixRegex>> {
 }
 
 /// The groups of a match as Nix values: strings, or null if not taking part.
-fn group_values(hay: &[u8], caps: &Captures, groups: usize) -> Vec<Value> {
-    (1..=groups)
-        .map(|i| match caps.get_group(i) {
-            Some(span) => Value::String(NixString::plain(&hay[span.range()])),
+fn group_values(hay: &[u8], m: &PosixMatch) -> Vec<Value> {
+    m.groups
+        .iter()
+        .map(|g| match g {
+            Some(r) => Value::String(NixString::plain(&hay[r.clone()])),
             None => Value::Null,
         })
         .collect()
@@ -491,7 +610,7 @@ fn match_(_: &Rc<EvalState>, args: Vec<Value>) -> EvalResult<Value> {
     };
     let hay = s.as_bytes();
     Ok(match re.match_whole(hay) {
-        Some(caps) => Value::list(group_values(hay, &caps, re.groups())),
+        Some(m) => Value::list(group_values(hay, &m)),
         None => Value::Null,
     })
 }
@@ -506,16 +625,13 @@ fn split(_: &Rc<EvalState>, args: Vec<Value>) -> EvalResult<Value> {
     // Where the text before the next match begins, and where to search.
     let (mut prefix_start, mut from) = (0, 0);
     while from <= hay.len() {
-        let Some(caps) = re.search_from(hay, from) else {
+        let Some(m) = re.search_from(hay, from) else {
             break;
         };
-        let Some(m) = caps.get_match() else { break };
-        out.push(Value::String(NixString::plain(
-            &hay[prefix_start..m.start()],
-        )));
-        out.push(Value::list(group_values(hay, &caps, re.groups())));
-        prefix_start = m.end();
-        from = if m.is_empty() { m.end() + 1 } else { m.end() };
+        out.push(Value::String(NixString::plain(&hay[prefix_start..m.start])));
+        out.push(Value::list(group_values(hay, &m)));
+        prefix_start = m.end;
+        from = if m.start == m.end { m.end + 1 } else { m.end };
     }
     if out.is_empty() {
         return Ok(Value::list(vec![args[1].clone()]));
@@ -535,13 +651,16 @@ mod tests {
 
     #[test]
     fn translation() {
-        assert_eq!(translate(b"a.b").unwrap(), r"a.b");
-        assert_eq!(translate(br"[\.]").unwrap(), r"[\x5C\x2E]");
-        assert_eq!(translate(b"[]a]").unwrap(), r"[\x5Da]");
-        assert_eq!(translate(b"[a-]").unwrap(), r"[a\x2D]");
-        assert_eq!(translate(b"[-a]").unwrap(), r"[\x2Da]");
-        assert_eq!(translate(b"a**").unwrap(), r"(?:a*)*");
-        assert_eq!(translate(b"[[:alpha:]]").unwrap(), r"[[:alpha:]]");
+        let t = |re: &[u8]| translate(re).unwrap().pattern;
+        assert_eq!(t(b"a.b"), r"a.b");
+        assert_eq!(t(br"[\.]"), r"[\x5C\x2E]");
+        assert_eq!(t(b"[]a]"), r"[\x5Da]");
+        assert_eq!(t(b"[a-]"), r"[a\x2D]");
+        assert_eq!(t(b"[-a]"), r"[\x2Da]");
+        assert_eq!(t(b"a**"), r"(?:a*)*");
+        assert_eq!(t(b"[[:alpha:]]"), r"[[:alpha:]]");
+        assert_eq!(t(b"(a)(b)?"), r"(?P<g1>a)(?P<g2>b)?");
+        assert_eq!(t(b"(a)*"), r"(?P<l0>(?P<g1>a)*)");
         for bad in [
             &br"\d"[..],
             b"a{",
@@ -573,6 +692,12 @@ mod tests {
         assert_eq!(ok(r#"builtins.match "()" """#), r#"[ "" ]"#);
         assert_eq!(ok(r#"builtins.match "(a)|b" "b""#), "[ null ]");
         assert_eq!(ok(r#"builtins.match "a.b" "a\nb""#), "[ ]");
+        // libstdc++ runs a loop body that can match empty once more at the end.
+        assert_eq!(ok(r#"builtins.match "(a*)*" "aa""#), r#"[ "" ]"#);
+        assert_eq!(ok(r#"builtins.match "(x?)*y" "xxy""#), r#"[ "" ]"#);
+        assert_eq!(ok(r#"builtins.match "(a|)+" "aa""#), r#"[ "" ]"#);
+        assert_eq!(ok(r#"builtins.match "((a)|b*)*" "ab""#), r#"[ "" "a" ]"#);
+        assert_eq!(ok(r#"builtins.match "(a)*" "aa""#), r#"[ "a" ]"#);
         assert!(eval(r#"builtins.match "\\d" "d""#)
             .unwrap_err()
             .contains("invalid regular expression '\\d'"));
@@ -602,5 +727,9 @@ mod tests {
             r#"[ "x" [ "ab" ] "x" ]"#
         );
         assert_eq!(ok(r#"builtins.split "," "abc""#), r#"[ "abc" ]"#);
+        assert_eq!(
+            ok(r#"builtins.split "(a*)+" "aab""#),
+            r#"[ "" [ "" ] "" [ "" ] "b" [ "" ] "" ]"#
+        );
     }
 }
