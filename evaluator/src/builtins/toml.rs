@@ -32,15 +32,43 @@ fn from_toml(state: &Rc<EvalState>, args: Vec<Value>) -> EvalResult<Value> {
         .iter()
         .any(|f| f == "parse-toml-timestamps");
     let text = String::from_utf8_lossy(s.as_bytes());
-    let table: toml::Table = text
-        .parse()
-        .map_err(|e: toml::de::Error| ErrorKind::other(format!("while parsing TOML: {e}")))?;
+    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+        ErrorKind::other(format!("while parsing TOML: {}", parse_error(&text, &e)))
+    })?;
     convert_table(table, timestamps).map_err(|f| {
         ErrorKind::other(match f {
             Failure::Nix(m) => format!("while parsing TOML: error: {m}"),
             Failure::Plain(m) => format!("while parsing TOML: {m}"),
         })
     })
+}
+
+/// The message for a syntax error. Integers out of range get toml11's
+/// message (C++ Nix's parser), others the `toml` crate's.
+fn parse_error(text: &str, e: &toml::de::Error) -> String {
+    let Some(span) = e.span() else {
+        return e.to_string();
+    };
+    let token = text.get(span.clone()).unwrap_or("");
+    let digits: String = token.chars().filter(|c| *c != '_').collect();
+    let unsigned = digits.strip_prefix(['+', '-']).unwrap_or(&digits);
+    let is_decimal = !unsigned.is_empty() && unsigned.bytes().all(|b| b.is_ascii_digit());
+    if !is_decimal || digits.parse::<i64>().is_ok() {
+        return e.to_string();
+    }
+    let before = &text[..span.start];
+    let line_no = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let line_end = text[span.start..]
+        .find('\n')
+        .map_or(text.len(), |i| span.start + i);
+    let pad = " ".repeat(line_no.to_string().len());
+    let caret = " ".repeat(span.end - line_start);
+    format!(
+        "[error] toml::parse_dec_integer: too large integer: current max digits = 2^63\n \
+         --> fromTOML\n {pad} |\n {line_no} | {}\n {pad} | {caret}^-- must be < 2^63\n",
+        &text[line_start..line_end]
+    )
 }
 
 fn string(s: String) -> Result<NixString, Failure> {
@@ -150,6 +178,10 @@ mod tests {
         assert!(eval("builtins.fromTOML \"d = 1979-05-27\"")
             .unwrap_err()
             .contains("while parsing TOML: Dates and times are not supported"));
+        assert_eq!(
+            eval("builtins.fromTOML \"attr = -9223372036854775809\"").unwrap_err().lines().nth(1),
+            Some("       error: while parsing TOML: [error] toml::parse_dec_integer: too large integer: current max digits = 2^63")
+        );
         assert!(eval("builtins.fromTOML \"x = \"")
             .unwrap_err()
             .contains("while parsing TOML"));
