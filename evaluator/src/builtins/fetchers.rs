@@ -257,6 +257,15 @@ fn fetch_tree(co: GenCo, state: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
                 )));
             }
         }
+        let local = url.starts_with('/')
+            || ["path:", "file:", "git+file:", "hg+file:", "tarball+file:"]
+                .iter()
+                .any(|p| url.starts_with(p));
+        if local {
+            return Err(ErrorKind::Unsupported(format!(
+                "builtins.fetchTree: fetching local inputs is not supported (url '{url}')"
+            )));
+        }
         Err(unsupported("fetchTree", "url", &url))
     })
 }
