@@ -213,15 +213,14 @@ fn not_found() -> io::Error {
 }
 
 /// The error for reading inside an output that has not been built.
-fn ifd_error(path: &Path, drv: &str, output: &str, err: io::Error) -> io::Error {
+/// (The caller's message names the path.)
+fn ifd_error(drv: &str, output: &str, err: io::Error) -> io::Error {
     if err.kind() != io::ErrorKind::NotFound {
         return err;
     }
     io::Error::other(format!(
-        "cannot read '{}', which is inside output '{output}' of derivation '{drv}': \
-         the derivation would have to be built during evaluation \
-         (import from derivation is not supported)",
-        path.display()
+        "it is inside output '{output}' of derivation '{drv}', which would have \
+         to be built first (import from derivation is not supported)"
     ))
 }
 
@@ -235,7 +234,7 @@ impl EvalIO for StoreView {
             Route::Output { drv, output } => self
                 .inner
                 .read_file(path)
-                .map_err(|e| ifd_error(path, &drv, &output, e)),
+                .map_err(|e| ifd_error(&drv, &output, e)),
         }
     }
 
@@ -254,7 +253,7 @@ impl EvalIO for StoreView {
             Route::Output { drv, output } => self
                 .inner
                 .read_dir(path)
-                .map_err(|e| ifd_error(path, &drv, &output, e)),
+                .map_err(|e| ifd_error(&drv, &output, e)),
         }
     }
 
@@ -267,7 +266,7 @@ impl EvalIO for StoreView {
             Route::Output { drv, output } => self
                 .inner
                 .file_type(path)
-                .map_err(|e| ifd_error(path, &drv, &output, e)),
+                .map_err(|e| ifd_error(&drv, &output, e)),
         }
     }
 
@@ -289,7 +288,7 @@ impl EvalIO for StoreView {
             Route::Output { drv, output } => self
                 .inner
                 .read_link(path)
-                .map_err(|e| ifd_error(path, &drv, &output, e)),
+                .map_err(|e| ifd_error(&drv, &output, e)),
         }
     }
 
@@ -302,7 +301,7 @@ impl EvalIO for StoreView {
             Route::Output { drv, output } => self
                 .inner
                 .is_executable(path)
-                .map_err(|e| ifd_error(path, &drv, &output, e)),
+                .map_err(|e| ifd_error(&drv, &output, e)),
         }
     }
 }
@@ -517,5 +516,107 @@ impl EvalState {
             seen.insert(p);
         }
         Ok(seen)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::eval::eval_strict_to_string as eval;
+    use std::path::PathBuf;
+
+    /// A small tree: files, an executable, a symlink, directories.
+    fn tree(tag: &str) -> PathBuf {
+        let root = std::env::temp_dir().join(format!("attrfs-store-{tag}-{}", std::process::id()));
+        let src = root.join("src");
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(src.join("sub")).unwrap();
+        std::fs::create_dir_all(src.join("skip")).unwrap();
+        std::fs::write(src.join("a.txt"), "a\n").unwrap();
+        std::fs::write(src.join("sub/b.nix"), "\"b\"\n").unwrap();
+        std::fs::write(src.join("sub/c.txt"), "x\n").unwrap();
+        std::fs::write(src.join("skip/x"), "s\n").unwrap();
+        std::fs::write(src.join("run.sh"), "#!/bin/sh\n").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(src.join("run.sh"), std::fs::Permissions::from_mode(0o755))
+            .unwrap();
+        std::os::unix::fs::symlink("a.txt", src.join("link")).unwrap();
+        src
+    }
+
+    /// Store paths as C++ Nix 2.8 computes them for this tree.
+    #[test]
+    fn source_paths_match_cpp_nix() {
+        let src = tree("paths");
+        let s = src.display();
+        let expr = format!(
+            r#"let f = p: t: baseNameOf p != "skip" && baseNameOf p != "c.txt"; in [
+              "${{{s}}}"
+              (builtins.path {{ path = {s}; name = "other"; filter = f; }})
+              (builtins.path {{ path = {s}/a.txt; recursive = false; }})
+              "${{{s}/run.sh}}"
+              (builtins.filterSource f {s})
+            ]"#
+        );
+        assert_eq!(
+            eval(&expr).unwrap(),
+            "[ \"/nix/store/kyj3c5y9as5k6kzcfsjjd7v1x52r17br-src\" \
+             \"/nix/store/x7a51hgp8d7j2mi3qhh95rasf93a880s-other\" \
+             \"/nix/store/4n850xfg5fma3bgggih1j19ayi5l7kp2-a.txt\" \
+             \"/nix/store/78sw4kgnlwlwp82n9crq3226z2pb1g91-run.sh\" \
+             \"/nix/store/f18z1y5f5zkd50ny5g47zf98drh4hj9r-src\" ]"
+        );
+        let _ = std::fs::remove_dir_all(src.parent().unwrap());
+    }
+
+    /// Store paths the evaluation created can be read back; filtered
+    /// entries stay hidden.
+    #[test]
+    fn virtual_store_reads() {
+        let src = tree("reads");
+        let s = src.display();
+        let expr = format!(
+            r#"let
+              p = builtins.path {{ path = {s}; filter = p: t: baseNameOf p != "sub"; }};
+              t = builtins.toFile "t" "hello";
+            in [
+              (builtins.readFile "${{{s}}}/sub/b.nix")
+              (import "${{{s}}}/sub/b.nix")
+              (builtins.attrNames (builtins.readDir p))
+              (builtins.pathExists "${{p}}/sub")
+              (builtins.readFile t)
+            ]"#
+        );
+        assert_eq!(
+            eval(&expr).unwrap(),
+            "[ \"\\\"b\\\"\\n\" \"b\" [ \"a.txt\" \"link\" \"run.sh\" \"skip\" ] false \"hello\" ]"
+        );
+        let _ = std::fs::remove_dir_all(src.parent().unwrap());
+    }
+
+    #[test]
+    fn import_from_derivation_is_a_clear_error() {
+        let e = eval(
+            r#"let d = derivation { name = "x"; system = "x86_64-linux"; builder = "/bin/sh"; };
+               in import "${d}/default.nix""#,
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("inside output 'out' of derivation '/nix/store/97qlv6h78lxlm9zc8849ahsbcklhsi2y-x.drv'")
+                && e.contains("import from derivation is not supported"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn fetchurl_corepkg() {
+        // What C++ Nix 2.8 gives for this `<nix/fetchurl.nix>` call.
+        assert_eq!(
+            eval(
+                r#"(import <nix/fetchurl.nix> { url = "http://example.org/foo.tar.gz";
+                   sha256 = "0000000000000000000000000000000000000000000000000000"; }).drvPath"#
+            )
+            .unwrap(),
+            "\"/nix/store/7kx8nzn72bghash8pywmkhx93d73km63-foo.tar.gz.drv\""
+        );
     }
 }
