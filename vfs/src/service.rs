@@ -1078,7 +1078,13 @@ mod tests {
             attr("boom", FakeValue::Panic),
             attr("ok", string("ok")),
         ]);
-        let (service, stats) = start(tree, quick());
+        // Printing the panic (with a backtrace under RUST_BACKTRACE) can
+        // take a while on a loaded machine: not a timeout test.
+        let config = ServiceConfig {
+            eval_timeout: Duration::from_secs(30),
+            ..quick()
+        };
+        let (service, stats) = start(tree, config);
         assert!(matches!(
             service.stat(&path(&["boom"])),
             Err(NodeError::EvalFailed(_))
