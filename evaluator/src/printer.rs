@@ -171,10 +171,14 @@ impl Printer<'_> {
                     self.out.push_str("[ ]");
                     return;
                 }
+                // C++ Nix keys lists by their element storage, which small
+                // lists keep inline in each value cell: reached through a
+                // thunk, the thunk is that cell; otherwise the list is shared.
+                let shared = Rc::as_ptr(l) as *const u8 as usize;
                 let key = if l.len() <= 2 {
-                    cell.unwrap_or(usize::MAX - self.seen.len())
+                    cell.unwrap_or(shared)
                 } else {
-                    Rc::as_ptr(l) as *const u8 as usize
+                    shared
                 };
                 if !self.seen.insert(key) {
                     self.out.push_str("«repeated»");

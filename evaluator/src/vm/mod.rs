@@ -808,6 +808,13 @@ impl Vm {
                         Value::String(s) => s,
                         other => fail!(type_error("string", &other)),
                     };
+                    if let Some(c) = key.context().and_then(|c| c.iter().next()) {
+                        fail!(ErrorKind::other(format!(
+                            "the string '{}' is not allowed to refer to a store path (such as '{}')",
+                            key,
+                            c.encode()
+                        )));
+                    }
                     if let Some(Value::Attrs(a)) = self.stack.last_mut() {
                         let a = Rc::make_mut(a);
                         if !a.insert_new_at(key.without_context(), value, pos) {
