@@ -7,7 +7,7 @@
 
 use super::{expect_int, expect_list, gen, lazy, sync};
 use crate::errors::{ErrorKind, EvalResult};
-use crate::value::{BuiltinApp, BuiltinDef, NixAttrs, NixString, Thunk, Value};
+use crate::value::{BuiltinApp, BuiltinDef, NixAttrs, NixString, Thunk, ThunkRepr, Value};
 use crate::vm::{call, call2, force, nix_eq, nix_less, type_error, EvalState, GenCo, GenFuture};
 use rustc_hash::FxHashSet;
 use std::collections::VecDeque;
@@ -61,6 +61,43 @@ pub(super) fn defer(def: &'static BuiltinDef, mut args: Vec<Value>) -> Value {
     let last = args.pop().unwrap_or(Value::Null);
     let partial = Value::Builtin(Rc::new(BuiltinApp { def, args }));
     Value::Thunk(Thunk::apply(partial, last))
+}
+
+/// `a < b` for numbers and strings, which need neither forcing nor a
+/// generator; `None` for anything else (paths, lists, type errors), which
+/// [`nix_less`] handles.
+fn scalar_less(a: &Value, b: &Value) -> Option<bool> {
+    Some(match (a, b) {
+        (Value::Int(x), Value::Int(y)) => x < y,
+        (Value::Float(x), Value::Float(y)) => x < y,
+        (Value::Int(x), Value::Float(y)) => (*x as f64) < *y,
+        (Value::Float(x), Value::Int(y)) => *x < (*y as f64),
+        (Value::String(x), Value::String(y)) => x.as_bytes() < y.as_bytes(),
+        _ => return None,
+    })
+}
+
+/// `a == b` for null, Booleans, numbers and strings; `None` for anything
+/// else, which [`nix_eq`] handles.
+fn scalar_eq(a: &Value, b: &Value) -> Option<bool> {
+    let scalar = |v: &Value| {
+        matches!(
+            v,
+            Value::Null | Value::Bool(_) | Value::Int(_) | Value::Float(_) | Value::String(_)
+        )
+    };
+    if !scalar(a) || !scalar(b) {
+        return None;
+    }
+    Some(match (a, b) {
+        (Value::Null, Value::Null) => true,
+        (Value::Bool(x), Value::Bool(y)) => x == y,
+        (Value::Int(x), Value::Int(y)) => x == y,
+        (Value::Float(x), Value::Float(y)) => x == y,
+        (Value::Int(x), Value::Float(y)) | (Value::Float(y), Value::Int(x)) => *x as f64 == *y,
+        (Value::String(x), Value::String(y)) => x.as_bytes() == y.as_bytes(),
+        _ => false,
+    })
 }
 
 /// Forces the result of a predicate to a Boolean.
@@ -183,8 +220,25 @@ fn concat_map(co: GenCo, _: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
 fn elem(co: GenCo, _: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
     Box::pin(async move {
         let list = expect_list(&args[1])?;
+        if list.is_empty() {
+            return Ok(Value::Bool(false));
+        }
+        // The first comparison forces the needle anyway.
+        let needle = force(&co, args[0].clone()).await;
         for x in list.iter() {
-            if nix_eq(&co, args[0].clone(), x.clone()).await? {
+            // Compare in place, without cloning an evaluated thunk's value.
+            let fast = match x {
+                Value::Thunk(t) => match &*t.repr() {
+                    ThunkRepr::Evaluated(v) => scalar_eq(&needle, v),
+                    _ => None,
+                },
+                v => scalar_eq(&needle, v),
+            };
+            let found = match fast {
+                Some(r) => r,
+                None => nix_eq(&co, needle.clone(), x.clone()).await?,
+            };
+            if found {
                 return Ok(Value::Bool(true));
             }
         }
@@ -348,6 +402,9 @@ const INSERTION_SORT_MAX: usize = 16;
 impl Sorter<'_> {
     async fn less(&self, a: &Value, b: &Value) -> EvalResult<bool> {
         if self.less_than {
+            if let Some(r) = scalar_less(a, b) {
+                return Ok(r);
+            }
             return nix_less(self.co, a.clone(), b.clone()).await;
         }
         expect_bool(call2(self.co, self.cmp.clone(), a.clone(), b.clone()).await)
@@ -575,9 +632,18 @@ impl DoneKeys {
         let (mut lo, mut hi) = (0, sorted.len());
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            if nix_less(co, key.clone(), sorted[mid].clone()).await? {
+            let less = |a: &Value, b: &Value| {
+                let (a, b) = (a.clone(), b.clone());
+                async move {
+                    match scalar_less(&a, &b) {
+                        Some(r) => Ok(r),
+                        None => nix_less(co, a, b).await,
+                    }
+                }
+            };
+            if less(&key, &sorted[mid]).await? {
                 hi = mid;
-            } else if nix_less(co, sorted[mid].clone(), key.clone()).await? {
+            } else if less(&sorted[mid], &key).await? {
                 lo = mid + 1;
             } else {
                 return Ok(false);
