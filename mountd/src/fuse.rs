@@ -43,9 +43,9 @@ use std::time::{Duration, SystemTime};
 use attrfs_vfs::{names, AttrPath, EvalService, InodeTable, Node, NodeError, NodeKind};
 use fuser::{
     AccessFlags, BsdFileFlags, CopyFileRangeFlags, Errno, FileAttr, FileHandle, FileType,
-    Filesystem, FopenFlags, Generation, INodeNo, LockOwner, OpenAccMode, OpenFlags, RenameFlags,
-    ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen,
-    ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
+    Filesystem, FopenFlags, Generation, INodeNo, InitFlags, KernelConfig, LockOwner, OpenAccMode,
+    OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty,
+    ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 use tracing::{debug, warn};
 
@@ -180,6 +180,22 @@ impl AttrFs {
 }
 
 impl Filesystem for AttrFs {
+    fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
+        // PARALLEL_DIROPS: without it the kernel serialises lookups within a
+        // directory, so one lookup waiting for a slow evaluation would hold
+        // up lookups of its siblings that the cache could answer at once.
+        // CACHE_SYMLINKS: link targets never change. Both are optional.
+        for capability in [
+            InitFlags::FUSE_PARALLEL_DIROPS,
+            InitFlags::FUSE_CACHE_SYMLINKS,
+        ] {
+            if config.add_capabilities(capability).is_err() {
+                debug!("the kernel does not offer {capability:?}");
+            }
+        }
+        Ok(())
+    }
+
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         let name = name.as_bytes();
         match name {

@@ -644,3 +644,25 @@ fn the_fusermount3_path_also_mounts_fuse_attrfs_and_unmounts() {
     );
     assert!(!is_mounted(&mount.mountpoint), "{}", mount.log_text());
 }
+
+#[test]
+fn lookups_do_not_wait_for_a_slow_sibling() {
+    if !fuse_available() {
+        return;
+    }
+    let mount = Mount::start(&["--eval-timeout", "6"]);
+    let mut hang = Command::new("cat")
+        .arg(mount.path("hang"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    sleep(Duration::from_millis(300));
+    // `hang`'s lookup is waiting for the evaluator; a lookup of a sibling
+    // the cache can answer (here: a name that encodes nothing) must not be
+    // serialised behind it by the kernel.
+    let (out, took) = timed(|| mount.sh("stat .hidden"));
+    assert!(stderr(&out).contains("No such file"), "{}", stderr(&out));
+    assert!(took < Duration::from_secs(3), "{took:?}");
+    let _ = hang.wait();
+}
