@@ -7,6 +7,8 @@
 //! everything downstream (the evaluation service, the FUSE adapter, the
 //! root check before mounting) only sees the [`BackendFactory`].
 
+use attrfs_eval::{AutoArg, Source};
+use attrfs_vfs::eval_backend::{self, RootSpec};
 use attrfs_vfs::{fake, BackendFactory};
 
 use crate::MountArgs;
@@ -24,5 +26,28 @@ pub fn make_backend(args: &MountArgs) -> Result<BackendFactory, String> {
         }
         return Ok(fake::factory(fake::sample_tree()));
     }
-    Err("the evaluator is not wired in yet".to_owned())
+    let source = match (&args.expr, args.file()) {
+        (Some(_), Some(_)) => return Err("give either a FILE or -E EXPR, not both".to_owned()),
+        (Some(e), None) => Source::Expr(e.clone()),
+        (None, Some(f)) => Source::File(f.clone()),
+        (None, None) => Source::File("default.nix".into()),
+    };
+    let mut auto: Vec<(String, AutoArg)> = args
+        .args()
+        .into_iter()
+        .map(|(n, e)| (n, AutoArg::Expr(e)))
+        .collect();
+    auto.extend(
+        args.argstrs()
+            .into_iter()
+            .map(|(n, s)| (n, AutoArg::Str(s))),
+    );
+    Ok(eval_backend::factory(RootSpec {
+        source,
+        args: auto,
+        attr: args.attr.clone(),
+        include: args.include.clone(),
+        deep_derivations: args.deep_derivations,
+        value_cache: args.cache_size,
+    }))
 }

@@ -186,8 +186,19 @@ impl EvalBackend {
             (Value::List(x), Value::List(y)) => Rc::ptr_eq(x, y) && !x.is_empty(),
             _ => false,
         };
+        // A derivation's outputs (`out`, ...) are the derivation itself, so
+        // the store-path rule must come before the ancestor rule.
+        if !self.deep_derivations
+            && self.is_derivation(v)
+            && ancestors.iter().any(|a| self.is_derivation(a))
+        {
+            if let Some(out) = self.string_attr(v, "outPath") {
+                return Shape::Link(out.into_bytes(), "derivation");
+            }
+        }
         if let Some(pos) = ancestors.iter().position(|a| same(a, v)) {
-            let up = depth - pos;
+            // The link lives in the directory at depth `depth - 1`.
+            let up = depth - 1 - pos;
             let target = if up == 0 {
                 ".".to_string()
             } else {
@@ -199,14 +210,6 @@ impl EvalBackend {
                 "set"
             };
             return Shape::Link(target.into_bytes(), ty);
-        }
-        if !self.deep_derivations
-            && self.is_derivation(v)
-            && ancestors.iter().any(|a| self.is_derivation(a))
-        {
-            if let Some(out) = self.string_attr(v, "outPath") {
-                return Shape::Link(out.into_bytes(), "derivation");
-            }
         }
         Shape::Value(v.clone())
     }
