@@ -794,6 +794,18 @@ mod tests {
             .join(" ");
         assert_eq!(sorted, format!("[ {expect} ]"));
         assert!(err("builtins.sort (_: _: 1) [ 1 2 ]").contains("expected a Boolean"));
+        // A comparator that is no strict weak order still yields a permutation.
+        let shuffled = ok(
+            "let l = builtins.genList (x: x * 7 - (x * 7 / 40) * 40) 40; in \
+             builtins.sort (a: b: a != b) l",
+        );
+        let mut got: Vec<i64> = shuffled
+            .trim_matches(|c| c == '[' || c == ']' || c == ' ')
+            .split(' ')
+            .map(|n| n.parse().unwrap())
+            .collect();
+        got.sort_unstable();
+        assert_eq!(got, (0..40).collect::<Vec<i64>>());
     }
 
     #[test]
