@@ -34,6 +34,10 @@ enum Command {
     Eval(EvalArgs),
     /// Unmount an attrfs mount.
     Umount(UmountArgs),
+    /// Internal: started by `attrfs mount`, waits for it to exit and
+    /// unmounts if it died without doing so.
+    #[command(name = "__reap-mount", hide = true)]
+    ReapMount(ReapArgs),
 }
 
 /// Arguments of `attrfs mount`.
@@ -163,6 +167,15 @@ struct UmountArgs {
     mountpoint: PathBuf,
 }
 
+/// Arguments of the hidden `__reap-mount` helper.
+#[derive(Args, Debug, Clone)]
+struct ReapArgs {
+    /// The mountpoint to watch.
+    mountpoint: PathBuf,
+    /// The `major:minor` device of the mount, as in /proc/self/mountinfo.
+    dev: String,
+}
+
 /// Regroups the flattened values of a two-valued repeatable option.
 fn pairs(flat: &[String]) -> Vec<(String, String)> {
     flat.chunks_exact(2)
@@ -195,6 +208,7 @@ fn main() -> ExitCode {
             ExitCode::from(u8::try_from(code).unwrap_or(1))
         }
         Command::Umount(args) => mount::umount_command(&args.mountpoint),
+        Command::ReapMount(args) => mount::reap_command(&args.mountpoint, &args.dev),
     }
 }
 

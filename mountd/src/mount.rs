@@ -140,6 +140,9 @@ pub fn run(args: &MountArgs) -> ExitCode {
     *phase_guard = Phase::Mounted;
     drop(phase_guard);
     info!("mounted on {}", mountpoint.display());
+    // Held until this function returns; its end of the pipe closing (on any
+    // exit, even an abort) is the reaper's cue.
+    let _reaper = spawn_reaper(&mountpoint);
 
     let session_events = events_tx;
     let spawned = thread::Builder::new()
@@ -627,6 +630,91 @@ fn signal_name(signal: libc::c_int) -> &'static str {
         libc::SIGTERM => "SIGTERM",
         libc::SIGHUP => "SIGHUP",
         _ => "a signal",
+    }
+}
+
+/// The `major:minor` device of the topmost mount at `path` (canonical), per
+/// `/proc/self/mountinfo`.
+fn mount_device(path: &Path) -> Option<String> {
+    let mountinfo = fs::read(Path::new("/proc/self/mountinfo")).ok()?;
+    mountinfo
+        .split(|&b| b == b'\n')
+        .filter(|line| {
+            line.split(|&b| b == b' ')
+                .nth(4)
+                .is_some_and(|field| unescape_mountinfo(field) == path.as_os_str().as_bytes())
+        })
+        .filter_map(|line| line.split(|&b| b == b' ').nth(2))
+        .map(|dev| String::from_utf8_lossy(dev).into_owned())
+        .last()
+}
+
+/// Starts `attrfs __reap-mount`, which unmounts if this process dies
+/// without unmounting (a crash, SIGKILL, an abort): otherwise the mount
+/// would stay behind as "transport endpoint is not connected". The same
+/// job as fusermount3's `auto_unmount`, without requiring `allow_other`.
+fn spawn_reaper(mountpoint: &Path) -> Option<std::process::ChildStdin> {
+    let dev = mount_device(mountpoint)?;
+    let exe = std::env::current_exe().ok()?;
+    let spawned = Command::new(exe)
+        .arg("__reap-mount")
+        .arg(mountpoint)
+        .arg(dev)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        // Never keep the mount busy.
+        .current_dir("/")
+        .spawn();
+    match spawned {
+        Ok(mut child) => child.stdin.take(),
+        Err(e) => {
+            warn!("cannot start the unmount-on-crash helper: {e}");
+            None
+        }
+    }
+}
+
+/// `attrfs __reap-mount MOUNTPOINT DEV`: waits for EOF on stdin (the mount
+/// daemon exited), then detaches the mount if it is still the same one.
+pub fn reap_command(mountpoint: &Path, dev: &str) -> ExitCode {
+    // Ctrl-C and a closing terminal reach the whole process group; the
+    // daemon handles those itself, and this helper must outlive it.
+    // SAFETY: setting signal dispositions to SIG_IGN has no preconditions.
+    unsafe {
+        libc::signal(libc::SIGINT, libc::SIG_IGN);
+        libc::signal(libc::SIGHUP, libc::SIG_IGN);
+    }
+    let mut buf = [0u8; 64];
+    let mut stdin = io::stdin();
+    loop {
+        match io::Read::read(&mut stdin, &mut buf) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+    if mount_device(mountpoint).as_deref() != Some(dev) {
+        // Unmounted cleanly, or something else is mounted there now.
+        return ExitCode::SUCCESS;
+    }
+    eprintln!(
+        "attrfs: the daemon for {} exited without unmounting; detaching the mount",
+        mountpoint.display()
+    );
+    let detached = cstring(mountpoint).is_ok_and(|target| {
+        // SAFETY: `target` is a valid NUL-terminated path.
+        unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) == 0 }
+    }) || Command::new("fusermount3")
+        .args(["-u", "-z", "--"])
+        .arg(mountpoint)
+        .status()
+        .is_ok_and(|s| s.success());
+    if detached {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("attrfs: could not unmount {}", mountpoint.display());
+        ExitCode::FAILURE
     }
 }
 

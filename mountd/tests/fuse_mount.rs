@@ -666,3 +666,23 @@ fn lookups_do_not_wait_for_a_slow_sibling() {
     assert!(took < Duration::from_secs(3), "{took:?}");
     let _ = hang.wait();
 }
+
+#[test]
+fn a_daemon_that_dies_does_not_leave_a_stale_mount() {
+    if !fuse_available() {
+        return;
+    }
+    let mut mount = Mount::start(&[]);
+    assert_eq!(stdout(&mount.sh("cat hello")), "Hello, world!\n");
+    // SIGKILL: no chance to unmount; the helper started at mount time must.
+    mount.signal(libc::SIGKILL);
+    assert_eq!(mount.wait_exit(Duration::from_secs(10)), Some(false));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while is_mounted(&mount.mountpoint) {
+        assert!(
+            Instant::now() < deadline,
+            "still mounted after the daemon died"
+        );
+        sleep(Duration::from_millis(50));
+    }
+}

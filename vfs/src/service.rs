@@ -67,6 +67,12 @@ pub struct ServiceConfig {
     /// How many stuck evaluation threads may be abandoned before the
     /// service gives up and answers every request with `Unavailable`.
     pub max_abandoned: usize,
+    /// Stack size of the evaluation thread. A spawned thread gets 2 MiB by
+    /// default, a quarter of what the main thread of `attrfs eval` has; a
+    /// stack overflow aborts the whole daemon (it cannot be caught), so the
+    /// evaluation thread gets a generous reservation (only the pages it
+    /// touches cost memory).
+    pub stack_size: usize,
 }
 
 impl Default for ServiceConfig {
@@ -76,6 +82,7 @@ impl Default for ServiceConfig {
             cache_size: NonZeroUsize::new(4096).unwrap_or(NonZeroUsize::MIN),
             stuck_grace: Duration::from_secs(5),
             max_abandoned: 4,
+            stack_size: 256 << 20,
         }
     }
 }
@@ -572,6 +579,7 @@ fn spawn_eval_thread(
 ) -> std::io::Result<()> {
     thread::Builder::new()
         .name(format!("attrfs-eval-{generation}"))
+        .stack_size(shared.config.stack_size)
         .spawn(move || eval_thread(&shared, generation, interrupt, ready))
         .map(drop)
 }
