@@ -637,8 +637,9 @@ fn signal_name(signal: libc::c_int) -> &'static str {
 /// `/proc/self/mountinfo`.
 fn mount_device(path: &Path) -> Option<String> {
     let mountinfo = fs::read(Path::new("/proc/self/mountinfo")).ok()?;
+    // From the end: the topmost mount at a path is listed last.
     mountinfo
-        .split(|&b| b == b'\n')
+        .rsplit(|&b| b == b'\n')
         .filter(|line| {
             line.split(|&b| b == b' ')
                 .nth(4)
@@ -646,7 +647,7 @@ fn mount_device(path: &Path) -> Option<String> {
         })
         .filter_map(|line| line.split(|&b| b == b' ').nth(2))
         .map(|dev| String::from_utf8_lossy(dev).into_owned())
-        .last()
+        .next()
 }
 
 /// Starts `attrfs __reap-mount`, which unmounts if this process dies
