@@ -14,8 +14,9 @@
 //! gives it an inode (a regular file, size 0, attributes valid for no time),
 //! so that `getxattr user.nix.error` can reach it; `getattr`, `open` and
 //! `read` then fail with EIO. So `ls` lists it, `stat` and `cat` fail with
-//! "Input/output error", and the message is readable with
-//! `getfattr -n user.nix.error` (or `attr -g nix.error`) and is in the log.
+//! "Input/output error", and the message is in the log and readable with
+//! `attr -g nix.error` or any other `getxattr(2)` caller (`getfattr` itself
+//! `lstat`s the file first and stops at the EIO).
 //!
 //! ## What else the kernel sees
 //!
