@@ -13,7 +13,11 @@ pub fn run(args: &EvalArgs) -> i32 {
         .into_iter()
         .map(|(n, e)| (n, AutoArg::Expr(e)))
         .collect();
-    auto.extend(args.argstrs().into_iter().map(|(n, s)| (n, AutoArg::Str(s))));
+    auto.extend(
+        args.argstrs()
+            .into_iter()
+            .map(|(n, s)| (n, AutoArg::Str(s))),
+    );
     run_eval(EvalCommand {
         file: args.file.clone(),
         expr: args.expr.clone(),

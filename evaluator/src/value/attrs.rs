@@ -18,6 +18,14 @@ pub struct NixAttrs {
 /// Sets this small are searched linearly: faster than binary search.
 const LINEAR_LIMIT: usize = 8;
 
+impl Drop for NixAttrs {
+    fn drop(&mut self) {
+        if !self.entries.is_empty() {
+            super::teardown::dispose(std::mem::take(&mut self.entries));
+        }
+    }
+}
+
 impl NixAttrs {
     /// The empty set.
     pub fn empty() -> Rc<NixAttrs> {
@@ -216,8 +224,8 @@ impl NixAttrs {
     }
 
     /// Consumes the set into its sorted entries.
-    pub fn into_entries(self) -> Vec<(NixString, Value)> {
-        self.entries
+    pub fn into_entries(mut self) -> Vec<(NixString, Value)> {
+        std::mem::take(&mut self.entries)
     }
 
     /// Whether this set is a derivation (`type = "derivation"`, already forced).

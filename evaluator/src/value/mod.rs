@@ -8,6 +8,7 @@
 mod attrs;
 mod function;
 mod string;
+mod teardown;
 mod thunk;
 
 pub use attrs::NixAttrs;

@@ -112,6 +112,19 @@ impl Thunk {
     }
 }
 
+impl Drop for Thunk {
+    fn drop(&mut self) {
+        // Last reference: free what it holds with bounded recursion.
+        if Rc::strong_count(&self.0) == 1 {
+            if let Ok(mut r) = self.0.try_borrow_mut() {
+                let repr = std::mem::replace(&mut *r, ThunkRepr::Blackhole);
+                drop(r);
+                super::teardown::dispose(repr);
+            }
+        }
+    }
+}
+
 impl From<Closure> for Value {
     fn from(c: Closure) -> Self {
         Value::Closure(Rc::new(c))

@@ -26,7 +26,7 @@ use std::rc::Rc;
 use std::sync::atomic::Ordering;
 
 /// Frames beyond this many end the evaluation with a stack overflow error.
-const MAX_FRAMES: usize = 5_000_000;
+const MAX_FRAMES: usize = 2_000_000;
 /// Trace entries kept per error (innermost first), like C++ Nix's elision
 /// of long traces.
 const TRACE_LIMIT: usize = 24;
