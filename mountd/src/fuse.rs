@@ -139,7 +139,8 @@ fn reply_xattr(reply: ReplyXattr, size: u32, value: &[u8]) {
 
 /// The attrfs filesystem: an evaluation service seen through FUSE.
 pub struct AttrFs {
-    service: EvalService,
+    /// Shared so that a reply callback can issue a follow-up request.
+    service: Arc<EvalService>,
     inodes: Arc<InodeTable>,
     attrs: Attrs,
 }
@@ -150,7 +151,7 @@ impl AttrFs {
         // SAFETY: getuid/getgid cannot fail and have no preconditions.
         let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
         AttrFs {
-            service,
+            service: Arc::new(service),
             inodes: Arc::new(InodeTable::new()),
             attrs: Attrs {
                 uid,
@@ -256,9 +257,18 @@ impl Filesystem for AttrFs {
             Ok(path) => path,
             Err(e) => return reply.error(e),
         };
+        let service = self.service.clone();
+        let link_path = path.clone();
         self.service.stat_then(&path, move |answer| match answer {
             Ok(node) => match &node.target {
                 Some(target) if node.error.is_none() => reply.data(target),
+                // A symlink whose target is costly (a nested derivation's
+                // output path) is computed only when read.
+                None if node.error.is_none() && node.kind == NodeKind::Symlink => service
+                    .read_then(&link_path, move |answer| match answer {
+                        Ok(bytes) => reply.data(&bytes),
+                        Err(e) => reply.error(errno(&e)),
+                    }),
                 _ => reply.error(Errno::EINVAL),
             },
             Err(e) => reply.error(errno(&e)),

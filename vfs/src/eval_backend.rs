@@ -55,8 +55,16 @@ pub fn check_root(spec: &RootSpec) -> Result<(), String> {
 enum Shape {
     /// Rendered from the value itself.
     Value(Value),
-    /// A symlink (to a store path or an ancestor), with the value's type name.
+    /// A symlink (to an ancestor), with the value's type name.
     Link(Vec<u8>, &'static str),
+    /// A derivation inside a derivation's directory: a symlink to its output
+    /// path, computed only when the link is read (it can cost a whole
+    /// `derivationStrict`, and `find` or `grep -r` never read links).
+    DrvLink(Value),
+    /// A package set (a set with `callPackage`, such as a whole nixpkgs)
+    /// inside a derivation's directory: a file describing it, not a
+    /// directory, so that walking a derivation stays bounded.
+    PackageSet(usize),
 }
 
 /// A [`Backend`] over an evaluator. Lives on the evaluation thread.
@@ -65,6 +73,38 @@ pub struct EvalBackend {
     root: Value,
     deep_derivations: bool,
     memo: LruCache<AttrPath, Shape>,
+    /// What to rebuild from when memory runs over the budget.
+    spec: RootSpec,
+    interrupt: Interrupt,
+    requests: u64,
+    memory_budget: u64,
+}
+
+/// Requests between two looks at the process's resident memory.
+const MEMORY_CHECK_INTERVAL: u64 = 64;
+
+/// Resident memory of this process in bytes (Linux), if known.
+fn resident_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
+}
+
+/// Half the machine's memory, at most 8 GiB: past it the evaluator starts
+/// afresh (everything evaluated stays reachable from the root otherwise, so
+/// walking a huge tree would grow without bound).
+fn default_memory_budget() -> u64 {
+    let total = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map(|kb| kb * 1024)
+        .unwrap_or(8 << 30);
+    (total / 2).min(8 << 30)
 }
 
 fn render_error(ev: &Evaluator, e: &Error) -> NodeError {
@@ -86,7 +126,7 @@ impl EvalBackend {
             .collect();
         search.append(&mut options.search_path);
         options.search_path = search;
-        options.interrupt = interrupt;
+        options.interrupt = interrupt.clone();
         let ev = Evaluator::new(options);
         let root = ev
             .root(&spec.source, &spec.args, &spec.attr)
@@ -98,7 +138,36 @@ impl EvalBackend {
             root,
             deep_derivations: spec.deep_derivations,
             memo: LruCache::new(cap),
+            spec: spec.clone(),
+            interrupt,
+            requests: 0,
+            memory_budget: default_memory_budget(),
         })
+    }
+
+    /// Starts over with a fresh evaluator when memory is over budget. The
+    /// service keeps its rendered answers, so this only costs re-evaluation
+    /// of what is asked next.
+    fn check_memory(&mut self) {
+        self.requests += 1;
+        if self.requests % MEMORY_CHECK_INTERVAL != 0 {
+            return;
+        }
+        let Some(rss) = resident_bytes() else { return };
+        if rss <= self.memory_budget {
+            return;
+        }
+        tracing::warn!(
+            "evaluator memory {} MiB over the budget of {} MiB: starting a fresh evaluator",
+            rss >> 20,
+            self.memory_budget >> 20
+        );
+        self.memo.clear();
+        self.root = Value::Null;
+        match EvalBackend::new(&self.spec, self.interrupt.clone()) {
+            Ok(fresh) => *self = fresh,
+            Err(e) => tracing::error!("could not restart the evaluator: {e}"),
+        }
     }
 
     fn force(&self, v: Value) -> Result<Value, Error> {
@@ -165,7 +234,7 @@ impl EvalBackend {
                 }
             };
             let shape = self.shape_of(&child, &ancestors, i + 1);
-            if let Shape::Link(..) = shape {
+            if let Shape::Link(..) | Shape::DrvLink(_) | Shape::PackageSet(_) = shape {
                 if !last {
                     return Err(NodeError::NotADirectory);
                 }
@@ -192,8 +261,16 @@ impl EvalBackend {
             && self.is_derivation(v)
             && ancestors.iter().any(|a| self.is_derivation(a))
         {
-            if let Some(out) = self.string_attr(v, "outPath") {
-                return Shape::Link(out.into_bytes(), "derivation");
+            return Shape::DrvLink(v.clone());
+        }
+        if !self.deep_derivations {
+            if let Value::Attrs(a) = v {
+                if a.contains(b"callPackage")
+                    && !self.is_derivation(v)
+                    && ancestors.iter().any(|x| self.is_derivation(x))
+                {
+                    return Shape::PackageSet(a.len());
+                }
             }
         }
         if let Some(pos) = ancestors.iter().position(|a| same(a, v)) {
@@ -304,8 +381,35 @@ impl EvalBackend {
     }
 }
 
+fn package_set_text(attributes: usize) -> String {
+    format!(
+        "a package set of {attributes} attributes inside a derivation; \
+         not expanded here (mount with --deep-derivations, or select it with -A)\n"
+    )
+}
+
 impl Backend for EvalBackend {
     fn stat(&mut self, path: &AttrPath) -> Result<Node, NodeError> {
+        let r = self.stat_inner(path);
+        self.check_memory();
+        r
+    }
+
+    fn list(&mut self, path: &AttrPath) -> Result<Vec<DirEntry>, NodeError> {
+        let r = self.list_inner(path);
+        self.check_memory();
+        r
+    }
+
+    fn read(&mut self, path: &AttrPath) -> Result<Vec<u8>, NodeError> {
+        let r = self.read_inner(path);
+        self.check_memory();
+        r
+    }
+}
+
+impl EvalBackend {
+    fn stat_inner(&mut self, path: &AttrPath) -> Result<Node, NodeError> {
         if let Some(seg @ (Segment::Drv | Segment::Context)) = path.last() {
             let parent = path.parent().unwrap_or_default();
             let (drv, ctx) = self.derivation_files(&parent)?;
@@ -318,6 +422,11 @@ impl Backend for EvalBackend {
         };
         let mut node = match &shape {
             Shape::Link(target, ty) => Node::symlink(ty, target.clone()),
+            Shape::DrvLink(_) => Node {
+                target: None,
+                ..Node::symlink("derivation", Vec::new())
+            },
+            Shape::PackageSet(n) => Node::file("set", package_set_text(*n).len() as u64),
             Shape::Value(v) => match v {
                 Value::Attrs(_) if self.is_derivation(v) => {
                     let mut n = Node::directory("derivation");
@@ -353,7 +462,7 @@ impl Backend for EvalBackend {
         Ok(node)
     }
 
-    fn list(&mut self, path: &AttrPath) -> Result<Vec<DirEntry>, NodeError> {
+    fn list_inner(&mut self, path: &AttrPath) -> Result<Vec<DirEntry>, NodeError> {
         let shape = self.resolve(path)?.map_err(NodeError::EvalFailed)?;
         let Shape::Value(v) = shape else {
             return Err(NodeError::NotADirectory);
@@ -395,7 +504,7 @@ impl Backend for EvalBackend {
         }
     }
 
-    fn read(&mut self, path: &AttrPath) -> Result<Vec<u8>, NodeError> {
+    fn read_inner(&mut self, path: &AttrPath) -> Result<Vec<u8>, NodeError> {
         if let Some(seg @ (Segment::Drv | Segment::Context)) = path.last() {
             let parent = path.parent().unwrap_or_default();
             let (drv, ctx) = self.derivation_files(&parent)?;
@@ -407,6 +516,22 @@ impl Backend for EvalBackend {
                 .map(|(b, _)| b)
                 .ok_or(NodeError::NotAFile),
             Ok(Shape::Link(..)) => Err(NodeError::NotAFile),
+            Ok(Shape::PackageSet(n)) => Ok(package_set_text(n).into_bytes()),
+            Ok(Shape::DrvLink(v)) => {
+                // The link target: the output path, forced now.
+                let out = v
+                    .as_attrs()
+                    .and_then(|a| a.get_str("outPath").cloned())
+                    .ok_or(NodeError::NotAFile)?;
+                match self.force(out) {
+                    Ok(Value::String(s)) => Ok(s.as_bytes().to_vec()),
+                    Ok(other) => Err(NodeError::EvalFailed(format!(
+                        "outPath is {}",
+                        attrfs_eval::printer::type_with_article(&other)
+                    ))),
+                    Err(e) => Err(render_error(&self.ev, &e)),
+                }
+            }
             Err(msg) => Err(NodeError::EvalFailed(msg)),
         }
     }
