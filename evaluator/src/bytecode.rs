@@ -129,6 +129,9 @@ pub struct Formals {
     pub span: Span,
 }
 
+/// The sorted names of a literal set and each name's definition offset.
+pub type AttrNames = (Rc<[NixString]>, Rc<[u32]>);
+
 /// Compiled code and its tables.
 #[derive(Default)]
 pub struct Chunk {
@@ -141,7 +144,7 @@ pub struct Chunk {
     /// Nested lambdas and thunks.
     pub lambdas: Vec<Rc<Lambda>>,
     /// Sorted name lists for [`Op::Attrs`], with each name's definition offset.
-    pub names: Vec<(Rc<[NixString]>, Rc<[u32]>)>,
+    pub names: Vec<AttrNames>,
     /// Formal parameter tables.
     pub formals: Vec<Rc<Formals>>,
 }

@@ -229,7 +229,7 @@ mod tests {
     #[test]
     fn floats_like_cpp_streams() {
         assert_eq!(format_float(1.0), "1");
-        assert_eq!(format_float(3.14), "3.14");
+        assert_eq!(format_float(2.75), "2.75");
         assert_eq!(format_float(0.1 + 0.2), "0.3");
         assert_eq!(format_float(1e20), "1e+20");
         assert_eq!(format_float(123456789.0), "1.23457e+08");

@@ -79,13 +79,15 @@ fn run_case(lang: &Path, pwd: &Path, name: &str, category: &'static str) -> Case
         file: Some(file),
         ..Default::default()
     };
-    let mut options = EvalOptions::default();
-    options.cwd = pwd.to_path_buf();
-    options.home = Some(PathBuf::from("/fake-home"));
-    options.search_path = vec![
-        SearchPathEntry::parse("lang/dir3"),
-        SearchPathEntry::parse("lang/dir4"),
-    ];
+    let options = EvalOptions {
+        cwd: pwd.to_path_buf(),
+        home: Some(PathBuf::from("/fake-home")),
+        search_path: vec![
+            SearchPathEntry::parse("lang/dir3"),
+            SearchPathEntry::parse("lang/dir4"),
+        ],
+        ..EvalOptions::default()
+    };
     let flags = std::fs::read_to_string(lang.join(format!("{name}.flags"))).ok();
     let mut supported = true;
     if let Some(f) = &flags {

@@ -150,7 +150,7 @@ impl EvalBackend {
     /// of what is asked next.
     fn check_memory(&mut self) {
         self.requests += 1;
-        if self.requests % MEMORY_CHECK_INTERVAL != 0 {
+        if !self.requests.is_multiple_of(MEMORY_CHECK_INTERVAL) {
             return;
         }
         let Some(rss) = resident_bytes() else { return };

@@ -341,11 +341,6 @@ impl Compiler<'_> {
         Ok(has_deferred)
     }
 
-    /// Compiles an expression into a thunk.
-    fn compile_thunk(&mut self, expr: &ast::Expr) -> CResult<bool> {
-        self.compile_thunk_named(expr, None)
-    }
-
     /// Compiles an expression into a thunk whose trace names the attribute
     /// it is the value of.
     fn compile_thunk_named(&mut self, expr: &ast::Expr, name: Option<String>) -> CResult<bool> {

@@ -27,9 +27,8 @@ pub(crate) fn dispose<T: 'static>(children: T) {
     };
     if depth >= DEPTH_LIMIT {
         let boxed: Box<dyn Any> = Box::new(children);
-        if let Err(e) = DEFERRED.try_with(|d| d.borrow_mut().push(boxed)) {
-            drop(e);
-        }
+        // If thread-local storage is gone the box is dropped right here.
+        let _ = DEFERRED.try_with(|d| d.borrow_mut().push(boxed));
         return;
     }
     DEPTH.set(depth + 1);

@@ -156,15 +156,11 @@ pub fn deep_force(co: &GenCo, v: Value) -> Pin<Box<dyn Future<Output = EvalResul
             }
             let item = force(co, item).await;
             match &item {
-                Value::List(l) => {
-                    if seen.insert(Rc::as_ptr(l) as *const u8 as usize) {
-                        work.extend(l.iter().rev().map(|x| (x.clone(), depth + 1)));
-                    }
+                Value::List(l) if seen.insert(Rc::as_ptr(l) as *const u8 as usize) => {
+                    work.extend(l.iter().rev().map(|x| (x.clone(), depth + 1)));
                 }
-                Value::Attrs(a) => {
-                    if seen.insert(Rc::as_ptr(a) as *const u8 as usize) {
-                        work.extend(a.values().rev().map(|x| (x.clone(), depth + 1)));
-                    }
+                Value::Attrs(a) if seen.insert(Rc::as_ptr(a) as *const u8 as usize) => {
+                    work.extend(a.values().rev().map(|x| (x.clone(), depth + 1)));
                 }
                 _ => {}
             }

@@ -660,14 +660,16 @@ impl Vm {
                     }
                     other => fail!(type_error("Boolean", &other)),
                 },
-                Op::JumpIfFalseKeep(t) => match self.stack.last() {
-                    Some(Value::Bool(false)) => f.ip = t as usize,
-                    _ => {}
-                },
-                Op::JumpIfTrueKeep(t) => match self.stack.last() {
-                    Some(Value::Bool(true)) => f.ip = t as usize,
-                    _ => {}
-                },
+                Op::JumpIfFalseKeep(t) => {
+                    if let Some(Value::Bool(false)) = self.stack.last() {
+                        f.ip = t as usize;
+                    }
+                }
+                Op::JumpIfTrueKeep(t) => {
+                    if let Some(Value::Bool(true)) = self.stack.last() {
+                        f.ip = t as usize;
+                    }
+                }
                 Op::AssertBool => match self.stack.last() {
                     Some(Value::Bool(_)) => {}
                     Some(other) => fail!(type_error("Boolean", other)),
