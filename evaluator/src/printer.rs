@@ -73,16 +73,7 @@ pub fn is_identifier(s: &[u8]) -> bool {
     }
     !matches!(
         s,
-        b"if"
-            | b"then"
-            | b"else"
-            | b"assert"
-            | b"with"
-            | b"let"
-            | b"in"
-            | b"rec"
-            | b"inherit"
-            | b"or"
+        b"if" | b"then" | b"else" | b"assert" | b"with" | b"let" | b"in" | b"rec" | b"inherit"
     )
 }
 

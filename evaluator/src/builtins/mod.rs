@@ -151,14 +151,12 @@ pub(crate) fn globals(state: &Rc<EvalState>) -> Globals {
         globals.insert(format!("__{}", name), v);
     }
 
-    let builtins_set = Rc::new(NixAttrs::from_unsorted_first_wins(entries));
-    // `builtins.builtins` refers back to the set itself.
-    let mut with_self = (*builtins_set).clone();
-    with_self.insert(
-        NixString::from("builtins"),
-        Value::Attrs(builtins_set.clone()),
-    );
-    let builtins_value = Value::Attrs(Rc::new(with_self));
+    // `builtins.builtins` is the set itself: a thunk filled in once the set
+    // exists (a deliberate, global cycle).
+    let self_ref = crate::value::Thunk::apply(Value::Null, Value::Null);
+    entries.push((NixString::from("builtins"), Value::Thunk(self_ref.clone())));
+    let builtins_value = Value::Attrs(Rc::new(NixAttrs::from_unsorted_first_wins(entries)));
+    self_ref.update(builtins_value.clone());
     globals.insert("builtins".into(), builtins_value);
     globals
 }

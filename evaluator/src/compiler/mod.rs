@@ -605,9 +605,13 @@ impl Compiler<'_> {
                     ))
                 }
             },
+            // Like C++ Nix's strtod check: out of range (infinite or
+            // subnormal) is an error, not inf or a denormal.
             ast::LiteralKind::Float(f) => match f.value() {
-                Ok(v) => Value::Float(v),
-                Err(_) => {
+                Ok(v) if v.is_finite() && (v == 0.0 || v.abs() >= f64::MIN_POSITIVE) => {
+                    Value::Float(v)
+                }
+                _ => {
                     return Err(self.error(
                         ErrorKind::Parse(format!("invalid float '{}'", f.syntax().text())),
                         node,
@@ -862,6 +866,35 @@ impl Compiler<'_> {
                 ErrorKind::other("experimental Nix feature 'pipe-operators' is disabled; add '--extra-experimental-features pipe-operators' to enable it"),
                 node,
             )),
+            K::Sub | K::Mul | K::Div | K::Less | K::LessOrEq | K::More | K::MoreOrEq
+                if self.operator_is_rebound(op) =>
+            {
+                // C++ Nix parses these as calls of `__sub`, `__mul`, `__div`
+                // and `__lessThan`, so a lexical binding of those names
+                // replaces the operator.
+                let (name, swap, negate) = match op {
+                    K::Sub => ("__sub", false, false),
+                    K::Mul => ("__mul", false, false),
+                    K::Div => ("__div", false, false),
+                    K::Less => ("__lessThan", false, false),
+                    K::More => ("__lessThan", true, false),
+                    K::LessOrEq => ("__lessThan", true, true),
+                    _ => ("__lessThan", false, true),
+                };
+                let (a, b) = if swap { (&rhs, &lhs) } else { (&lhs, &rhs) };
+                self.compile_ident(name, node)?;
+                self.emit(Op::Force, node);
+                self.compile_value(a, false)?;
+                self.emit(Op::Call, node);
+                self.emit(Op::Force, node);
+                self.compile_value(b, false)?;
+                self.emit(Op::Call, node);
+                if negate {
+                    self.emit(Op::Force, node);
+                    self.emit(Op::Not, node);
+                }
+                Ok(())
+            }
             _ => {
                 self.compile_expr(&lhs)?;
                 self.emit(Op::Force, lhs.syntax());
@@ -888,6 +921,18 @@ impl Compiler<'_> {
                 Ok(())
             }
         }
+    }
+
+    /// Whether the function an operator stands for is bound lexically.
+    fn operator_is_rebound(&self, op: ast::BinOpKind) -> bool {
+        use ast::BinOpKind as K;
+        let name = match op {
+            K::Sub => "__sub",
+            K::Mul => "__mul",
+            K::Div => "__div",
+            _ => "__lessThan",
+        };
+        matches!(self.resolve(name), Resolved::Local { .. })
     }
 
     fn compile_lambda(&mut self, l: &ast::Lambda, name: Option<String>) -> CResult<()> {
