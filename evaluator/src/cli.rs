@@ -138,7 +138,7 @@ pub fn evaluate(cmd: &EvalCommand, mut options: EvalOptions) -> Result<Vec<u8>, 
             ))
         }
         other => {
-            out.extend_from_slice(crate::printer::print_value(other).as_bytes());
+            out.extend_from_slice(&crate::printer::print_value_bytes(other));
             out.push(b'\n');
         }
     }

@@ -36,25 +36,29 @@ fn strip_zeros(s: &str) -> String {
     }
 }
 
-/// A string literal with Nix escapes.
-pub fn quote_string(bytes: &[u8]) -> String {
-    let s = String::from_utf8_lossy(bytes);
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    let mut chars = s.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '$' if chars.peek() == Some(&'{') => out.push_str("\\$"),
-            c => out.push(c),
+/// A string literal with Nix escapes, as bytes: bytes that are not valid
+/// UTF-8 are printed as they are, like C++ Nix does.
+pub fn quote_bytes(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len() + 2);
+    out.push(b'"');
+    for (i, &b) in bytes.iter().enumerate() {
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            b'$' if bytes.get(i + 1) == Some(&b'{') => out.extend_from_slice(b"\\$"),
+            b => out.push(b),
         }
     }
-    out.push('"');
+    out.push(b'"');
     out
+}
+
+/// A string literal with Nix escapes (lossy for bytes that are not UTF-8).
+pub fn quote_string(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(&quote_bytes(bytes)).into_owned()
 }
 
 /// Whether a name can stand unquoted as an attribute name.
@@ -104,22 +108,27 @@ pub fn type_with_article(v: &Value) -> &'static str {
     }
 }
 
-/// A value printed without forcing anything (unevaluated parts as `«thunk»`).
+/// A value printed without forcing anything (unevaluated parts as `<CODE>`).
 pub fn print_shallow(v: &Value) -> String {
-    let mut out = String::new();
+    let mut out = Vec::new();
     Printer {
         seen: FxHashSet::default(),
         out: &mut out,
         depth_limit: 3,
     }
     .print(v, 0, None);
-    out
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Prints a (deeply forced) value like `nix-instantiate --eval`: repeated
 /// sets and lists (by identity, as C++ Nix tracks them) print as `«repeated»`.
 pub fn print_value(v: &Value) -> String {
-    let mut out = String::new();
+    String::from_utf8_lossy(&print_value_bytes(v)).into_owned()
+}
+
+/// [`print_value`] with string bytes exactly as they are.
+pub fn print_value_bytes(v: &Value) -> Vec<u8> {
+    let mut out = Vec::new();
     Printer {
         seen: FxHashSet::default(),
         out: &mut out,
@@ -131,8 +140,14 @@ pub fn print_value(v: &Value) -> String {
 
 struct Printer<'a> {
     seen: FxHashSet<usize>,
-    out: &'a mut String,
+    out: &'a mut Vec<u8>,
     depth_limit: usize,
+}
+
+impl Printer<'_> {
+    fn push_str(&mut self, s: &str) {
+        self.out.extend_from_slice(s.as_bytes());
+    }
 }
 
 impl Printer<'_> {
@@ -140,26 +155,26 @@ impl Printer<'_> {
     /// C++ Nix stores small lists inline in each value cell.
     fn print(&mut self, v: &Value, depth: usize, cell: Option<usize>) {
         match v {
-            Value::Null => self.out.push_str("null"),
-            Value::Bool(b) => self.out.push_str(if *b { "true" } else { "false" }),
-            Value::Int(i) => self.out.push_str(&i.to_string()),
-            Value::Float(f) => self.out.push_str(&format_float(*f)),
-            Value::String(s) => self.out.push_str(&quote_string(s.as_bytes())),
-            Value::Path(p) => self.out.push_str(&p.to_string_lossy()),
-            Value::Closure(_) => self.out.push_str("<LAMBDA>"),
-            Value::Builtin(b) => self.out.push_str(if b.args.is_empty() {
+            Value::Null => self.push_str("null"),
+            Value::Bool(b) => self.push_str(if *b { "true" } else { "false" }),
+            Value::Int(i) => self.push_str(&i.to_string()),
+            Value::Float(f) => self.push_str(&format_float(*f)),
+            Value::String(s) => self.out.extend_from_slice(&quote_bytes(s.as_bytes())),
+            Value::Path(p) => self.push_str(&p.to_string_lossy()),
+            Value::Closure(_) => self.push_str("<LAMBDA>"),
+            Value::Builtin(b) => self.push_str(if b.args.is_empty() {
                 "<PRIMOP>"
             } else {
                 "<PRIMOP-APP>"
             }),
             Value::Thunk(t) => match t.value() {
                 Some(inner) => self.print(&inner, depth, Some(t.addr())),
-                None => self.out.push_str("<CODE>"),
+                None => self.push_str("<CODE>"),
             },
             Value::Attrs(a) => self.print_attrs(a, depth),
             Value::List(l) => {
                 if l.is_empty() {
-                    self.out.push_str("[ ]");
+                    self.push_str("[ ]");
                     return;
                 }
                 // C++ Nix keys lists by their element storage, which small
@@ -172,44 +187,48 @@ impl Printer<'_> {
                     shared
                 };
                 if !self.seen.insert(key) {
-                    self.out.push_str("«repeated»");
+                    self.push_str("«repeated»");
                     return;
                 }
                 if depth >= self.depth_limit {
-                    self.out.push_str("[ ... ]");
+                    self.push_str("[ ... ]");
                     return;
                 }
-                self.out.push_str("[ ");
+                self.push_str("[ ");
                 for item in l.iter() {
                     self.print(item, depth + 1, None);
-                    self.out.push(' ');
+                    self.out.push(b' ');
                 }
-                self.out.push(']');
+                self.out.push(b']');
             }
         }
     }
 
     fn print_attrs(&mut self, a: &Rc<NixAttrs>, depth: usize) {
         if a.is_empty() {
-            self.out.push_str("{ }");
+            self.push_str("{ }");
             return;
         }
         if !self.seen.insert(Rc::as_ptr(a) as *const u8 as usize) {
-            self.out.push_str("«repeated»");
+            self.push_str("«repeated»");
             return;
         }
         if depth >= self.depth_limit {
-            self.out.push_str("{ ... }");
+            self.push_str("{ ... }");
             return;
         }
-        self.out.push_str("{ ");
+        self.push_str("{ ");
         for (k, v) in a.iter() {
-            self.out.push_str(&attr_name(k.as_bytes()));
-            self.out.push_str(" = ");
+            if is_identifier(k.as_bytes()) {
+                self.out.extend_from_slice(k.as_bytes());
+            } else {
+                self.out.extend_from_slice(&quote_bytes(k.as_bytes()));
+            }
+            self.push_str(" = ");
             self.print(v, depth + 1, None);
-            self.out.push_str("; ");
+            self.push_str("; ");
         }
-        self.out.push('}');
+        self.out.push(b'}');
     }
 }
 
