@@ -41,6 +41,10 @@ def workloads():
             f"let lib = import {lib()}; in builtins.stringLength (lib.concatMapStringsSep \",\" toString (lib.range 1 100000))"]),
         ("hello.drvPath", lambda: ["-E",
             f"(import {nixpkgs()} {{ system = \"x86_64-linux\"; config = {{}}; overlays = []; }}).hello.drvPath"]),
+        ("2170-outPaths", lambda: ["--strict", "-E",
+            f"let pkgs = import {nixpkgs()} {{ system = \"x86_64-linux\"; config = {{}}; overlays = []; }}; "
+            f"names = builtins.attrNames (builtins.fromJSON (builtins.readFile {SHARED}/corpus/nixpkgs-20.09-drvpaths.json)); "
+            "in builtins.length (builtins.filter (n: (builtins.tryEval pkgs.${n}.drvPath).success) names)"]),
         ("nixos-small-server", lambda: ["-E",
             f"(import {nixpkgs()}/nixos {{ configuration = {SHARED}/corpus/nixos/small-server.nix; system = \"x86_64-linux\"; }}).config.system.build.toplevel.drvPath"]),
     ]
