@@ -56,7 +56,7 @@ impl NixAttrs {
 
     /// The source offset where an attribute was defined, if known.
     pub fn position(&self, name: &[u8]) -> Option<u32> {
-        let i = self.position_index(name).ok()?;
+        let i = self.find(name)?;
         self.positions
             .as_ref()
             .and_then(|p| p.get(i).copied())
@@ -99,9 +99,20 @@ impl NixAttrs {
             .binary_search_by(|(k, _)| k.as_bytes().cmp(name))
     }
 
+    /// Index of an attribute, for lookups: small sets compare by equality
+    /// (length first, so most names are rejected without touching bytes).
+    fn find(&self, name: &[u8]) -> Option<usize> {
+        if self.entries.len() <= LINEAR_LIMIT {
+            return self.entries.iter().position(|(k, _)| k.as_bytes() == name);
+        }
+        self.entries
+            .binary_search_by(|(k, _)| k.as_bytes().cmp(name))
+            .ok()
+    }
+
     /// Looks up an attribute.
     pub fn get(&self, name: &[u8]) -> Option<&Value> {
-        self.position_index(name).ok().map(|i| &self.entries[i].1)
+        self.find(name).map(|i| &self.entries[i].1)
     }
 
     /// Looks up an attribute by `&str`.
@@ -111,7 +122,7 @@ impl NixAttrs {
 
     /// Whether an attribute exists.
     pub fn contains(&self, name: &[u8]) -> bool {
-        self.position_index(name).is_ok()
+        self.find(name).is_some()
     }
 
     /// Inserts or replaces an attribute (copy-on-write callers use `Rc::make_mut`).
