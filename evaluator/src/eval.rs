@@ -250,6 +250,22 @@ pub fn eval_strict_to_string(expr: &str) -> Result<String, String> {
     }
 }
 
+/// Assertion helpers for the evaluator's unit tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::eval_strict_to_string as eval;
+
+    /// The printed strict value of an expression that must evaluate.
+    pub fn ok(e: &str) -> String {
+        eval(e).unwrap_or_else(|err| panic!("{e}: {err}"))
+    }
+
+    /// The rendered error of an expression that must fail.
+    pub fn err(e: &str) -> String {
+        eval(e).expect_err(e)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::eval_strict_to_string as eval;

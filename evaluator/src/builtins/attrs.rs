@@ -295,15 +295,7 @@ fn function_args(_: &Rc<EvalState>, args: Vec<Value>) -> EvalResult<Value> {
 
 #[cfg(test)]
 mod tests {
-    use crate::eval::eval_strict_to_string as eval;
-
-    fn ok(e: &str) -> String {
-        eval(e).unwrap_or_else(|err| panic!("{e}: {err}"))
-    }
-
-    fn err(e: &str) -> String {
-        eval(e).expect_err(e)
-    }
+    use crate::eval::testing::{err, ok};
 
     #[test]
     fn names_values_and_lookups() {

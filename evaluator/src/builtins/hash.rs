@@ -81,10 +81,7 @@ fn convert_hash(co: GenCo, _: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
 #[cfg(test)]
 mod tests {
     use crate::eval::eval_strict_to_string as eval;
-
-    fn ok(e: &str) -> String {
-        eval(e).unwrap_or_else(|err| panic!("{e}: {err}"))
-    }
+    use crate::eval::testing::ok;
 
     #[test]
     fn hashes() {

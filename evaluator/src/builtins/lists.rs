@@ -712,15 +712,7 @@ fn generic_closure(co: GenCo, _: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
 
 #[cfg(test)]
 mod tests {
-    use crate::eval::eval_strict_to_string as eval;
-
-    fn ok(e: &str) -> String {
-        eval(e).unwrap_or_else(|err| panic!("{e}: {err}"))
-    }
-
-    fn err(e: &str) -> String {
-        eval(e).expect_err(e)
-    }
+    use crate::eval::testing::{err, ok};
 
     #[test]
     fn map_is_lazy_and_checks_its_function() {

@@ -644,10 +644,7 @@ fn split(_: &Rc<EvalState>, args: Vec<Value>) -> EvalResult<Value> {
 mod tests {
     use super::translate;
     use crate::eval::eval_strict_to_string as eval;
-
-    fn ok(e: &str) -> String {
-        eval(e).unwrap_or_else(|err| panic!("{e}: {err}"))
-    }
+    use crate::eval::testing::ok;
 
     #[test]
     fn translation() {
