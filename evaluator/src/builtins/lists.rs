@@ -168,7 +168,23 @@ fn foldl_strict(co: GenCo, _: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
     })
 }
 
-fn gen_list(_: &Rc<EvalState>, args: Vec<Value>) -> EvalResult<Value> {
+/// Splits `0..n` into ranges of 64Ki, between which a loop checks for
+/// interruption.
+trait CollectChunks {
+    fn collect_chunks(self) -> Vec<std::ops::Range<i64>>;
+}
+
+impl CollectChunks for std::ops::Range<i64> {
+    fn collect_chunks(self) -> Vec<std::ops::Range<i64>> {
+        const CHUNK: i64 = 1 << 16;
+        (self.start..self.end)
+            .step_by(CHUNK as usize)
+            .map(|s| s..(s + CHUNK).min(self.end))
+            .collect()
+    }
+}
+
+fn gen_list(state: &Rc<EvalState>, args: Vec<Value>) -> EvalResult<Value> {
     let n = expect_int(&args[1])?;
     if n < 0 {
         return Err(ErrorKind::other(format!("cannot create list of size {n}")));
@@ -183,7 +199,11 @@ fn gen_list(_: &Rc<EvalState>, args: Vec<Value>) -> EvalResult<Value> {
         .ok_or_else(|| {
             ErrorKind::other(format!("cannot create list of size {n}: out of memory"))
         })?;
-    items.extend((0..n).map(|i| Value::Thunk(Thunk::apply(f.clone(), Value::Int(i)))));
+    // A long loop of its own: it must notice a cancelled evaluation.
+    for chunk in (0..n).collect_chunks() {
+        state.check_interrupt()?;
+        items.extend(chunk.map(|i| Value::Thunk(Thunk::apply(f.clone(), Value::Int(i)))));
+    }
     Ok(Value::list(items))
 }
 

@@ -107,6 +107,16 @@ impl Vm {
 
     fn execute(&mut self) -> Result<Value, Error> {
         loop {
+            // Generator-driven loops (foldl', map's forcing, sort...) pass
+            // through here rather than the bytecode loop: poll here too.
+            self.until_check = self.until_check.saturating_sub(1);
+            if self.until_check == 0 {
+                self.until_check = INTERRUPT_INTERVAL;
+                if let Err(k) = self.state.check_interrupt() {
+                    self.unwind(Error::new(k, None))?;
+                    continue;
+                }
+            }
             let Some(frame) = self.frames.pop() else {
                 return Ok(self.stack.pop().unwrap_or(Value::Null));
             };

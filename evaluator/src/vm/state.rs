@@ -291,6 +291,15 @@ impl EvalState {
         Ok(path.to_path_buf())
     }
 
+    /// Fails with [`ErrorKind::Interrupted`] once the interrupt flag is set;
+    /// for long loops inside builtins (the VM polls on its own).
+    pub fn check_interrupt(&self) -> EvalResult<()> {
+        if self.interrupt.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(ErrorKind::Interrupted);
+        }
+        Ok(())
+    }
+
     /// Records a derivation instantiated by `derivationStrict`.
     pub fn register_derivation(&self, drv_path: String, drv: KnownDerivation) {
         self.derivations.borrow_mut().insert(drv_path, Rc::new(drv));
