@@ -1,0 +1,178 @@
+#!/usr/bin/env bash
+# Filesystem benchmark: real mounts of nixpkgs 20.09 and of the NixOS
+# small-server configuration, timed with the tools a user would run.
+#
+#   bash contrib/bench-fs.sh            # RUNS=3 by default
+#
+# Builds attrfs (release), unpacks ../shared/corpus into target/corpus, and
+# prints a table of wall-clock times (median of RUNS runs where a run is
+# cheap to repeat; "cold" always means a fresh mount) and the mount
+# daemon's peak RSS. Where nix-instantiate is installed, the NixOS row is
+# compared with getting the same /etc texts from
+# `nix-instantiate --eval --strict --json` (and from `attrfs eval`).
+# Needs root (or fusermount3) and /dev/fuse. Not a test: numbers only.
+set -euo pipefail
+export LC_ALL=C
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+SHARED=${SHARED:-$ROOT/../shared}
+RUNS=${RUNS:-3}
+cd "$ROOT"
+
+cargo build --release -q -p attrfs
+BIN=$ROOT/target/release/attrfs
+CORPUS=$ROOT/target/corpus
+bash "$SHARED/corpus/unpack.sh" "$CORPUS" >/dev/null
+NIXPKGS=$CORPUS/nixpkgs-20.09
+CFG=$(realpath "$SHARED/corpus/nixos/small-server.nix")
+
+WORK=$(mktemp -d /tmp/attrfs-bench.XXXXXX)
+MNT=$WORK/mnt
+mkdir "$MNT"
+LOG=$WORK/attrfs.log
+PID=
+
+is_mounted() { awk -v m="$MNT" '$2 == m { found = 1 } END { exit !found }' /proc/mounts; }
+
+stop_mount() {
+    if [ -n "$PID" ]; then
+        kill -TERM "$PID" 2>/dev/null || true
+        wait "$PID" 2>/dev/null || true
+        PID=
+    fi
+    if is_mounted; then umount -l "$MNT"; fi
+}
+
+cleanup() {
+    stop_mount
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# start_mount ARGS...: mounts on $MNT in the background; sets PID and
+# MOUNT_SECS (time until the mount appeared).
+start_mount() {
+    local start=$EPOCHREALTIME
+    "$BIN" mount "$@" "$MNT" 2>>"$LOG" &
+    PID=$!
+    until is_mounted; do
+        if ! kill -0 "$PID" 2>/dev/null; then
+            echo "attrfs mount $* failed:" >&2
+            tail -20 "$LOG" >&2
+            exit 1
+        fi
+        sleep 0.02
+    done
+    MOUNT_SECS=$(awk -v s="$start" -v e="$EPOCHREALTIME" 'BEGIN { printf "%.3f", e - s }')
+}
+
+mount_nixpkgs() {
+    start_mount "$NIXPKGS" --arg config '{}' --arg overlays '[]' --argstr system x86_64-linux
+}
+
+mount_nixos() {
+    start_mount "$NIXPKGS/nixos" --arg configuration "$CFG" --argstr system x86_64-linux -A config
+}
+
+# Peak RSS of the running daemon, in MB.
+daemon_peak_mb() {
+    awk '/^VmHWM:/ { printf "%d", $2 / 1024 }' "/proc/$PID/status"
+}
+
+# secs CMD...: runs CMD (in $MNT, output discarded, errors tolerated) and
+# prints its wall-clock time in seconds.
+secs() {
+    local start=$EPOCHREALTIME
+    (cd "$MNT" && "$@") >/dev/null 2>&1 || true
+    awk -v s="$start" -v e="$EPOCHREALTIME" 'BEGIN { printf "%.3f", e - s }'
+}
+
+median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+
+ROWS=()
+row() { ROWS+=("$(printf '%-52s %10s %6s   %s' "$1" "$2" "$3" "$4")"); }
+
+# --- nixpkgs -----------------------------------------------------------------
+mount_times=() ls_cold=() ls_warm=() cat_cold=() cat_warm=()
+entries= version=
+for _ in $(seq "$RUNS"); do
+    mount_nixpkgs
+    mount_times+=("$MOUNT_SECS")
+    cat_cold+=("$(secs cat hello/version)")
+    version=$(cat "$MNT/hello/version")
+    cat_warm+=("$(secs cat hello/version)")
+    stop_mount
+    mount_nixpkgs
+    ls_cold+=("$(secs ls)")
+    ls_warm+=("$(secs ls)")
+    entries=$(ls "$MNT" | wc -l)
+    stop_mount
+done
+
+# stat of 1,000 entries: the first 1,000 names of the root. The first
+# `ls -l` forces each to weak head normal form; then they are cached.
+mount_nixpkgs
+mapfile -t first < <(ls "$MNT" | head -1000)
+stat_first=$(secs ls -ld -- "${first[@]}")
+failing=$(cd "$MNT" && stat -- "${first[@]}" 2>&1 >/dev/null | grep -c 'Input/output error' || true)
+stat_warm=()
+for _ in $(seq "$RUNS"); do stat_warm+=("$(secs stat -- "${first[@]}")"); done
+nixpkgs_peak=$(daemon_peak_mb)
+stop_mount
+
+row "nixpkgs: mount (until mounted)" "$(median "${mount_times[@]}")" "$RUNS" "fresh mount each run"
+row "nixpkgs: ls root, cold" "$(median "${ls_cold[@]}")" "$RUNS" "$entries entries, fresh mount"
+row "nixpkgs: ls root, warm" "$(median "${ls_warm[@]}")" "$RUNS" "second ls on the same mount"
+row "nixpkgs: cat hello/version, cold" "$(median "${cat_cold[@]}")" "$RUNS" "= $version, fresh mount"
+row "nixpkgs: cat hello/version, warm" "$(median "${cat_warm[@]}")" "$RUNS" "second cat"
+row "nixpkgs: ls -ld 1,000 root entries, first time" "$stat_first" 1 "forces each value; $failing give EIO"
+row "nixpkgs: stat 1,000 cached root entries" "$(median "${stat_warm[@]}")" "$RUNS" "after the ls -ld"
+row "nixpkgs: daemon peak RSS" "-" "" "$nixpkgs_peak MB after the stat runs"
+
+# --- NixOS -------------------------------------------------------------------
+os_mount=() grep_cold=() grep_warm=() hits= files= os_peak=0
+for _ in $(seq "$RUNS"); do
+    mount_nixos
+    os_mount+=("$MOUNT_SECS")
+    grep_cold+=("$(secs grep -r PermitRootLogin environment/etc)")
+    grep_warm+=("$(secs grep -r PermitRootLogin environment/etc)")
+    hits=$( (cd "$MNT" && grep -r PermitRootLogin environment/etc 2>/dev/null || true) | wc -l)
+    files=$( (cd "$MNT" && find environment/etc -type f 2>/dev/null || true) | wc -l)
+    peak=$(daemon_peak_mb)
+    [ "$peak" -gt "$os_peak" ] && os_peak=$peak
+    stop_mount
+done
+row "NixOS config: mount (until mounted)" "$(median "${os_mount[@]}")" "$RUNS" "-A config, fresh mount each run"
+row "NixOS config: grep -r over environment/etc, cold" "$(median "${grep_cold[@]}")" "$RUNS" "$files files, $hits hits, fresh mount"
+row "NixOS config: grep -r over environment/etc, warm" "$(median "${grep_warm[@]}")" "$RUNS" "second grep on the same mount"
+row "NixOS config: daemon peak RSS" "-" "" "$os_peak MB after the greps"
+
+ETC_EXPR="let c = (import $NIXPKGS/nixos { configuration = $CFG; system = \"x86_64-linux\"; }).config;
+in builtins.mapAttrs (n: e: let r = builtins.tryEval (e.text or null); in if r.success then r.value else null)
+  c.environment.etc"
+# eval_row LABEL CMD...: median time and peak RSS of an evaluation.
+eval_row() {
+    local label=$1 times=() peak=0 t kb
+    shift
+    for _ in $(seq "$RUNS"); do
+        /usr/bin/time -f "%e %M" -o "$WORK/time" "$@" >/dev/null 2>>"$LOG"
+        read -r t kb <"$WORK/time"
+        times+=("$t")
+        [ "$((kb / 1024))" -gt "$peak" ] && peak=$((kb / 1024))
+    done
+    row "$label" "$(median "${times[@]}")" "$RUNS" "peak RSS $peak MB"
+}
+eval_row "NixOS: attrfs eval --strict --json etc texts" "$BIN" eval --strict --json -E "$ETC_EXPR"
+if command -v nix-instantiate >/dev/null; then
+    eval_row "NixOS: nix-instantiate --eval --strict --json etc texts" \
+        nix-instantiate --eval --strict --json -E "$ETC_EXPR"
+else
+    row "NixOS: nix-instantiate --eval --strict --json etc texts" "-" "" "nix-instantiate not installed"
+fi
+
+# --- table -------------------------------------------------------------------
+echo
+echo "attrfs filesystem benchmark ($(nproc) cores, $(git -C "$ROOT" rev-parse --short HEAD))"
+printf '%-52s %10s %6s   %s\n' "workload" "seconds" "runs" "notes"
+printf '%-52s %10s %6s   %s\n' "--------" "-------" "----" "-----"
+printf '%s\n' "${ROWS[@]}"
