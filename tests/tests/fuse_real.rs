@@ -637,16 +637,17 @@ fn a_busy_loop_times_out_and_the_mount_keeps_serving() {
     );
     assert_eq!(stdout(&mount.sh("cat ok")), "fine");
     let next = endless_then_sibling(&mount);
-    // Served within the timeout plus a margin, not after the runaway
-    // finishes (about 15 s).
-    assert!(next < Duration::from_secs(3 + 3), "{next:?}");
+    // Served at once: the runaway was interrupted (it would run about
+    // 15 s and take 7.5 GB otherwise).
+    assert!(next < Duration::from_secs(2), "{next:?}");
     assert_eq!(stdout(&mount.sh("cat ok")), "fine");
 }
 
-/// The stricter form: a runaway builtin is actually interrupted, so the
-/// next request is served at once and the daemon stops burning CPU.
+/// A runaway builtin alone (no bytecode loop around it that polls the
+/// interrupt) is actually interrupted: the next request is served at once
+/// and the daemon stops burning CPU (an abandoned evaluation thread would
+/// go on for about 15 s). See NOTES-fuse.md.
 #[test]
-#[ignore = "genList does not poll the interrupt: the runaway thread is abandoned and keeps running, see NOTES-fuse.md"]
 fn a_runaway_builtin_is_interrupted() {
     if !fuse_available() {
         return;
