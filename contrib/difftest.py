@@ -26,7 +26,7 @@ follows (2.36, the version of the lang tests).  Each mismatch is run through
 RULES: a known 2.8-vs-2.36 change is labelled "version difference", a known
 attrfs divergence "our bug", a settled-as-unsettled one "unclear"; everything
 else is "unclassified" and needs a human look (then, ideally, a rule).
-NOTES-difftest.md holds the reviewed results of a run.
+docs/notes-difftest.md holds the reviewed results of a run.
 """
 
 import argparse

@@ -646,7 +646,7 @@ fn a_busy_loop_times_out_and_the_mount_keeps_serving() {
 /// A runaway builtin alone (no bytecode loop around it that polls the
 /// interrupt) is actually interrupted: the next request is served at once
 /// and the daemon stops burning CPU (an abandoned evaluation thread would
-/// go on for about 15 s). See NOTES-fuse.md.
+/// go on for about 15 s). See docs/notes-fuse.md.
 #[test]
 fn a_runaway_builtin_is_interrupted() {
     if !fuse_available() {
