@@ -25,6 +25,7 @@ pub fn run(args: &EvalArgs) -> i32 {
         strict: args.strict,
         json: args.json,
         raw: args.raw,
+        xml: args.xml,
         parse: args.parse,
         args: auto,
         include: args.include.clone(),

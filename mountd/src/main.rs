@@ -134,6 +134,9 @@ pub struct EvalArgs {
     /// Print a string result raw, without quotes or escapes.
     #[arg(long)]
     pub raw: bool,
+    /// Print the result as XML (the `builtins.toXML` format).
+    #[arg(long)]
+    pub xml: bool,
     /// Only parse, and print the syntax tree.
     #[arg(long)]
     pub parse: bool,

@@ -137,7 +137,8 @@ impl XmlWriter {
                 }
                 Value::Attrs(a) => self.attrs(co, a).await?,
                 Value::Closure(c) => self.function(c),
-                Value::Builtin(_) => self.empty("primop", &[]),
+                // C++ Nix has no case for primops and falls through to this.
+                Value::Builtin(_) => self.empty("unevaluated", &[]),
                 Value::Thunk(_) => self.empty("unevaluated", &[]),
             }
             Ok(())
