@@ -10,7 +10,7 @@ use super::strings::expect_string_no_ctx;
 use super::{expect_attrs, expect_list, gen, lazy, sync};
 use crate::errors::{ErrorKind, EvalResult};
 use crate::value::{BuiltinDef, NixAttrs, NixString, Thunk, Value};
-use crate::vm::{call, force, type_error, EvalState, GenCo, GenFuture};
+use crate::vm::{call, force, force_attrs, force_list, type_error, EvalState, GenCo, GenFuture};
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
@@ -78,10 +78,7 @@ fn list_to_attrs(co: GenCo, _: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
         let list = expect_list(&args[0])?;
         let mut pairs: Vec<(NixString, Rc<NixAttrs>)> = Vec::with_capacity(list.len());
         for item in list.iter() {
-            let pair = match force(&co, item.clone()).await {
-                Value::Attrs(a) => a,
-                other => return Err(type_error("set", &other)),
-            };
+            let pair = force_attrs(&co, item.clone()).await?;
             let name = pair.get(b"name").ok_or_else(|| missing("name"))?.clone();
             let name = expect_string_no_ctx(&force(&co, name).await)?;
             pairs.push((name, pair));
@@ -203,16 +200,10 @@ fn zip_attrs_with(co: GenCo, _: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
     Box::pin(async move {
         let f = force(&co, args[0].clone()).await;
         expect_function(&f)?;
-        let list = match force(&co, args[1].clone()).await {
-            Value::List(l) => l,
-            other => return Err(type_error("list", &other)),
-        };
+        let list = force_list(&co, args[1].clone()).await?;
         let mut seen: BTreeMap<NixString, Vec<Value>> = BTreeMap::new();
         for item in list.iter() {
-            let set = match force(&co, item.clone()).await {
-                Value::Attrs(a) => a,
-                other => return Err(type_error("set", &other)),
-            };
+            let set = force_attrs(&co, item.clone()).await?;
             for (k, v) in set.iter() {
                 seen.entry(k.clone()).or_default().push(v.clone());
             }
@@ -232,10 +223,7 @@ fn group_by(co: GenCo, _: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
     Box::pin(async move {
         let f = force(&co, args[0].clone()).await;
         expect_function(&f)?;
-        let list = match force(&co, args[1].clone()).await {
-            Value::List(l) => l,
-            other => return Err(type_error("list", &other)),
-        };
+        let list = force_list(&co, args[1].clone()).await?;
         let mut groups: BTreeMap<NixString, Vec<Value>> = BTreeMap::new();
         for item in list.iter() {
             let key = call(&co, f.clone(), item.clone()).await;

@@ -9,7 +9,9 @@ use super::strings::expect_string_no_ctx;
 use super::{gen, sync};
 use crate::errors::{ErrorKind, EvalResult};
 use crate::value::{BuiltinDef, ContextElem, NixContext, NixString, Value};
-use crate::vm::{coerce_to_string, force, type_error, Coercion, EvalState, GenCo, GenFuture};
+use crate::vm::{
+    coerce_to_string, force, force_attrs, type_error, Coercion, EvalState, GenCo, GenFuture,
+};
 use attrfs_store::hash::{Hash, HashAlgo};
 use std::path::Path;
 use std::rc::Rc;
@@ -272,10 +274,7 @@ fn fetch_tree(co: GenCo, state: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
 
 fn fetch_closure(co: GenCo, _: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
     Box::pin(async move {
-        let arg = match force(&co, args[0].clone()).await {
-            Value::Attrs(a) => a,
-            other => return Err(type_error("set", &other)),
-        };
+        let arg = force_attrs(&co, args[0].clone()).await?;
         let from = match arg.get(b"fromStore") {
             Some(v) => expect_string_no_ctx(&force(&co, v.clone()).await)?.to_string(),
             None => {

@@ -8,7 +8,9 @@
 use super::{expect_int, expect_list, gen, lazy, sync};
 use crate::errors::{ErrorKind, EvalResult};
 use crate::value::{BuiltinApp, BuiltinDef, NixAttrs, NixString, Thunk, ThunkRepr, Value};
-use crate::vm::{call, call2, force, nix_eq, nix_less, type_error, EvalState, GenCo, GenFuture};
+use crate::vm::{
+    call, call2, force, force_list, nix_eq, nix_less, type_error, EvalState, GenCo, GenFuture,
+};
 use rustc_hash::FxHashSet;
 use std::collections::VecDeque;
 use std::future::Future;
@@ -153,10 +155,7 @@ fn foldl_strict(co: GenCo, _: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
     Box::pin(async move {
         let f = force(&co, args[0].clone()).await;
         expect_function(&f)?;
-        let list = match force(&co, args[2].clone()).await {
-            Value::List(l) => l,
-            other => return Err(type_error("list", &other)),
-        };
+        let list = force_list(&co, args[2].clone()).await?;
         if list.is_empty() {
             return Ok(force(&co, args[1].clone()).await);
         }
@@ -211,10 +210,7 @@ fn concat_map(co: GenCo, _: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
     Box::pin(async move {
         let f = force(&co, args[0].clone()).await;
         expect_function(&f)?;
-        let list = match force(&co, args[1].clone()).await {
-            Value::List(l) => l,
-            other => return Err(type_error("list", &other)),
-        };
+        let list = force_list(&co, args[1].clone()).await?;
         let mut parts = Vec::with_capacity(list.len());
         let mut total = 0;
         for x in list.iter() {
@@ -303,10 +299,7 @@ fn partition(co: GenCo, _: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
     Box::pin(async move {
         let f = force(&co, args[0].clone()).await;
         expect_function(&f)?;
-        let list = match force(&co, args[1].clone()).await {
-            Value::List(l) => l,
-            other => return Err(type_error("list", &other)),
-        };
+        let list = force_list(&co, args[1].clone()).await?;
         let (mut right, mut wrong) = (Vec::new(), Vec::new());
         for x in list.iter() {
             // C++ Nix forces each element before applying the predicate.
@@ -328,10 +321,7 @@ fn any_or_all(co: GenCo, args: Vec<Value>, any: bool) -> GenFuture {
     Box::pin(async move {
         let f = force(&co, args[0].clone()).await;
         expect_function(&f)?;
-        let list = match force(&co, args[1].clone()).await {
-            Value::List(l) => l,
-            other => return Err(type_error("list", &other)),
-        };
+        let list = force_list(&co, args[1].clone()).await?;
         for x in list.iter() {
             if expect_bool(call(&co, f.clone(), x.clone()).await)? == any {
                 return Ok(Value::Bool(any));
@@ -685,10 +675,7 @@ fn generic_closure(co: GenCo, _: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
                 name: "startSet".into(),
             })?
             .clone();
-        let start = match force(&co, start).await {
-            Value::List(l) => l,
-            other => return Err(type_error("list", &other)),
-        };
+        let start = force_list(&co, start).await?;
         if start.is_empty() {
             return Ok(Value::List(start));
         }
