@@ -10,13 +10,22 @@
 //!
 //! ## Failing values
 //!
-//! An attribute whose value throws is still an entry: `lookup` succeeds and
-//! gives it an inode (a regular file, size 0, attributes valid for no time),
-//! so that `getxattr user.nix.error` can reach it; `getattr`, `open` and
-//! `read` then fail with EIO. So `ls` lists it, `stat` and `cat` fail with
-//! "Input/output error", and the message is in the log and readable with
-//! `attr -g nix.error` or any other `getxattr(2)` caller (`getfattr` itself
-//! `lstat`s the file first and stops at the EIO).
+//! An attribute whose value throws is still a well-formed entry: `lookup`
+//! and `getattr` succeed and show a regular file of size 0 with no
+//! permission bits (`----------` in `ls -l`: visibly unreadable), and only
+//! `open` fails, with EIO. So `ls`, `ls -l`, `find` and `stat` print nothing
+//! on stderr for it, `cat` and `grep -r` report "Input/output error" as for
+//! any unreadable file, and the message is in the log and in
+//! `user.nix.error` (`getfattr -n user.nix.error`, `getfattr -d`).
+//!
+//! ## What each request evaluates
+//!
+//! `lookup`/`getattr` need the value's weak head normal form, and for a
+//! file its bytes (rendered once: the service keeps them for `read`).
+//! Extended attributes that cost evaluation (a derivation's `drvPath` and
+//! `outPath`, a string's context, the position) are computed only by
+//! `getxattr` of such a name or by `listxattr`, and then cached; the type
+//! and the error come with the node.
 //!
 //! ## What else the kernel sees
 //!
@@ -28,10 +37,13 @@
 //!   `system.posix_acl_access`, ...) answer ENODATA at once, without asking
 //!   the evaluator; nothing answers ENOSYS.
 //! * `st_size` of a file is its exact length from the first `stat`.
-//! * Directory entries whose kind is not known without forcing the value
-//!   are reported as `DT_DIR`: fuser 0.18 cannot express `DT_UNKNOWN`, and
-//!   `DT_DIR` is the guess that makes fts-based tools (`find`, `grep -r`,
-//!   `du`) `stat` the entry before trusting its type.
+//! * Directory entries carry their real `d_type` when it is known without
+//!   forcing the value (already-evaluated values, entries already stat'ed,
+//!   the synthetic `.drv`/`.context`). For the others `DT_UNKNOWN` would be
+//!   the honest answer, but fuser 0.18's `ReplyDirectory` cannot express it
+//!   (its `FileType` has no unknown variant), so they are reported as
+//!   `DT_DIR`: the one guess that makes fts-based tools (`find`, `grep -r`,
+//!   `du`) and `ls --color` `stat` the entry before trusting its type.
 //! * Nothing ever changes during a mount, so attributes, entries and page
 //!   cache are kept by the kernel for a long time (`TTL`).
 
@@ -77,7 +89,9 @@ struct Attrs {
 impl Attrs {
     fn of(&self, ino: u64, node: &Node) -> FileAttr {
         let (kind, perm, size, nlink) = match node.kind {
-            _ if node.error.is_some() => (FileType::RegularFile, FILE_PERM, 0, 1),
+            // No permission bits: `ls -l` shows at a glance that it cannot
+            // be read (and `open` fails with EIO whoever asks).
+            _ if node.error.is_some() => (FileType::RegularFile, 0, 0, 1),
             NodeKind::Directory => (FileType::Directory, DIR_PERM, 0, 2),
             NodeKind::File => (FileType::RegularFile, FILE_PERM, node.size, 1),
             NodeKind::Symlink => {
@@ -226,14 +240,7 @@ impl Filesystem for AttrFs {
                     // The inode is allocated only once the name is known to
                     // exist, so probing for missing names costs nothing.
                     let (ino, _) = inodes.intern(parent.0, path);
-                    let attr_ttl = if node.error.is_some() {
-                        // Expire at once, so that `stat` asks `getattr`
-                        // and gets the EIO.
-                        Duration::ZERO
-                    } else {
-                        TTL
-                    };
-                    reply.entry_with_ttls(&attr_ttl, &TTL, &attrs.of(ino, &node), Generation(0));
+                    reply.entry(&TTL, &attrs.of(ino, &node), Generation(0));
                 }
                 Err(e) => reply.error(errno(&e)),
             });
@@ -246,7 +253,6 @@ impl Filesystem for AttrFs {
         };
         let attrs = self.attrs;
         self.service.stat_then(&path, move |answer| match answer {
-            Ok(node) if node.error.is_some() => reply.error(Errno::EIO),
             Ok(node) => reply.attr(&TTL, &attrs.of(ino.0, &node)),
             Err(e) => reply.error(errno(&e)),
         });
@@ -438,10 +444,20 @@ impl Filesystem for AttrFs {
             Ok(path) => path,
             Err(e) => return reply.error(e),
         };
+        let service = self.service.clone();
+        let xattr_path = path.clone();
         self.service.stat_then(&path, move |answer| match answer {
+            // The type and the error come with the node.
             Ok(node) => match node.xattr(&name) {
                 Some(value) => reply_xattr(reply, size, value),
-                None => reply.error(Errno::NO_XATTR),
+                // The costly ones are computed now, once.
+                None => service.xattrs_then(&xattr_path, move |answer| match answer {
+                    Ok(xattrs) => match xattrs.iter().find(|(n, _)| *n == name) {
+                        Some((_, value)) => reply_xattr(reply, size, value),
+                        None => reply.error(Errno::NO_XATTR),
+                    },
+                    Err(e) => reply.error(errno(&e)),
+                }),
             },
             Err(e) => reply.error(errno(&e)),
         });
@@ -452,10 +468,10 @@ impl Filesystem for AttrFs {
             Ok(path) => path,
             Err(e) => return reply.error(e),
         };
-        self.service.stat_then(&path, move |answer| match answer {
-            Ok(node) => {
+        self.service.xattrs_then(&path, move |answer| match answer {
+            Ok(xattrs) => {
                 let mut names = Vec::new();
-                for (name, _) in &node.xattrs {
+                for (name, _) in xattrs.iter() {
                     names.extend_from_slice(name.as_bytes());
                     names.push(0);
                 }

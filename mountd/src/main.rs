@@ -18,6 +18,23 @@ use clap::{Args, Parser, Subcommand};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Asks the kernel for no transparent huge pages in this process.
+///
+/// mimalloc `madvise`s its arenas for huge pages, so the first touch of each
+/// 2 MiB region faults in and zeroes all of it. The evaluator's heap grows
+/// steadily while it evaluates, so that zeroing is paid up front in big
+/// steps: forcing every nixpkgs 20.09 attribute spent about 30% of its time
+/// in `clear_page_erms` (measured with perf on a 2-core VM), and took 9.7 to
+/// 11 s with huge pages against 7.5 s and 5% less peak memory without;
+/// `hello.drvPath` peaks at 85 instead of 106 MiB. Called first thing, before
+/// the evaluator's heap exists; if the kernel refuses, nothing is lost but
+/// that speed.
+fn disable_transparent_huge_pages() {
+    // SAFETY: PR_SET_THP_DISABLE takes plain integer arguments and touches
+    // no memory of ours.
+    let _ = unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
+}
+
 /// Mount an evaluated Nix expression as a read-only filesystem.
 #[derive(Parser, Debug)]
 #[command(name = "attrfs", version, about)]
@@ -200,6 +217,7 @@ fn init_logging() {
 }
 
 fn main() -> ExitCode {
+    disable_transparent_huge_pages();
     let cli = Cli::parse();
     match cli.command {
         Command::Mount(args) => {

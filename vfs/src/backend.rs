@@ -4,7 +4,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::node::{AttrPath, DirEntry, Node};
+use crate::node::{AttrPath, DirEntry, Node, XattrList};
 
 /// The interrupt flag shared between the evaluation service and a backend.
 ///
@@ -62,6 +62,41 @@ impl NodeError {
     }
 }
 
+/// What [`Backend::stat`] renders: the node, and for a regular file the
+/// bytes that had to be rendered anyway to know its size.
+///
+/// Handing the bytes over with the node is what keeps a file from being
+/// rendered twice (once for `st_size`, once for `read`): the service puts
+/// them in its byte cache, so the `read` that usually follows a `stat` is
+/// answered without asking the backend again.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Stat {
+    /// The rendered node.
+    pub node: Node,
+    /// The file's contents, when the backend rendered them to measure them.
+    /// Their length must equal `node.size`.
+    pub contents: Option<Vec<u8>>,
+}
+
+impl From<Node> for Stat {
+    fn from(node: Node) -> Self {
+        Stat {
+            node,
+            contents: None,
+        }
+    }
+}
+
+impl Stat {
+    /// A regular file together with its contents (their length is its size).
+    pub fn file(nix_type: &str, contents: Vec<u8>) -> Self {
+        Stat {
+            node: Node::file(nix_type, contents.len() as u64),
+            contents: Some(contents),
+        }
+    }
+}
+
 /// An evaluator seen through attribute paths.
 ///
 /// A backend lives on the single evaluation thread of the
@@ -80,10 +115,17 @@ impl NodeError {
 pub trait Backend {
     /// Forces the value at `path` to weak head normal form and renders it.
     ///
+    /// It evaluates exactly what the node's kind and size need: a value's
+    /// weak head normal form, and a file's bytes (returned in
+    /// [`Stat::contents`] so they are rendered once). Nothing that only an
+    /// extended attribute needs (a derivation's `drvPath`, a position) is
+    /// computed here: that is [`Backend::xattrs`]' job.
+    ///
     /// Returns `Err(NotFound)` if the last segment does not name an entry of
     /// its parent, `Err(NotADirectory)` if an ancestor is not a directory,
-    /// and `Ok(Node::failed(..))` if the entry exists but its value throws.
-    fn stat(&mut self, path: &AttrPath) -> Result<Node, NodeError>;
+    /// and `Ok` with [`Node::failed`] if the entry exists but its value
+    /// throws.
+    fn stat(&mut self, path: &AttrPath) -> Result<Stat, NodeError>;
 
     /// The entries of the directory at `path`, in display order. Lists the
     /// names only: it must not force the children's values. Derivations list
@@ -95,6 +137,17 @@ pub trait Backend {
     /// `size` that `stat` reported. The service caches the bytes and serves
     /// reads at any offset from them.
     fn read(&mut self, path: &AttrPath) -> Result<Vec<u8>, NodeError>;
+
+    /// Every extended attribute of the node at `path`, the costly ones
+    /// included (`user.nix.drvPath`, `user.nix.outPath`, `user.nix.context`,
+    /// `user.nix.position`); asked only when a caller wants an attribute the
+    /// [`Stat`] node does not carry, or the list of them.
+    ///
+    /// Errors as for [`Backend::stat`]. A node whose value fails still has
+    /// attributes (`user.nix.error`, its position). An attribute that fails
+    /// to compute (a derivation whose `drvPath` throws) is left out rather
+    /// than failing the rest; the failure is logged.
+    fn xattrs(&mut self, path: &AttrPath) -> Result<XattrList, NodeError>;
 }
 
 /// Builds a backend on the evaluation thread.

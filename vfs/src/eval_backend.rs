@@ -10,8 +10,8 @@
 //! `deep_derivations` is set, and a set or list identical to one of its
 //! ancestors is a symlink to that ancestor, so `find` and `grep -r` end.
 
-use crate::backend::{Backend, BackendFactory, Interrupt, NodeError};
-use crate::node::{xattr, AttrPath, DirEntry, Node, NodeKind, Segment};
+use crate::backend::{Backend, BackendFactory, Interrupt, NodeError, Stat};
+use crate::node::{xattr, AttrPath, DirEntry, Node, NodeKind, Segment, XattrList};
 use attrfs_eval::eval::{AutoArg, Evaluator, Source};
 use attrfs_eval::printer::format_float;
 use attrfs_eval::value::Value;
@@ -186,6 +186,24 @@ impl EvalBackend {
                 None => false,
             },
             _ => false,
+        }
+    }
+
+    /// A string attribute of a derivation (`drvPath`, `outPath`), forced;
+    /// the error says why it could not be had.
+    fn derivation_string(&self, v: &Value, name: &str) -> Result<String, String> {
+        let attr = v
+            .as_attrs()
+            .and_then(|a| a.get_str(name))
+            .cloned()
+            .ok_or_else(|| format!("the derivation has no attribute '{name}'"))?;
+        match self.force(attr) {
+            Ok(Value::String(s)) => Ok(s.to_string()),
+            Ok(other) => Err(format!(
+                "'{name}' is {}",
+                attrfs_eval::printer::type_with_article(&other)
+            )),
+            Err(e) => Err(e.short(&self.ev.state.sources)),
         }
     }
 
@@ -389,7 +407,7 @@ fn package_set_text(attributes: usize) -> String {
 }
 
 impl Backend for EvalBackend {
-    fn stat(&mut self, path: &AttrPath) -> Result<Node, NodeError> {
+    fn stat(&mut self, path: &AttrPath) -> Result<Stat, NodeError> {
         let r = self.stat_inner(path);
         self.check_memory();
         r
@@ -406,60 +424,83 @@ impl Backend for EvalBackend {
         self.check_memory();
         r
     }
+
+    fn xattrs(&mut self, path: &AttrPath) -> Result<XattrList, NodeError> {
+        let r = self.xattrs_inner(path);
+        self.check_memory();
+        r
+    }
 }
 
 impl EvalBackend {
-    fn stat_inner(&mut self, path: &AttrPath) -> Result<Node, NodeError> {
+    /// Renders the node: the value's weak head normal form decides the
+    /// kind, and a file's bytes its size; nothing else is evaluated.
+    fn stat_inner(&mut self, path: &AttrPath) -> Result<Stat, NodeError> {
         if let Some(seg @ (Segment::Drv | Segment::Context)) = path.last() {
             let parent = path.parent().unwrap_or_default();
             let (drv, ctx) = self.derivation_files(&parent)?;
             let bytes = if *seg == Segment::Drv { drv } else { ctx };
-            return Ok(Node::file("string", bytes.len() as u64));
+            return Ok(Stat::file("string", bytes));
         }
         let shape = match self.resolve(path)? {
             Ok(s) => s,
-            Err(msg) => return Ok(Node::failed(msg)),
+            Err(msg) => return Ok(Node::failed(msg).into()),
         };
-        let mut node = match &shape {
-            Shape::Link(target, ty) => Node::symlink(ty, target.clone()),
+        Ok(match &shape {
+            Shape::Link(target, ty) => Node::symlink(ty, target.clone()).into(),
             Shape::DrvLink(_) => Node {
                 target: None,
                 ..Node::symlink("derivation", Vec::new())
-            },
-            Shape::PackageSet(n) => Node::file("set", package_set_text(*n).len() as u64),
+            }
+            .into(),
+            Shape::PackageSet(n) => Stat::file("set", package_set_text(*n).into_bytes()),
             Shape::Value(v) => match v {
-                Value::Attrs(_) if self.is_derivation(v) => {
-                    let mut n = Node::directory("derivation");
-                    if let Some(p) = self.string_attr(v, "drvPath") {
-                        n = n.with_xattr(xattr::DRV_PATH, p);
-                    }
-                    if let Some(p) = self.string_attr(v, "outPath") {
-                        n = n.with_xattr(xattr::OUT_PATH, p);
-                    }
-                    n
+                Value::Attrs(_) if self.is_derivation(v) => Node::directory("derivation").into(),
+                Value::Attrs(_) => Node::directory("set").into(),
+                Value::List(_) => Node::directory("list").into(),
+                Value::Path(p) => {
+                    Node::symlink("path", p.to_string_lossy().as_bytes().to_vec()).into()
                 }
-                Value::Attrs(_) => Node::directory("set"),
-                Value::List(_) => Node::directory("list"),
-                Value::Path(p) => Node::symlink("path", p.to_string_lossy().as_bytes().to_vec()),
                 other => match self.file_bytes(other) {
-                    Some((bytes, ty)) => {
-                        let mut n = Node::file(ty, bytes.len() as u64);
-                        if let Value::String(s) = other {
-                            if let Some(ctx) = s.context() {
-                                let lines: Vec<String> = ctx.iter().map(|c| c.encode()).collect();
-                                n = n.with_xattr(xattr::CONTEXT, lines.join("\n"));
-                            }
-                        }
-                        n
-                    }
-                    None => Node::failed("value cannot be rendered"),
+                    Some((bytes, ty)) => Stat::file(ty, bytes),
+                    None => Node::failed("value cannot be rendered").into(),
                 },
             },
-        };
+        })
+    }
+
+    /// The node's extended attributes, the costly ones included: a
+    /// derivation's `drvPath` and `outPath` (a whole `derivationStrict`),
+    /// a string's context, the attribute's position.
+    fn xattrs_inner(&mut self, path: &AttrPath) -> Result<XattrList, NodeError> {
+        let mut node = self.stat_inner(path)?.node;
+        if node.error.is_none() {
+            if let Ok(Shape::Value(v)) = self.resolve(path)? {
+                match &v {
+                    Value::Attrs(_) if self.is_derivation(&v) => {
+                        for (name, attr) in
+                            [(xattr::DRV_PATH, "drvPath"), (xattr::OUT_PATH, "outPath")]
+                        {
+                            match self.derivation_string(&v, attr) {
+                                Ok(p) => node = node.with_xattr(name, p),
+                                Err(e) => tracing::warn!("{path}: {attr}: {e}"),
+                            }
+                        }
+                    }
+                    Value::String(s) => {
+                        if let Some(ctx) = s.context() {
+                            let lines: Vec<String> = ctx.iter().map(|c| c.encode()).collect();
+                            node = node.with_xattr(xattr::CONTEXT, lines.join("\n"));
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
         if let Some(pos) = self.position_of(path) {
             node = node.with_xattr(xattr::POSITION, pos);
         }
-        Ok(node)
+        Ok(node.xattrs)
     }
 
     fn list_inner(&mut self, path: &AttrPath) -> Result<Vec<DirEntry>, NodeError> {

@@ -12,8 +12,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::backend::{Backend, BackendFactory, Interrupt, NodeError};
-use crate::node::{xattr, AttrPath, DirEntry, Node, NodeKind, Segment};
+use crate::backend::{Backend, BackendFactory, Interrupt, NodeError, Stat};
+use crate::node::{xattr, AttrPath, DirEntry, Node, NodeKind, Segment, XattrList};
 
 /// A fake Nix value.
 #[derive(Clone, Debug)]
@@ -168,7 +168,7 @@ pub fn sample_tree() -> FakeValue {
 pub struct FakeStats {
     /// Backends built (1, plus one per restart).
     pub backends: AtomicUsize,
-    /// Calls of `stat`, `list` and `read` together.
+    /// Calls of `stat`, `list`, `read` and `xattrs` together.
     pub calls: AtomicUsize,
 }
 
@@ -343,31 +343,25 @@ fn type_of(value: &FakeValue) -> &'static str {
 }
 
 impl Backend for FakeBackend {
-    fn stat(&mut self, path: &AttrPath) -> Result<Node, NodeError> {
+    fn stat(&mut self, path: &AttrPath) -> Result<Stat, NodeError> {
         self.stats.calls.fetch_add(1, Ordering::SeqCst);
         let target = match self.resolve(path)? {
             Ok(target) => target,
-            Err(message) => {
-                return Ok(Node::failed(message).with_xattr(xattr::POSITION, "fake.nix:1:1"))
-            }
+            Err(message) => return Ok(Node::failed(message).into()),
         };
-        let size = Self::contents(&target).map_or(0, |c| c.len() as u64);
-        let node = match target {
-            Target::Number(_) => Node::file("int", size),
-            Target::Drv(_) | Target::Context(_) => Node::file("string", size),
-            Target::Value(value) => match value {
-                FakeValue::Derivation(d) => Node::directory("derivation")
-                    .with_xattr(xattr::DRV_PATH, d.drv_path.as_bytes())
-                    .with_xattr(xattr::OUT_PATH, d.out_path.as_bytes()),
-                FakeValue::Set(_) | FakeValue::List(_) | FakeValue::Range(_) => {
-                    Node::directory(type_of(value))
-                }
+        let contents = Self::contents(&target);
+        Ok(match (target, contents) {
+            (Target::Number(_), Some(bytes)) => Stat::file("int", bytes),
+            (Target::Drv(_) | Target::Context(_), Some(bytes)) => Stat::file("string", bytes),
+            (Target::Value(value), Some(bytes)) => Stat::file(type_of(value), bytes),
+            (Target::Value(value), None) => match value {
                 FakeValue::Path(target) => Node::symlink("path", target.clone()),
                 FakeValue::Symlink(nix_type, target) => Node::symlink(nix_type, target.clone()),
-                _ => Node::file(type_of(value), size),
-            },
-        };
-        Ok(node.with_xattr(xattr::POSITION, "fake.nix:1:1"))
+                _ => Node::directory(type_of(value)),
+            }
+            .into(),
+            (_, None) => return Err(NodeError::NotAFile),
+        })
     }
 
     fn list(&mut self, path: &AttrPath) -> Result<Vec<DirEntry>, NodeError> {
@@ -411,6 +405,17 @@ impl Backend for FakeBackend {
             Err(message) => Err(NodeError::EvalFailed(message)),
         }
     }
+
+    fn xattrs(&mut self, path: &AttrPath) -> Result<XattrList, NodeError> {
+        let stat = self.stat(path)?;
+        let mut node = stat.node.with_xattr(xattr::POSITION, "fake.nix:1:1");
+        if let Ok(Target::Value(FakeValue::Derivation(d))) = self.resolve(path)? {
+            node = node
+                .with_xattr(xattr::DRV_PATH, d.drv_path.as_bytes())
+                .with_xattr(xattr::OUT_PATH, d.out_path.as_bytes());
+        }
+        Ok(node.xattrs)
+    }
 }
 
 #[cfg(test)]
@@ -429,9 +434,13 @@ mod tests {
     #[test]
     fn renders_the_sample_tree() {
         let mut b = backend();
-        assert_eq!(b.stat(&AttrPath::root()).unwrap().kind, NodeKind::Directory);
+        assert_eq!(
+            b.stat(&AttrPath::root()).unwrap().node.kind,
+            NodeKind::Directory
+        );
         let hello = b.stat(&path(&["hello"])).unwrap();
-        assert_eq!((hello.kind, hello.size), (NodeKind::File, 14));
+        assert_eq!((hello.node.kind, hello.node.size), (NodeKind::File, 14));
+        assert_eq!(hello.contents.as_deref(), Some(&b"Hello, world!\n"[..]));
         assert_eq!(b.read(&path(&["hello"])).unwrap(), b"Hello, world!\n");
         assert_eq!(b.read(&path(&["answer"])).unwrap(), b"42");
         assert_eq!(b.read(&path(&["nested", "list", "1"])).unwrap(), b"two");
@@ -442,14 +451,14 @@ mod tests {
             Err(NodeError::NotADirectory)
         );
         assert_eq!(b.stat(&path(&["nope"])), Err(NodeError::NotFound));
-        let link = b.stat(&path(&["path"])).unwrap();
+        let link = b.stat(&path(&["path"])).unwrap().node;
         assert_eq!(link.target.as_deref(), Some(&b"/etc/hostname"[..]));
     }
 
     #[test]
     fn failing_values_are_nodes_and_fail_their_children() {
         let mut b = backend();
-        let broken = b.stat(&path(&["broken"])).unwrap();
+        let broken = b.stat(&path(&["broken"])).unwrap().node;
         assert_eq!(broken.error.as_deref(), Some("error: this value is broken"));
         assert!(matches!(
             b.stat(&path(&["broken", "x"])),
@@ -469,8 +478,11 @@ mod tests {
         assert_eq!(entries[1].name, Segment::Context);
         let drv = b.read(&path(&["pkg"]).child(Segment::Drv)).unwrap();
         assert!(drv.starts_with(b"Derive("));
-        let node = b.stat(&path(&["pkg"])).unwrap();
-        assert!(node.xattr(xattr::DRV_PATH).is_some());
+        // The costly attributes come with `xattrs`, not with `stat`.
+        let node = b.stat(&path(&["pkg"])).unwrap().node;
+        assert!(node.xattr(xattr::DRV_PATH).is_none());
+        let xattrs = b.xattrs(&path(&["pkg"])).unwrap();
+        assert!(xattrs.iter().any(|(n, _)| n == xattr::DRV_PATH));
     }
 
     #[test]

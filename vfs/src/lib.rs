@@ -22,7 +22,7 @@
 //! | int, float, bool, null | regular file, the value as Nix prints it |
 //! | path | symlink to the absolute path |
 //! | function | regular file describing it |
-//! | a value whose evaluation fails | listed; `stat`/`open`/`read` fail with EIO; error text in `user.nix.error` |
+//! | a value whose evaluation fails | listed; `lstat` succeeds (regular file, mode 000, size 0); `open`/`read` fail with EIO; error text in `user.nix.error` |
 //!
 //! Attribute names become file names by the reversible encoding in
 //! [`names`]; inode numbers are stable per path ([`inodes`]).
@@ -38,7 +38,7 @@ pub mod names;
 pub mod node;
 pub mod service;
 
-pub use backend::{Backend, BackendFactory, Interrupt, NodeError};
+pub use backend::{Backend, BackendFactory, Interrupt, NodeError, Stat};
 pub use inodes::{InodeTable, ROOT_INODE};
-pub use node::{xattr, AttrPath, DirEntry, Node, NodeKind, Segment};
+pub use node::{xattr, AttrPath, DirEntry, Node, NodeKind, Segment, XattrList};
 pub use service::{CacheView, EvalService, Listing, ServiceConfig, ServiceError};

@@ -32,6 +32,9 @@ pub mod xattr {
     pub const PREFIX: &str = "user.nix.";
 }
 
+/// Extended attributes as `(name, value)` pairs, names from [`xattr`].
+pub type XattrList = Vec<(String, Vec<u8>)>;
+
 /// One step of an [`AttrPath`].
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Segment {
@@ -205,11 +208,14 @@ pub struct Node {
     /// `bool`, `null`, `path`, `lambda`, `primop`, ...; `error` for a value
     /// whose evaluation fails.
     pub nix_type: String,
-    /// Extended attributes, names from [`xattr`].
-    pub xattrs: Vec<(String, Vec<u8>)>,
+    /// The extended attributes known without further evaluation
+    /// (`user.nix.type`, `user.nix.error`). The costly ones come from
+    /// [`crate::Backend::xattrs`] when asked for.
+    pub xattrs: XattrList,
     /// For an attribute whose value fails to evaluate: the error text. The
-    /// entry still exists (it is listed and has an inode), but `stat`, `open`
-    /// and `read` of it fail with EIO; the text is also in `user.nix.error`.
+    /// entry is still well formed (listed, `lstat` succeeds: a regular file
+    /// of size 0 with no permission bits), but `open` and `read` of it fail
+    /// with EIO; the text is also in `user.nix.error`.
     pub error: Option<String>,
 }
 

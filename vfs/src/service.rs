@@ -29,8 +29,11 @@
 //!
 //! Nix evaluation is pure, so an answer never changes during a mount. Stat
 //! nodes and listings are kept for the life of the mount (they are small,
-//! and keeping them keeps `st_size` and directory contents consistent);
-//! file contents are kept in an LRU of `cache_size` entries. Permanent
+//! and keeping them keeps `st_size` and directory contents consistent), and
+//! so are the extended attributes asked for; file contents are kept in an
+//! LRU of `cache_size` entries. A stat of a file renders its bytes to
+//! measure them and hands them over with the node, so they go to that LRU
+//! at once and the `read` that follows needs no evaluation. Permanent
 //! errors (see [`NodeError::is_permanent`]) are cached like answers;
 //! timeouts are not. A cached listing also answers lookups of names that
 //! are not in it, without a round trip to the evaluation thread.
@@ -52,7 +55,7 @@ use parking_lot::{Condvar, Mutex, MutexGuard, RwLock};
 use tracing::{debug, error, info, warn};
 
 use crate::backend::{Backend, BackendFactory, Interrupt, NodeError};
-use crate::node::{AttrPath, DirEntry, Node, Segment};
+use crate::node::{AttrPath, DirEntry, Node, Segment, XattrList};
 
 /// Tunables of the evaluation service.
 #[derive(Clone, Debug)]
@@ -129,6 +132,7 @@ enum Op {
     Stat,
     List,
     Read,
+    Xattrs,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -143,17 +147,20 @@ impl std::fmt::Display for Key {
             Op::Stat => "stat",
             Op::List => "list",
             Op::Read => "read",
+            Op::Xattrs => "xattrs",
         };
         write!(f, "{op} {}", self.path)
     }
 }
 
-/// An answer of any of the three kinds.
+/// An answer of any of the four kinds. A stat answer may carry the file's
+/// bytes, rendered to measure it; they go to the byte cache.
 #[derive(Clone, Debug)]
 enum Rendered {
-    Node(Arc<Node>),
+    Node(Arc<Node>, Option<Arc<[u8]>>),
     Listing(Arc<Listing>),
     Bytes(Arc<[u8]>),
+    Xattrs(Arc<XattrList>),
 }
 
 type Answer = Result<Rendered, NodeError>;
@@ -214,6 +221,7 @@ struct Cache {
     nodes: RwLock<HashMap<AttrPath, Cached<Arc<Node>>>>,
     listings: RwLock<HashMap<AttrPath, Cached<Arc<Listing>>>>,
     bytes: Mutex<LruCache<AttrPath, Cached<Arc<[u8]>>>>,
+    xattrs: RwLock<HashMap<AttrPath, Cached<Arc<XattrList>>>>,
 }
 
 impl Cache {
@@ -222,6 +230,7 @@ impl Cache {
             nodes: RwLock::default(),
             listings: RwLock::default(),
             bytes: Mutex::new(LruCache::new(cache_size)),
+            xattrs: RwLock::default(),
         }
     }
 
@@ -229,7 +238,7 @@ impl Cache {
         match key.op {
             Op::Stat => {
                 if let Some(hit) = self.nodes.read().get(&key.path) {
-                    return Some(hit.clone().map(Rendered::Node));
+                    return Some(hit.clone().map(|node| Rendered::Node(node, None)));
                 }
                 self.stat_from_parent_listing(&key.path)
             }
@@ -243,6 +252,11 @@ impl Cache {
                 .lock()
                 .get(&key.path)
                 .map(|hit| hit.clone().map(Rendered::Bytes)),
+            Op::Xattrs => self
+                .xattrs
+                .read()
+                .get(&key.path)
+                .map(|hit| hit.clone().map(Rendered::Xattrs)),
         }
     }
 
@@ -267,7 +281,10 @@ impl Cache {
         }
         let path = key.path.clone();
         match (key.op, answer) {
-            (Op::Stat, Ok(Rendered::Node(node))) => {
+            (Op::Stat, Ok(Rendered::Node(node, contents))) => {
+                if let Some(bytes) = contents {
+                    self.bytes.lock().put(path.clone(), Ok(bytes.clone()));
+                }
                 self.nodes.write().insert(path, Ok(node.clone()));
             }
             (Op::Stat, Err(e)) => {
@@ -284,6 +301,12 @@ impl Cache {
             }
             (Op::Read, Err(e)) => {
                 self.bytes.lock().put(path, Err(e.clone()));
+            }
+            (Op::Xattrs, Ok(Rendered::Xattrs(xattrs))) => {
+                self.xattrs.write().insert(path, Ok(xattrs.clone()));
+            }
+            (Op::Xattrs, Err(e)) => {
+                self.xattrs.write().insert(path, Err(e.clone()));
             }
             // The evaluation thread builds answers from the key's op, so a
             // mismatch cannot happen; not caching it is the safe reaction.
@@ -410,6 +433,20 @@ impl EvalService {
         );
     }
 
+    /// Every extended attribute of the node at `path`, the costly ones
+    /// included; see [`EvalService::stat_then`] and
+    /// [`Backend::xattrs`](crate::Backend::xattrs).
+    pub fn xattrs_then(
+        &self,
+        path: &AttrPath,
+        done: impl FnOnce(Result<Arc<XattrList>, NodeError>) + Send + 'static,
+    ) {
+        self.submit(
+            make_key(Op::Xattrs, path),
+            Box::new(move |a| done(as_xattrs(a))),
+        );
+    }
+
     /// Stats `path`, blocking until the answer or the deadline.
     pub fn stat(&self, path: &AttrPath) -> Result<Arc<Node>, NodeError> {
         as_node(self.wait(make_key(Op::Stat, path)))
@@ -424,6 +461,12 @@ impl EvalService {
     /// Reads the file at `path`, blocking until the answer or the deadline.
     pub fn read(&self, path: &AttrPath) -> Result<Arc<[u8]>, NodeError> {
         as_bytes(self.wait(make_key(Op::Read, path)))
+    }
+
+    /// Every extended attribute of the node at `path`, blocking until the
+    /// answer or the deadline.
+    pub fn xattrs(&self, path: &AttrPath) -> Result<Arc<XattrList>, NodeError> {
+        as_xattrs(self.wait(make_key(Op::Xattrs, path)))
     }
 
     /// The cached stat answer for `path`, without asking the evaluator.
@@ -552,7 +595,14 @@ fn mismatch() -> NodeError {
 
 fn as_node(answer: Answer) -> Result<Arc<Node>, NodeError> {
     match answer? {
-        Rendered::Node(node) => Ok(node),
+        Rendered::Node(node, _) => Ok(node),
+        _ => Err(mismatch()),
+    }
+}
+
+fn as_xattrs(answer: Answer) -> Result<Arc<XattrList>, NodeError> {
+    match answer? {
+        Rendered::Xattrs(xattrs) => Ok(xattrs),
         _ => Err(mismatch()),
     }
 }
@@ -720,20 +770,25 @@ fn eval_thread(
 
 fn evaluate(backend: &mut dyn Backend, key: &Key) -> Answer {
     match key.op {
-        Op::Stat => backend.stat(&key.path).map(|n| Rendered::Node(Arc::new(n))),
+        Op::Stat => backend
+            .stat(&key.path)
+            .map(|stat| Rendered::Node(Arc::new(stat.node), stat.contents.map(Arc::from))),
         Op::List => backend
             .list(&key.path)
             .map(|entries| Rendered::Listing(Arc::new(Listing::new(entries)))),
         Op::Read => backend
             .read(&key.path)
             .map(|bytes| Rendered::Bytes(Arc::from(bytes))),
+        Op::Xattrs => backend
+            .xattrs(&key.path)
+            .map(|xattrs| Rendered::Xattrs(Arc::new(xattrs))),
     }
 }
 
 fn log_answer(key: &Key, answer: &Answer, elapsed: Duration) {
     match answer {
         Err(NodeError::EvalFailed(message)) => warn!("{key}: evaluation failed: {message}"),
-        Ok(Rendered::Node(node)) if node.error.is_some() => {
+        Ok(Rendered::Node(node, _)) if node.error.is_some() => {
             let message = node.error.as_deref().unwrap_or_default();
             warn!("{key}: the value fails to evaluate: {message}");
         }
@@ -915,17 +970,22 @@ mod tests {
         let (service, stats) = start(fake::sample_tree(), quick());
         let node = service.stat(&path(&["hello"])).unwrap();
         assert_eq!((node.kind, node.size), (NodeKind::File, 14));
+        // The bytes rendered to measure the file answer the read.
         assert_eq!(
             &*service.read(&path(&["hello"])).unwrap(),
             b"Hello, world!\n"
         );
+        assert_eq!(calls(&stats), 1);
         let listing = service.list(&AttrPath::root()).unwrap();
         assert!(listing.contains(&Segment::name("a/b")));
+        let xattrs = service.xattrs(&path(&["pkg"])).unwrap();
+        assert!(xattrs.iter().any(|(n, _)| n == crate::xattr::DRV_PATH));
         assert_eq!(calls(&stats), 3);
         for _ in 0..3 {
             service.stat(&path(&["hello"])).unwrap();
             service.read(&path(&["hello"])).unwrap();
             service.list(&AttrPath::root()).unwrap();
+            service.xattrs(&path(&["pkg"])).unwrap();
         }
         assert_eq!(calls(&stats), 3);
         assert!(service.cached_stat(&path(&["hello"])).is_some());
