@@ -228,7 +228,7 @@ impl Filesystem for AttrFs {
             return reply.error(Errno::ENOENT);
         };
         let path = match self.path(parent) {
-            Ok(parent_path) => parent_path.child(segment),
+            Ok(parent_path) => Arc::new(parent_path.child(segment)),
             Err(e) => return reply.error(e),
         };
         let inodes = self.inodes.clone();

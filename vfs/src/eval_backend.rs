@@ -500,7 +500,7 @@ impl EvalBackend {
         if let Some(pos) = self.position_of(path) {
             node = node.with_xattr(xattr::POSITION, pos);
         }
-        Ok(node.xattrs)
+        Ok(node.into_xattrs())
     }
 
     fn list_inner(&mut self, path: &AttrPath) -> Result<Vec<DirEntry>, NodeError> {
@@ -508,14 +508,20 @@ impl EvalBackend {
         let Shape::Value(v) = shape else {
             return Err(NodeError::NotADirectory);
         };
+        // The kind of a child already evaluated, where its value alone
+        // decides it: a set or list may still turn out to be a link (to an
+        // ancestor, to a store path), so those stay unknown.
+        let kind_of_value = |v: &Value| -> Option<NodeKind> {
+            match v {
+                Value::Attrs(_) | Value::List(_) => None,
+                Value::Path(_) => Some(NodeKind::Symlink),
+                _ => Some(NodeKind::File),
+            }
+        };
         let kind_of = |x: &Value| -> Option<NodeKind> {
             match x {
-                Value::Thunk(t) => t.value().and_then(|v| match v {
-                    Value::Attrs(_) | Value::List(_) | Value::Path(_) => None,
-                    _ => Some(NodeKind::File),
-                }),
-                Value::Attrs(_) | Value::List(_) | Value::Path(_) => None,
-                _ => Some(NodeKind::File),
+                Value::Thunk(t) => t.value().and_then(|v| kind_of_value(&v)),
+                v => kind_of_value(v),
             }
         };
         match &v {

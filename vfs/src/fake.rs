@@ -414,7 +414,7 @@ impl Backend for FakeBackend {
                 .with_xattr(xattr::DRV_PATH, d.drv_path.as_bytes())
                 .with_xattr(xattr::OUT_PATH, d.out_path.as_bytes());
         }
-        Ok(node.xattrs)
+        Ok(node.into_xattrs())
     }
 }
 

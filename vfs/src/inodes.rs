@@ -59,13 +59,13 @@ impl InodeTable {
     /// first sight. `None` if `parent` is not a known inode.
     pub fn child(&self, parent: u64, segment: &Segment) -> Option<(u64, Arc<AttrPath>)> {
         let path = self.path(parent)?.child(segment.clone());
-        Some(self.intern(parent, path))
+        Some(self.intern(parent, Arc::new(path)))
     }
 
     /// The inode of `path`, whose parent directory is inode `parent`,
     /// allocating it on first sight. Lets a caller check that a name exists
     /// before it costs an inode.
-    pub fn intern(&self, parent: u64, path: AttrPath) -> (u64, Arc<AttrPath>) {
+    pub fn intern(&self, parent: u64, path: Arc<AttrPath>) -> (u64, Arc<AttrPath>) {
         {
             let table = self.table.read();
             if let Some((path, &ino)) = table.by_path.get_key_value(&path) {
@@ -78,7 +78,6 @@ impl InodeTable {
             return (ino, path.clone());
         }
         let ino = table.entries.len() as u64 + 1;
-        let path = Arc::new(path);
         table.by_path.insert(path.clone(), ino);
         table.entries.push(Entry {
             parent,

@@ -208,9 +208,11 @@ pub struct Node {
     /// `bool`, `null`, `path`, `lambda`, `primop`, ...; `error` for a value
     /// whose evaluation fails.
     pub nix_type: String,
-    /// The extended attributes known without further evaluation
-    /// (`user.nix.type`, `user.nix.error`). The costly ones come from
-    /// [`crate::Backend::xattrs`] when asked for.
+    /// Extended attributes beyond `user.nix.type` and `user.nix.error`
+    /// (which [`Node::xattr`] answers from `nix_type` and `error`, so that
+    /// the hundreds of thousands of nodes a walk caches do not each carry
+    /// copies of them). Empty in what `stat` renders: the costly ones come
+    /// from [`crate::Backend::xattrs`] when asked for.
     pub xattrs: XattrList,
     /// For an attribute whose value fails to evaluate: the error text. The
     /// entry is still well formed (listed, `lstat` succeeds: a regular file
@@ -226,7 +228,7 @@ impl Node {
             size: 0,
             target: None,
             nix_type: nix_type.to_owned(),
-            xattrs: vec![(xattr::TYPE.to_owned(), nix_type.as_bytes().to_vec())],
+            xattrs: Vec::new(),
             error: None,
         }
     }
@@ -260,7 +262,7 @@ impl Node {
             size: 0,
             target: None,
             nix_type: "error".to_owned(),
-            xattrs: vec![(xattr::ERROR.to_owned(), message.clone().into_bytes())],
+            xattrs: Vec::new(),
             error: Some(message),
         }
     }
@@ -277,10 +279,29 @@ impl Node {
 
     /// The value of an extended attribute, if the node has it.
     pub fn xattr(&self, name: &str) -> Option<&[u8]> {
-        self.xattrs
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_slice())
+        match name {
+            xattr::ERROR => self.error.as_deref().map(str::as_bytes),
+            // A failing value's type is unknown: it has only the error.
+            xattr::TYPE if self.error.is_none() => Some(self.nix_type.as_bytes()),
+            xattr::TYPE => None,
+            _ => self
+                .xattrs
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.as_slice()),
+        }
+    }
+
+    /// Every extended attribute of the node, `user.nix.type` and
+    /// `user.nix.error` included: what `listxattr` shows.
+    pub fn into_xattrs(self) -> XattrList {
+        let mut all = Vec::with_capacity(self.xattrs.len() + 1);
+        match self.error {
+            Some(message) => all.push((xattr::ERROR.to_owned(), message.into_bytes())),
+            None => all.push((xattr::TYPE.to_owned(), self.nix_type.into_bytes())),
+        }
+        all.extend(self.xattrs);
+        all
     }
 }
 

@@ -42,7 +42,7 @@
 //! of being queued twice.
 
 use std::collections::hash_map::Entry as MapEntry;
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::num::NonZeroUsize;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -105,14 +105,19 @@ pub enum ServiceError {
 #[derive(Debug)]
 pub struct Listing {
     entries: Vec<DirEntry>,
-    names: HashSet<Segment>,
+    /// Positions in `entries`, sorted by name: the index costs four bytes
+    /// an entry instead of a second copy of every name.
+    by_name: Vec<u32>,
 }
 
 impl Listing {
     /// Wraps the entries a backend returned.
     pub fn new(entries: Vec<DirEntry>) -> Self {
-        let names = entries.iter().map(|e| e.name.clone()).collect();
-        Listing { entries, names }
+        let mut by_name: Vec<u32> = (0..entries.len())
+            .map(|i| u32::try_from(i).unwrap_or(u32::MAX))
+            .collect();
+        by_name.sort_unstable_by(|&a, &b| entries[a as usize].name.cmp(&entries[b as usize].name));
+        Listing { entries, by_name }
     }
 
     /// The entries, in the backend's order.
@@ -122,7 +127,9 @@ impl Listing {
 
     /// Whether the directory has an entry of that name.
     pub fn contains(&self, name: &Segment) -> bool {
-        self.names.contains(name)
+        self.by_name
+            .binary_search_by(|&i| self.entries[i as usize].name.cmp(name))
+            .is_ok()
     }
 }
 
@@ -138,7 +145,9 @@ enum Op {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct Key {
     op: Op,
-    path: AttrPath,
+    /// Shared with the inode table: a walk of a big tree caches an answer
+    /// for every path, and a deep copy of each would double the memory.
+    path: Arc<AttrPath>,
 }
 
 impl std::fmt::Display for Key {
@@ -195,6 +204,39 @@ struct State {
     /// Set when no backend can be had any more; every request fails.
     broken: Option<String>,
     shutdown: bool,
+    /// What the watchdog is doing, so that a new request wakes it only when
+    /// its deadline is earlier than the watchdog's next look.
+    watchdog: WatchdogSleep,
+}
+
+/// The watchdog's state, as seen by those who might have to wake it.
+///
+/// Waking it costs two context switches; a walk of a big tree makes
+/// hundreds of thousands of requests, each of which used to wake it (and
+/// with the evaluation thread's own wake-ups, most of `find`'s time went to
+/// task switching). Every request gets the same timeout, so a new deadline
+/// is almost never earlier than the watchdog's next look, and it need not
+/// be woken at all.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum WatchdogSleep {
+    /// Awake (scanning, or answering expired waiters); it looks at the
+    /// whole state again before it sleeps.
+    Awake,
+    /// Asleep until this instant.
+    Until(Instant),
+    /// Asleep with nothing to watch.
+    Idle,
+}
+
+impl WatchdogSleep {
+    /// Whether a waiter with `deadline` must wake the watchdog.
+    fn must_wake_for(self, deadline: Instant) -> bool {
+        match self {
+            WatchdogSleep::Awake => false,
+            WatchdogSleep::Until(at) => deadline < at,
+            WatchdogSleep::Idle => true,
+        }
+    }
 }
 
 impl State {
@@ -218,10 +260,10 @@ impl State {
 type Cached<T> = Result<T, NodeError>;
 
 struct Cache {
-    nodes: RwLock<HashMap<AttrPath, Cached<Arc<Node>>>>,
-    listings: RwLock<HashMap<AttrPath, Cached<Arc<Listing>>>>,
-    bytes: Mutex<LruCache<AttrPath, Cached<Arc<[u8]>>>>,
-    xattrs: RwLock<HashMap<AttrPath, Cached<Arc<XattrList>>>>,
+    nodes: RwLock<HashMap<Arc<AttrPath>, Cached<Arc<Node>>>>,
+    listings: RwLock<HashMap<Arc<AttrPath>, Cached<Arc<Listing>>>>,
+    bytes: Mutex<LruCache<Arc<AttrPath>, Cached<Arc<[u8]>>>>,
+    xattrs: RwLock<HashMap<Arc<AttrPath>, Cached<Arc<XattrList>>>>,
 }
 
 impl Cache {
@@ -234,28 +276,28 @@ impl Cache {
         }
     }
 
-    fn get(&self, key: &Key) -> Option<Answer> {
-        match key.op {
+    fn get(&self, op: Op, path: &AttrPath) -> Option<Answer> {
+        match op {
             Op::Stat => {
-                if let Some(hit) = self.nodes.read().get(&key.path) {
+                if let Some(hit) = self.nodes.read().get(path) {
                     return Some(hit.clone().map(|node| Rendered::Node(node, None)));
                 }
-                self.stat_from_parent_listing(&key.path)
+                self.stat_from_parent_listing(path)
             }
             Op::List => self
                 .listings
                 .read()
-                .get(&key.path)
+                .get(path)
                 .map(|hit| hit.clone().map(Rendered::Listing)),
             Op::Read => self
                 .bytes
                 .lock()
-                .get(&key.path)
+                .get(path)
                 .map(|hit| hit.clone().map(Rendered::Bytes)),
             Op::Xattrs => self
                 .xattrs
                 .read()
-                .get(&key.path)
+                .get(path)
                 .map(|hit| hit.clone().map(Rendered::Xattrs)),
         }
     }
@@ -354,6 +396,7 @@ impl EvalService {
                 abandoned: 0,
                 broken: None,
                 shutdown: false,
+                watchdog: WatchdogSleep::Awake,
             }),
             work: Condvar::new(),
             watch: Condvar::new(),
@@ -400,7 +443,7 @@ impl EvalService {
     /// reply) and must not block on the service.
     pub fn stat_then(
         &self,
-        path: &AttrPath,
+        path: &Arc<AttrPath>,
         done: impl FnOnce(Result<Arc<Node>, NodeError>) + Send + 'static,
     ) {
         self.submit(
@@ -412,7 +455,7 @@ impl EvalService {
     /// Lists the directory at `path`; see [`EvalService::stat_then`].
     pub fn list_then(
         &self,
-        path: &AttrPath,
+        path: &Arc<AttrPath>,
         done: impl FnOnce(Result<Arc<Listing>, NodeError>) + Send + 'static,
     ) {
         self.submit(
@@ -424,7 +467,7 @@ impl EvalService {
     /// Reads the whole file at `path`; see [`EvalService::stat_then`].
     pub fn read_then(
         &self,
-        path: &AttrPath,
+        path: &Arc<AttrPath>,
         done: impl FnOnce(Result<Arc<[u8]>, NodeError>) + Send + 'static,
     ) {
         self.submit(
@@ -438,7 +481,7 @@ impl EvalService {
     /// [`Backend::xattrs`](crate::Backend::xattrs).
     pub fn xattrs_then(
         &self,
-        path: &AttrPath,
+        path: &Arc<AttrPath>,
         done: impl FnOnce(Result<Arc<XattrList>, NodeError>) + Send + 'static,
     ) {
         self.submit(
@@ -449,24 +492,24 @@ impl EvalService {
 
     /// Stats `path`, blocking until the answer or the deadline.
     pub fn stat(&self, path: &AttrPath) -> Result<Arc<Node>, NodeError> {
-        as_node(self.wait(make_key(Op::Stat, path)))
+        as_node(self.wait(owned_key(Op::Stat, path)))
     }
 
     /// Lists the directory at `path`, blocking until the answer or the
     /// deadline.
     pub fn list(&self, path: &AttrPath) -> Result<Arc<Listing>, NodeError> {
-        as_listing(self.wait(make_key(Op::List, path)))
+        as_listing(self.wait(owned_key(Op::List, path)))
     }
 
     /// Reads the file at `path`, blocking until the answer or the deadline.
     pub fn read(&self, path: &AttrPath) -> Result<Arc<[u8]>, NodeError> {
-        as_bytes(self.wait(make_key(Op::Read, path)))
+        as_bytes(self.wait(owned_key(Op::Read, path)))
     }
 
     /// Every extended attribute of the node at `path`, blocking until the
     /// answer or the deadline.
     pub fn xattrs(&self, path: &AttrPath) -> Result<Arc<XattrList>, NodeError> {
-        as_xattrs(self.wait(make_key(Op::Xattrs, path)))
+        as_xattrs(self.wait(owned_key(Op::Xattrs, path)))
     }
 
     /// The cached stat answer for `path`, without asking the evaluator.
@@ -502,7 +545,7 @@ impl EvalService {
     }
 
     fn submit(&self, key: Key, done: Callback) {
-        if let Some(hit) = self.shared.cache.get(&key) {
+        if let Some(hit) = self.shared.cache.get(key.op, &key.path) {
             done(hit);
             return;
         }
@@ -516,7 +559,7 @@ impl EvalService {
         // The evaluation thread fills the cache while holding the state
         // lock, so this second look cannot miss an answer that arrived
         // since the first.
-        if let Some(hit) = self.shared.cache.get(&key) {
+        if let Some(hit) = self.shared.cache.get(key.op, &key.path) {
             drop(state);
             done(hit);
             return;
@@ -533,7 +576,10 @@ impl EvalService {
                 self.shared.work.notify_all();
             }
         }
-        self.shared.watch.notify_all();
+        if state.watchdog.must_wake_for(deadline) {
+            state.watchdog = WatchdogSleep::Awake;
+            self.shared.watch.notify_all();
+        }
     }
 }
 
@@ -546,10 +592,7 @@ pub struct CacheView {
 impl CacheView {
     /// The cached stat answer for `path`, without asking the evaluator.
     pub fn cached_stat(&self, path: &AttrPath) -> Option<Result<Arc<Node>, NodeError>> {
-        self.shared
-            .cache
-            .get(&make_key(Op::Stat, path))
-            .map(as_node)
+        self.shared.cache.get(Op::Stat, path).map(as_node)
     }
 }
 
@@ -582,10 +625,19 @@ fn fail_all(waiters: Vec<Waiter>, reason: &str) {
     }
 }
 
-fn make_key(op: Op, path: &AttrPath) -> Key {
+fn make_key(op: Op, path: &Arc<AttrPath>) -> Key {
     Key {
         op,
         path: path.clone(),
+    }
+}
+
+/// A key for the blocking methods, whose callers (start-up code, tests)
+/// hold plain paths.
+fn owned_key(op: Op, path: &AttrPath) -> Key {
+    Key {
+        op,
+        path: Arc::new(path.clone()),
     }
 }
 
@@ -703,9 +755,10 @@ fn eval_thread(
             });
             // Cleared under the lock, after `running` names this request,
             // so an interrupt meant for the previous request cannot leak
-            // into this one.
+            // into this one. The watchdog need not hear of it: it only acts
+            // on a running evaluation once a waiter's deadline passes, and
+            // it is already due to wake for that deadline.
             interrupt.store(false, Ordering::SeqCst);
-            shared.watch.notify_all();
             key
         };
 
@@ -873,10 +926,15 @@ fn watchdog(shared: &Arc<Shared>) {
         }
         match next {
             Some(at) => {
+                state.watchdog = WatchdogSleep::Until(at);
                 shared.watch.wait_until(&mut state, at);
             }
-            None => shared.watch.wait(&mut state),
+            None => {
+                state.watchdog = WatchdogSleep::Idle;
+                shared.watch.wait(&mut state);
+            }
         }
+        state.watchdog = WatchdogSleep::Awake;
     }
 }
 
@@ -1074,8 +1132,10 @@ mod tests {
         let (tx, rx) = mpsc::channel();
         let started = Instant::now();
         let tx2 = tx.clone();
-        service.stat_then(&path(&["hang"]), move |r| tx.send(("hang", r)).unwrap());
-        service.stat_then(&path(&["answer"]), move |r| {
+        service.stat_then(&Arc::new(path(&["hang"])), move |r| {
+            tx.send(("hang", r)).unwrap()
+        });
+        service.stat_then(&Arc::new(path(&["answer"])), move |r| {
             tx2.send(("answer", r)).unwrap()
         });
         let mut results: Vec<_> = (0..2).map(|_| rx.recv().unwrap()).collect();
@@ -1193,7 +1253,7 @@ mod tests {
         let here = thread::current().id();
         let delivered = Arc::new(AtomicUsize::new(0));
         let flag = delivered.clone();
-        service.stat_then(&path(&["hello"]), move |r| {
+        service.stat_then(&Arc::new(path(&["hello"])), move |r| {
             assert!(r.is_ok());
             assert_eq!(thread::current().id(), here);
             flag.fetch_add(1, Ordering::SeqCst);
@@ -1209,7 +1269,7 @@ mod tests {
         };
         let (service, _) = start(fake::sample_tree(), config);
         let (tx, rx) = mpsc::channel();
-        service.stat_then(&path(&["hang"]), move |r| tx.send(r).unwrap());
+        service.stat_then(&Arc::new(path(&["hang"])), move |r| tx.send(r).unwrap());
         thread::sleep(Duration::from_millis(50));
         let started = Instant::now();
         drop(service);
