@@ -259,11 +259,14 @@ impl State {
 /// A cached answer: permanent errors are cached like values.
 type Cached<T> = Result<T, NodeError>;
 
+/// Answers kept for the life of the mount, by path.
+type PathMap<T> = RwLock<HashMap<Arc<AttrPath>, Cached<T>>>;
+
 struct Cache {
-    nodes: RwLock<HashMap<Arc<AttrPath>, Cached<Arc<Node>>>>,
-    listings: RwLock<HashMap<Arc<AttrPath>, Cached<Arc<Listing>>>>,
+    nodes: PathMap<Arc<Node>>,
+    listings: PathMap<Arc<Listing>>,
     bytes: Mutex<LruCache<Arc<AttrPath>, Cached<Arc<[u8]>>>>,
-    xattrs: RwLock<HashMap<Arc<AttrPath>, Cached<Arc<XattrList>>>>,
+    xattrs: PathMap<Arc<XattrList>>,
 }
 
 impl Cache {
