@@ -262,10 +262,13 @@ type Cached<T> = Result<T, NodeError>;
 /// Answers kept for the life of the mount, by path.
 type PathMap<T> = RwLock<HashMap<Arc<AttrPath>, Cached<T>>>;
 
+/// File contents, the least recently used dropped first.
+type ByteLru = Mutex<LruCache<Arc<AttrPath>, Cached<Arc<[u8]>>>>;
+
 struct Cache {
     nodes: PathMap<Arc<Node>>,
     listings: PathMap<Arc<Listing>>,
-    bytes: Mutex<LruCache<Arc<AttrPath>, Cached<Arc<[u8]>>>>,
+    bytes: ByteLru,
     xattrs: PathMap<Arc<XattrList>>,
 }
 
