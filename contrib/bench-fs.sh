@@ -129,6 +129,26 @@ row "nixpkgs: ls -ld 1,000 root entries, first time" "$stat_first" 1 "forces eac
 row "nixpkgs: stat 1,000 cached root entries" "$(median "${stat_warm[@]}")" "$RUNS" "after the ls -ld"
 row "nixpkgs: daemon peak RSS" "-" "" "$nixpkgs_peak MB after the stat runs"
 
+# Colour ls (what most distributions alias ls to) stats every entry, so it
+# forces all 12,143 root values to weak head normal form: compare it with
+# forcing the same attributes by evaluation alone.
+colour_cold=() colour_warm=() colour_peak=0 colour_err=0
+for _ in $(seq "$RUNS"); do
+    mount_nixpkgs
+    colour_cold+=("$(secs ls --color=always)")
+    colour_err=$( (cd "$MNT" && ls --color=always 2>&1 >/dev/null) | wc -l)
+    colour_warm+=("$(secs ls --color=always)")
+    peak=$(daemon_peak_mb)
+    [ "$peak" -gt "$colour_peak" ] && colour_peak=$peak
+    stop_mount
+done
+row "nixpkgs: ls --color root, cold" "$(median "${colour_cold[@]}")" "$RUNS" "fresh mount; peak RSS $colour_peak MB; $colour_err lines on stderr"
+row "nixpkgs: ls --color root, warm" "$(median "${colour_warm[@]}")" "$RUNS" "second ls on the same mount"
+mount_nixpkgs
+hello_l=$(secs ls -l hello)
+row "nixpkgs: ls -l hello/, cold" "$hello_l" 1 "$(cd "$MNT" && ls hello | wc -l) entries (stats each; .drv needs the derivation)"
+stop_mount
+
 # --- NixOS -------------------------------------------------------------------
 os_mount=() grep_cold=() grep_warm=() hits= files= os_peak=0
 for _ in $(seq "$RUNS"); do
@@ -146,6 +166,13 @@ row "NixOS config: mount (until mounted)" "$(median "${os_mount[@]}")" "$RUNS" "
 row "NixOS config: grep -r over environment/etc, cold" "$(median "${grep_cold[@]}")" "$RUNS" "$files files, $hits hits, fresh mount"
 row "NixOS config: grep -r over environment/etc, warm" "$(median "${grep_warm[@]}")" "$RUNS" "second grep on the same mount"
 row "NixOS config: daemon peak RSS" "-" "" "$os_peak MB after the greps"
+
+# find over the whole configuration: every attribute, forced one by one.
+mount_nixos
+find_secs=$(secs find .)
+find_entries=$( (cd "$MNT" && find . 2>/dev/null || true) | wc -l)
+row "NixOS config: find, cold" "$find_secs" 1 "$find_entries entries; peak RSS $(daemon_peak_mb) MB"
+stop_mount
 
 ETC_EXPR="let c = (import $NIXPKGS/nixos { configuration = $CFG; system = \"x86_64-linux\"; }).config;
 in builtins.mapAttrs (n: e: let r = builtins.tryEval (e.text or null); in if r.success then r.value else null)
@@ -168,6 +195,15 @@ if command -v nix-instantiate >/dev/null; then
         nix-instantiate --eval --strict --json -E "$ETC_EXPR"
 else
     row "NixOS: nix-instantiate --eval --strict --json etc texts" "-" "" "nix-instantiate not installed"
+fi
+
+WHNF_EXPR="let p = import $NIXPKGS { config = {}; overlays = []; system = \"x86_64-linux\"; };
+in builtins.length (builtins.filter (n: (builtins.tryEval (builtins.seq p.\${n} true)).success) (builtins.attrNames p))"
+eval_row "nixpkgs: attrfs eval forcing every root attribute" "$BIN" eval -E "$WHNF_EXPR"
+if command -v nix-instantiate >/dev/null; then
+    eval_row "nixpkgs: nix-instantiate forcing every root attribute" nix-instantiate --eval -E "$WHNF_EXPR"
+else
+    row "nixpkgs: nix-instantiate forcing every root attribute" "-" "" "nix-instantiate not installed"
 fi
 
 # --- table -------------------------------------------------------------------

@@ -50,6 +50,7 @@
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -57,9 +58,11 @@ use attrfs_vfs::{names, AttrPath, EvalService, InodeTable, Node, NodeError, Node
 use fuser::{
     AccessFlags, BsdFileFlags, CopyFileRangeFlags, Errno, FileAttr, FileHandle, FileType,
     Filesystem, FopenFlags, Generation, INodeNo, InitFlags, KernelConfig, LockOwner, OpenAccMode,
-    OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty,
-    ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
+    OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus,
+    ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow,
+    WriteFlags,
 };
+use parking_lot::Mutex;
 use tracing::{debug, warn};
 
 /// How long the kernel may cache attributes and entries. The tree never
@@ -77,6 +80,11 @@ const NAME_MAX: usize = 255;
 
 /// Block size reported in `stat` and `statfs`.
 const BLOCK_SIZE: u32 = 4096;
+
+/// How many entries one READDIRPLUS reply evaluates at most. A reply
+/// buffer holds a few dozen entries (their names and attributes); asking
+/// for more would only evaluate entries that do not fit.
+const PLUS_BATCH: usize = 64;
 
 /// Builds `FileAttr`s; copied into reply callbacks.
 #[derive(Clone, Copy)]
@@ -195,15 +203,101 @@ impl AttrFs {
     }
 }
 
+/// What the service answers a stat with.
+type StatAnswer = Result<Arc<Node>, NodeError>;
+
+/// An entry of a READDIRPLUS reply being prepared.
+struct PlusChild {
+    /// The directory offset that follows this entry.
+    offset: u64,
+    ino: u64,
+    path: Arc<AttrPath>,
+    name: Vec<u8>,
+}
+
+/// A READDIRPLUS reply waiting for the stats of its entries; the last stat
+/// to arrive sends it.
+struct PlusBatch {
+    dir: u64,
+    parent: u64,
+    offset: u64,
+    attrs: Attrs,
+    children: Vec<PlusChild>,
+    answers: Mutex<Vec<Option<StatAnswer>>>,
+    remaining: AtomicUsize,
+    reply: Mutex<Option<ReplyDirectoryPlus>>,
+}
+
+impl PlusBatch {
+    fn one_done(&self) {
+        if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.send();
+        }
+    }
+
+    fn send(&self) {
+        let Some(mut reply) = self.reply.lock().take() else {
+            return;
+        };
+        let dir_node = Node::directory("set");
+        let dots = [(self.dir, &b"."[..]), (self.parent, &b".."[..])];
+        let mut next = self.offset;
+        while let Some(i) = usize::try_from(next).ok().filter(|&i| i < 2) {
+            let (ino, name) = dots[i];
+            next += 1;
+            let attr = self.attrs.of(ino, &dir_node);
+            if reply.add(
+                INodeNo(ino),
+                next,
+                OsStr::from_bytes(name),
+                &TTL,
+                &attr,
+                Generation(0),
+            ) {
+                return reply.ok();
+            }
+        }
+        let answers = self.answers.lock();
+        for (child, answer) in self.children.iter().zip(answers.iter()) {
+            let (attr, ttl) = match answer {
+                Some(Ok(node)) => (self.attrs.of(child.ino, node), TTL),
+                // Not known now (a deadline passed, the evaluator is
+                // unavailable): an entry the kernel must not keep, so that
+                // the next access looks it up again.
+                _ => (
+                    self.attrs.of(child.ino, &Node::failed("not evaluated")),
+                    Duration::ZERO,
+                ),
+            };
+            if reply.add(
+                INodeNo(child.ino),
+                child.offset,
+                OsStr::from_bytes(&child.name),
+                &ttl,
+                &attr,
+                Generation(0),
+            ) {
+                break;
+            }
+        }
+        reply.ok();
+    }
+}
+
 impl Filesystem for AttrFs {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
         // PARALLEL_DIROPS: without it the kernel serialises lookups within a
         // directory, so one lookup waiting for a slow evaluation would hold
         // up lookups of its siblings that the cache could answer at once.
         // CACHE_SYMLINKS: link targets never change. Both are optional.
+        // DO_READDIRPLUS with READDIRPLUS_AUTO: entries come with their
+        // attributes when the kernel sees them being looked up (see
+        // `readdirplus`).
         for capability in [
             InitFlags::FUSE_PARALLEL_DIROPS,
             InitFlags::FUSE_CACHE_SYMLINKS,
+            InitFlags::FUSE_DO_READDIRPLUS,
+            InitFlags::FUSE_READDIRPLUS_AUTO,
         ] {
             if config.add_capabilities(capability).is_err() {
                 debug!("the kernel does not offer {capability:?}");
@@ -425,6 +519,78 @@ impl Filesystem for AttrFs {
                 }
             }
             reply.ok();
+        });
+    }
+
+    /// Entries with their attributes, so that a walk (`find`, `ls -l`,
+    /// `ls --color`, `du`) need not look each one up: one request and one
+    /// batch of evaluations for a few dozen entries instead of a round trip
+    /// through the kernel and the evaluation thread for every one. The
+    /// kernel asks for it (FUSE_READDIRPLUS_AUTO) for the first part of a
+    /// directory and whenever its entries were being looked up; a plain
+    /// `ls` of a big directory evaluates only that first part.
+    fn readdirplus(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        reply: ReplyDirectoryPlus,
+    ) {
+        let path = match self.path(ino) {
+            Ok(path) => path,
+            Err(e) => return reply.error(e),
+        };
+        let inodes = self.inodes.clone();
+        let service = self.service.clone();
+        let attrs = self.attrs;
+        self.service.list_then(&path, move |answer| {
+            let listing = match answer {
+                Ok(listing) => listing,
+                Err(e) => return reply.error(errno(&e)),
+            };
+            let first = usize::try_from(offset.saturating_sub(2)).unwrap_or(usize::MAX);
+            let children: Vec<PlusChild> = listing
+                .entries()
+                .iter()
+                .enumerate()
+                .skip(first)
+                .filter_map(|(i, entry)| {
+                    let name = names::encode(&entry.name);
+                    if name.len() > NAME_MAX {
+                        return None;
+                    }
+                    let (ino, path) = inodes.child(ino.0, &entry.name)?;
+                    Some(PlusChild {
+                        offset: i as u64 + 3,
+                        ino,
+                        path,
+                        name,
+                    })
+                })
+                .take(PLUS_BATCH)
+                .collect();
+            let parent = inodes.parent(ino.0).unwrap_or(ino.0);
+            let batch = Arc::new(PlusBatch {
+                dir: ino.0,
+                parent,
+                offset,
+                attrs,
+                // One more than the children: the loop below holds it, so
+                // the reply is built once every stat has been asked.
+                remaining: AtomicUsize::new(children.len() + 1),
+                answers: Mutex::new(vec![None; children.len()]),
+                children,
+                reply: Mutex::new(Some(reply)),
+            });
+            for slot in 0..batch.children.len() {
+                let batch_for_child = batch.clone();
+                service.stat_then(&batch.children[slot].path, move |answer| {
+                    batch_for_child.answers.lock()[slot] = Some(answer);
+                    batch_for_child.one_done();
+                });
+            }
+            batch.one_done();
         });
     }
 

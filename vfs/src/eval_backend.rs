@@ -67,12 +67,39 @@ enum Shape {
     PackageSet(usize),
 }
 
+/// The values from the root down to a resolved directory, for the rules
+/// that look at ancestors (derivations inside derivations, links back to an
+/// ancestor). Shared by every path below, so a memo entry costs one link.
+struct Chain {
+    value: Value,
+    /// Whether this value or one of its ancestors is a derivation.
+    in_derivation: bool,
+    parent: Option<Rc<Chain>>,
+}
+
+impl Chain {
+    fn root(value: Value, in_derivation: bool) -> Rc<Chain> {
+        Rc::new(Chain {
+            value,
+            in_derivation,
+            parent: None,
+        })
+    }
+}
+
+/// A memoised path: its shape, and for a directory the chain down to it.
+#[derive(Clone)]
+struct Resolved {
+    shape: Shape,
+    chain: Option<Rc<Chain>>,
+}
+
 /// A [`Backend`] over an evaluator. Lives on the evaluation thread.
 pub struct EvalBackend {
     ev: Evaluator,
-    root: Value,
+    root_chain: Rc<Chain>,
     deep_derivations: bool,
-    memo: LruCache<AttrPath, Shape>,
+    memo: LruCache<AttrPath, Resolved, rustc_hash::FxBuildHasher>,
     /// What to rebuild from when memory runs over the budget.
     spec: RootSpec,
     interrupt: Interrupt,
@@ -133,16 +160,19 @@ impl EvalBackend {
             .and_then(|v| ev.force(v))
             .map_err(|e| ev.render_error(&e))?;
         let cap = NonZeroUsize::new(spec.value_cache.max(16)).unwrap_or(NonZeroUsize::MIN);
-        Ok(EvalBackend {
+        let mut backend = EvalBackend {
             ev,
-            root,
+            root_chain: Chain::root(Value::Null, false),
             deep_derivations: spec.deep_derivations,
-            memo: LruCache::new(cap),
+            memo: LruCache::with_hasher(cap, rustc_hash::FxBuildHasher),
             spec: spec.clone(),
             interrupt,
             requests: 0,
             memory_budget: default_memory_budget(),
-        })
+        };
+        let in_derivation = backend.is_derivation(&root);
+        backend.root_chain = Chain::root(root, in_derivation);
+        Ok(backend)
     }
 
     /// Starts over with a fresh evaluator when memory is over budget. The
@@ -163,7 +193,7 @@ impl EvalBackend {
             self.memory_budget >> 20
         );
         self.memo.clear();
-        self.root = Value::Null;
+        self.root_chain = Chain::root(Value::Null, false);
         match EvalBackend::new(&self.spec, self.interrupt.clone()) {
             Ok(fresh) => *self = fresh,
             Err(e) => tracing::error!("could not restart the evaluator: {e}"),
@@ -218,21 +248,32 @@ impl EvalBackend {
 
     /// Walks to `path`, forcing along the way. The last element's own
     /// failure is returned as `Ok(Err(message))`.
+    ///
+    /// The walk starts from the parent when the parent was resolved before
+    /// (the usual case: a directory is listed before its entries are
+    /// looked up), so resolving a path costs one step, not one per segment.
     fn resolve(&mut self, path: &AttrPath) -> Result<Result<Shape, String>, NodeError> {
-        if let Some(s) = self.memo.get(path) {
-            return Ok(Ok(s.clone()));
+        if let Some(r) = self.memo.get(path) {
+            return Ok(Ok(r.shape.clone()));
         }
         let segs = path.segments();
-        // Ancestor values from the root, for the derivation and cycle rules.
-        let mut ancestors: Vec<Value> = vec![self.root.clone()];
-        let mut current = self.root.clone();
-        for (i, seg) in segs.iter().enumerate() {
+        let (mut chain, done) = match path.parent() {
+            Some(parent) => match self.memo.get(&parent) {
+                Some(Resolved {
+                    chain: Some(chain), ..
+                }) => (chain.clone(), parent.len()),
+                Some(_) => return Err(NodeError::NotADirectory),
+                None => (self.root_chain.clone(), 0),
+            },
+            None => (self.root_chain.clone(), 0),
+        };
+        for (i, seg) in segs.iter().enumerate().skip(done) {
             let last = i + 1 == segs.len();
             let name = match seg {
                 Segment::Name(n) => n,
                 Segment::Drv | Segment::Context => return Err(NodeError::NotFound),
             };
-            let child = match &current {
+            let child = match &chain.value {
                 Value::Attrs(a) => a.get(name).cloned().ok_or(NodeError::NotFound)?,
                 Value::List(l) => seg
                     .as_index()
@@ -251,60 +292,79 @@ impl EvalBackend {
                     };
                 }
             };
-            let shape = self.shape_of(&child, &ancestors, i + 1);
-            if let Shape::Link(..) | Shape::DrvLink(_) | Shape::PackageSet(_) = shape {
+            let shape = self.shape_of(&child, &chain);
+            if !matches!(shape, Shape::Value(_)) {
                 if !last {
                     return Err(NodeError::NotADirectory);
                 }
-                self.memo.put(path.clone(), shape.clone());
+                self.memo.put(
+                    path.clone(),
+                    Resolved {
+                        shape: shape.clone(),
+                        chain: None,
+                    },
+                );
                 return Ok(Ok(shape));
             }
-            ancestors.push(child.clone());
-            current = child;
+            let in_derivation = chain.in_derivation || self.is_derivation(&child);
+            chain = Rc::new(Chain {
+                value: child,
+                in_derivation,
+                parent: Some(chain),
+            });
         }
-        let shape = Shape::Value(current);
-        self.memo.put(path.clone(), shape.clone());
+        let shape = Shape::Value(chain.value.clone());
+        self.memo.put(
+            path.clone(),
+            Resolved {
+                shape: shape.clone(),
+                chain: Some(chain),
+            },
+        );
         Ok(Ok(shape))
     }
 
-    fn shape_of(&self, v: &Value, ancestors: &[Value], depth: usize) -> Shape {
+    /// How `v`, an entry of the directory at the end of `chain`, shows up.
+    fn shape_of(&self, v: &Value, chain: &Rc<Chain>) -> Shape {
         let same = |a: &Value, b: &Value| match (a, b) {
             (Value::Attrs(x), Value::Attrs(y)) => Rc::ptr_eq(x, y) && !x.is_empty(),
             (Value::List(x), Value::List(y)) => Rc::ptr_eq(x, y) && !x.is_empty(),
             _ => false,
         };
-        // A derivation's outputs (`out`, ...) are the derivation itself, so
-        // the store-path rule must come before the ancestor rule.
-        if !self.deep_derivations
-            && self.is_derivation(v)
-            && ancestors.iter().any(|a| self.is_derivation(a))
-        {
-            return Shape::DrvLink(v.clone());
-        }
-        if !self.deep_derivations {
+        if !self.deep_derivations && chain.in_derivation {
+            let derivation = self.is_derivation(v);
+            // A derivation's outputs (`out`, ...) are the derivation
+            // itself, so the store-path rule must come before the ancestor
+            // rule.
+            if derivation {
+                return Shape::DrvLink(v.clone());
+            }
             if let Value::Attrs(a) = v {
-                if a.contains(b"callPackage")
-                    && !self.is_derivation(v)
-                    && ancestors.iter().any(|x| self.is_derivation(x))
-                {
+                if a.contains(b"callPackage") {
                     return Shape::PackageSet(a.len());
                 }
             }
         }
-        if let Some(pos) = ancestors.iter().position(|a| same(a, v)) {
-            // The link lives in the directory at depth `depth - 1`.
-            let up = depth - 1 - pos;
-            let target = if up == 0 {
-                ".".to_string()
-            } else {
-                vec![".."; up].join("/")
-            };
-            let ty = if matches!(v, Value::List(_)) {
-                "list"
-            } else {
-                "set"
-            };
-            return Shape::Link(target.into_bytes(), ty);
+        // The link lives in the directory at the end of the chain: `.` is
+        // that directory, each step up one more `..`.
+        let mut up = 0;
+        let mut link = Some(chain);
+        while let Some(ancestor) = link {
+            if same(&ancestor.value, v) {
+                let target = if up == 0 {
+                    ".".to_string()
+                } else {
+                    vec![".."; up].join("/")
+                };
+                let ty = if matches!(v, Value::List(_)) {
+                    "list"
+                } else {
+                    "set"
+                };
+                return Shape::Link(target.into_bytes(), ty);
+            }
+            up += 1;
+            link = ancestor.parent.as_ref();
         }
         Shape::Value(v.clone())
     }

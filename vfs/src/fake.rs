@@ -260,7 +260,12 @@ impl FakeBackend {
                     Err(message) => {
                         return Err(NodeError::EvalFailed(format!(
                             "{message}\n(while evaluating {})",
-                            AttrPath::from_segments(path.segments()[..depth].to_vec())
+                            AttrPath::from_segments(
+                                path.segments()[..depth]
+                                    .iter()
+                                    .map(|s| (*s).clone())
+                                    .collect()
+                            )
                         )))
                     }
                 },

@@ -7,7 +7,7 @@
 //! forgetting would break that promise. The table costs one path per node
 //! that was ever looked up, which is bounded by what the user visits.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 use std::sync::Arc;
 
 use parking_lot::RwLock;
@@ -24,7 +24,7 @@ struct Entry {
 
 #[derive(Default)]
 struct Table {
-    by_path: HashMap<Arc<AttrPath>, u64>,
+    by_path: FxHashMap<Arc<AttrPath>, u64>,
     /// `entries[ino - 1]`.
     entries: Vec<Entry>,
 }

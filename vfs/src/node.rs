@@ -8,6 +8,8 @@
 //! travel over a pipe without changing shape.
 
 use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 
 /// Names of the extended attributes a node may carry.
 ///
@@ -108,68 +110,147 @@ impl fmt::Display for Segment {
 
 /// The path from the mounted root value to a node: the request key of the
 /// evaluation boundary.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct AttrPath(Vec<Segment>);
+///
+/// A path is a link to its parent path plus its last segment, shared with
+/// every other path that extends it. A walk of a big tree keeps a path for
+/// each of its (millions of) entries in the inode table and the caches, and
+/// with a vector of segments per path each would repeat all its ancestors'
+/// names; this way an entry costs one small allocation, `child` and
+/// `parent` are O(1), and paths built separately still compare and hash by
+/// their segments.
+#[derive(Clone, Default)]
+pub struct AttrPath(Option<Arc<PathLink>>);
+
+struct PathLink {
+    parent: AttrPath,
+    segment: Segment,
+    len: usize,
+}
 
 impl AttrPath {
     /// The path of the root value itself.
     pub fn root() -> Self {
-        AttrPath(Vec::new())
+        AttrPath(None)
     }
 
     /// Builds a path from its segments.
     pub fn from_segments(segments: Vec<Segment>) -> Self {
-        AttrPath(segments)
+        segments
+            .into_iter()
+            .fold(AttrPath::root(), |path, segment| path.child(segment))
     }
 
     /// The segments from the root down.
-    pub fn segments(&self) -> &[Segment] {
-        &self.0
+    pub fn segments(&self) -> Vec<&Segment> {
+        let mut segments = Vec::with_capacity(self.len());
+        let mut link = self.0.as_deref();
+        while let Some(l) = link {
+            segments.push(&l.segment);
+            link = l.parent.0.as_deref();
+        }
+        segments.reverse();
+        segments
     }
 
     /// Whether this is the root path.
     pub fn is_root(&self) -> bool {
-        self.0.is_empty()
+        self.0.is_none()
     }
 
     /// Number of segments.
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.0.as_ref().map_or(0, |l| l.len)
     }
 
     /// Whether the path has no segments (the same as [`AttrPath::is_root`],
     /// here for the usual `len`/`is_empty` pairing).
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.0.is_none()
     }
 
     /// The path of a child entry.
     pub fn child(&self, segment: Segment) -> Self {
-        let mut segments = Vec::with_capacity(self.0.len() + 1);
-        segments.extend_from_slice(&self.0);
-        segments.push(segment);
-        AttrPath(segments)
+        AttrPath(Some(Arc::new(PathLink {
+            parent: self.clone(),
+            segment,
+            len: self.len() + 1,
+        })))
     }
 
     /// The parent path, or `None` for the root.
     pub fn parent(&self) -> Option<Self> {
-        let (_, init) = self.0.split_last()?;
-        Some(AttrPath(init.to_vec()))
+        self.0.as_ref().map(|l| l.parent.clone())
     }
 
     /// The last segment, or `None` for the root.
     pub fn last(&self) -> Option<&Segment> {
-        self.0.last()
+        self.0.as_ref().map(|l| &l.segment)
+    }
+}
+
+impl PartialEq for AttrPath {
+    fn eq(&self, other: &Self) -> bool {
+        let (mut a, mut b) = (self, other);
+        loop {
+            match (&a.0, &b.0) {
+                (None, None) => return true,
+                (Some(x), Some(y)) => {
+                    if Arc::ptr_eq(x, y) {
+                        return true;
+                    }
+                    if x.len != y.len || x.segment != y.segment {
+                        return false;
+                    }
+                    a = &x.parent;
+                    b = &y.parent;
+                }
+                _ => return false,
+            }
+        }
+    }
+}
+
+impl Eq for AttrPath {}
+
+impl Hash for AttrPath {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        // From the last segment up: the same segments give the same hash
+        // however the path was built.
+        state.write_usize(self.len());
+        let mut link = self.0.as_deref();
+        while let Some(l) = link {
+            l.segment.hash(state);
+            link = l.parent.0.as_deref();
+        }
+    }
+}
+
+impl PartialOrd for AttrPath {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for AttrPath {
+    /// By segments from the root, as a vector of segments would compare.
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.segments().cmp(&other.segments())
+    }
+}
+
+impl fmt::Debug for AttrPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("AttrPath").field(&self.segments()).finish()
     }
 }
 
 impl fmt::Display for AttrPath {
     /// `a.b."c/d".0`, or `<root>` for the empty path; used in log lines.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.0.is_empty() {
+        if self.is_root() {
             return f.write_str("<root>");
         }
-        for (i, segment) in self.0.iter().enumerate() {
+        for (i, segment) in self.segments().into_iter().enumerate() {
             if i > 0 {
                 f.write_str(".")?;
             }
@@ -353,6 +434,29 @@ mod tests {
         assert_eq!(path.child(Segment::Context).parent(), Some(path.clone()));
         assert_eq!(path.parent(), Some(AttrPath::root()));
         assert_eq!(AttrPath::root().parent(), None);
+    }
+
+    #[test]
+    fn paths_built_apart_are_equal_and_hash_alike() {
+        use std::collections::hash_map::DefaultHasher;
+        let hash = |p: &AttrPath| {
+            let mut h = DefaultHasher::new();
+            p.hash(&mut h);
+            h.finish()
+        };
+        let a = AttrPath::root()
+            .child(Segment::name("x"))
+            .child(Segment::name("y"));
+        let b = AttrPath::from_segments(vec![Segment::name("x"), Segment::name("y")]);
+        assert_eq!(a, b);
+        assert_eq!(hash(&a), hash(&b));
+        assert_eq!(a.segments(), vec![&Segment::name("x"), &Segment::name("y")]);
+        let c = AttrPath::from_segments(vec![Segment::name("x"), Segment::name("z")]);
+        assert_ne!(a, c);
+        assert_ne!(a, a.parent().unwrap());
+        assert!(b < c);
+        assert_eq!(a.len(), 2);
+        assert_eq!(format!("{a:?}"), r#"AttrPath([Name([120]), Name([121])])"#);
     }
 
     #[test]

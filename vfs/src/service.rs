@@ -42,7 +42,7 @@
 //! of being queued twice.
 
 use std::collections::hash_map::Entry as MapEntry;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::num::NonZeroUsize;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -52,6 +52,7 @@ use std::time::{Duration, Instant};
 
 use lru::LruCache;
 use parking_lot::{Condvar, Mutex, MutexGuard, RwLock};
+use rustc_hash::{FxBuildHasher, FxHashMap};
 use tracing::{debug, error, info, warn};
 
 use crate::backend::{Backend, BackendFactory, Interrupt, NodeError};
@@ -193,7 +194,7 @@ struct Running {
 
 struct State {
     queue: VecDeque<Key>,
-    pending: HashMap<Key, Pending>,
+    pending: FxHashMap<Key, Pending>,
     running: Option<Running>,
     /// Bumped when the evaluation thread is abandoned; a thread whose
     /// generation is stale exits as soon as its backend returns.
@@ -260,10 +261,15 @@ impl State {
 type Cached<T> = Result<T, NodeError>;
 
 /// Answers kept for the life of the mount, by path.
-type PathMap<T> = RwLock<HashMap<Arc<AttrPath>, Cached<T>>>;
+///
+/// Every map keyed by paths hashes with Fx: a walk hashes a path for each
+/// of its requests in several maps, and SipHash over deep paths was a sixth
+/// of the evaluation thread's time in `find`. The keys come from the
+/// mounted expression, not from an adversary.
+type PathMap<T> = RwLock<FxHashMap<Arc<AttrPath>, Cached<T>>>;
 
 /// File contents, the least recently used dropped first.
-type ByteLru = Mutex<LruCache<Arc<AttrPath>, Cached<Arc<[u8]>>>>;
+type ByteLru = Mutex<LruCache<Arc<AttrPath>, Cached<Arc<[u8]>>, FxBuildHasher>>;
 
 struct Cache {
     nodes: PathMap<Arc<Node>>,
@@ -277,7 +283,7 @@ impl Cache {
         Cache {
             nodes: RwLock::default(),
             listings: RwLock::default(),
-            bytes: Mutex::new(LruCache::new(cache_size)),
+            bytes: Mutex::new(LruCache::with_hasher(cache_size, FxBuildHasher)),
             xattrs: RwLock::default(),
         }
     }
@@ -395,7 +401,7 @@ impl EvalService {
             config,
             state: Mutex::new(State {
                 queue: VecDeque::new(),
-                pending: HashMap::new(),
+                pending: FxHashMap::default(),
                 running: None,
                 generation: 0,
                 interrupt: interrupt.clone(),
