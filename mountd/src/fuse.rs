@@ -185,7 +185,7 @@ impl AttrFs {
 
     /// The attribute path of an inode, or ENOENT for one the kernel should
     /// not know (inodes are never forgotten, so this means a bug).
-    fn path(&self, ino: INodeNo) -> Result<Arc<AttrPath>, Errno> {
+    fn path(&self, ino: INodeNo) -> Result<AttrPath, Errno> {
         self.inodes.path(ino.0).ok_or(Errno::ENOENT)
     }
 
@@ -211,7 +211,7 @@ struct PlusChild {
     /// The directory offset that follows this entry.
     offset: u64,
     ino: u64,
-    path: Arc<AttrPath>,
+    path: AttrPath,
     name: Vec<u8>,
 }
 
@@ -322,7 +322,7 @@ impl Filesystem for AttrFs {
             return reply.error(Errno::ENOENT);
         };
         let path = match self.path(parent) {
-            Ok(parent_path) => Arc::new(parent_path.child(segment)),
+            Ok(parent_path) => parent_path.child(segment),
             Err(e) => return reply.error(e),
         };
         let inodes = self.inodes.clone();

@@ -89,7 +89,7 @@ impl From<Node> for Stat {
 
 impl Stat {
     /// A regular file together with its contents (their length is its size).
-    pub fn file(nix_type: &str, contents: Vec<u8>) -> Self {
+    pub fn file(nix_type: &'static str, contents: Vec<u8>) -> Self {
         Stat {
             node: Node::file(nix_type, contents.len() as u64),
             contents: Some(contents),

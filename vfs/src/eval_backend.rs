@@ -507,7 +507,7 @@ impl EvalBackend {
             Err(msg) => return Ok(Node::failed(msg).into()),
         };
         Ok(match &shape {
-            Shape::Link(target, ty) => Node::symlink(ty, target.clone()).into(),
+            Shape::Link(target, ty) => Node::symlink(*ty, target.clone()).into(),
             Shape::DrvLink(_) => Node {
                 target: None,
                 ..Node::symlink("derivation", Vec::new())

@@ -361,7 +361,9 @@ impl Backend for FakeBackend {
             (Target::Value(value), Some(bytes)) => Stat::file(type_of(value), bytes),
             (Target::Value(value), None) => match value {
                 FakeValue::Path(target) => Node::symlink("path", target.clone()),
-                FakeValue::Symlink(nix_type, target) => Node::symlink(nix_type, target.clone()),
+                FakeValue::Symlink(nix_type, target) => {
+                    Node::symlink(nix_type.clone(), target.clone())
+                }
                 _ => Node::directory(type_of(value)),
             }
             .into(),

@@ -8,7 +8,6 @@
 //! that was ever looked up, which is bounded by what the user visits.
 
 use rustc_hash::FxHashMap;
-use std::sync::Arc;
 
 use parking_lot::RwLock;
 
@@ -19,12 +18,12 @@ pub const ROOT_INODE: u64 = 1;
 
 struct Entry {
     parent: u64,
-    path: Arc<AttrPath>,
+    path: AttrPath,
 }
 
 #[derive(Default)]
 struct Table {
-    by_path: FxHashMap<Arc<AttrPath>, u64>,
+    by_path: FxHashMap<AttrPath, u64>,
     /// `entries[ino - 1]`.
     entries: Vec<Entry>,
 }
@@ -43,7 +42,7 @@ impl Default for InodeTable {
 impl InodeTable {
     /// A table holding only the root (inode 1, its own parent).
     pub fn new() -> Self {
-        let root = Arc::new(AttrPath::root());
+        let root = AttrPath::root();
         let mut table = Table::default();
         table.by_path.insert(root.clone(), ROOT_INODE);
         table.entries.push(Entry {
@@ -57,15 +56,15 @@ impl InodeTable {
 
     /// The inode of entry `segment` of directory `parent`, allocating it on
     /// first sight. `None` if `parent` is not a known inode.
-    pub fn child(&self, parent: u64, segment: &Segment) -> Option<(u64, Arc<AttrPath>)> {
+    pub fn child(&self, parent: u64, segment: &Segment) -> Option<(u64, AttrPath)> {
         let path = self.path(parent)?.child(segment.clone());
-        Some(self.intern(parent, Arc::new(path)))
+        Some(self.intern(parent, path))
     }
 
     /// The inode of `path`, whose parent directory is inode `parent`,
     /// allocating it on first sight. Lets a caller check that a name exists
     /// before it costs an inode.
-    pub fn intern(&self, parent: u64, path: Arc<AttrPath>) -> (u64, Arc<AttrPath>) {
+    pub fn intern(&self, parent: u64, path: AttrPath) -> (u64, AttrPath) {
         {
             let table = self.table.read();
             if let Some((path, &ino)) = table.by_path.get_key_value(&path) {
@@ -87,7 +86,7 @@ impl InodeTable {
     }
 
     /// The attribute path of an inode.
-    pub fn path(&self, ino: u64) -> Option<Arc<AttrPath>> {
+    pub fn path(&self, ino: u64) -> Option<AttrPath> {
         let table = self.table.read();
         let i = usize::try_from(ino.checked_sub(1)?).ok()?;
         table.entries.get(i).map(|e| e.path.clone())
@@ -124,7 +123,7 @@ mod tests {
     #[test]
     fn root_is_one_and_its_own_parent() {
         let table = InodeTable::new();
-        assert_eq!(table.path(ROOT_INODE).as_deref(), Some(&AttrPath::root()));
+        assert_eq!(table.path(ROOT_INODE), Some(AttrPath::root()));
         assert_eq!(table.parent(ROOT_INODE), Some(ROOT_INODE));
         assert_eq!(table.lookup(&AttrPath::root()), Some(ROOT_INODE));
         assert_eq!(table.path(0), None);
@@ -141,8 +140,8 @@ mod tests {
         assert_ne!(b, ab);
         assert_eq!(table.child(ROOT_INODE, &Segment::name("a")).unwrap().0, a);
         assert_eq!(table.child(a, &Segment::name("b")).unwrap().0, ab);
-        assert_eq!(*a_path, AttrPath::root().child(Segment::name("a")));
-        assert_eq!(ab_path.parent().as_ref(), Some(&*a_path));
+        assert_eq!(a_path, AttrPath::root().child(Segment::name("a")));
+        assert_eq!(ab_path.parent().as_ref(), Some(&a_path));
         assert_eq!(table.parent(ab), Some(a));
         assert_eq!(table.lookup(&ab_path), Some(ab));
         assert_eq!(table.len(), 4);
@@ -164,7 +163,7 @@ mod tests {
 
     #[test]
     fn concurrent_allocation_agrees() {
-        let table = Arc::new(InodeTable::new());
+        let table = std::sync::Arc::new(InodeTable::new());
         let threads: Vec<_> = (0..4)
             .map(|_| {
                 let table = table.clone();

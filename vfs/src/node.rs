@@ -7,6 +7,7 @@
 //! owned, `Send` and easy to serialise, so the same requests and answers can
 //! travel over a pipe without changing shape.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
@@ -288,7 +289,10 @@ pub struct Node {
     /// The Nix type: `set`, `derivation`, `list`, `string`, `int`, `float`,
     /// `bool`, `null`, `path`, `lambda`, `primop`, ...; `error` for a value
     /// whose evaluation fails.
-    pub nix_type: String,
+    ///
+    /// One of a handful of names, so normally a borrowed literal: a big
+    /// walk caches a node per entry.
+    pub nix_type: Cow<'static, str>,
     /// Extended attributes beyond `user.nix.type` and `user.nix.error`
     /// (which [`Node::xattr`] answers from `nix_type` and `error`, so that
     /// the hundreds of thousands of nodes a walk caches do not each carry
@@ -303,24 +307,24 @@ pub struct Node {
 }
 
 impl Node {
-    fn new(kind: NodeKind, nix_type: &str) -> Self {
+    fn new(kind: NodeKind, nix_type: impl Into<Cow<'static, str>>) -> Self {
         Node {
             kind,
             size: 0,
             target: None,
-            nix_type: nix_type.to_owned(),
+            nix_type: nix_type.into(),
             xattrs: Vec::new(),
             error: None,
         }
     }
 
     /// A directory node (attribute set, derivation or list).
-    pub fn directory(nix_type: &str) -> Self {
+    pub fn directory(nix_type: impl Into<Cow<'static, str>>) -> Self {
         Node::new(NodeKind::Directory, nix_type)
     }
 
     /// A regular file whose contents are exactly `size` bytes.
-    pub fn file(nix_type: &str, size: u64) -> Self {
+    pub fn file(nix_type: impl Into<Cow<'static, str>>, size: u64) -> Self {
         Node {
             size,
             ..Node::new(NodeKind::File, nix_type)
@@ -328,7 +332,7 @@ impl Node {
     }
 
     /// A symbolic link to `target`.
-    pub fn symlink(nix_type: &str, target: impl Into<Vec<u8>>) -> Self {
+    pub fn symlink(nix_type: impl Into<Cow<'static, str>>, target: impl Into<Vec<u8>>) -> Self {
         Node {
             target: Some(target.into()),
             ..Node::new(NodeKind::Symlink, nix_type)
@@ -342,7 +346,7 @@ impl Node {
             kind: NodeKind::File,
             size: 0,
             target: None,
-            nix_type: "error".to_owned(),
+            nix_type: Cow::Borrowed("error"),
             xattrs: Vec::new(),
             error: Some(message),
         }
@@ -379,7 +383,7 @@ impl Node {
         let mut all = Vec::with_capacity(self.xattrs.len() + 1);
         match self.error {
             Some(message) => all.push((xattr::ERROR.to_owned(), message.into_bytes())),
-            None => all.push((xattr::TYPE.to_owned(), self.nix_type.into_bytes())),
+            None => all.push((xattr::TYPE.to_owned(), self.nix_type.as_bytes().to_vec())),
         }
         all.extend(self.xattrs);
         all

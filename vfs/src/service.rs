@@ -146,9 +146,9 @@ enum Op {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct Key {
     op: Op,
-    /// Shared with the inode table: a walk of a big tree caches an answer
-    /// for every path, and a deep copy of each would double the memory.
-    path: Arc<AttrPath>,
+    /// Shares its links with the inode table's path (paths are persistent),
+    /// so caching an answer for every entry of a big walk costs no copy.
+    path: AttrPath,
 }
 
 impl std::fmt::Display for Key {
@@ -266,10 +266,10 @@ type Cached<T> = Result<T, NodeError>;
 /// of its requests in several maps, and SipHash over deep paths was a sixth
 /// of the evaluation thread's time in `find`. The keys come from the
 /// mounted expression, not from an adversary.
-type PathMap<T> = RwLock<FxHashMap<Arc<AttrPath>, Cached<T>>>;
+type PathMap<T> = RwLock<FxHashMap<AttrPath, Cached<T>>>;
 
 /// File contents, the least recently used dropped first.
-type ByteLru = Mutex<LruCache<Arc<AttrPath>, Cached<Arc<[u8]>>, FxBuildHasher>>;
+type ByteLru = Mutex<LruCache<AttrPath, Cached<Arc<[u8]>>, FxBuildHasher>>;
 
 struct Cache {
     nodes: PathMap<Arc<Node>>,
@@ -455,7 +455,7 @@ impl EvalService {
     /// reply) and must not block on the service.
     pub fn stat_then(
         &self,
-        path: &Arc<AttrPath>,
+        path: &AttrPath,
         done: impl FnOnce(Result<Arc<Node>, NodeError>) + Send + 'static,
     ) {
         self.submit(
@@ -467,7 +467,7 @@ impl EvalService {
     /// Lists the directory at `path`; see [`EvalService::stat_then`].
     pub fn list_then(
         &self,
-        path: &Arc<AttrPath>,
+        path: &AttrPath,
         done: impl FnOnce(Result<Arc<Listing>, NodeError>) + Send + 'static,
     ) {
         self.submit(
@@ -479,7 +479,7 @@ impl EvalService {
     /// Reads the whole file at `path`; see [`EvalService::stat_then`].
     pub fn read_then(
         &self,
-        path: &Arc<AttrPath>,
+        path: &AttrPath,
         done: impl FnOnce(Result<Arc<[u8]>, NodeError>) + Send + 'static,
     ) {
         self.submit(
@@ -493,7 +493,7 @@ impl EvalService {
     /// [`Backend::xattrs`](crate::Backend::xattrs).
     pub fn xattrs_then(
         &self,
-        path: &Arc<AttrPath>,
+        path: &AttrPath,
         done: impl FnOnce(Result<Arc<XattrList>, NodeError>) + Send + 'static,
     ) {
         self.submit(
@@ -504,24 +504,24 @@ impl EvalService {
 
     /// Stats `path`, blocking until the answer or the deadline.
     pub fn stat(&self, path: &AttrPath) -> Result<Arc<Node>, NodeError> {
-        as_node(self.wait(owned_key(Op::Stat, path)))
+        as_node(self.wait(make_key(Op::Stat, path)))
     }
 
     /// Lists the directory at `path`, blocking until the answer or the
     /// deadline.
     pub fn list(&self, path: &AttrPath) -> Result<Arc<Listing>, NodeError> {
-        as_listing(self.wait(owned_key(Op::List, path)))
+        as_listing(self.wait(make_key(Op::List, path)))
     }
 
     /// Reads the file at `path`, blocking until the answer or the deadline.
     pub fn read(&self, path: &AttrPath) -> Result<Arc<[u8]>, NodeError> {
-        as_bytes(self.wait(owned_key(Op::Read, path)))
+        as_bytes(self.wait(make_key(Op::Read, path)))
     }
 
     /// Every extended attribute of the node at `path`, blocking until the
     /// answer or the deadline.
     pub fn xattrs(&self, path: &AttrPath) -> Result<Arc<XattrList>, NodeError> {
-        as_xattrs(self.wait(owned_key(Op::Xattrs, path)))
+        as_xattrs(self.wait(make_key(Op::Xattrs, path)))
     }
 
     /// The cached stat answer for `path`, without asking the evaluator.
@@ -637,19 +637,10 @@ fn fail_all(waiters: Vec<Waiter>, reason: &str) {
     }
 }
 
-fn make_key(op: Op, path: &Arc<AttrPath>) -> Key {
+fn make_key(op: Op, path: &AttrPath) -> Key {
     Key {
         op,
         path: path.clone(),
-    }
-}
-
-/// A key for the blocking methods, whose callers (start-up code, tests)
-/// hold plain paths.
-fn owned_key(op: Op, path: &AttrPath) -> Key {
-    Key {
-        op,
-        path: Arc::new(path.clone()),
     }
 }
 
@@ -1144,10 +1135,8 @@ mod tests {
         let (tx, rx) = mpsc::channel();
         let started = Instant::now();
         let tx2 = tx.clone();
-        service.stat_then(&Arc::new(path(&["hang"])), move |r| {
-            tx.send(("hang", r)).unwrap()
-        });
-        service.stat_then(&Arc::new(path(&["answer"])), move |r| {
+        service.stat_then(&path(&["hang"]), move |r| tx.send(("hang", r)).unwrap());
+        service.stat_then(&path(&["answer"]), move |r| {
             tx2.send(("answer", r)).unwrap()
         });
         let mut results: Vec<_> = (0..2).map(|_| rx.recv().unwrap()).collect();
@@ -1265,7 +1254,7 @@ mod tests {
         let here = thread::current().id();
         let delivered = Arc::new(AtomicUsize::new(0));
         let flag = delivered.clone();
-        service.stat_then(&Arc::new(path(&["hello"])), move |r| {
+        service.stat_then(&path(&["hello"]), move |r| {
             assert!(r.is_ok());
             assert_eq!(thread::current().id(), here);
             flag.fetch_add(1, Ordering::SeqCst);
@@ -1281,7 +1270,7 @@ mod tests {
         };
         let (service, _) = start(fake::sample_tree(), config);
         let (tx, rx) = mpsc::channel();
-        service.stat_then(&Arc::new(path(&["hang"])), move |r| tx.send(r).unwrap());
+        service.stat_then(&path(&["hang"]), move |r| tx.send(r).unwrap());
         thread::sleep(Duration::from_millis(50));
         let started = Instant::now();
         drop(service);
