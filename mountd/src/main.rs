@@ -112,8 +112,10 @@ impl MountArgs {
     }
 }
 
-/// Arguments of `attrfs eval` (implemented in [`eval_cmd`]).
+/// Arguments of `attrfs eval` (implemented in [`eval_cmd`]). Like
+/// nix-instantiate, a flag given twice is the same as once.
 #[derive(Args, Debug, Clone)]
+#[command(args_override_self = true)]
 pub struct EvalArgs {
     /// The Nix file to evaluate (default `./default.nix`; a directory means
     /// its `default.nix`).
@@ -149,9 +151,83 @@ pub struct EvalArgs {
     /// Add a search path entry (`PATH` or `name=PATH`), before `NIX_PATH`.
     #[arg(short = 'I', value_name = "PATH")]
     pub include: Vec<String>,
+    /// Print an error's whole trace (without it: the 10 outermost frames).
+    #[arg(long, overrides_with = "no_show_trace")]
+    pub show_trace: bool,
+    /// Print the short trace (the default).
+    #[arg(long, overrides_with = "show_trace")]
+    pub no_show_trace: bool,
+    /// Set a Nix setting, as nix-instantiate does: show-trace, pure-eval,
+    /// max-call-depth, lint-*-literals, (extra-)experimental-features.
+    /// Unknown settings are an error.
+    #[arg(long = "option", num_args = 2, value_names = ["NAME", "VALUE"])]
+    pub option: Vec<String>,
+    /// Pure evaluation: no NIX_PATH or `<...>` lookups, no getEnv,
+    /// currentTime or currentSystem, no files outside /nix/store.
+    #[arg(long, overrides_with = "impure")]
+    pub pure_eval: bool,
+    /// Impure evaluation (the default).
+    #[arg(long, overrides_with = "pure_eval")]
+    pub impure: bool,
+    /// Enable experimental features (space-separated), e.g.
+    /// `parse-toml-timestamps` for dates and times in `fromTOML`.
+    #[arg(long, value_name = "FEATURES")]
+    pub extra_experimental_features: Vec<String>,
+    /// `/abs` and `~/home` path literals: ignore, warn or fatal.
+    #[arg(long, value_name = "LEVEL")]
+    pub lint_absolute_path_literals: Option<String>,
+    /// `a/b` path literals without `./`: ignore, warn or fatal.
+    #[arg(long, value_name = "LEVEL")]
+    pub lint_short_path_literals: Option<String>,
+    /// `http://...` URL literals: ignore, warn or fatal.
+    #[arg(long, value_name = "LEVEL")]
+    pub lint_url_literals: Option<String>,
+    /// Stop with a stack overflow error past this nesting depth.
+    #[arg(long, value_name = "N")]
+    pub max_call_depth: Option<String>,
+    /// Accepted for nix-instantiate's habits: `attrfs eval` always
+    /// evaluates.
+    #[arg(long, hide = true)]
+    pub eval: bool,
 }
 
 impl EvalArgs {
+    /// The settings given, as (NAME, VALUE) in the order they apply:
+    /// `--option` pairs first, then the flag spellings, which win.
+    pub fn settings(&self) -> Vec<(String, String)> {
+        let mut out = pairs(&self.option);
+        let mut set = |name: &str, value: &str| out.push((name.to_string(), value.to_string()));
+        if self.show_trace {
+            set("show-trace", "true");
+        }
+        if self.no_show_trace {
+            set("show-trace", "false");
+        }
+        if self.pure_eval {
+            set("pure-eval", "true");
+        }
+        if self.impure {
+            set("pure-eval", "false");
+        }
+        for features in &self.extra_experimental_features {
+            set("extra-experimental-features", features);
+        }
+        for (name, level) in [
+            (
+                "lint-absolute-path-literals",
+                &self.lint_absolute_path_literals,
+            ),
+            ("lint-short-path-literals", &self.lint_short_path_literals),
+            ("lint-url-literals", &self.lint_url_literals),
+            ("max-call-depth", &self.max_call_depth),
+        ] {
+            if let Some(value) = level {
+                set(name, value);
+            }
+        }
+        out
+    }
+
     /// `--arg` pairs.
     pub fn args(&self) -> Vec<(String, String)> {
         pairs(&self.arg)

@@ -94,6 +94,13 @@ pub struct EvalOptions {
     pub lints: Lints,
     /// Enabled experimental features (`--extra-experimental-features`).
     pub experimental_features: Vec<String>,
+    /// `--pure-eval`: no search path, environment, clock or current
+    /// system, and no file outside the store.
+    pub pure_eval: bool,
+    /// `--max-call-depth`: nesting (VM frames: calls and forced thunks)
+    /// past which evaluation stops with a stack overflow error; `None` is
+    /// the VM's own bound.
+    pub max_call_depth: Option<usize>,
 }
 
 impl Default for EvalOptions {
@@ -115,6 +122,8 @@ impl Default for EvalOptions {
             interrupt: Arc::new(AtomicBool::new(false)),
             lints: Lints::default(),
             experimental_features: Vec::new(),
+            pure_eval: false,
+            max_call_depth: None,
         }
     }
 }
