@@ -205,7 +205,11 @@ pub fn evaluate(cmd: &EvalCommand, mut options: EvalOptions) -> Result<Vec<u8>, 
         .iter()
         .map(|s| SearchPathEntry::parse(s))
         .collect();
-    search.append(&mut options.search_path);
+    // Pure evaluation ignores NIX_PATH (C++ Nix does too); `-I` entries
+    // stay, and only those inside the store can be read.
+    if !(cmd.pure_eval || options.pure_eval) {
+        search.append(&mut options.search_path);
+    }
     options.search_path = search;
     options.lints = cmd.lints;
     options

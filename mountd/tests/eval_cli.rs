@@ -164,3 +164,71 @@ fn unknown_or_invalid_settings_are_usage_errors() {
         assert!(out.stdout.is_empty());
     }
 }
+
+#[test]
+fn pure_eval_refuses_the_impure_and_keeps_the_rest() {
+    let file = std::env::temp_dir().join(format!("attrfs-pure-{}.nix", std::process::id()));
+    std::fs::write(&file, "1 + 1").unwrap();
+    let file = file.to_str().unwrap();
+    let impure = attrfs(&["eval", file]);
+    assert_eq!(stdout(&impure), "2\n", "{}", stderr(&impure));
+    for (args, says) in [
+        (
+            &["eval", "--pure-eval", file][..],
+            "is forbidden in pure eval mode (use '--impure' to override)",
+        ),
+        (
+            &[
+                "eval",
+                "--option",
+                "pure-eval",
+                "true",
+                "-E",
+                "builtins.readFile /etc/hostname",
+            ],
+            "access to absolute path '/etc/hostname' is forbidden in pure eval mode",
+        ),
+        (
+            &["eval", "--pure-eval", "-E", "builtins.currentTime"],
+            "attribute 'currentTime' missing",
+        ),
+        (
+            &["eval", "--pure-eval", "-E", "builtins.currentSystem"],
+            "attribute 'currentSystem' missing",
+        ),
+        (
+            &[
+                "eval",
+                "--pure-eval",
+                "-I",
+                "nixpkgs=/tmp",
+                "-E",
+                "import <nixpkgs>",
+            ],
+            // As C++ Nix 2.8: the entry outside the store is not there.
+            "cannot look up '<nixpkgs>' in pure evaluation mode",
+        ),
+        (
+            &["eval", "--pure-eval", "-E", "<nixpkgs>"],
+            "cannot look up '<nixpkgs>' in pure evaluation mode",
+        ),
+    ] {
+        let out = attrfs(args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stdout(&out));
+        assert!(stderr(&out).contains(says), "{args:?}: {}", stderr(&out));
+    }
+    for (expr, expected) in [
+        ("builtins.getEnv \"PATH\"", "\"\"\n"),
+        ("builtins.pathExists /etc", "false\n"),
+        ("builtins.length builtins.nixPath", "0\n"),
+        ("(import <nix/fetchurl.nix>) ? outPath || true", "true\n"),
+    ] {
+        let out = Command::new(BIN)
+            .args(["eval", "--pure-eval", "-E", expr])
+            .env("NIX_PATH", "nixpkgs=/tmp")
+            .output()
+            .unwrap();
+        assert_eq!(stdout(&out), expected, "{expr}: {}", stderr(&out));
+    }
+    let _ = std::fs::remove_file(file);
+}

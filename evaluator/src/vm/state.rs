@@ -165,6 +165,11 @@ impl EvalState {
     /// A new state with the builtins installed.
     pub fn new(io: Box<dyn EvalIO>, options: EvalOptions) -> Rc<Self> {
         let store = Rc::new(crate::store::StoreState::default());
+        let io: Box<dyn EvalIO> = if options.pure_eval {
+            Box::new(crate::io::PureIO::new(io, &options.store_dir))
+        } else {
+            io
+        };
         let state = Rc::new(EvalState {
             sources: SourceMap::default(),
             io: Box::new(crate::store::StoreView::new(io, store.clone())),
@@ -358,7 +363,8 @@ impl EvalState {
 pub fn io_msg(e: &std::io::Error) -> String {
     match e.kind() {
         std::io::ErrorKind::NotFound => "No such file or directory".into(),
-        std::io::ErrorKind::PermissionDenied => "Permission denied".into(),
+        // A refusal with its own message (pure evaluation) keeps it.
+        std::io::ErrorKind::PermissionDenied if e.get_ref().is_none() => "Permission denied".into(),
         _ => {
             let s = e.to_string();
             match s.find(" (os error") {
