@@ -5,13 +5,14 @@
 
 mod eval_cmd;
 mod fuse;
+mod manual;
 mod mount;
 mod source;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
 /// The evaluator allocates many small, short-lived objects; mimalloc is
 /// markedly faster at that than glibc's per-thread arenas.
@@ -34,6 +35,17 @@ enum Command {
     Eval(EvalArgs),
     /// Unmount an attrfs mount.
     Umount(UmountArgs),
+    /// Print shell completions (bash, zsh or fish) to stdout.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: manual::Shell,
+    },
+    /// Print the man page (roff) of attrfs, or of one subcommand, to stdout.
+    Man {
+        /// `mount`, `eval`, `umount`, ... (default: the page of attrfs).
+        subcommand: Option<String>,
+    },
     /// Internal: started by `attrfs mount`, waits for it to exit and
     /// unmounts if it died without doing so.
     #[command(name = "__reap-mount", hide = true)]
@@ -287,6 +299,8 @@ fn main() -> ExitCode {
             ExitCode::from(u8::try_from(code).unwrap_or(1))
         }
         Command::Umount(args) => mount::umount_command(&args.mountpoint),
+        Command::Completions { shell } => manual::completions(Cli::command(), shell),
+        Command::Man { subcommand } => manual::man(Cli::command(), subcommand.as_deref()),
         Command::ReapMount(args) => mount::reap_command(&args.mountpoint, &args.dev),
     }
 }
