@@ -7,6 +7,7 @@ mod eval_cmd;
 mod fuse;
 mod manual;
 mod mount;
+mod mount_helper;
 mod source;
 
 use std::path::PathBuf;
@@ -288,6 +289,17 @@ fn init_logging() {
 }
 
 fn main() -> ExitCode {
+    // `attrfs SOURCE MOUNTPOINT -o OPTS`, as mount.fuse3 runs it for
+    // /etc/fstab and `mount -t fuse.attrfs`.
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    let mut subcommands: Vec<String> = Cli::command()
+        .get_subcommands()
+        .map(|s| s.get_name().to_string())
+        .collect();
+    subcommands.push("help".into());
+    if mount_helper::is_helper_invocation(&args, &subcommands) {
+        return mount_helper::run(&args);
+    }
     let cli = Cli::parse();
     match cli.command {
         Command::Mount(args) => {
