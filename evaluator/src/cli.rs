@@ -48,20 +48,38 @@ pub struct EvalCommand {
 /// Frames of an error trace printed without `--show-trace`.
 pub const SHORT_TRACE_FRAMES: usize = 10;
 
-/// Experimental features attrfs knows the names of. Only
-/// `parse-toml-timestamps` changes what the evaluator does; the others are
-/// accepted because the expressions they gate need no switch here.
-pub const KNOWN_EXPERIMENTAL_FEATURES: &[&str] = &[
+/// Experimental features `--extra-experimental-features` accepts: the one
+/// that changes what the evaluator does (`parse-toml-timestamps`), one it
+/// maps onto a lint (`no-url-literals`: `lint-url-literals fatal`), and the
+/// ones that only concern the store, the daemon or the `nix` command, so
+/// that enabling them changes no evaluation.
+pub const ACCEPTED_EXPERIMENTAL_FEATURES: &[&str] = &[
+    "auto-allocate-uids",
+    "cgroups",
+    "configurable-impure-env",
+    "daemon-trust-override",
+    "flakes",
+    "local-overlay-store",
+    "mounted-ssh-store",
+    "nix-command",
+    "no-url-literals",
+    "parse-toml-timestamps",
+    "read-only-local-store",
+    "recursive-nix",
+    "verified-fetches",
+];
+
+/// C++ Nix features whose evaluation attrfs does not implement: enabling
+/// one is an error rather than a promise the evaluator would not keep.
+pub const UNSUPPORTED_EXPERIMENTAL_FEATURES: &[&str] = &[
+    "blake3-hashes",
     "ca-derivations",
     "dynamic-derivations",
     "fetch-closure",
     "fetch-tree",
-    "flakes",
+    "git-hashing",
     "impure-derivations",
-    "nix-command",
-    "parse-toml-timestamps",
     "pipe-operators",
-    "recursive-nix",
 ];
 
 /// A `--option NAME VALUE` (or its flag spelling) that cannot be applied.
@@ -84,8 +102,14 @@ pub enum SettingError {
         expected: &'static str,
     },
     /// An experimental feature name attrfs does not know.
-    #[error("unknown experimental feature '{feature}' (attrfs knows: {})", KNOWN_EXPERIMENTAL_FEATURES.join(", "))]
+    #[error("unknown experimental feature '{feature}' (attrfs accepts: {})", ACCEPTED_EXPERIMENTAL_FEATURES.join(", "))]
     UnknownFeature {
+        /// The feature as given.
+        feature: String,
+    },
+    /// A C++ Nix experimental feature attrfs does not implement.
+    #[error("experimental feature '{feature}' is not supported by attrfs")]
+    UnsupportedFeature {
         /// The feature as given.
         feature: String,
     },
@@ -145,10 +169,18 @@ impl EvalCommand {
                     self.experimental_features.clear();
                 }
                 for feature in value.split_whitespace() {
-                    if !KNOWN_EXPERIMENTAL_FEATURES.contains(&feature) {
+                    if UNSUPPORTED_EXPERIMENTAL_FEATURES.contains(&feature) {
+                        return Err(SettingError::UnsupportedFeature {
+                            feature: feature.to_string(),
+                        });
+                    }
+                    if !ACCEPTED_EXPERIMENTAL_FEATURES.contains(&feature) {
                         return Err(SettingError::UnknownFeature {
                             feature: feature.to_string(),
                         });
+                    }
+                    if feature == "no-url-literals" {
+                        self.lints.url_literals = crate::LintLevel::Fatal;
                     }
                     if !self.experimental_features.iter().any(|f| f == feature) {
                         self.experimental_features.push(feature.to_string());
@@ -318,6 +350,9 @@ mod tests {
         assert_eq!(cmd.experimental_features, ["nix-command"]);
         cmd.apply_setting("show-trace", "false").unwrap();
         assert!(!cmd.show_trace);
+        cmd.apply_setting("extra-experimental-features", "no-url-literals")
+            .unwrap();
+        assert_eq!(cmd.lints.url_literals, LintLevel::Fatal);
     }
 
     #[test]
@@ -342,6 +377,10 @@ mod tests {
         assert!(matches!(
             cmd.apply_setting("extra-experimental-features", "flakes bogus"),
             Err(SettingError::UnknownFeature { .. })
+        ));
+        assert!(matches!(
+            cmd.apply_setting("extra-experimental-features", "pipe-operators"),
+            Err(SettingError::UnsupportedFeature { .. })
         ));
         let message = cmd.apply_setting("bogus", "1").unwrap_err().to_string();
         assert!(message.starts_with("unknown setting 'bogus'"), "{message}");
