@@ -232,3 +232,25 @@ fn pure_eval_refuses_the_impure_and_keeps_the_rest() {
     }
     let _ = std::fs::remove_file(file);
 }
+
+#[test]
+fn a_file_named_in_angle_brackets_is_looked_up_in_the_search_path() {
+    let cases = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/cases");
+    let include = format!("cases={cases}");
+    let out = attrfs(&[
+        "eval",
+        "-I",
+        &include,
+        "<cases/lang-bindings.nix>",
+        "-A",
+        "letIn",
+    ]);
+    assert_eq!(stdout(&out), "5050\n", "{}", stderr(&out));
+    let missing = attrfs(&["eval", "<attrfs-no-such-entry>"]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(
+        stderr(&missing).contains("'attrfs-no-such-entry' was not found in the Nix search path"),
+        "{}",
+        stderr(&missing)
+    );
+}
