@@ -230,3 +230,47 @@ fn a_failing_source_fails_mount_with_its_message_and_mounts_nothing() {
     );
     assert!(!is_mounted(&m.mountpoint));
 }
+
+/// `cat FILE` as the user nobody (65534), through util-linux's setpriv.
+fn cat_as_nobody(file: &Path) -> Option<Output> {
+    Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "cat"])
+        .arg(file)
+        .output()
+        .ok()
+}
+
+#[test]
+fn a_mount_is_private_to_root_unless_allow_other() {
+    if !can_run() || cat_as_nobody(Path::new("/dev/null")).is_none() {
+        return;
+    }
+    for (options, readable) in [("ro", false), ("ro,allow_other,default_permissions", true)] {
+        // The temp directories are 0755: what refuses nobody is FUSE.
+        let m = Helped::new();
+        let out = Command::new("mount")
+            .args(["-t", "fuse"])
+            .arg(format!("{BIN}#{}", demo()))
+            .arg(&m.mountpoint)
+            .args(["-o", options])
+            .output()
+            .expect("run mount");
+        assert!(out.status.success(), "{options}: {}", stderr(&out));
+        let cat = cat_as_nobody(&m.mountpoint.join("greeting")).expect("setpriv");
+        assert_eq!(
+            cat.status.success(),
+            readable,
+            "{options}: {}",
+            stderr(&cat)
+        );
+        if readable {
+            assert_eq!(stdout(&cat), "Hello from attrfs!\n");
+        } else {
+            assert!(
+                stderr(&cat).contains("Permission denied"),
+                "{}",
+                stderr(&cat)
+            );
+        }
+    }
+}
