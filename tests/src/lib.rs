@@ -56,9 +56,10 @@ pub fn require_shared() -> Option<PathBuf> {
             dir.display()
         );
     }
-    eprintln!("SKIPPED {why}");
+    use std::io::Write;
+    // To the real stderr, past libtest's capture: a skip is never silent.
+    let _ = writeln!(std::io::stderr().lock(), "SKIPPED {why}");
     if let Some(log) = std::env::var_os("ATTRFS_SKIP_LOG") {
-        use std::io::Write;
         if let Ok(mut f) = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
