@@ -155,13 +155,26 @@ impl Error {
     /// Renders the error like C++ Nix: the trace, then the message, each with
     /// position and a caret snippet.
     pub fn render(&self, sources: &SourceMap) -> String {
+        self.render_limited(sources, None)
+    }
+
+    /// [`Error::render`] with at most `max_frames` trace entries, the
+    /// outermost ones (as C++ Nix keeps them without `--show-trace`),
+    /// followed by a note saying the trace was cut.
+    pub fn render_limited(&self, sources: &SourceMap, max_frames: Option<usize>) -> String {
         let mut out = String::from("error:\n");
-        for t in self.trace.iter().rev() {
+        let limit = max_frames.unwrap_or(usize::MAX);
+        for t in self.trace.iter().rev().take(limit) {
             out.push_str(&format!("       … {}\n", t.message));
             if let Some(span) = t.span {
                 push_location(&mut out, sources, span);
             }
             out.push('\n');
+        }
+        if self.trace.len() > limit {
+            out.push_str(
+                "       (stack trace truncated; use '--show-trace' to show the full, detailed trace)\n\n",
+            );
         }
         out.push_str(&format!("       error: {}", self.kind));
         if let Some(span) = self.span {

@@ -56,6 +56,15 @@ impl Evaluator {
     /// The unevaluated value of a source.
     pub fn load(&self, source: &Source) -> Result<Value, Error> {
         match source {
+            // `attrfs eval '<nixpkgs/nixos>'`: as nix-instantiate, a file
+            // named `<...>` is looked up in the search path.
+            Source::File(path)
+                if path.to_str().is_some_and(|p| {
+                    p.len() > 2 && p.starts_with('<') && p.ends_with('>') && !p.contains(' ')
+                }) =>
+            {
+                self.load(&Source::Expr(format!("import {}", path.display())))
+            }
             Source::Expr(text) => self.state.compile_source(
                 "«string»".into(),
                 None,

@@ -98,3 +98,106 @@ impl EvalIO for StdIO {
         Ok(std::fs::metadata(path)?.permissions().mode() & 0o111 != 0)
     }
 }
+
+/// The filesystem as `--pure-eval` sees it: only paths inside the store
+/// (`/nix/store/HASH-NAME/...`) can be read; anything else is refused with
+/// C++ Nix's message, and `pathExists` says `false` for it.
+pub struct PureIO {
+    inner: Box<dyn EvalIO>,
+    store_dir: PathBuf,
+}
+
+impl PureIO {
+    /// Wraps `inner`, allowing what lies under `store_dir`.
+    pub fn new(inner: Box<dyn EvalIO>, store_dir: &str) -> Self {
+        PureIO {
+            inner,
+            store_dir: PathBuf::from(store_dir),
+        }
+    }
+
+    /// `Ok` for a path inside a store object, the refusal otherwise.
+    fn check(&self, path: &Path) -> io::Result<()> {
+        // Lexically normal first, so that `/nix/store/x/../../etc` is not
+        // taken for a store path.
+        let mut normal = PathBuf::new();
+        for part in path.components() {
+            match part {
+                std::path::Component::ParentDir => {
+                    normal.pop();
+                }
+                std::path::Component::CurDir => {}
+                other => normal.push(other),
+            }
+        }
+        match normal.strip_prefix(&self.store_dir) {
+            Ok(rest) if rest.components().next().is_some() => Ok(()),
+            _ => Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!(
+                    "access to absolute path '{}' is forbidden in pure eval mode (use '--impure' to override)",
+                    path.display()
+                ),
+            )),
+        }
+    }
+}
+
+impl EvalIO for PureIO {
+    fn read_file(&self, path: &Path) -> io::Result<Vec<u8>> {
+        self.check(path)?;
+        self.inner.read_file(path)
+    }
+
+    fn read_dir(&self, path: &Path) -> io::Result<Vec<(String, FileType)>> {
+        self.check(path)?;
+        self.inner.read_dir(path)
+    }
+
+    fn file_type(&self, path: &Path) -> io::Result<FileType> {
+        self.check(path)?;
+        self.inner.file_type(path)
+    }
+
+    fn path_exists(&self, path: &Path) -> bool {
+        self.check(path).is_ok() && self.inner.path_exists(path)
+    }
+
+    fn read_link(&self, path: &Path) -> io::Result<PathBuf> {
+        self.check(path)?;
+        self.inner.read_link(path)
+    }
+
+    fn is_executable(&self, path: &Path) -> io::Result<bool> {
+        self.check(path)?;
+        self.inner.is_executable(path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pure_io_allows_only_store_objects() {
+        let io = PureIO::new(Box::new(StdIO), "/nix/store");
+        for allowed in ["/nix/store/abc-x", "/nix/store/abc-x/lib/y.nix"] {
+            assert!(io.check(Path::new(allowed)).is_ok(), "{allowed}");
+        }
+        for refused in [
+            "/etc/passwd",
+            "/nix/store",
+            "/nix/store/",
+            "/nix/store/abc-x/../../../etc/passwd",
+            "/nix/storefront/x",
+            "relative.nix",
+        ] {
+            let e = io.check(Path::new(refused)).unwrap_err();
+            assert!(
+                e.to_string().contains("forbidden in pure eval mode"),
+                "{refused}"
+            );
+        }
+        assert!(!io.path_exists(Path::new("/etc")));
+    }
+}

@@ -6,7 +6,8 @@ use crate::EvalArgs;
 use attrfs_eval::cli::{run as run_eval, EvalCommand};
 use attrfs_eval::AutoArg;
 
-/// Runs `attrfs eval` and returns the process exit code.
+/// Runs `attrfs eval` and returns the process exit code: 0, 1 for an
+/// evaluation error, 2 for a setting that cannot be applied.
 pub fn run(args: &EvalArgs) -> i32 {
     let mut auto: Vec<(String, AutoArg)> = args
         .args()
@@ -18,7 +19,7 @@ pub fn run(args: &EvalArgs) -> i32 {
             .into_iter()
             .map(|(n, s)| (n, AutoArg::Str(s))),
     );
-    run_eval(EvalCommand {
+    let mut cmd = EvalCommand {
         file: args.file.clone(),
         expr: args.expr.clone(),
         attr: args.attr.clone(),
@@ -30,5 +31,13 @@ pub fn run(args: &EvalArgs) -> i32 {
         args: auto,
         include: args.include.clone(),
         ..Default::default()
-    })
+    };
+    for (name, value) in args.settings() {
+        if let Err(e) = cmd.apply_setting(&name, &value) {
+            // A usage mistake, like an unknown flag: exit status 2.
+            eprintln!("error: {e}");
+            return 2;
+        }
+    }
+    run_eval(cmd)
 }

@@ -5,13 +5,15 @@
 
 mod eval_cmd;
 mod fuse;
+mod manual;
 mod mount;
+mod mount_helper;
 mod source;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
 /// The evaluator allocates many small, short-lived objects; mimalloc is
 /// markedly faster at that than glibc's per-thread arenas.
@@ -51,6 +53,17 @@ enum Command {
     Eval(EvalArgs),
     /// Unmount an attrfs mount.
     Umount(UmountArgs),
+    /// Print shell completions (bash, zsh or fish) to stdout.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: manual::Shell,
+    },
+    /// Print the man page (roff) of attrfs, or of one subcommand, to stdout.
+    Man {
+        /// `mount`, `eval`, `umount`, ... (default: the page of attrfs).
+        subcommand: Option<String>,
+    },
     /// Internal: started by `attrfs mount`, waits for it to exit and
     /// unmounts if it died without doing so.
     #[command(name = "__reap-mount", hide = true)]
@@ -129,8 +142,10 @@ impl MountArgs {
     }
 }
 
-/// Arguments of `attrfs eval` (implemented in [`eval_cmd`]).
+/// Arguments of `attrfs eval` (implemented in [`eval_cmd`]). Like
+/// nix-instantiate, a flag given twice is the same as once.
 #[derive(Args, Debug, Clone)]
+#[command(args_override_self = true)]
 pub struct EvalArgs {
     /// The Nix file to evaluate (default `./default.nix`; a directory means
     /// its `default.nix`).
@@ -166,9 +181,83 @@ pub struct EvalArgs {
     /// Add a search path entry (`PATH` or `name=PATH`), before `NIX_PATH`.
     #[arg(short = 'I', value_name = "PATH")]
     pub include: Vec<String>,
+    /// Print an error's whole trace (without it: the 10 outermost frames).
+    #[arg(long, overrides_with = "no_show_trace")]
+    pub show_trace: bool,
+    /// Print the short trace (the default).
+    #[arg(long, overrides_with = "show_trace")]
+    pub no_show_trace: bool,
+    /// Set a Nix setting, as nix-instantiate does: show-trace, pure-eval,
+    /// max-call-depth, lint-*-literals, (extra-)experimental-features.
+    /// Unknown settings are an error.
+    #[arg(long = "option", num_args = 2, value_names = ["NAME", "VALUE"])]
+    pub option: Vec<String>,
+    /// Pure evaluation: no NIX_PATH or `<...>` lookups, no getEnv,
+    /// currentTime or currentSystem, no files outside /nix/store.
+    #[arg(long, overrides_with = "impure")]
+    pub pure_eval: bool,
+    /// Impure evaluation (the default).
+    #[arg(long, overrides_with = "pure_eval")]
+    pub impure: bool,
+    /// Enable experimental features (space-separated), e.g.
+    /// `parse-toml-timestamps` for dates and times in `fromTOML`.
+    #[arg(long, value_name = "FEATURES")]
+    pub extra_experimental_features: Vec<String>,
+    /// `/abs` and `~/home` path literals: ignore, warn or fatal.
+    #[arg(long, value_name = "LEVEL")]
+    pub lint_absolute_path_literals: Option<String>,
+    /// `a/b` path literals without `./`: ignore, warn or fatal.
+    #[arg(long, value_name = "LEVEL")]
+    pub lint_short_path_literals: Option<String>,
+    /// `http://...` URL literals: ignore, warn or fatal.
+    #[arg(long, value_name = "LEVEL")]
+    pub lint_url_literals: Option<String>,
+    /// Stop with a stack overflow error past this nesting depth.
+    #[arg(long, value_name = "N")]
+    pub max_call_depth: Option<String>,
+    /// Accepted for nix-instantiate's habits: `attrfs eval` always
+    /// evaluates.
+    #[arg(long, hide = true)]
+    pub eval: bool,
 }
 
 impl EvalArgs {
+    /// The settings given, as (NAME, VALUE) in the order they apply:
+    /// `--option` pairs first, then the flag spellings, which win.
+    pub fn settings(&self) -> Vec<(String, String)> {
+        let mut out = pairs(&self.option);
+        let mut set = |name: &str, value: &str| out.push((name.to_string(), value.to_string()));
+        if self.show_trace {
+            set("show-trace", "true");
+        }
+        if self.no_show_trace {
+            set("show-trace", "false");
+        }
+        if self.pure_eval {
+            set("pure-eval", "true");
+        }
+        if self.impure {
+            set("pure-eval", "false");
+        }
+        for features in &self.extra_experimental_features {
+            set("extra-experimental-features", features);
+        }
+        for (name, level) in [
+            (
+                "lint-absolute-path-literals",
+                &self.lint_absolute_path_literals,
+            ),
+            ("lint-short-path-literals", &self.lint_short_path_literals),
+            ("lint-url-literals", &self.lint_url_literals),
+            ("max-call-depth", &self.max_call_depth),
+        ] {
+            if let Some(value) = level {
+                set(name, value);
+            }
+        }
+        out
+    }
+
     /// `--arg` pairs.
     pub fn args(&self) -> Vec<(String, String)> {
         pairs(&self.arg)
@@ -218,6 +307,17 @@ fn init_logging() {
 
 fn main() -> ExitCode {
     disable_transparent_huge_pages();
+    // `attrfs SOURCE MOUNTPOINT -o OPTS`, as mount.fuse3 runs it for
+    // /etc/fstab and `mount -t fuse.attrfs`.
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    let mut subcommands: Vec<String> = Cli::command()
+        .get_subcommands()
+        .map(|s| s.get_name().to_string())
+        .collect();
+    subcommands.push("help".into());
+    if mount_helper::is_helper_invocation(&args, &subcommands) {
+        return mount_helper::run(&args);
+    }
     let cli = Cli::parse();
     match cli.command {
         Command::Mount(args) => {
@@ -229,6 +329,8 @@ fn main() -> ExitCode {
             ExitCode::from(u8::try_from(code).unwrap_or(1))
         }
         Command::Umount(args) => mount::umount_command(&args.mountpoint),
+        Command::Completions { shell } => manual::completions(Cli::command(), shell),
+        Command::Man { subcommand } => manual::man(Cli::command(), subcommand.as_deref()),
         Command::ReapMount(args) => mount::reap_command(&args.mountpoint, &args.dev),
     }
 }

@@ -6,192 +6,20 @@
 //! message where /dev/fuse is missing. Every mount is torn down by a Drop
 //! guard, so a failing test does not leave a stale mount behind.
 
+mod support;
+
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
-
-const BIN: &str = env!("CARGO_BIN_EXE_attrfs");
-
-fn fuse_available() -> bool {
-    if Path::new("/dev/fuse").exists() {
-        true
-    } else {
-        eprintln!("skipping: /dev/fuse is missing");
-        false
-    }
-}
-
-/// A fresh directory under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> Self {
-        static COUNTER: AtomicUsize = AtomicUsize::new(0);
-        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        let dir = std::env::temp_dir().join(format!("attrfs-test-{}-{n}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).expect("create temp dir");
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        // Only after the mount is gone (Mount drops first); never follow
-        // into a still-mounted directory.
-        if !is_mounted(&self.0.join("mnt")) {
-            let _ = fs::remove_dir_all(&self.0);
-        }
-    }
-}
-
-fn is_mounted(path: &Path) -> bool {
-    let mounts = fs::read_to_string("/proc/mounts").unwrap_or_default();
-    let path = path.to_string_lossy();
-    mounts
-        .lines()
-        .any(|line| line.split(' ').nth(1) == Some(&*path))
-}
-
-fn mount_line(path: &Path) -> Option<String> {
-    let mounts = fs::read_to_string("/proc/mounts").unwrap_or_default();
-    let path = path.to_string_lossy();
-    mounts
-        .lines()
-        .find(|line| line.split(' ').nth(1) == Some(&*path))
-        .map(str::to_owned)
-}
-
-/// A running `attrfs mount --fake-tree`.
-struct Mount {
-    child: Option<Child>,
-    mountpoint: PathBuf,
-    log: PathBuf,
-    // Declared last: dropped after the unmount.
-    _dir: TempDir,
-}
+use support::*;
 
 impl Mount {
+    /// `attrfs mount --fake-tree EXTRA... MOUNTPOINT`.
     fn start(extra: &[&str]) -> Mount {
-        let dir = TempDir::new();
-        let mountpoint = dir.0.join("mnt");
-        fs::create_dir(&mountpoint).unwrap();
-        let log = dir.0.join("attrfs.log");
-        let child = Command::new(BIN)
-            .arg("mount")
-            .arg("--fake-tree")
-            .args(extra)
-            .arg(&mountpoint)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("spawn attrfs");
-        let mut mount = Mount {
-            child: Some(child),
-            mountpoint,
-            log,
-            _dir: dir,
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !is_mounted(&mount.mountpoint) {
-            if let Some(status) = mount.child.as_mut().and_then(|c| c.try_wait().unwrap()) {
-                panic!(
-                    "attrfs exited with {status} before mounting:\n{}",
-                    mount.log_text()
-                );
-            }
-            assert!(
-                Instant::now() < deadline,
-                "not mounted after 20 s:\n{}",
-                mount.log_text()
-            );
-            sleep(Duration::from_millis(20));
-        }
-        mount
+        Mount::spawn(&[&["--fake-tree"], extra].concat())
     }
-
-    fn log_text(&self) -> String {
-        fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn path(&self, rel: &str) -> PathBuf {
-        self.mountpoint.join(rel)
-    }
-
-    /// Runs a shell command inside the mountpoint, bounded by `timeout`.
-    fn sh(&self, script: &str) -> Output {
-        Command::new("timeout")
-            .args(["60", "sh", "-c", script])
-            .current_dir(&self.mountpoint)
-            .env("LC_ALL", "C")
-            .output()
-            .expect("run sh")
-    }
-
-    fn pid(&self) -> i32 {
-        self.child.as_ref().map_or(0, |c| c.id() as i32)
-    }
-
-    fn signal(&self, signal: i32) {
-        // SAFETY: kill(2) on the pid of our own child.
-        unsafe {
-            libc::kill(self.pid(), signal);
-        }
-    }
-
-    /// Waits for the daemon to exit and returns whether it exited 0.
-    fn wait_exit(&mut self, within: Duration) -> Option<bool> {
-        let deadline = Instant::now() + within;
-        let child = self.child.as_mut()?;
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                self.child = None;
-                return Some(status.success());
-            }
-            if Instant::now() > deadline {
-                return None;
-            }
-            sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Mount {
-    fn drop(&mut self) {
-        if self.child.is_some() {
-            self.signal(libc::SIGTERM);
-            if self.wait_exit(Duration::from_secs(10)).is_none() {
-                if let Some(child) = self.child.as_mut() {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                }
-            }
-        }
-        if is_mounted(&self.mountpoint) {
-            let _ = Command::new("umount")
-                .arg("-l")
-                .arg(&self.mountpoint)
-                .status();
-        }
-    }
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-fn timed<T>(f: impl FnOnce() -> T) -> (T, Duration) {
-    let start = Instant::now();
-    let value = f();
-    (value, start.elapsed())
 }
 
 #[test]

@@ -17,9 +17,64 @@ pub fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// `../shared` relative to the workspace root.
+/// `../shared` relative to the workspace root: C++ Nix's language suite
+/// and the corpora. Tests reach it through [`require_shared`], which skips
+/// them (or fails them in CI) when it is missing.
 pub fn shared_dir() -> PathBuf {
     workspace_root().join("../shared")
+}
+
+/// `../shared` if it is there. A fresh clone has nothing beside it; then
+/// the calling test should return at once: this announces the skip on
+/// stderr and appends it to the file named by `ATTRFS_SKIP_LOG` (which
+/// `contrib/test.sh` lists at the end). With `CI=true` a missing
+/// `../shared` panics instead, so that CI can never skip these suites.
+///
+/// The one place that decides whether a suite needing `../shared` runs.
+pub fn require_shared() -> Option<PathBuf> {
+    let dir = shared_dir();
+    if dir.is_dir() {
+        return Some(dir);
+    }
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("<unnamed test>")
+        .to_string();
+    let binary = std::env::args()
+        .next()
+        .map(PathBuf::from)
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .map(|n| {
+            n.rsplit_once('-')
+                .map_or(n.clone(), |(stem, _hash)| stem.to_string())
+        })
+        .unwrap_or_default();
+    let why = format!("{binary}::{test}: needs ../shared (conformance suite and corpora)");
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!(
+            "{why}, which is missing at {}; CI=true never skips it",
+            dir.display()
+        );
+    }
+    use std::io::Write;
+    // To the real stderr, past libtest's capture: a skip is never silent.
+    let _ = writeln!(std::io::stderr().lock(), "SKIPPED {why}");
+    if let Some(log) = std::env::var_os("ATTRFS_SKIP_LOG") {
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+        {
+            let _ = writeln!(f, "{why}");
+        }
+    }
+    None
+}
+
+/// The unpacked corpora (see [`corpus_dir`]), or `None` when `../shared`
+/// is missing and the calling test is skipped (see [`require_shared`]).
+pub fn require_corpus() -> Option<PathBuf> {
+    require_shared().map(|_| corpus_dir())
 }
 
 /// How an isolated evaluation ended.

@@ -345,7 +345,7 @@ fn mount_small_server() -> Mount {
 
 #[test]
 fn nixpkgs_root_hello_and_its_exact_drv() {
-    if !fuse_available() {
+    if !fuse_available() || attrfs_tests::require_shared().is_none() {
         return;
     }
     let mount = mount_nixpkgs();
@@ -463,7 +463,7 @@ fn nixpkgs_root_hello_and_its_exact_drv() {
 
 #[test]
 fn nixos_config_host_name_etc_and_grep() {
-    if !fuse_available() {
+    if !fuse_available() || attrfs_tests::require_shared().is_none() {
         return;
     }
     let expected = small_server_expected();
@@ -546,7 +546,7 @@ fn nixos_config_host_name_etc_and_grep() {
 
 #[test]
 fn nixos_config_find_terminates() {
-    if !fuse_available() {
+    if !fuse_available() || attrfs_tests::require_shared().is_none() {
         return;
     }
     let mount = mount_small_server();

@@ -7,25 +7,10 @@
 
 use attrfs_eval::cli::EvalCommand;
 use attrfs_eval::EvalOptions;
-use attrfs_tests::{run_isolated, shared_dir, workspace_root, Outcome};
-use std::path::PathBuf;
+use attrfs_tests::{require_corpus, require_shared, run_isolated, Outcome};
 use std::time::Duration;
 
 const DEADLINE: Duration = Duration::from_secs(600);
-
-/// Unpacks the corpus (once) under `target/corpus` and returns the
-/// nixpkgs tree.
-fn nixpkgs_tree() -> PathBuf {
-    let dest = workspace_root().join("target/corpus");
-    let status = std::process::Command::new("bash")
-        .arg(shared_dir().join("corpus/unpack.sh"))
-        .arg(&dest)
-        .stdout(std::process::Stdio::null())
-        .status()
-        .expect("run ../shared/corpus/unpack.sh");
-    assert!(status.success(), "unpacking the corpus failed");
-    dest.join("nixpkgs-20.09")
-}
 
 /// The corpus README's expression for `small-server.expected.json`.
 fn expression(nixpkgs: &str, config: &str) -> String {
@@ -51,11 +36,14 @@ in {{
 
 #[test]
 fn nixos_small_server_matches_cpp_nix() {
-    let nixpkgs = nixpkgs_tree();
-    let config = shared_dir().join("corpus/nixos/small-server.nix");
+    let (Some(shared), Some(corpus)) = (require_shared(), require_corpus()) else {
+        return;
+    };
+    let nixpkgs = corpus.join("nixpkgs-20.09");
+    let config = shared.join("corpus/nixos/small-server.nix");
     let config = config.canonicalize().expect("small-server.nix exists");
     let expected: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(shared_dir().join("corpus/nixos/small-server.expected.json"))
+        &std::fs::read_to_string(shared.join("corpus/nixos/small-server.expected.json"))
             .expect("read small-server.expected.json"),
     )
     .expect("parse small-server.expected.json");

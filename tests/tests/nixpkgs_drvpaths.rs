@@ -18,7 +18,7 @@
 use attrfs_eval::cli::EVAL_STACK_SIZE;
 use attrfs_eval::vm::{force, EvalOptions};
 use attrfs_eval::{Evaluator, Source, Value};
-use attrfs_tests::{shared_dir, workspace_root};
+use attrfs_tests::{require_corpus, require_shared, workspace_root};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -33,20 +33,6 @@ const PER_ATTRIBUTE: Duration = Duration::from_secs(60);
 const HELLO_DRV: &str = "/nix/store/iylhv1jiapks1396jz2fv8wq85q68y6y-hello-2.10.drv";
 
 const MISSES_FILE: &str = "tests/nixpkgs-drvpaths-misses.txt";
-
-/// Unpacks the corpus (once) under `target/corpus` and returns the
-/// nixpkgs tree.
-pub fn nixpkgs_tree() -> PathBuf {
-    let dest = workspace_root().join("target/corpus");
-    let status = std::process::Command::new("bash")
-        .arg(shared_dir().join("corpus/unpack.sh"))
-        .arg(&dest)
-        .stdout(std::process::Stdio::null())
-        .status()
-        .expect("run ../shared/corpus/unpack.sh");
-    assert!(status.success(), "unpacking the corpus failed");
-    dest.join("nixpkgs-20.09")
-}
 
 fn listed_misses() -> BTreeMap<String, String> {
     let text = std::fs::read_to_string(workspace_root().join(MISSES_FILE)).unwrap_or_default();
@@ -165,8 +151,11 @@ fn evaluate_all(
 
 #[test]
 fn nixpkgs_outpaths_match_cpp_nix() {
-    let nixpkgs = nixpkgs_tree();
-    let json = std::fs::read_to_string(shared_dir().join("corpus/nixpkgs-20.09-drvpaths.json"))
+    let (Some(shared), Some(corpus)) = (require_shared(), require_corpus()) else {
+        return;
+    };
+    let nixpkgs = corpus.join("nixpkgs-20.09");
+    let json = std::fs::read_to_string(shared.join("corpus/nixpkgs-20.09-drvpaths.json"))
         .expect("read nixpkgs-20.09-drvpaths.json");
     let expected: BTreeMap<String, String> =
         serde_json::from_str(&json).expect("parse nixpkgs-20.09-drvpaths.json");

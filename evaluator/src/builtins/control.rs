@@ -146,8 +146,11 @@ fn break_(_: &Rc<EvalState>, args: Vec<Value>) -> EvalResult<Value> {
     Ok(args[0].clone())
 }
 
-fn get_env(_: &Rc<EvalState>, args: Vec<Value>) -> EvalResult<Value> {
+fn get_env(state: &Rc<EvalState>, args: Vec<Value>) -> EvalResult<Value> {
     let name = expect_string(&args[0])?;
+    if state.options.pure_eval {
+        return Ok(Value::string(""));
+    }
     Ok(Value::string(
         std::env::var(name.to_string()).unwrap_or_default(),
     ))
@@ -220,8 +223,14 @@ fn find_file(co: GenCo, state: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
         }
         // A catchable error, as in C++ Nix: nixpkgs probes optional entries
         // such as <nixpkgs-overlays> under tryEval.
-        Err(ErrorKind::Throw(format!(
-            "file '{wanted}' was not found in the Nix search path (add it using $NIX_PATH or -I)"
-        )))
+        Err(ErrorKind::Throw(if state.options.pure_eval {
+            format!(
+                "cannot look up '<{wanted}>' in pure evaluation mode (use '--impure' to override)"
+            )
+        } else {
+            format!(
+                "file '{wanted}' was not found in the Nix search path (add it using $NIX_PATH or -I)"
+            )
+        }))
     })
 }

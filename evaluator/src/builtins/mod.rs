@@ -202,17 +202,22 @@ fn constants(state: &Rc<EvalState>) -> Vec<(&'static str, Value)> {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0);
-    vec![
-        ("currentSystem", Value::string(o.system.as_str())),
+    let mut constants = vec![
         ("storeDir", Value::string(o.store_dir.as_str())),
         ("nixVersion", Value::string(NIX_VERSION)),
         ("langVersion", Value::Int(6)),
         ("nixPath", Value::list(nix_path)),
-        ("currentTime", Value::Int(now)),
         ("true", Value::Bool(true)),
         ("false", Value::Bool(false)),
         ("null", Value::Null),
-    ]
+    ];
+    // What depends on the machine or the moment is absent in pure mode, as
+    // in C++ Nix ("attribute 'currentTime' missing").
+    if !o.pure_eval {
+        constants.push(("currentSystem", Value::string(o.system.as_str())));
+        constants.push(("currentTime", Value::Int(now)));
+    }
+    constants
 }
 
 /// The Nix version reported to expressions (`builtins.nixVersion`): the C++

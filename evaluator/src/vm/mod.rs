@@ -82,6 +82,8 @@ pub struct Vm {
     state: Rc<EvalState>,
     stack: Vec<Value>,
     frames: Vec<Frame>,
+    /// `MAX_FRAMES`, or the lower `--max-call-depth`.
+    max_frames: usize,
     until_check: u32,
 }
 
@@ -95,6 +97,10 @@ impl Vm {
             state: state.clone(),
             stack: Vec::with_capacity(256),
             frames: Vec::with_capacity(64),
+            max_frames: state
+                .options
+                .max_call_depth
+                .map_or(MAX_FRAMES, |d| d.min(MAX_FRAMES)),
             until_check: INTERRUPT_INTERVAL,
         };
         vm.frames.push(Frame::Generator(Box::new(GenFrame {
@@ -177,7 +183,7 @@ impl Vm {
     }
 
     fn push_frame(&mut self, f: Frame) -> EvalResult<()> {
-        if self.frames.len() >= MAX_FRAMES {
+        if self.frames.len() >= self.max_frames {
             return Err(ErrorKind::StackOverflow);
         }
         self.frames.push(f);
@@ -534,7 +540,7 @@ impl Vm {
                             let t = t.clone();
                             self.stack.pop();
                             let span = f.lambda.chunk.spans[f.ip - 1];
-                            if self.frames.len() >= MAX_FRAMES {
+                            if self.frames.len() >= self.max_frames {
                                 fail!(ErrorKind::StackOverflow);
                             }
                             // Compiled thunks run inline in this loop; their
@@ -610,7 +616,7 @@ impl Vm {
                     let func = self.pop();
                     let span = Some(f.lambda.chunk.spans[f.ip - 1]);
                     if let Value::Closure(c) = &func {
-                        if self.frames.len() >= MAX_FRAMES {
+                        if self.frames.len() >= self.max_frames {
                             fail!(ErrorKind::StackOverflow);
                         }
                         let base = self.stack.len();

@@ -94,6 +94,13 @@ pub struct EvalOptions {
     pub lints: Lints,
     /// Enabled experimental features (`--extra-experimental-features`).
     pub experimental_features: Vec<String>,
+    /// `--pure-eval`: no search path, environment, clock or current
+    /// system, and no file outside the store.
+    pub pure_eval: bool,
+    /// `--max-call-depth`: nesting (VM frames: calls and forced thunks)
+    /// past which evaluation stops with a stack overflow error; `None` is
+    /// the VM's own bound.
+    pub max_call_depth: Option<usize>,
 }
 
 impl Default for EvalOptions {
@@ -115,6 +122,8 @@ impl Default for EvalOptions {
             interrupt: Arc::new(AtomicBool::new(false)),
             lints: Lints::default(),
             experimental_features: Vec::new(),
+            pure_eval: false,
+            max_call_depth: None,
         }
     }
 }
@@ -156,6 +165,11 @@ impl EvalState {
     /// A new state with the builtins installed.
     pub fn new(io: Box<dyn EvalIO>, options: EvalOptions) -> Rc<Self> {
         let store = Rc::new(crate::store::StoreState::default());
+        let io: Box<dyn EvalIO> = if options.pure_eval {
+            Box::new(crate::io::PureIO::new(io, &options.store_dir))
+        } else {
+            io
+        };
         let state = Rc::new(EvalState {
             sources: SourceMap::default(),
             io: Box::new(crate::store::StoreView::new(io, store.clone())),
@@ -349,7 +363,8 @@ impl EvalState {
 pub fn io_msg(e: &std::io::Error) -> String {
     match e.kind() {
         std::io::ErrorKind::NotFound => "No such file or directory".into(),
-        std::io::ErrorKind::PermissionDenied => "Permission denied".into(),
+        // A refusal with its own message (pure evaluation) keeps it.
+        std::io::ErrorKind::PermissionDenied if e.get_ref().is_none() => "Permission denied".into(),
         _ => {
             let s = e.to_string();
             match s.find(" (os error") {

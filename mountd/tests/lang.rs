@@ -1,17 +1,24 @@
 //! C++ Nix's language test suite (`../shared/lang-tests`), run as its README
-//! describes, with pass/fail counts per category.
+//! describes, through the real command line: every case is one run of the
+//! `attrfs` binary (`attrfs eval --strict [--xml | --parse] FLAGS FILE`,
+//! FLAGS from the case's `.flags` file, exactly as written there), with
+//! pass/fail counts per category.
 //!
-//! `lang-known-failures.txt` lists tests that still fail, one per line with
-//! a reason; a failure outside that list fails this test, so the list can
-//! only shrink. Listed tests that pass are reported so they can be removed.
+//! `tests/lang-known-failures.txt` lists tests that still fail, one per line
+//! with a reason; a failure outside that list fails this test, so the list
+//! can only shrink. Listed tests that pass are reported so they can be
+//! removed. A command line that `attrfs` rejects (exit status 2: an unknown
+//! flag or setting) or a crash fails the case whatever its category, so an
+//! `eval-fail` case cannot pass for the wrong reason.
 
-use attrfs_eval::cli::EvalCommand;
-use attrfs_eval::{AutoArg, EvalOptions, SearchPathEntry};
-use attrfs_tests::{run_isolated, shared_dir, workspace_root, Outcome};
+use attrfs_tests::{require_shared, workspace_root};
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::io::Read;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
+const BIN: &str = env!("CARGO_BIN_EXE_attrfs");
 const DEADLINE: Duration = Duration::from_secs(20);
 
 fn known_failures() -> BTreeMap<String, String> {
@@ -26,44 +33,60 @@ fn known_failures() -> BTreeMap<String, String> {
         .collect()
 }
 
-/// Applies a `.flags` file to the command; returns false for flags we do not support.
-fn apply_flags(cmd: &mut EvalCommand, flags: &str) -> bool {
-    let words: Vec<String> = shell_words(flags);
-    let mut it = words.into_iter();
-    while let Some(w) = it.next() {
-        match w.as_str() {
-            "--eval" | "--strict" | "--no-show-trace" | "--impure" => {}
-            "--arg" => {
-                let (n, v) = (it.next().unwrap_or_default(), it.next().unwrap_or_default());
-                cmd.args.push((n, AutoArg::Expr(v)));
-            }
-            "--argstr" => {
-                let (n, v) = (it.next().unwrap_or_default(), it.next().unwrap_or_default());
-                cmd.args.push((n, AutoArg::Str(v)));
-            }
-            "-A" => cmd.attr.extend(it.next()),
-            "-I" => cmd.include.extend(it.next()),
-            "--extra-experimental-features" => cmd.experimental_features.extend(it.next()),
-            "--lint-absolute-path-literals"
-            | "--lint-short-path-literals"
-            | "--lint-url-literals" => {
-                let Some(Ok(level)) = it.next().map(|l| l.parse()) else {
-                    return false;
-                };
-                match w.as_str() {
-                    "--lint-absolute-path-literals" => cmd.lints.absolute_path_literals = level,
-                    "--lint-short-path-literals" => cmd.lints.short_path_literals = level,
-                    _ => cmd.lints.url_literals = level,
-                }
-            }
-            _ => return false,
-        }
-    }
-    true
+/// How one run of the binary ended.
+enum Outcome {
+    /// Exit status 0, with stdout.
+    Ok(Vec<u8>),
+    /// Exit status 1 (an evaluation or parse error), with stderr.
+    Err(String),
+    /// Anything else: a rejected command line (2), a crash, a signal.
+    Broken(String),
+    /// Still running at the deadline (killed).
+    Timeout,
 }
 
-fn shell_words(s: &str) -> Vec<String> {
-    s.split_whitespace().map(str::to_string).collect()
+/// Runs `attrfs ARGS` in `pwd` with the suite's environment.
+fn run_attrfs(pwd: &Path, args: &[String]) -> Outcome {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .current_dir(pwd)
+        .env("NIX_PATH", "lang/dir3:lang/dir4")
+        .env("HOME", "/fake-home")
+        .env("TEST_VAR", "foo")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn attrfs");
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = pipe.read_to_end(&mut buf);
+            buf
+        })
+    };
+    let out = drain(Box::new(child.stdout.take().expect("stdout")));
+    let err = drain(Box::new(child.stderr.take().expect("stderr")));
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for attrfs") {
+            break Some(status);
+        }
+        if started.elapsed() > DEADLINE {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    let stdout = out.join().unwrap_or_default();
+    let stderr = String::from_utf8_lossy(&err.join().unwrap_or_default()).into_owned();
+    match status.map(|s| s.code()) {
+        None => Outcome::Timeout,
+        Some(Some(0)) => Outcome::Ok(stdout),
+        Some(Some(1)) => Outcome::Err(stderr),
+        Some(code) => Outcome::Broken(format!("exit status {code:?}: {stderr}")),
+    }
 }
 
 struct Case {
@@ -73,42 +96,22 @@ struct Case {
     detail: String,
 }
 
-fn run_case(lang: &Path, pwd: &Path, name: &str, category: &'static str) -> Case {
-    let file = lang.join(format!("{name}.nix"));
-    let mut cmd = EvalCommand {
-        file: Some(file),
-        ..Default::default()
-    };
-    let options = EvalOptions {
-        cwd: pwd.to_path_buf(),
-        home: Some(PathBuf::from("/fake-home")),
-        search_path: vec![
-            SearchPathEntry::parse("lang/dir3"),
-            SearchPathEntry::parse("lang/dir4"),
-        ],
-        ..EvalOptions::default()
-    };
-    let flags = std::fs::read_to_string(lang.join(format!("{name}.flags"))).ok();
-    let mut supported = true;
-    if let Some(f) = &flags {
-        supported = apply_flags(&mut cmd, f);
-    }
+fn run_case(pwd: &Path, name: &str, category: &'static str) -> Case {
+    let lang = pwd.join("lang");
+    let mut args: Vec<String> = vec!["eval".into()];
     match category {
-        "parse-okay" | "parse-fail" => cmd.parse = true,
-        _ => cmd.strict = true,
+        "parse-okay" | "parse-fail" => args.push("--parse".into()),
+        _ => args.push("--strict".into()),
     }
     let xml_exp = lang.join(format!("{name}.exp.xml"));
     if category == "eval-okay" && xml_exp.exists() {
-        cmd.xml = true;
+        args.push("--xml".into());
     }
-    let outcome = if supported {
-        run_isolated(cmd, options, DEADLINE)
-    } else {
-        Outcome::Err(format!(
-            "unsupported flags: {}",
-            flags.unwrap_or_default().trim()
-        ))
-    };
+    if let Ok(flags) = std::fs::read_to_string(lang.join(format!("{name}.flags"))) {
+        args.extend(flags.split_whitespace().map(str::to_string));
+    }
+    args.push(format!("lang/{name}.nix"));
+    let outcome = run_attrfs(pwd, &args);
     let pwd_s = pwd.to_string_lossy().to_string();
     let (passed, detail) = match (category, outcome) {
         ("parse-okay", Outcome::Ok(_)) => (true, String::new()),
@@ -143,7 +146,7 @@ fn run_case(lang: &Path, pwd: &Path, name: &str, category: &'static str) -> Case
         ),
         (_, Outcome::Err(e)) => (false, e.lines().take(8).collect::<Vec<_>>().join("\n     ")),
         (_, Outcome::Timeout) => (false, "timed out".into()),
-        (_, Outcome::Panic(p)) => (false, format!("PANIC: {p}")),
+        (_, Outcome::Broken(e)) => (false, format!("BROKEN: {e}")),
     };
     Case {
         name: name.to_string(),
@@ -155,7 +158,10 @@ fn run_case(lang: &Path, pwd: &Path, name: &str, category: &'static str) -> Case
 
 #[test]
 fn lang_conformance() {
-    let lang = shared_dir().join("lang-tests");
+    let Some(shared) = require_shared() else {
+        return;
+    };
+    let lang = shared.join("lang-tests");
     let lang = lang.canonicalize().expect("../shared/lang-tests exists");
     // The suite expects to run from the parent of a directory named `lang`.
     let pwd = std::env::temp_dir().join(format!("attrfs-lang-{}", std::process::id()));
@@ -163,13 +169,6 @@ fn lang_conformance() {
     let link = pwd.join("lang");
     let _ = std::fs::remove_file(&link);
     std::os::unix::fs::symlink(&lang, &link).expect("symlink lang");
-    // SAFETY: set before any evaluation thread starts; nothing else reads
-    // the environment concurrently in this test binary.
-    unsafe {
-        std::env::set_var("TEST_VAR", "foo");
-        std::env::set_var("HOME", "/fake-home");
-    }
-
     let mut names: Vec<(String, &'static str)> = Vec::new();
     for entry in std::fs::read_dir(&lang).expect("read lang-tests") {
         let n = entry
@@ -202,7 +201,7 @@ fn lang_conformance() {
                 continue;
             }
         }
-        let case = run_case(&link, &pwd, name, cat);
+        let case = run_case(&pwd, name, cat);
         seen.insert(case.name.clone());
         let c = counts.entry(case.category).or_default();
         if case.passed {

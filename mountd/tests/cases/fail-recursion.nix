@@ -1,0 +1,2 @@
+# Fails: infinite recursion.
+let x = x + 1; in x

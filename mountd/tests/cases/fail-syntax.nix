@@ -1,0 +1,2 @@
+# Fails: a syntax error.
+{ a = 1 

@@ -1,0 +1,2 @@
+# Fails: an uncaught throw.
+{ a = 1; b = throw "a deliberate failure"; }

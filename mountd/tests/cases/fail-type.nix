@@ -1,0 +1,2 @@
+# Fails: adding a string to an integer.
+1 + "one"

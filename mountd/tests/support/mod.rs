@@ -1,0 +1,201 @@
+//! The harness of the real-FUSE tests: temp directories, a running
+//! `attrfs mount` torn down by a Drop guard (so a failing test leaves no
+//! stale mount), mount-table checks and shell helpers. Each test binary
+//! uses part of it.
+#![allow(dead_code)]
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_attrfs");
+
+pub fn fuse_available() -> bool {
+    if Path::new("/dev/fuse").exists() {
+        true
+    } else {
+        eprintln!("skipping: /dev/fuse is missing");
+        false
+    }
+}
+
+/// A fresh directory under the system temp dir, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new() -> Self {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let dir = std::env::temp_dir().join(format!("attrfs-test-{}-{n}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).expect("create temp dir");
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        // Only after the mount is gone (Mount drops first); never follow
+        // into a still-mounted directory.
+        if !is_mounted(&self.0.join("mnt")) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+pub fn is_mounted(path: &Path) -> bool {
+    let mounts = fs::read_to_string("/proc/mounts").unwrap_or_default();
+    let path = path.to_string_lossy();
+    mounts
+        .lines()
+        .any(|line| line.split(' ').nth(1) == Some(&*path))
+}
+
+pub fn mount_line(path: &Path) -> Option<String> {
+    let mounts = fs::read_to_string("/proc/mounts").unwrap_or_default();
+    let path = path.to_string_lossy();
+    mounts
+        .lines()
+        .find(|line| line.split(' ').nth(1) == Some(&*path))
+        .map(str::to_owned)
+}
+
+/// A running `attrfs mount`.
+pub struct Mount {
+    pub child: Option<Child>,
+    pub mountpoint: PathBuf,
+    pub log: PathBuf,
+    // Declared last: dropped after the unmount.
+    _dir: TempDir,
+}
+
+impl Mount {
+    /// Runs `attrfs mount ARGS... MOUNTPOINT` on a fresh mountpoint and
+    /// waits until the mount is up.
+    pub fn spawn(args: &[&str]) -> Mount {
+        let dir = TempDir::new();
+        let mountpoint = dir.0.join("mnt");
+        fs::create_dir(&mountpoint).unwrap();
+        let log = dir.0.join("attrfs.log");
+        let child = Command::new(BIN)
+            .arg("mount")
+            .args(args)
+            .arg(&mountpoint)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("spawn attrfs");
+        let mut mount = Mount {
+            child: Some(child),
+            mountpoint,
+            log,
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !is_mounted(&mount.mountpoint) {
+            if let Some(status) = mount.child.as_mut().and_then(|c| c.try_wait().unwrap()) {
+                panic!(
+                    "attrfs exited with {status} before mounting:\n{}",
+                    mount.log_text()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "not mounted after 20 s:\n{}",
+                mount.log_text()
+            );
+            sleep(Duration::from_millis(20));
+        }
+        mount
+    }
+
+    /// Whether the daemon is still running.
+    pub fn child_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
+    pub fn log_text(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.mountpoint.join(rel)
+    }
+
+    /// Runs a shell command inside the mountpoint, bounded by `timeout`.
+    pub fn sh(&self, script: &str) -> Output {
+        Command::new("timeout")
+            .args(["60", "sh", "-c", script])
+            .current_dir(&self.mountpoint)
+            .env("LC_ALL", "C")
+            .output()
+            .expect("run sh")
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().map_or(0, |c| c.id() as i32)
+    }
+
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: kill(2) on the pid of our own child.
+        unsafe {
+            libc::kill(self.pid(), signal);
+        }
+    }
+
+    /// Waits for the daemon to exit and returns whether it exited 0.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<bool> {
+        let deadline = Instant::now() + within;
+        let child = self.child.as_mut()?;
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                self.child = None;
+                return Some(status.success());
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            self.signal(libc::SIGTERM);
+            if self.wait_exit(Duration::from_secs(10)).is_none() {
+                if let Some(child) = self.child.as_mut() {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                }
+            }
+        }
+        if is_mounted(&self.mountpoint) {
+            let _ = Command::new("umount")
+                .arg("-l")
+                .arg(&self.mountpoint)
+                .status();
+        }
+    }
+}
+
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+pub fn timed<T>(f: impl FnOnce() -> T) -> (T, Duration) {
+    let start = Instant::now();
+    let value = f();
+    (value, start.elapsed())
+}
