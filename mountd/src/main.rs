@@ -37,6 +37,9 @@ fn disable_transparent_huge_pages() {
     let _ = unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
 }
 
+/// The hidden subcommand that runs an evaluator worker.
+pub const WORKER_SUBCOMMAND: &str = "__worker";
+
 /// Mount an evaluated Nix expression as a read-only filesystem.
 #[derive(Parser, Debug)]
 #[command(name = "attrfs", version, about)]
@@ -68,6 +71,10 @@ enum Command {
     /// unmounts if it died without doing so.
     #[command(name = "__reap-mount", hide = true)]
     ReapMount(ReapArgs),
+    /// Internal: started by `attrfs mount`, evaluates in a process of its
+    /// own and answers the daemon's requests over stdin and stdout.
+    #[command(name = WORKER_SUBCOMMAND, hide = true)]
+    Worker,
 }
 
 /// Arguments of `attrfs mount`.
@@ -297,7 +304,7 @@ fn init_logging() {
     // `RUST_LOG` decides; by default attrfs says what it does (mounts,
     // timeouts, failing values) and dependencies only warn.
     let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("warn,attrfs=info,attrfs_vfs=info"));
+        .unwrap_or_else(|_| EnvFilter::new("warn,attrfs=info,attrfs_vfs=info,attrfs_worker=info"));
     // A second initialisation can only happen in tests; ignoring it is fine.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -332,6 +339,10 @@ fn main() -> ExitCode {
         Command::Completions { shell } => manual::completions(Cli::command(), shell),
         Command::Man { subcommand } => manual::man(Cli::command(), subcommand.as_deref()),
         Command::ReapMount(args) => mount::reap_command(&args.mountpoint, &args.dev),
+        Command::Worker => {
+            init_logging();
+            ExitCode::from(attrfs_worker::serve_stdio())
+        }
     }
 }
 

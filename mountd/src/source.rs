@@ -1,5 +1,6 @@
 //! What gets mounted: turns the `attrfs mount` arguments into a backend
-//! factory.
+//! factory. The evaluator runs in worker processes (`attrfs __worker`,
+//! [`attrfs_worker`]), started and replaced by [`attrfs_vfs::process`].
 //!
 //! This is the one place that knows which evaluator backs a mount. To wire
 //! in the real evaluator, build its factory here from `args` (file or
@@ -8,10 +9,11 @@
 //! root check before mounting) only sees the [`BackendFactory`].
 
 use attrfs_eval::{AutoArg, Source};
-use attrfs_vfs::eval_backend::{self, RootSpec};
+use attrfs_vfs::process::{self, WorkerCommand};
 use attrfs_vfs::{fake, BackendFactory};
+use attrfs_worker::RootSpec;
 
-use crate::MountArgs;
+use crate::{MountArgs, WORKER_SUBCOMMAND};
 
 /// The backend factory for a mount, or a message saying why the arguments
 /// cannot be mounted (reported as `attrfs mount: MESSAGE`, exit code 2).
@@ -42,12 +44,20 @@ pub fn make_backend(args: &MountArgs) -> Result<BackendFactory, String> {
             .into_iter()
             .map(|(n, s)| (n, AutoArg::Str(s))),
     );
-    Ok(eval_backend::factory(RootSpec {
+    let spec = RootSpec {
         source,
         args: auto,
         attr: args.attr.clone(),
         include: args.include.clone(),
         deep_derivations: args.deep_derivations,
         value_cache: args.cache_size,
+    };
+    let program = std::env::current_exe()
+        .map_err(|e| format!("cannot find the attrfs executable to start evaluators: {e}"))?;
+    Ok(process::factory(WorkerCommand {
+        program,
+        args: vec![WORKER_SUBCOMMAND.into()],
+        init: spec.encode(),
+        memory_budget: process::default_memory_budget(),
     }))
 }

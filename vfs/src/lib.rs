@@ -30,12 +30,13 @@
 #![warn(missing_docs)]
 
 pub mod backend;
-pub mod eval_backend;
 #[cfg(any(test, feature = "fake"))]
 pub mod fake;
 pub mod inodes;
 pub mod names;
 pub mod node;
+pub mod process;
+pub mod protocol;
 pub mod service;
 
 pub use backend::{Backend, BackendFactory, Interrupt, NodeError, Stat};

@@ -4,6 +4,7 @@
 //! uses part of it.
 #![allow(dead_code)]
 
+use std::ffi::OsStr;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -68,14 +69,28 @@ pub struct Mount {
     pub child: Option<Child>,
     pub mountpoint: PathBuf,
     pub log: PathBuf,
+    /// The mount's scratch directory (the mountpoint is `mnt` in it).
     // Declared last: dropped after the unmount.
-    _dir: TempDir,
+    pub dir: TempDir,
 }
 
 impl Mount {
     /// Runs `attrfs mount ARGS... MOUNTPOINT` on a fresh mountpoint and
     /// waits until the mount is up.
     pub fn spawn(args: &[&str]) -> Mount {
+        Mount::start_within(args, Duration::from_secs(20))
+    }
+
+    /// Mounts the expression `expr` (`-E`), plus `extra` arguments.
+    pub fn expr(expr: &str, extra: &[&str]) -> Mount {
+        let mut args = vec!["-E", expr];
+        args.extend_from_slice(extra);
+        Mount::start_within(&args, Duration::from_secs(30))
+    }
+
+    /// Like [`Mount::spawn`], waiting up to `within` for the mount (the
+    /// root of a big expression takes a while to evaluate).
+    pub fn start_within<S: AsRef<OsStr>>(args: &[S], within: Duration) -> Mount {
         let dir = TempDir::new();
         let mountpoint = dir.0.join("mnt");
         fs::create_dir(&mountpoint).unwrap();
@@ -93,9 +108,9 @@ impl Mount {
             child: Some(child),
             mountpoint,
             log,
-            _dir: dir,
+            dir,
         };
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let deadline = Instant::now() + within;
         while !is_mounted(&mount.mountpoint) {
             if let Some(status) = mount.child.as_mut().and_then(|c| c.try_wait().unwrap()) {
                 panic!(
@@ -105,7 +120,7 @@ impl Mount {
             }
             assert!(
                 Instant::now() < deadline,
-                "not mounted after 20 s:\n{}",
+                "not mounted after {within:?}:\n{}",
                 mount.log_text()
             );
             sleep(Duration::from_millis(20));
@@ -128,10 +143,17 @@ impl Mount {
         self.mountpoint.join(rel)
     }
 
-    /// Runs a shell command inside the mountpoint, bounded by `timeout`.
+    /// Runs a shell command inside the mountpoint, bounded by 120 s.
     pub fn sh(&self, script: &str) -> Output {
+        self.sh_within(120, script)
+    }
+
+    /// Runs a shell command inside the mountpoint, bounded by `secs`
+    /// (`timeout` exits 124 past it).
+    pub fn sh_within(&self, secs: u64, script: &str) -> Output {
         Command::new("timeout")
-            .args(["60", "sh", "-c", script])
+            .arg(secs.to_string())
+            .args(["sh", "-c", script])
             .current_dir(&self.mountpoint)
             .env("LC_ALL", "C")
             .output()
@@ -147,6 +169,42 @@ impl Mount {
         unsafe {
             libc::kill(self.pid(), signal);
         }
+    }
+
+    /// The daemon's evaluator worker processes (its children running
+    /// `attrfs __worker`).
+    pub fn worker_pids(&self) -> Vec<u32> {
+        let out = Command::new("pgrep")
+            .args(["-P", &self.pid().to_string(), "-f", "__worker"])
+            .output()
+            .expect("run pgrep");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .collect()
+    }
+
+    /// Resident memory of the daemon and its workers together, in bytes.
+    pub fn total_rss(&self) -> u64 {
+        std::iter::once(self.pid() as u32)
+            .chain(self.worker_pids())
+            .filter_map(|pid| fs::read_to_string(format!("/proc/{pid}/statm")).ok())
+            .filter_map(|statm| statm.split_whitespace().nth(1)?.parse::<u64>().ok())
+            .map(|pages| pages * 4096)
+            .sum()
+    }
+
+    /// CPU time (user + system) the daemon has used so far.
+    pub fn cpu_time(&self) -> Duration {
+        let stat = fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap();
+        // Fields after the parenthesised command name; utime and stime are
+        // fields 14 and 15 of the whole line.
+        let rest = &stat[stat.rfind(')').unwrap() + 2..];
+        let fields: Vec<&str> = rest.split(' ').collect();
+        let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+        // SAFETY: sysconf has no preconditions.
+        let hz = u64::try_from(unsafe { libc::sysconf(libc::_SC_CLK_TCK) }).unwrap_or(100);
+        Duration::from_millis(ticks * 1000 / hz.max(1))
     }
 
     /// Waits for the daemon to exit and returns whether it exited 0.
@@ -170,7 +228,7 @@ impl Drop for Mount {
     fn drop(&mut self) {
         if self.child.is_some() {
             self.signal(libc::SIGTERM);
-            if self.wait_exit(Duration::from_secs(10)).is_none() {
+            if self.wait_exit(Duration::from_secs(15)).is_none() {
                 if let Some(child) = self.child.as_mut() {
                     let _ = child.kill();
                     let _ = child.wait();

@@ -1,4 +1,6 @@
-//! The real backend: Nix values from `attrfs-eval` rendered as nodes.
+//! The evaluator-backed backend: Nix values from `attrfs-eval` rendered as
+//! nodes. It runs in the worker process (see [`crate::serve`]); the mount
+//! daemon never links it in its own address space's request path.
 //!
 //! Mapping (DESIGN.md, "The filesystem mapping"): sets and lists are
 //! directories; derivations are directories with synthetic `.drv` and
@@ -10,45 +12,18 @@
 //! `deep_derivations` is set, and a set or list identical to one of its
 //! ancestors is a symlink to that ancestor, so `find` and `grep -r` end.
 
-use crate::backend::{Backend, BackendFactory, Interrupt, NodeError, Stat};
-use crate::node::{xattr, AttrPath, DirEntry, Node, NodeKind, Segment, XattrList};
-use attrfs_eval::eval::{AutoArg, Evaluator, Source};
+use crate::spec::RootSpec;
+use attrfs_eval::eval::Evaluator;
 use attrfs_eval::printer::format_float;
 use attrfs_eval::value::Value;
 use attrfs_eval::{Error, ErrorKind, EvalOptions};
+use attrfs_vfs::{
+    xattr, AttrPath, Backend, DirEntry, Interrupt, Node, NodeError, NodeKind, Segment, Stat,
+    XattrList,
+};
 use lru::LruCache;
 use std::num::NonZeroUsize;
 use std::rc::Rc;
-
-/// What to mount: the same inputs as `attrfs eval`.
-#[derive(Clone, Debug)]
-pub struct RootSpec {
-    /// File or expression.
-    pub source: Source,
-    /// `--arg`/`--argstr`.
-    pub args: Vec<(String, AutoArg)>,
-    /// `-A` paths.
-    pub attr: Vec<String>,
-    /// `-I` entries (before `NIX_PATH`).
-    pub include: Vec<String>,
-    /// Show derivations inside derivations as directories.
-    pub deep_derivations: bool,
-    /// How many forced values to keep (LRU) per mount.
-    pub value_cache: usize,
-}
-
-/// A factory building [`EvalBackend`]s for a root.
-pub fn factory(spec: RootSpec) -> BackendFactory {
-    Box::new(move |interrupt| {
-        EvalBackend::new(&spec, interrupt).map(|b| Box::new(b) as Box<dyn Backend>)
-    })
-}
-
-/// Checks that a root parses and evaluates to weak head normal form, for a
-/// clear error before mounting. Runs on the calling thread.
-pub fn check_root(spec: &RootSpec) -> Result<(), String> {
-    EvalBackend::new(spec, Interrupt::default()).map(drop)
-}
 
 /// How a forced value shows up in the tree.
 #[derive(Clone)]
@@ -100,38 +75,6 @@ pub struct EvalBackend {
     root_chain: Rc<Chain>,
     deep_derivations: bool,
     memo: LruCache<AttrPath, Resolved, rustc_hash::FxBuildHasher>,
-    /// What to rebuild from when memory runs over the budget.
-    spec: RootSpec,
-    interrupt: Interrupt,
-    requests: u64,
-    memory_budget: u64,
-}
-
-/// Requests between two looks at the process's resident memory.
-const MEMORY_CHECK_INTERVAL: u64 = 64;
-
-/// Resident memory of this process in bytes (Linux), if known.
-fn resident_bytes() -> Option<u64> {
-    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
-    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
-    Some(pages * 4096)
-}
-
-/// Half the machine's memory, at most 8 GiB: past it the evaluator starts
-/// afresh (everything evaluated stays reachable from the root otherwise, so
-/// walking a huge tree would grow without bound).
-fn default_memory_budget() -> u64 {
-    let total = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|m| {
-            m.lines()
-                .find(|l| l.starts_with("MemTotal:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<u64>().ok())
-        })
-        .map(|kb| kb * 1024)
-        .unwrap_or(8 << 30);
-    (total / 2).min(8 << 30)
 }
 
 fn render_error(ev: &Evaluator, e: &Error) -> NodeError {
@@ -165,39 +108,10 @@ impl EvalBackend {
             root_chain: Chain::root(Value::Null, false),
             deep_derivations: spec.deep_derivations,
             memo: LruCache::with_hasher(cap, rustc_hash::FxBuildHasher),
-            spec: spec.clone(),
-            interrupt,
-            requests: 0,
-            memory_budget: default_memory_budget(),
         };
         let in_derivation = backend.is_derivation(&root);
         backend.root_chain = Chain::root(root, in_derivation);
         Ok(backend)
-    }
-
-    /// Starts over with a fresh evaluator when memory is over budget. The
-    /// service keeps its rendered answers, so this only costs re-evaluation
-    /// of what is asked next.
-    fn check_memory(&mut self) {
-        self.requests += 1;
-        if !self.requests.is_multiple_of(MEMORY_CHECK_INTERVAL) {
-            return;
-        }
-        let Some(rss) = resident_bytes() else { return };
-        if rss <= self.memory_budget {
-            return;
-        }
-        tracing::warn!(
-            "evaluator memory {} MiB over the budget of {} MiB: starting a fresh evaluator",
-            rss >> 20,
-            self.memory_budget >> 20
-        );
-        self.memo.clear();
-        self.root_chain = Chain::root(Value::Null, false);
-        match EvalBackend::new(&self.spec, self.interrupt.clone()) {
-            Ok(fresh) => *self = fresh,
-            Err(e) => tracing::error!("could not restart the evaluator: {e}"),
-        }
     }
 
     fn force(&self, v: Value) -> Result<Value, Error> {
@@ -468,27 +382,19 @@ fn package_set_text(attributes: usize) -> String {
 
 impl Backend for EvalBackend {
     fn stat(&mut self, path: &AttrPath) -> Result<Stat, NodeError> {
-        let r = self.stat_inner(path);
-        self.check_memory();
-        r
+        self.stat_inner(path)
     }
 
     fn list(&mut self, path: &AttrPath) -> Result<Vec<DirEntry>, NodeError> {
-        let r = self.list_inner(path);
-        self.check_memory();
-        r
+        self.list_inner(path)
     }
 
     fn read(&mut self, path: &AttrPath) -> Result<Vec<u8>, NodeError> {
-        let r = self.read_inner(path);
-        self.check_memory();
-        r
+        self.read_inner(path)
     }
 
     fn xattrs(&mut self, path: &AttrPath) -> Result<XattrList, NodeError> {
-        let r = self.xattrs_inner(path);
-        self.check_memory();
-        r
+        self.xattrs_inner(path)
     }
 }
 

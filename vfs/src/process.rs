@@ -1,0 +1,377 @@
+//! A [`Backend`] that evaluates in a worker process.
+//!
+//! The evaluator runs in a child process (`attrfs` itself in a worker
+//! mode) and answers the requests of [`crate::protocol`] over its stdin
+//! and stdout. What that buys the mount:
+//!
+//! * a request past its deadline (the service sets the interrupt flag) is
+//!   answered [`NodeError::Interrupted`] within a poll interval, and the
+//!   worker is killed: whatever it had allocated goes back to the system at
+//!   once, and no thread is left running an abandoned evaluation;
+//! * a worker that dies (a signal, an abort, a stack overflow) costs only
+//!   the request it was serving, answered with an error; the next request
+//!   starts a fresh worker;
+//! * a worker over its memory budget is killed once it has answered, and
+//!   the next request starts a fresh one.
+//!
+//! Restarting costs the root's evaluation again; the service's rendered
+//! answers are kept, so only what is asked next is evaluated anew.
+
+use std::ffi::OsString;
+use std::io::{self, BufReader, BufWriter};
+use std::os::fd::AsRawFd;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use crate::backend::{Backend, BackendFactory, Interrupt, NodeError, Stat};
+use crate::node::{AttrPath, DirEntry, Node, XattrList};
+use crate::protocol::{self, Answer, Request};
+
+/// How often a waiting request looks at the interrupt flag.
+const POLL_INTERVAL: Duration = Duration::from_millis(20);
+
+/// How to start a worker.
+#[derive(Clone, Debug)]
+pub struct WorkerCommand {
+    /// The program (normally the running `attrfs` executable).
+    pub program: PathBuf,
+    /// Its arguments (the hidden worker subcommand).
+    pub args: Vec<OsString>,
+    /// The start-up frame: what to evaluate, in the worker's own format.
+    pub init: Vec<u8>,
+    /// Resident memory past which the worker is replaced, in bytes.
+    pub memory_budget: u64,
+}
+
+/// A factory of [`ProcessBackend`]s. The first backend's worker is started
+/// at once, so that an expression that cannot be evaluated is reported
+/// before anything is mounted.
+pub fn factory(command: WorkerCommand) -> BackendFactory {
+    Box::new(move |interrupt| {
+        let mut backend = ProcessBackend {
+            command: command.clone(),
+            interrupt,
+            worker: None,
+        };
+        backend.worker = Some(backend.spawn()?);
+        Ok(Box::new(backend) as Box<dyn Backend>)
+    })
+}
+
+/// A running worker.
+struct Worker {
+    child: Child,
+    input: BufWriter<ChildStdin>,
+    output: BufReader<ChildStdout>,
+}
+
+/// A [`Backend`] forwarding every request to a worker process, starting one
+/// when there is none.
+pub struct ProcessBackend {
+    command: WorkerCommand,
+    interrupt: Interrupt,
+    worker: Option<Worker>,
+}
+
+/// Why a request got no answer from a worker.
+enum Failure {
+    /// An error to pass on as it is.
+    Node(NodeError),
+    /// The worker died while evaluating it (the message says how).
+    Died(String),
+}
+
+impl From<Failure> for NodeError {
+    fn from(failure: Failure) -> Self {
+        match failure {
+            Failure::Node(e) => e,
+            // Evaluation is deterministic, so asking again would kill the
+            // next worker the same way: the failure is recorded (a
+            // permanent error), not retried.
+            Failure::Died(why) => NodeError::EvalFailed(why),
+        }
+    }
+}
+
+/// How waiting for an answer ended.
+enum Waited {
+    Answer(Vec<u8>),
+    Interrupted,
+    Died(String),
+}
+
+impl ProcessBackend {
+    /// Starts a worker and waits for its hello: the root evaluated, or the
+    /// error that keeps it from being mounted.
+    fn spawn(&self) -> Result<Worker, String> {
+        let mut command = Command::new(&self.command.program);
+        command
+            .args(&self.command.args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        // SAFETY: the closure runs in the child between fork and exec and
+        // only makes async-signal-safe calls (prctl, sigprocmask).
+        unsafe {
+            command.pre_exec(|| {
+                // The worker must not outlive the daemon, even one killed
+                // with SIGKILL.
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                // The daemon blocks SIGINT/SIGTERM to handle them on a
+                // thread of its own; the worker ends when its stdin closes
+                // and may be killed, so it takes the default dispositions.
+                let mut none: libc::sigset_t = std::mem::zeroed();
+                libc::sigemptyset(&mut none);
+                libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+                Ok(())
+            });
+        }
+        let mut child = command
+            .spawn()
+            .map_err(|e| format!("cannot start the evaluator process: {e}"))?;
+        let (Some(input), Some(output)) = (child.stdin.take(), child.stdout.take()) else {
+            return Err("the evaluator process has no pipes".to_owned());
+        };
+        let mut worker = Worker {
+            child,
+            input: BufWriter::new(input),
+            output: BufReader::new(output),
+        };
+        if let Err(e) = protocol::write_frame(&mut worker.input, &self.command.init) {
+            return Err(finish(worker, &format!("cannot start the evaluator: {e}")));
+        }
+        match self.wait(&mut worker) {
+            Waited::Answer(frame) => match protocol::decode_hello(&frame) {
+                Ok(Ok(())) => Ok(worker),
+                Ok(Err(message)) => {
+                    finish(worker, "");
+                    Err(message)
+                }
+                Err(e) => Err(finish(worker, &format!("the evaluator said: {e}"))),
+            },
+            Waited::Interrupted => Err(finish(worker, "interrupted while starting")),
+            Waited::Died(why) => Err(why),
+        }
+    }
+
+    /// Waits for the worker's next frame, giving up when the interrupt
+    /// flag is set.
+    fn wait(&self, worker: &mut Worker) -> Waited {
+        loop {
+            // Bytes already buffered need no poll.
+            if !worker.output.buffer().is_empty() || readable(&worker.output, POLL_INTERVAL) {
+                return match protocol::read_frame(&mut worker.output) {
+                    Ok(Some(frame)) => Waited::Answer(frame),
+                    Ok(None) | Err(_) => Waited::Died(died(&mut worker.child)),
+                };
+            }
+            if self.interrupt.load(Ordering::SeqCst) {
+                return Waited::Interrupted;
+            }
+        }
+    }
+
+    /// Sends `request` and returns the answer, starting a worker first if
+    /// there is none (or the last one exited while idle).
+    fn call(&mut self, request: Request) -> Result<Answer, Failure> {
+        if let Some(worker) = &mut self.worker {
+            if let Ok(Some(status)) = worker.child.try_wait() {
+                tracing::warn!(
+                    "the evaluator process exited while idle ({}); starting a fresh one",
+                    describe(status)
+                );
+                self.worker = None;
+            }
+        }
+        let mut worker = match self.worker.take() {
+            Some(worker) => worker,
+            None => {
+                tracing::info!("starting an evaluator process");
+                self.spawn()
+                    .map_err(|e| Failure::Node(NodeError::Unavailable(e)))?
+            }
+        };
+        if let Err(e) = protocol::write_frame(&mut worker.input, &request.encode()) {
+            let why = died(&mut worker.child);
+            tracing::error!("cannot send a request to the evaluator ({e}): {why}");
+            return Err(Failure::Died(why));
+        }
+        match self.wait(&mut worker) {
+            Waited::Answer(frame) => {
+                let answer = protocol::decode_answer(&frame);
+                self.keep_if_within_budget(worker);
+                match answer {
+                    Ok(answer) => answer.map_err(Failure::Node),
+                    Err(e) => Err(Failure::Node(NodeError::Unavailable(format!(
+                        "the evaluator sent an unreadable answer: {e}"
+                    )))),
+                }
+            }
+            Waited::Interrupted => {
+                // Killing is the interrupt: the memory of the abandoned
+                // evaluation goes with the process.
+                finish(worker, "interrupted");
+                Err(Failure::Node(NodeError::Interrupted))
+            }
+            Waited::Died(why) => {
+                tracing::error!("{why}; the next request starts a fresh evaluator");
+                Err(Failure::Died(why))
+            }
+        }
+    }
+
+    /// Keeps the worker for the next request unless it is over its memory
+    /// budget (then the next request starts a fresh one).
+    fn keep_if_within_budget(&mut self, worker: Worker) {
+        match resident_bytes(worker.child.id()) {
+            Some(rss) if rss > self.command.memory_budget => {
+                tracing::warn!(
+                    "evaluator process memory {} MiB over the budget of {} MiB: replacing it",
+                    rss >> 20,
+                    self.command.memory_budget >> 20
+                );
+                finish(worker, "over its memory budget");
+            }
+            _ => self.worker = Some(worker),
+        }
+    }
+}
+
+impl Drop for ProcessBackend {
+    fn drop(&mut self) {
+        if let Some(worker) = self.worker.take() {
+            finish(worker, "");
+        }
+    }
+}
+
+impl Backend for ProcessBackend {
+    fn stat(&mut self, path: &AttrPath) -> Result<Stat, NodeError> {
+        match self.call(Request::Stat(path.clone())) {
+            Ok(Answer::Stat(stat)) => Ok(stat),
+            Ok(_) => Err(mismatch()),
+            // A value whose evaluation kills the evaluator is a value that
+            // fails: a well-formed entry whose error says so.
+            Err(Failure::Died(why)) => Ok(Node::failed(why).into()),
+            Err(failure) => Err(failure.into()),
+        }
+    }
+
+    fn list(&mut self, path: &AttrPath) -> Result<Vec<DirEntry>, NodeError> {
+        match self
+            .call(Request::List(path.clone()))
+            .map_err(NodeError::from)?
+        {
+            Answer::List(entries) => Ok(entries),
+            _ => Err(mismatch()),
+        }
+    }
+
+    fn read(&mut self, path: &AttrPath) -> Result<Vec<u8>, NodeError> {
+        match self
+            .call(Request::Read(path.clone()))
+            .map_err(NodeError::from)?
+        {
+            Answer::Read(bytes) => Ok(bytes),
+            _ => Err(mismatch()),
+        }
+    }
+
+    fn xattrs(&mut self, path: &AttrPath) -> Result<XattrList, NodeError> {
+        match self
+            .call(Request::Xattrs(path.clone()))
+            .map_err(NodeError::from)?
+        {
+            Answer::Xattrs(xattrs) => Ok(xattrs),
+            _ => Err(mismatch()),
+        }
+    }
+}
+
+fn mismatch() -> NodeError {
+    NodeError::Unavailable("the evaluator answered a different question".to_owned())
+}
+
+/// Kills and reaps the worker; returns `why`, for error paths.
+fn finish(mut worker: Worker, why: &str) -> String {
+    let _ = worker.child.kill();
+    let _ = worker.child.wait();
+    why.to_owned()
+}
+
+/// Reaps a worker whose pipe closed and says how it ended.
+fn died(child: &mut Child) -> String {
+    // The pipe closes as the process exits; give it a moment to be reaped.
+    for _ in 0..50 {
+        if let Ok(Some(status)) = child.try_wait() {
+            return format!(
+                "the evaluator process {} while evaluating this value",
+                describe(status)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    "the evaluator process stopped answering while evaluating this value".to_owned()
+}
+
+fn describe(status: ExitStatus) -> String {
+    match (status.code(), status.signal()) {
+        (_, Some(signal)) => format!("was killed by signal {signal} ({})", signal_name(signal)),
+        (Some(code), _) => format!("exited with status {code}"),
+        _ => "ended".to_owned(),
+    }
+}
+
+fn signal_name(signal: i32) -> &'static str {
+    match signal {
+        libc::SIGSEGV => "SIGSEGV: a crash or a stack overflow",
+        libc::SIGABRT => "SIGABRT: an abort",
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGILL => "SIGILL",
+        libc::SIGTERM => "SIGTERM",
+        _ => "a signal",
+    }
+}
+
+/// Whether `reader`'s pipe has data (or hung up) within `timeout`.
+fn readable(reader: &BufReader<ChildStdout>, timeout: Duration) -> bool {
+    let mut fd = libc::pollfd {
+        fd: reader.get_ref().as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let millis = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
+    // SAFETY: one valid pollfd, for the duration of the call.
+    let n = unsafe { libc::poll(&mut fd, 1, millis) };
+    n > 0 || (n < 0 && io::Error::last_os_error().kind() != io::ErrorKind::Interrupted)
+}
+
+/// Half the machine's memory, at most 8 GiB: everything evaluated stays
+/// reachable from the root, so a walk of a huge tree would otherwise grow
+/// without bound; past the budget the worker is replaced.
+pub fn default_memory_budget() -> u64 {
+    let total = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map(|kb| kb * 1024)
+        .unwrap_or(8 << 30);
+    (total / 2).min(8 << 30)
+}
+
+/// Resident memory of process `pid` in bytes (Linux), if known.
+fn resident_bytes(pid: u32) -> Option<u64> {
+    let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
+}

@@ -1,0 +1,79 @@
+//! The worker's side of the protocol: read what to evaluate, evaluate the
+//! root, say hello, then answer requests until the daemon closes the pipe.
+
+use std::io::{self, BufReader, BufWriter, Read, Write};
+
+use attrfs_vfs::protocol::{self, Answer, Request};
+use attrfs_vfs::{Backend, Interrupt};
+
+use crate::backend::EvalBackend;
+use crate::spec::RootSpec;
+
+/// Why a worker stopped other than by its input closing.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The pipe to the daemon failed, or it sent something unreadable.
+    #[error("worker protocol: {0}")]
+    Wire(#[from] protocol::WireError),
+    /// Writing an answer failed (the daemon went away).
+    #[error("writing to the daemon: {0}")]
+    Io(#[from] io::Error),
+    /// The root could not be evaluated; the daemon has been told.
+    #[error("{0}")]
+    Root(String),
+}
+
+/// Serves the protocol over `input` and `output` on the calling thread.
+///
+/// The worker needs no interrupt of its own: the daemon interrupts an
+/// evaluation by killing the process.
+pub fn serve(input: impl Read, output: impl Write) -> Result<(), ServeError> {
+    let mut input = BufReader::new(input);
+    let mut output = BufWriter::new(output);
+    let Some(init) = protocol::read_frame(&mut input)? else {
+        return Ok(());
+    };
+    let spec = RootSpec::decode(&init)?;
+    let mut backend = match EvalBackend::new(&spec, Interrupt::default()) {
+        Ok(backend) => backend,
+        Err(message) => {
+            protocol::write_frame(&mut output, &protocol::encode_hello(&Err(message.clone())))?;
+            return Err(ServeError::Root(message));
+        }
+    };
+    protocol::write_frame(&mut output, &protocol::encode_hello(&Ok(())))?;
+    while let Some(frame) = protocol::read_frame(&mut input)? {
+        let answer = match Request::decode(&frame)? {
+            Request::Stat(path) => backend.stat(&path).map(Answer::Stat),
+            Request::List(path) => backend.list(&path).map(Answer::List),
+            Request::Read(path) => backend.read(&path).map(Answer::Read),
+            Request::Xattrs(path) => backend.xattrs(&path).map(Answer::Xattrs),
+        };
+        protocol::write_frame(&mut output, &protocol::encode_answer(&answer))?;
+    }
+    Ok(())
+}
+
+/// Serves the protocol over this process's stdin and stdout, on a thread
+/// with the evaluator's big stack (an overflow past it kills only this
+/// process, which the daemon reports and replaces). Returns the exit code.
+pub fn serve_stdio() -> u8 {
+    let thread = std::thread::Builder::new()
+        .name("attrfs-worker".to_owned())
+        .stack_size(attrfs_eval::cli::EVAL_STACK_SIZE)
+        .spawn(|| serve(io::stdin().lock(), io::stdout().lock()));
+    match thread.map(|t| t.join()) {
+        Ok(Ok(Ok(()))) => 0,
+        // The daemon already has the message in the hello.
+        Ok(Ok(Err(ServeError::Root(_)))) => 1,
+        Ok(Ok(Err(e))) => {
+            tracing::error!("{e}");
+            1
+        }
+        Ok(Err(_)) => 101,
+        Err(e) => {
+            tracing::error!("cannot start the worker thread: {e}");
+            1
+        }
+    }
+}
