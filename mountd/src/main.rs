@@ -109,6 +109,12 @@ pub struct MountArgs {
     /// How many files' contents to keep cached.
     #[arg(long, value_name = "N", default_value_t = 4096)]
     pub cache_size: usize,
+    /// How many evaluator worker processes serve requests. With more than
+    /// one, a request does not wait behind a long evaluation; each worker
+    /// evaluates its own copy of what it is asked (memory and CPU grow
+    /// with N).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub workers: usize,
     /// Show derivations inside derivations as directories instead of
     /// symlinks to their output paths.
     #[arg(long)]

@@ -212,6 +212,12 @@ fn service_config(args: &MountArgs) -> Result<ServiceConfig, String> {
         })?;
     let cache_size = std::num::NonZeroUsize::new(args.cache_size)
         .ok_or_else(|| "--cache-size must be at least 1".to_owned())?;
+    if args.workers == 0 || args.workers > 64 {
+        return Err(format!(
+            "--workers {} is not between 1 and 64",
+            args.workers
+        ));
+    }
     Ok(ServiceConfig {
         eval_timeout: timeout,
         cache_size,
@@ -219,6 +225,7 @@ fn service_config(args: &MountArgs) -> Result<ServiceConfig, String> {
         // a fraction of the timeout, but never so short that a busy
         // machine's scheduling delay counts as "ignored".
         stuck_grace: (timeout / 4).max(Duration::from_secs(2)),
+        workers: args.workers,
         ..ServiceConfig::default()
     })
 }

@@ -95,7 +95,7 @@ fn is_ignored(option: &str) -> bool {
 /// carry what `attrfs mount` takes as flags, since an fstab line has no
 /// other place for them: `attr=ATTRPATH` (`-A`), `argstr.NAME=STRING`,
 /// `arg.NAME=EXPR` (no commas), `include=PATH` (`-I`), `eval_timeout=SECS`,
-/// `cache_size=N`, `deep_derivations`.
+/// `cache_size=N`, `workers=N`, `deep_derivations`.
 pub fn translate(args: &[OsString], cwd: &Path) -> Result<Translated, HelperError> {
     let mut positional = Vec::new();
     let mut options: Vec<String> = Vec::new();
@@ -149,6 +149,7 @@ pub fn translate(args: &[OsString], cwd: &Path) -> Result<Translated, HelperErro
             "include" => out.extend(["-I".into(), value()?.into()]),
             "eval_timeout" => out.extend(["--eval-timeout".into(), value()?.into()]),
             "cache_size" => out.extend(["--cache-size".into(), value()?.into()]),
+            "workers" => out.extend(["--workers".into(), value()?.into()]),
             "deep_derivations" => out.push("--deep-derivations".into()),
             _ => {
                 if let Some(name) = key.strip_prefix("argstr.") {

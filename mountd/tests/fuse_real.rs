@@ -591,6 +591,31 @@ fn a_worker_that_dies_costs_only_its_request() {
     assert!(is_mounted(&mount.mountpoint));
 }
 
+/// With `--workers 2`, a read does not wait behind a long evaluation: the
+/// other worker serves it.
+#[test]
+fn a_second_worker_serves_while_the_first_is_busy() {
+    if !fuse_available() {
+        return;
+    }
+    let mount = Mount::expr(
+        r#"{ other = "served"; slow = builtins.length (builtins.genList (x: x) 100000000); }"#,
+        &["--workers", "2", "--eval-timeout", "60"],
+    );
+    assert_eq!(mount.worker_pids().len(), 2, "{}", mount.log_text());
+    let reader = Command::new("cat")
+        .arg(mount.path("slow"))
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn cat");
+    sleep(Duration::from_millis(300));
+    let (out, took) = timed(|| mount.sh("cat other"));
+    assert_eq!(stdout(&out), "served", "{}", stderr(&out));
+    assert!(took < Duration::from_secs(1), "{took:?}");
+    let slow = reader.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&slow.stdout), "100000000");
+}
+
 #[test]
 fn awkward_attribute_names_round_trip() {
     if !fuse_available() {

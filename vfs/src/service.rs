@@ -3,9 +3,11 @@
 //!
 //! ## Threads
 //!
-//! * The **evaluation thread** builds the backend with the factory and then
+//! * An **evaluation thread** builds a backend with the factory and then
 //!   serves queued requests one at a time, in arrival order. The backend
-//!   never leaves it.
+//!   never leaves it. There is one by default; with `workers` > 1 several
+//!   such threads, each with a backend of its own, take requests from the
+//!   same queue, so a request does not wait behind a long evaluation.
 //! * The **watchdog thread** enforces deadlines. Each waiting caller has
 //!   one (`eval_timeout` after it asked). When it passes, the caller is
 //!   answered [`NodeError::TimedOut`] at once and a log line is written; if
@@ -71,6 +73,11 @@ pub struct ServiceConfig {
     /// How many stuck evaluation threads may be abandoned before the
     /// service gives up and answers every request with `Unavailable`.
     pub max_abandoned: usize,
+    /// How many evaluation threads (each with its own backend) serve the
+    /// queue (`--workers`). With more than one, a request does not wait
+    /// behind another that has been running for a while; each backend
+    /// evaluates its own copy of everything it is asked about.
+    pub workers: usize,
     /// Stack size of the evaluation thread. A spawned thread gets 2 MiB by
     /// default, a quarter of what the main thread of `attrfs eval` has; a
     /// stack overflow aborts the whole daemon (it cannot be caught), so the
@@ -86,6 +93,7 @@ impl Default for ServiceConfig {
             cache_size: NonZeroUsize::new(4096).unwrap_or(NonZeroUsize::MIN),
             stuck_grace: Duration::from_secs(5),
             max_abandoned: 4,
+            workers: 1,
             stack_size: 256 << 20,
         }
     }
@@ -192,15 +200,31 @@ struct Running {
     interrupted_at: Option<Instant>,
 }
 
-struct State {
-    queue: VecDeque<Key>,
-    pending: FxHashMap<Key, Pending>,
+/// One evaluation thread's place: what it runs and how to stop it.
+struct Slot {
     running: Option<Running>,
-    /// Bumped when the evaluation thread is abandoned; a thread whose
+    /// Bumped when the slot's thread is abandoned; a thread whose
     /// generation is stale exits as soon as its backend returns.
     generation: u64,
     /// The interrupt flag of the current generation's backend.
     interrupt: Interrupt,
+}
+
+impl Slot {
+    fn new() -> Self {
+        Slot {
+            running: None,
+            generation: 0,
+            interrupt: Arc::new(AtomicBool::new(false)),
+        }
+    }
+}
+
+struct State {
+    queue: VecDeque<Key>,
+    pending: FxHashMap<Key, Pending>,
+    /// One per evaluation thread (`ServiceConfig::workers`).
+    slots: Vec<Slot>,
     abandoned: usize,
     /// Set when no backend can be had any more; every request fails.
     broken: Option<String>,
@@ -395,16 +419,14 @@ impl EvalService {
     /// Starts the evaluation and watchdog threads and builds the backend.
     /// Returns once the backend exists, or with the factory's error.
     pub fn start(factory: BackendFactory, config: ServiceConfig) -> Result<Self, ServiceError> {
-        let interrupt: Interrupt = Arc::new(AtomicBool::new(false));
+        let workers = config.workers.max(1);
         let shared = Arc::new(Shared {
             cache: Cache::new(config.cache_size),
             config,
             state: Mutex::new(State {
                 queue: VecDeque::new(),
                 pending: FxHashMap::default(),
-                running: None,
-                generation: 0,
-                interrupt: interrupt.clone(),
+                slots: (0..workers).map(|_| Slot::new()).collect(),
                 abandoned: 0,
                 broken: None,
                 shutdown: false,
@@ -414,16 +436,27 @@ impl EvalService {
             watch: Condvar::new(),
             factory,
         });
-        let (ready_tx, ready_rx) = mpsc::sync_channel(1);
-        spawn_eval_thread(shared.clone(), 0, interrupt, Some(ready_tx))?;
-        match ready_rx.recv() {
-            Ok(Ok(())) => {}
-            Ok(Err(message)) => return Err(ServiceError::Backend(message)),
-            Err(_) => {
-                return Err(ServiceError::Backend(
-                    "the evaluation thread exited while building the evaluator".to_owned(),
-                ))
+        // Every backend is built before the service answers anything, so
+        // that an expression that cannot be evaluated is reported at once.
+        let (ready_tx, ready_rx) = mpsc::sync_channel(workers);
+        for slot in 0..workers {
+            let interrupt = shared.state.lock().slots[slot].interrupt.clone();
+            if let Err(e) =
+                spawn_eval_thread(shared.clone(), slot, 0, interrupt, Some(ready_tx.clone()))
+            {
+                shutdown(&shared);
+                return Err(ServiceError::Spawn(e));
             }
+        }
+        drop(ready_tx);
+        for _ in 0..workers {
+            let failure = match ready_rx.recv() {
+                Ok(Ok(())) => continue,
+                Ok(Err(message)) => message,
+                Err(_) => "the evaluation thread exited while building the evaluator".to_owned(),
+            };
+            shutdown(&shared);
+            return Err(ServiceError::Backend(failure));
         }
         let watchdog = {
             let shared = shared.clone();
@@ -622,8 +655,10 @@ fn shutdown(shared: &Shared) {
     let waiters = {
         let mut state = shared.state.lock();
         state.shutdown = true;
-        // Make an evaluation in progress stop as soon as it can.
-        state.interrupt.store(true, Ordering::SeqCst);
+        // Make the evaluations in progress stop as soon as they can.
+        for slot in &state.slots {
+            slot.interrupt.store(true, Ordering::SeqCst);
+        }
         state.drain_all()
     };
     shared.work.notify_all();
@@ -678,14 +713,15 @@ fn as_bytes(answer: Answer) -> Result<Arc<[u8]>, NodeError> {
 
 fn spawn_eval_thread(
     shared: Arc<Shared>,
+    slot: usize,
     generation: u64,
     interrupt: Interrupt,
     ready: Option<mpsc::SyncSender<Result<(), String>>>,
 ) -> std::io::Result<()> {
     thread::Builder::new()
-        .name(format!("attrfs-eval-{generation}"))
+        .name(format!("attrfs-eval-{slot}.{generation}"))
         .stack_size(shared.config.stack_size)
-        .spawn(move || eval_thread(&shared, generation, interrupt, ready))
+        .spawn(move || eval_thread(&shared, slot, generation, interrupt, ready))
         .map(drop)
 }
 
@@ -715,6 +751,7 @@ fn give_up(mut state: MutexGuard<'_, State>, reason: String) {
 
 fn eval_thread(
     shared: &Shared,
+    slot: usize,
     generation: u64,
     interrupt: Interrupt,
     ready: Option<mpsc::SyncSender<Result<(), String>>>,
@@ -741,7 +778,7 @@ fn eval_thread(
         let key = {
             let mut state = shared.state.lock();
             let key = loop {
-                if state.shutdown || state.generation != generation {
+                if state.shutdown || state.slots[slot].generation != generation {
                     return;
                 }
                 match state.queue.pop_front() {
@@ -751,7 +788,7 @@ fn eval_thread(
                     None => shared.work.wait(&mut state),
                 }
             };
-            state.running = Some(Running {
+            state.slots[slot].running = Some(Running {
                 key: key.clone(),
                 started: Instant::now(),
                 interrupted_at: None,
@@ -777,7 +814,7 @@ fn eval_thread(
                     Ok(fresh) => backend = fresh,
                     Err(message) => {
                         let state = shared.state.lock();
-                        if state.generation == generation {
+                        if state.slots[slot].generation == generation {
                             give_up(state, format!("cannot restart the evaluator: {message}"));
                         }
                         return;
@@ -792,13 +829,13 @@ fn eval_thread(
 
         let waiters = {
             let mut state = shared.state.lock();
-            if state.generation != generation {
+            if state.slots[slot].generation != generation {
                 // The watchdog gave up on this thread and already answered
                 // everyone; a fresh thread serves the queue now.
                 info!("abandoned evaluation of {key} returned after {elapsed:?}");
                 return;
             }
-            state.running = None;
+            state.slots[slot].running = None;
             let live = state
                 .pending
                 .get(&key)
@@ -877,21 +914,31 @@ fn watchdog(shared: &Arc<Shared>) {
             }
             pending.waiters = kept;
         }
-        let running_key = state.running.as_ref().map(|r| r.key.clone());
+        let running_keys: Vec<Key> = state
+            .slots
+            .iter()
+            .filter_map(|slot| slot.running.as_ref().map(|r| r.key.clone()))
+            .collect();
         state
             .pending
-            .retain(|k, p| !p.waiters.is_empty() || Some(k) == running_key.as_ref());
+            .retain(|k, p| !p.waiters.is_empty() || running_keys.contains(k));
 
         let mut abandoned = Vec::new();
-        if let Some(running_key) = running_key {
+        let grace = shared.config.stuck_grace;
+        for slot in 0..state.slots.len() {
+            let Some(running_key) = state.slots[slot].running.as_ref().map(|r| r.key.clone())
+            else {
+                continue;
+            };
             let live = state
                 .pending
                 .get(&running_key)
                 .is_some_and(|p| !p.waiters.is_empty());
-            let interrupt = state.interrupt.clone();
-            let grace = shared.config.stuck_grace;
             let mut stuck = false;
-            if let Some(running) = state.running.as_mut() {
+            let Slot {
+                running, interrupt, ..
+            } = &mut state.slots[slot];
+            if let Some(running) = running.as_mut() {
                 if !live && running.interrupted_at.is_none() {
                     warn!(
                         "{}: nobody waits any more (deadline {timeout:?}) after {:?}; interrupting the evaluation",
@@ -910,7 +957,7 @@ fn watchdog(shared: &Arc<Shared>) {
                 }
             }
             if stuck {
-                abandoned = abandon(shared, &mut state);
+                abandoned.extend(abandon(shared, &mut state, slot));
             }
         }
 
@@ -941,10 +988,15 @@ fn watchdog(shared: &Arc<Shared>) {
     }
 }
 
-/// Gives up on the evaluation thread: its backend ignored the interrupt for
-/// `stuck_grace`. Returns the waiters to answer (outside the lock).
-fn abandon(shared: &Arc<Shared>, state: &mut MutexGuard<'_, State>) -> Vec<(Waiter, Answer)> {
-    let Some(running) = state.running.take() else {
+/// Gives up on the evaluation thread of `slot`: its backend ignored the
+/// interrupt for `stuck_grace`. Returns the waiters to answer (outside the
+/// lock).
+fn abandon(
+    shared: &Arc<Shared>,
+    state: &mut MutexGuard<'_, State>,
+    slot: usize,
+) -> Vec<(Waiter, Answer)> {
+    let Some(running) = state.slots[slot].running.take() else {
         return Vec::new();
     };
     let grace = shared.config.stuck_grace;
@@ -968,17 +1020,18 @@ fn abandon(shared: &Arc<Shared>, state: &mut MutexGuard<'_, State>) -> Vec<(Wait
         .map(|w| (w, answer.clone()))
         .collect();
 
-    state.generation += 1;
+    let generation = state.slots[slot].generation + 1;
+    state.slots[slot].generation = generation;
     state.abandoned += 1;
     let interrupt: Interrupt = Arc::new(AtomicBool::new(false));
-    state.interrupt = interrupt.clone();
+    state.slots[slot].interrupt = interrupt.clone();
     let reason = if state.abandoned > shared.config.max_abandoned {
         Some(format!(
             "{} evaluations ignored their interrupt; refusing to start another evaluator",
             state.abandoned
         ))
     } else {
-        let fresh = spawn_eval_thread(shared.clone(), state.generation, interrupt, None);
+        let fresh = spawn_eval_thread(shared.clone(), slot, generation, interrupt, None);
         fresh
             .err()
             .map(|e| format!("cannot start a fresh evaluation thread: {e}"))
@@ -1199,6 +1252,55 @@ mod tests {
             service.stat(&path(&["a", "x"])),
             Err(NodeError::Unavailable(_))
         ));
+    }
+
+    #[test]
+    fn with_two_workers_a_quick_request_does_not_wait_behind_a_slow_one() {
+        let tree = FakeValue::Set(vec![
+            attr(
+                "slow",
+                FakeValue::Slow(Duration::from_secs(2), Box::new(string("done"))),
+            ),
+            attr("quick", string("quick")),
+        ]);
+        let config = ServiceConfig {
+            workers: 2,
+            eval_timeout: Duration::from_secs(30),
+            ..quick()
+        };
+        let (service, stats) = start(tree, config);
+        assert_eq!(stats.backends.load(Ordering::SeqCst), 2);
+        let (tx, rx) = mpsc::channel();
+        service.stat_then(&path(&["slow"]), move |r| {
+            tx.send(r.map(|n| n.size)).unwrap()
+        });
+        thread::sleep(Duration::from_millis(100));
+        let started = Instant::now();
+        assert_eq!(service.stat(&path(&["quick"])).unwrap().size, 5);
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(rx.recv().unwrap(), Ok(4));
+    }
+
+    #[test]
+    fn a_hanging_value_is_interrupted_on_its_own_worker() {
+        let config = ServiceConfig {
+            workers: 2,
+            ..quick()
+        };
+        let (service, _) = start(fake::sample_tree(), config);
+        assert!(matches!(
+            service.stat(&path(&["hang"])),
+            Err(NodeError::TimedOut(_))
+        ));
+        assert_eq!(service.stat(&path(&["answer"])).unwrap().size, 2);
+        // The interrupted worker serves again too.
+        for name in ["hello", "ratio", "yes", "nothing"] {
+            service.stat(&path(&[name])).unwrap();
+        }
     }
 
     #[test]
