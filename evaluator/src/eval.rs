@@ -29,9 +29,13 @@ pub enum AutoArg {
 
 /// An evaluator: shared state plus convenience entry points. Not `Send`:
 /// it lives on one thread.
+///
+/// This is the evaluator's facade for other crates: what they need of the
+/// state (positions, error texts, derivation files, descriptions of
+/// functions) comes through methods, so the state itself stays private.
 pub struct Evaluator {
     /// The shared state (sources, globals, caches, interrupt flag).
-    pub state: Rc<EvalState>,
+    pub(crate) state: Rc<EvalState>,
 }
 
 impl Evaluator {
@@ -185,6 +189,64 @@ impl Evaluator {
     /// An error rendered like C++ Nix prints it.
     pub fn render_error(&self, e: &Error) -> String {
         e.render(&self.state.sources)
+    }
+
+    /// The error's message with its position, without the trace: one line
+    /// or a few, for an extended attribute or a log line.
+    pub fn short_error(&self, e: &Error) -> String {
+        e.short(&self.state.sources)
+    }
+
+    /// `file:line:column` of a source offset (an attribute's position, as
+    /// `NixAttrs::position` gives it).
+    pub fn position_of_offset(&self, offset: u32) -> Option<String> {
+        self.state
+            .sources
+            .position(crate::source::Span::new(offset, offset))
+            .map(|p| p.to_string())
+    }
+
+    /// The ATerm text of a derivation this evaluator instantiated, by its
+    /// `.drv` store path.
+    pub fn derivation_aterm(&self, drv_path: &str) -> Option<String> {
+        self.state.derivation_aterm(drv_path)
+    }
+
+    /// A description of a function value, as attrfs shows it in a file:
+    /// `<LAMBDA>`, its formal arguments and where it is defined, or
+    /// `<PRIMOP>` and the builtin's name. `None` for other values.
+    pub fn describe_function(&self, v: &Value) -> Option<String> {
+        match v {
+            Value::Closure(c) => {
+                let mut text = String::from("<LAMBDA>");
+                if let Some(f) = &c.lambda.formals {
+                    let names: Vec<String> = f
+                        .entries
+                        .iter()
+                        .map(|(n, d)| {
+                            if *d {
+                                format!("{n} ? …")
+                            } else {
+                                n.to_string()
+                            }
+                        })
+                        .chain(f.ellipsis.then(|| "...".to_string()))
+                        .collect();
+                    text.push_str(&format!("\narguments: {{ {} }}", names.join(", ")));
+                }
+                if let Some(p) = self.state.sources.position(c.lambda.span) {
+                    text.push_str(&format!("\ndefined at: {p}"));
+                }
+                text.push('\n');
+                Some(text)
+            }
+            Value::Builtin(b) => Some(format!(
+                "<PRIMOP{}> builtins.{}\n",
+                if b.args.is_empty() { "" } else { "-APP" },
+                b.def.name
+            )),
+            _ => None,
+        }
     }
 }
 

@@ -81,7 +81,7 @@ fn render_error(ev: &Evaluator, e: &Error) -> NodeError {
     if matches!(e.kind, ErrorKind::Interrupted) {
         NodeError::Interrupted
     } else {
-        NodeError::EvalFailed(e.short(&ev.state.sources))
+        NodeError::EvalFailed(ev.short_error(e))
     }
 }
 
@@ -147,7 +147,7 @@ impl EvalBackend {
                 "'{name}' is {}",
                 attrfs_eval::printer::type_with_article(&other)
             )),
-            Err(e) => Err(e.short(&self.ev.state.sources)),
+            Err(e) => Err(self.ev.short_error(&e)),
         }
     }
 
@@ -291,12 +291,7 @@ impl EvalBackend {
         let Ok(Ok(Shape::Value(Value::Attrs(a)))) = self.resolve(&parent) else {
             return None;
         };
-        let offset = a.position(name)?;
-        self.ev
-            .state
-            .sources
-            .position(attrfs_eval::source::Span::new(offset, offset))
-            .map(|p| p.to_string())
+        self.ev.position_of_offset(a.position(name)?)
     }
 
     /// The bytes a file node holds, with its type name.
@@ -307,38 +302,8 @@ impl EvalBackend {
             Value::Float(f) => (format_float(*f).into_bytes(), "float"),
             Value::Bool(b) => (b.to_string().into_bytes(), "bool"),
             Value::Null => (b"null".to_vec(), "null"),
-            Value::Closure(c) => {
-                let mut text = String::from("<LAMBDA>");
-                if let Some(f) = &c.lambda.formals {
-                    let names: Vec<String> = f
-                        .entries
-                        .iter()
-                        .map(|(n, d)| {
-                            if *d {
-                                format!("{n} ? …")
-                            } else {
-                                n.to_string()
-                            }
-                        })
-                        .chain(f.ellipsis.then(|| "...".to_string()))
-                        .collect();
-                    text.push_str(&format!("\narguments: {{ {} }}", names.join(", ")));
-                }
-                if let Some(p) = self.ev.state.sources.position(c.lambda.span) {
-                    text.push_str(&format!("\ndefined at: {p}"));
-                }
-                text.push('\n');
-                (text.into_bytes(), "lambda")
-            }
-            Value::Builtin(b) => (
-                format!(
-                    "<PRIMOP{}> builtins.{}\n",
-                    if b.args.is_empty() { "" } else { "-APP" },
-                    b.def.name
-                )
-                .into_bytes(),
-                "primop",
-            ),
+            Value::Closure(_) => (self.ev.describe_function(v)?.into_bytes(), "lambda"),
+            Value::Builtin(_) => (self.ev.describe_function(v)?.into_bytes(), "primop"),
             _ => return None,
         })
     }
@@ -354,7 +319,7 @@ impl EvalBackend {
         let drv_path = self
             .string_attr(&v, "drvPath")
             .ok_or_else(|| NodeError::EvalFailed("the derivation has no drvPath".into()))?;
-        let aterm = self.ev.state.derivation_aterm(&drv_path).ok_or_else(|| {
+        let aterm = self.ev.derivation_aterm(&drv_path).ok_or_else(|| {
             NodeError::EvalFailed(format!("no derivation text known for '{drv_path}'"))
         })?;
         let drv = attrfs_store::derivation::Derivation::from_aterm(&aterm)
