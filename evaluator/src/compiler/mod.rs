@@ -39,6 +39,10 @@ pub struct CompileEnv<'a> {
 
 struct Ctx {
     chunk: Chunk,
+    /// Index of each context-free string constant already in the chunk, so
+    /// that a name used many times (`callPackage`, `lib`, `meta`) is one
+    /// constant and one allocation.
+    strings: FxHashMap<NixString, u32>,
     scope: Scope,
     upvalues: Vec<UpvalueSource>,
     /// Code position of the most recent jump target: a `Force` there cannot
@@ -50,6 +54,7 @@ impl Ctx {
     fn new() -> Self {
         Ctx {
             chunk: Chunk::default(),
+            strings: FxHashMap::default(),
             scope: Scope::default(),
             upvalues: Vec::new(),
             last_label: 0,
@@ -267,7 +272,19 @@ impl Compiler<'_> {
     }
 
     fn constant(&mut self, v: Value) -> u32 {
-        let c = &mut self.ctx().chunk.constants;
+        let ctx = self.ctx();
+        if let Value::String(s) = &v {
+            if !s.has_context() {
+                if let Some(&i) = ctx.strings.get(s) {
+                    return i;
+                }
+                let i = ctx.chunk.constants.len() as u32;
+                ctx.strings.insert(s.clone(), i);
+                ctx.chunk.constants.push(v);
+                return i;
+            }
+        }
+        let c = &mut ctx.chunk.constants;
         c.push(v);
         (c.len() - 1) as u32
     }
@@ -277,20 +294,21 @@ impl Compiler<'_> {
         self.emit(Op::Constant(i), node);
     }
 
-    /// Applies a lint: a warning on stderr or a compile error.
+    /// Applies a lint: a warning on stderr or a compile error. The message is
+    /// only built when the lint is enabled (path literals are everywhere).
     fn lint(
         &self,
         level: crate::vm::LintLevel,
-        msg: String,
+        msg: impl FnOnce() -> String,
         node: &rnix::SyntaxNode,
     ) -> CResult<()> {
         match level {
             crate::vm::LintLevel::Ignore => Ok(()),
             crate::vm::LintLevel::Warn => {
-                eprintln!("warning: {msg}");
+                eprintln!("warning: {}", msg());
                 Ok(())
             }
-            crate::vm::LintLevel::Fatal => Err(self.error(ErrorKind::Other(msg), node)),
+            crate::vm::LintLevel::Fatal => Err(self.error(ErrorKind::Other(msg()), node)),
         }
     }
 
@@ -416,12 +434,6 @@ impl Compiler<'_> {
         Resolved::With
     }
 
-    fn has_with(&self) -> bool {
-        self.ctxs
-            .iter()
-            .any(|c| c.scope.with_slots().next().is_some())
-    }
-
     /// Makes the local `slot` of context `target` reachable from context
     /// `at` and returns its upvalue index there.
     fn capture(&mut self, at: usize, target: usize, slot: u32, init: bool) -> u32 {
@@ -457,14 +469,14 @@ impl Compiler<'_> {
             Resolved::Local { ctx, slot, init } => self.emit_load(ctx, slot, init, node),
             Resolved::Global(v) => self.emit_constant(v, node),
             Resolved::With => {
-                if !self.has_with() {
-                    return Err(self.error(ErrorKind::UndefinedVariable(name.into()), node));
-                }
-                let mut withs = Vec::new();
+                let mut withs: smallvec::SmallVec<[(usize, u32, bool); 4]> = Default::default();
                 for (i, ctx) in self.ctxs.iter().enumerate().rev() {
                     for l in ctx.scope.with_slots() {
                         withs.push((i, l.slot, l.initialised));
                     }
+                }
+                if withs.is_empty() {
+                    return Err(self.error(ErrorKind::UndefinedVariable(name.into()), node));
                 }
                 let n = withs.len() as u32;
                 // Namespaces are forced by `ResolveWith`, innermost first and
@@ -622,7 +634,7 @@ impl Compiler<'_> {
                 let text = u.syntax().text();
                 self.lint(
                     self.env.lints.url_literals,
-                    format!("URL literals are disallowed. Consider using a string literal \"{text}\" instead (lint-url-literals)"),
+                    || format!("URL literals are disallowed. Consider using a string literal \"{text}\" instead (lint-url-literals)"),
                     node,
                 )?;
                 Value::string(text)
@@ -695,23 +707,26 @@ impl Compiler<'_> {
         }
         let interpolated = parts.len() > 1;
         let lints = self.env.lints;
-        let literal_text = node.text().to_string();
+        let literal_text = || node.text().to_string();
         if first.starts_with('/') {
             self.lint(
                 lints.absolute_path_literals,
-                format!("absolute path literals are not portable. Consider replacing path literal '{literal_text}' by a string, relative path, or parameter (lint-absolute-path-literals)"),
+                || format!("absolute path literals are not portable. Consider replacing path literal '{}' by a string, relative path, or parameter (lint-absolute-path-literals)", literal_text()),
                 node,
             )?;
         } else if first.starts_with('~') {
             self.lint(
                 lints.absolute_path_literals,
-                format!("home path literals are not portable. Consider replacing path literal '{literal_text}' by a string, relative path, or parameter (lint-absolute-path-literals)"),
+                || format!("home path literals are not portable. Consider replacing path literal '{}' by a string, relative path, or parameter (lint-absolute-path-literals)", literal_text()),
                 node,
             )?;
         } else if !first.starts_with("./") && !first.starts_with("../") {
             self.lint(
                 lints.short_path_literals,
-                format!("relative path literal '{literal_text}' should be prefixed with '.' for clarity: './{literal_text}' (lint-short-path-literals)"),
+                || {
+                    let t = literal_text();
+                    format!("relative path literal '{t}' should be prefixed with '.' for clarity: './{t}' (lint-short-path-literals)")
+                },
                 node,
             )?;
         }
