@@ -397,19 +397,17 @@ impl Compiler<'_> {
     fn is_cheap(&self, expr: &ast::Expr, recursive: bool) -> bool {
         match expr {
             ast::Expr::Literal(_) => true,
-            ast::Expr::Str(s) => s
-                .normalized_parts()
-                .iter()
-                .all(|p| matches!(p, InterpolPart::Literal(_))),
+            // Without unescaping it: compile_string does that once.
+            ast::Expr::Str(s) => !s
+                .syntax()
+                .children()
+                .any(|c| c.kind() == rnix::SyntaxKind::NODE_INTERPOL),
             ast::Expr::Paren(p) => p.expr().is_some_and(|e| self.is_cheap(&e, recursive)),
-            ast::Expr::Ident(i) => {
-                let name = ident_text(i);
-                match self.resolve(&name) {
-                    Resolved::Local { init, .. } => init,
-                    Resolved::Global(_) => true,
-                    Resolved::With => false,
-                }
-            }
+            ast::Expr::Ident(i) => with_ident_text(i, |name| match self.resolve(name) {
+                Resolved::Local { init, .. } => init,
+                Resolved::Global(_) => true,
+                Resolved::With => false,
+            }),
             ast::Expr::Lambda(_) => !recursive,
             ast::Expr::List(_) => !recursive,
             _ => false,
@@ -498,7 +496,7 @@ impl Compiler<'_> {
         let node = expr.syntax();
         match expr {
             ast::Expr::Literal(l) => self.compile_literal(l),
-            ast::Expr::Ident(i) if ident_text(i) == "__curPos" => {
+            ast::Expr::Ident(i) if with_ident_text(i, |n| n == "__curPos") => {
                 // A parser-level construct in C++ Nix: the position itself.
                 let span = self.span_of(node);
                 let (line, column) = self.file.line_col(span.start - self.file.base);
@@ -513,7 +511,7 @@ impl Compiler<'_> {
                 self.emit_constant(Value::attrs(pos), node);
                 Ok(())
             }
-            ast::Expr::Ident(i) => self.compile_ident(&ident_text(i), node),
+            ast::Expr::Ident(i) => with_ident_text(i, |name| self.compile_ident(name, node)),
             ast::Expr::Paren(p) => self.compile_expr(&child(p.expr(), node)?),
             ast::Expr::Root(r) => self.compile_expr(&child(r.expr(), node)?),
             ast::Expr::Str(s) => self.compile_string(s),
@@ -1068,6 +1066,15 @@ impl Compiler<'_> {
 }
 
 /// The text of an identifier (`or` included).
+/// Calls `f` with an identifier's name, borrowed from the syntax tree
+/// (identifiers are compiled by the hundred thousand; no `String` each).
+fn with_ident_text<R>(i: &ast::Ident, f: impl FnOnce(&str) -> R) -> R {
+    match i.ident_token() {
+        Some(t) => f(t.text()),
+        None => f(&i.syntax().text().to_string()),
+    }
+}
+
 pub(crate) fn ident_text(i: &ast::Ident) -> String {
     i.ident_token()
         .map(|t| t.text().to_string())
@@ -1097,7 +1104,7 @@ pub(crate) fn static_attr_name(attr: &ast::Attr) -> Option<NixString> {
         Some(NixString::from(out))
     }
     match attr {
-        ast::Attr::Ident(i) => Some(NixString::from(ident_text(i))),
+        ast::Attr::Ident(i) => Some(with_ident_text(i, |n| NixString::from(n))),
         ast::Attr::Str(s) => literal_str(s),
         ast::Attr::Dynamic(d) => match d.expr()? {
             ast::Expr::Str(s) => literal_str(&s),
