@@ -8,6 +8,10 @@ means we are faster or smaller). Usage:
 
     contrib/bench.py [--runs N] [--only NAME] [--attrfs PATH]
 
+Heavy workloads (the 2,170 20.09 out paths, the modern-corpus out paths)
+run once whatever --runs says. `modern-outPaths-all` (all 5,598 reference
+out paths of the modern corpus) takes about two minutes per evaluator.
+
 Workloads that need the corpus unpack it with ../shared/corpus/unpack.sh.
 """
 import argparse
@@ -15,6 +19,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -28,34 +33,62 @@ def corpus():
     return CORPUS
 
 
+PKGS_ARGS = '{ system = "x86_64-linux"; config = {}; overlays = []; }'
+# The modern tree declares a minimum Nix of 2.18: C++ Nix 2.8 evaluates it
+# only through impure.nix, so both evaluators use that entry point.
+MODERN_ARGS = '{ system = "x86_64-linux"; config = { allowAliases = false; }; overlays = []; }'
+MODERN_OUTPATHS = os.path.join(SHARED, "corpus", "nixpkgs-26.11-slim-outpaths.json")
+
+
 def workloads():
+    """(name, arguments of `eval`, runs or None for --runs)."""
     lib = lambda: os.path.join(corpus(), "nixpkgs-lib", "lib")
     nixpkgs = lambda: os.path.join(corpus(), "nixpkgs-20.09")
+    pkgs = lambda: f"(import {nixpkgs()} {PKGS_ARGS})"
+    modern = lambda: f"(import {os.path.join(corpus(), 'nixpkgs-26.11-slim')}/pkgs/top-level/impure.nix {MODERN_ARGS})"
+    # The out paths of the reference attributes whose index is a multiple of
+    # `step` (sorted names): a fixed, deterministic subset.
+    modern_outpaths = lambda step: ["--strict", "-E",
+        f"let pkgs = {modern()}; "
+        f"all = builtins.attrNames (builtins.fromJSON (builtins.readFile {MODERN_OUTPATHS})); "
+        f"names = builtins.genList (i: builtins.elemAt all (i * {step})) ((builtins.length all + {step} - 1) / {step}); "
+        "in builtins.length (builtins.filter (n: (builtins.tryEval pkgs.${n}.outPath).success) names)"]
     return [
-        ("fib27", lambda: ["--strict", "-E", "let fib = n: if n < 2 then n else fib (n - 1) + fib (n - 2); in fib 27"]),
-        ("foldl-1M", lambda: ["--strict", "-E", "builtins.foldl' (a: b: a + b) 0 (builtins.genList (x: x) 1000000)"]),
+        ("fib27", lambda: ["--strict", "-E", "let fib = n: if n < 2 then n else fib (n - 1) + fib (n - 2); in fib 27"], None),
+        ("foldl-1M", lambda: ["--strict", "-E", "builtins.foldl' (a: b: a + b) 0 (builtins.genList (x: x) 1000000)"], None),
         ("attrs-200k", lambda: ["--strict", "-E",
             "let s = builtins.listToAttrs (builtins.genList (i: { name = \"a${toString i}\"; value = i; }) 200000); "
-            "m = builtins.mapAttrs (n: v: v * 2) s; in builtins.length (builtins.attrValues m)"]),
+            "m = builtins.mapAttrs (n: v: v * 2) s; in builtins.length (builtins.attrValues m)"], None),
         ("concatMapStringsSep-100k", lambda: ["--strict", "-E",
-            f"let lib = import {lib()}; in builtins.stringLength (lib.concatMapStringsSep \",\" toString (lib.range 1 100000))"]),
-        ("hello.drvPath", lambda: ["-E",
-            f"(import {nixpkgs()} {{ system = \"x86_64-linux\"; config = {{}}; overlays = []; }}).hello.drvPath"]),
+            f"let lib = import {lib()}; in builtins.stringLength (lib.concatMapStringsSep \",\" toString (lib.range 1 100000))"], None),
+        ("attrNames-nixpkgs", lambda: ["-E", f"builtins.length (builtins.attrNames {pkgs()})"], None),
+        ("hello.drvPath", lambda: ["-E", f"{pkgs()}.hello.drvPath"], None),
+        ("whnf-all-tryEval", lambda: ["--strict", "-E",
+            f"let pkgs = {pkgs()}; in builtins.length (builtins.filter (n: (builtins.tryEval pkgs.${{n}}).success) (builtins.attrNames pkgs))"], None),
+        ("firefox.drvPath", lambda: ["-E", f"{pkgs()}.firefox.drvPath"], None),
         ("2170-outPaths", lambda: ["--strict", "-E",
-            f"let pkgs = import {nixpkgs()} {{ system = \"x86_64-linux\"; config = {{}}; overlays = []; }}; "
+            f"let pkgs = {pkgs()}; "
             f"names = builtins.attrNames (builtins.fromJSON (builtins.readFile {SHARED}/corpus/nixpkgs-20.09-drvpaths.json)); "
-            "in builtins.length (builtins.filter (n: (builtins.tryEval pkgs.${n}.drvPath).success) names)"]),
+            "in builtins.length (builtins.filter (n: (builtins.tryEval pkgs.${n}.drvPath).success) names)"], 1),
         ("nixos-small-server", lambda: ["-E",
-            f"(import {nixpkgs()}/nixos {{ configuration = {SHARED}/corpus/nixos/small-server.nix; system = \"x86_64-linux\"; }}).config.system.build.toplevel.drvPath"]),
+            f"(import {nixpkgs()}/nixos {{ configuration = {SHARED}/corpus/nixos/small-server.nix; system = \"x86_64-linux\"; }}).config.system.build.toplevel.drvPath"], None),
+        ("modern-hello.drvPath", lambda: ["-E", f"{modern()}.hello.drvPath"], None),
+        # Every 20th of the 5,598 reference attributes (280): a quick check.
+        ("modern-outPaths-1in20", lambda: modern_outpaths(20), 1),
+        # All 5,598 reference attributes (C++ Nix: ~105 s, 4.3 GB).
+        ("modern-outPaths-all", lambda: modern_outpaths(1), 1),
     ]
 
 
 def measure(cmd):
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    elapsed = time.perf_counter() - start
-    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+    # stderr goes to a file: nixpkgs prints enough warnings to fill a pipe.
+    with tempfile.TemporaryFile() as errf:
+        start = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=errf)
+        _, status, usage = os.wait4(proc.pid, 0)
+        elapsed = time.perf_counter() - start
+        errf.seek(0)
+        err = errf.read().decode(errors="replace")
     if status != 0:
         return None, None, err.strip().splitlines()[-1:] or ["failed"]
     return elapsed, usage.ru_maxrss / 1024.0, None
@@ -83,12 +116,13 @@ def main():
         subprocess.run(["cargo", "build", "--release", "-p", "attrfs"], cwd=ROOT, check=True)
     nix = "/usr/bin/nix-instantiate" if os.path.exists("/usr/bin/nix-instantiate") else None
     print(f"{'workload':28} {'attrfs s':>9} {'MB':>7} {'nix s':>9} {'MB':>7} {'time x':>7} {'mem x':>7}")
-    for name, args in workloads():
+    for name, args, runs in workloads():
         if a.only and a.only not in name:
             continue
+        runs = min(runs or a.runs, a.runs)
         argv = args()
-        ours = run("attrfs", [a.attrfs, "eval"] + argv, a.runs)
-        theirs = run("nix", [nix, "--eval"] + argv, a.runs) if nix else None
+        ours = run("attrfs", [a.attrfs, "eval"] + argv, runs)
+        theirs = run("nix", [nix, "--eval"] + argv, runs) if nix else None
         o = f"{ours[0]:9.3f} {ours[1]:7.0f}" if ours else f"{'-':>9} {'-':>7}"
         t = f"{theirs[0]:9.3f} {theirs[1]:7.0f}" if theirs else f"{'-':>9} {'-':>7}"
         r = f"{ours[0] / theirs[0]:7.2f} {ours[1] / theirs[1]:7.2f}" if ours and theirs else f"{'-':>7} {'-':>7}"

@@ -985,11 +985,6 @@ RULES = [
      "<unevaluated /> ('FIXME: Serialize primops and primopapps', unchanged in "
      "2.36); attrfs writes <primop />.",
      lambda c, o, t: "toXML" in c.expr and b"primop" in o.stdout),
-    (A, "rec-overrides",
-     "`rec { __overrides = ...; }`: C++ Nix also rebinds the overridden "
-     "attributes in the rec's scope, so other attributes see the override; "
-     "attrfs only merges them into the result.",
-     lambda c, o, t: "__overrides" in c.expr and "rec" in c.expr),
     (A, "operator-shadowing",
      "The parser turns `a - b`, `-a`, `a * b`, `a / b`, `a < b` (and `<=`, `>`, "
      "`>=`) into calls of the variables __sub, __mul, __div, __lessThan, resolved "

@@ -15,14 +15,10 @@
 //! test even above the threshold. Set `UPDATE_DRVPATH_MISSES=1` to rewrite
 //! that file from the current run.
 
-use attrfs_eval::cli::EVAL_STACK_SIZE;
-use attrfs_eval::vm::{force, EvalOptions};
-use attrfs_eval::{Evaluator, Source, Value};
+use attrfs_tests::outpaths::{select_each, short_reason};
 use attrfs_tests::{require_corpus, require_shared, workspace_root};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Fraction of attributes whose `outPath` must match.
@@ -45,19 +41,8 @@ fn listed_misses() -> BTreeMap<String, String> {
         .collect()
 }
 
-/// The first line of an error message, without the `error:` decoration.
-fn short_reason(msg: &str) -> String {
-    msg.lines()
-        .map(str::trim)
-        .map(|l| l.trim_start_matches("error:").trim())
-        .find(|l| !l.is_empty())
-        .unwrap_or("unknown error")
-        .chars()
-        .take(200)
-        .collect()
-}
-
-/// Evaluates every attribute's `outPath`: (attribute -> result).
+/// Evaluates every attribute's `outPath`: (attribute -> result), and
+/// `hello.drvPath`.
 fn evaluate_all(
     nixpkgs: PathBuf,
     names: Vec<String>,
@@ -65,88 +50,15 @@ fn evaluate_all(
     BTreeMap<String, Result<String, String>>,
     Result<String, String>,
 ) {
-    let interrupt = Arc::new(AtomicBool::new(false));
-    // Milliseconds since `epoch` at which the running attribute started;
-    // 0 while none runs.
-    let started = Arc::new(AtomicU64::new(0));
-    let done = Arc::new(AtomicBool::new(false));
-    let epoch = Instant::now();
-    let watchdog = {
-        let (interrupt, started, done) = (interrupt.clone(), started.clone(), done.clone());
-        std::thread::spawn(move || {
-            while !done.load(Ordering::Relaxed) {
-                std::thread::sleep(Duration::from_millis(200));
-                let s = started.load(Ordering::Relaxed);
-                let now = epoch.elapsed().as_millis() as u64;
-                if s != 0 && now.saturating_sub(s) > PER_ATTRIBUTE.as_millis() as u64 {
-                    interrupt.store(true, Ordering::Relaxed);
-                }
-            }
-        })
-    };
-    let worker = std::thread::Builder::new()
-        .stack_size(EVAL_STACK_SIZE)
-        .spawn(move || {
-            let options = EvalOptions {
-                search_path: Vec::new(),
-                interrupt,
-                ..EvalOptions::default()
-            };
-            let ev = Evaluator::new(options);
-            let expr = format!(
-                "import {} {{ system = \"x86_64-linux\"; config = {{}}; overlays = []; }}",
-                nixpkgs.display()
-            );
-            let pkgs = ev
-                .root(&Source::Expr(expr), &[], &[])
-                .expect("nixpkgs loads");
-            let select = |name: &str, field: &'static str| -> Result<String, String> {
-                let pkgs = pkgs.clone();
-                let name = name.to_string();
-                started.store(epoch.elapsed().as_millis().max(1) as u64, Ordering::Relaxed);
-                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    ev.run(move |co| {
-                        Box::pin(async move {
-                            let Value::Attrs(set) = force(&co, pkgs).await else {
-                                return Err(attrfs_eval::ErrorKind::other("nixpkgs is not a set"));
-                            };
-                            let Some(drv) = set.get(name.as_bytes()).cloned() else {
-                                return Err(attrfs_eval::ErrorKind::other(format!(
-                                    "attribute '{name}' missing"
-                                )));
-                            };
-                            let Value::Attrs(drv) = force(&co, drv).await else {
-                                return Err(attrfs_eval::ErrorKind::other("not a set"));
-                            };
-                            let Some(p) = drv.get(field.as_bytes()).cloned() else {
-                                return Err(attrfs_eval::ErrorKind::other(format!(
-                                    "attribute '{field}' missing"
-                                )));
-                            };
-                            Ok(force(&co, p).await)
-                        })
-                    })
-                }));
-                started.store(0, Ordering::Relaxed);
-                match r {
-                    Ok(Ok(Value::String(s))) => Ok(s.to_string()),
-                    Ok(Ok(other)) => Err(format!("{field} is {}", other.type_of())),
-                    Ok(Err(e)) => Err(ev.render_error(&e)),
-                    Err(_) => Err("the evaluator panicked".to_string()),
-                }
-            };
-            let hello = select("hello", "drvPath");
-            let results = names
-                .iter()
-                .map(|n| (n.clone(), select(n, "outPath")))
-                .collect();
-            (results, hello)
-        })
-        .expect("spawn the evaluation thread");
-    let r = worker.join().expect("the evaluation thread ends");
-    done.store(true, Ordering::Relaxed);
-    let _ = watchdog.join();
-    r
+    let root = format!(
+        "import {} {{ system = \"x86_64-linux\"; config = {{}}; overlays = []; }}",
+        nixpkgs.display()
+    );
+    let mut queries = vec![("hello".to_string(), "drvPath")];
+    queries.extend(names.iter().map(|n| (n.clone(), "outPath")));
+    let mut results = select_each(root, queries, PER_ATTRIBUTE).into_iter();
+    let hello = results.next().expect("one result per query");
+    (names.into_iter().zip(results).collect(), hello)
 }
 
 #[test]

@@ -173,7 +173,7 @@ impl Compiler<'_> {
         self.collect(&mut b, l, Some("let"))?;
         let body = child(l.body(), l.syntax())?;
         let mark = self.ctx().scope.locals.len();
-        let slots = self.compile_recursive_group(&b, l.syntax())?;
+        let slots = self.compile_recursive_group(&b, l.syntax(), None)?;
         drop(slots);
         self.compile_expr(&body)?;
         let n = self.ctx().scope.truncate(mark);
@@ -194,25 +194,43 @@ impl Compiler<'_> {
 
     /// Declares and pushes the static bindings of a recursive group; returns
     /// their slots in `b.entries` order (sorted by name).
+    ///
+    /// With `overrides` (the slot index in `b.entries` of a static
+    /// `__overrides` attribute of a `rec` set), each binding's own value goes
+    /// to a hidden slot and the visible name is bound to
+    /// `__overrides.name or <own value>`: as in C++ Nix, where the overrides
+    /// replace the values in the recursive environment, the other bindings
+    /// see the overriding values.
     fn compile_recursive_group(
         &mut self,
         b: &Bindings,
         node: &rnix::SyntaxNode,
+        overrides: Option<usize>,
     ) -> CResult<Vec<u32>> {
         let mark = self.ctx().scope.locals.len();
         let base = self.depth();
         let k = b.inherit_from.len() as u32;
+        let n = b.entries.len() as u32;
         for i in 0..k {
             self.ctx().scope.declare(None, base + i, false);
         }
-        let mut slots = Vec::new();
+        // Own values: named directly, or hidden when overrides rebind them.
+        let own_base = base + k;
         for (j, (name, _, _)) in b.entries.iter().enumerate() {
-            let slot = base + k + j as u32;
-            self.ctx()
-                .scope
-                .declare(Some(name.to_string()), slot, false);
-            slots.push(slot);
+            let name = overrides.is_none().then(|| name.to_string());
+            self.ctx().scope.declare(name, own_base + j as u32, false);
         }
+        let visible_base = if overrides.is_some() {
+            for (j, (name, _, _)) in b.entries.iter().enumerate() {
+                self.ctx()
+                    .scope
+                    .declare(Some(name.to_string()), own_base + n + j as u32, false);
+            }
+            own_base + n
+        } else {
+            own_base
+        };
+        let slots: Vec<u32> = (0..n).map(|j| visible_base + j).collect();
         let mut finalise = Vec::new();
         for (i, e) in b.inherit_from.iter().enumerate() {
             if self.compile_value(e, true)? {
@@ -222,9 +240,36 @@ impl Compiler<'_> {
         }
         for (j, (name, n, binding)) in b.entries.iter().enumerate() {
             if self.compile_binding(binding, n, true, Some(name), mark, base)? {
-                finalise.push(slots[j]);
+                finalise.push(own_base + j as u32);
             }
             self.ctx().scope.locals[mark + k as usize + j].initialised = true;
+        }
+        if let Some(ov) = overrides {
+            let ctx_idx = self.ctxs.len() - 1;
+            let ov_slot = own_base + ov as u32;
+            for (j, (name, _, _)) in b.entries.iter().enumerate() {
+                let own = own_base + j as u32;
+                if j == ov {
+                    self.emit(Op::GetLocal(own), node);
+                } else {
+                    let key = Value::String(name.clone());
+                    self.compile_lambda_ctx(node, true, Some(name.to_string()), None, |c| {
+                        c.emit_load(ctx_idx, ov_slot, true, node);
+                        c.emit(Op::Force, node);
+                        let key = c.constant(key);
+                        let missing = c.emit(Op::SelectOr(key, 0), node);
+                        let to_end = c.emit(Op::Jump(0), node);
+                        c.patch_jump(missing);
+                        c.set_depth(0);
+                        c.emit_load(ctx_idx, own, true, node);
+                        c.patch_jump(to_end);
+                        c.emit(Op::Force, node);
+                        c.emit(Op::Return, node);
+                        Ok(())
+                    })?;
+                }
+                self.ctx().scope.locals[mark + (k + n) as usize + j].initialised = true;
+            }
         }
         for slot in finalise {
             self.emit(Op::Finalise(slot), node);
@@ -249,11 +294,13 @@ impl Compiler<'_> {
         let base = self.depth();
         let mut overrides = None;
         if b.recursive {
-            let slots = self.compile_recursive_group(&b, node)?;
-            for (slot, (name, _, _)) in slots.iter().zip(&b.entries) {
-                if name.as_bytes() == b"__overrides" {
-                    overrides = Some(*slot);
-                }
+            let ov = b
+                .entries
+                .iter()
+                .position(|(name, _, _)| name.as_bytes() == b"__overrides");
+            let slots = self.compile_recursive_group(&b, node, ov)?;
+            overrides = ov.map(|j| slots[j]);
+            for slot in &slots {
                 self.emit(Op::GetLocal(*slot), node);
             }
         } else {
@@ -435,4 +482,44 @@ fn path_text(path: &[ast::Attr]) -> Option<String> {
         });
     }
     Some(parts.join("."))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::eval::testing::{err, ok};
+
+    #[test]
+    fn rec_overrides_rebind_names_inside_the_set() {
+        assert_eq!(
+            ok("(rec { __overrides = { a = 2; }; a = 1; b = a; }).b"),
+            "2"
+        );
+        assert_eq!(
+            ok("rec { __overrides = { a = 2; c = b; }; a = 1; b = a + 10; }"),
+            "{ __overrides = { a = 2; c = 12; }; a = 2; b = 12; c = 12; }"
+        );
+        // Functions and dynamic attributes see the override too.
+        assert_eq!(
+            ok(
+                r#"rec { __overrides = { a = 5; }; a = 1; f = x: a + x; r = f 1; "${"d"}" = a; }.r"#
+            ),
+            "6"
+        );
+        assert_eq!(
+            ok(r#"(rec { __overrides = { a = 5; }; a = 1; "${"d"}" = a; }).d"#),
+            "5"
+        );
+        // `let { ... }` is a recursive set too.
+        assert_eq!(
+            ok("let { __overrides = { x = 3; }; x = 1; body = x; }"),
+            "3"
+        );
+        // Overriding values stay lazy; a plain set is untouched.
+        assert_eq!(
+            ok(r#"(rec { __overrides = { a = throw "no"; }; a = 1; b = 2; }).b"#),
+            "2"
+        );
+        assert_eq!(ok("({ __overrides = { a = 2; }; a = 1; }).a"), "1");
+        assert!(err("rec { __overrides = 1; a = 1; }").contains("expected a set"));
+    }
 }

@@ -39,6 +39,10 @@ pub struct CompileEnv<'a> {
 
 struct Ctx {
     chunk: Chunk,
+    /// Index of each context-free string constant already in the chunk, so
+    /// that a name used many times (`callPackage`, `lib`, `meta`) is one
+    /// constant and one allocation.
+    strings: FxHashMap<NixString, u32>,
     scope: Scope,
     upvalues: Vec<UpvalueSource>,
     /// Code position of the most recent jump target: a `Force` there cannot
@@ -47,9 +51,25 @@ struct Ctx {
 }
 
 impl Ctx {
+    /// The context of a finished lambda, its chunk without the spare
+    /// capacity its vectors grew: compiled code is kept for the whole
+    /// evaluation and was a third of hello.drvPath's peak heap.
+    fn finish(mut self) -> Self {
+        let c = &mut self.chunk;
+        c.code.shrink_to_fit();
+        c.spans.shrink_to_fit();
+        c.constants.shrink_to_fit();
+        c.lambdas.shrink_to_fit();
+        c.names.shrink_to_fit();
+        c.formals.shrink_to_fit();
+        self.upvalues.shrink_to_fit();
+        self
+    }
+
     fn new() -> Self {
         Ctx {
             chunk: Chunk::default(),
+            strings: FxHashMap::default(),
             scope: Scope::default(),
             upvalues: Vec::new(),
             last_label: 0,
@@ -79,7 +99,7 @@ pub fn compile(root: &ast::Expr, file: &Rc<SourceFile>, env: &CompileEnv) -> CRe
     c.compile_expr(root)?;
     c.emit(Op::Force, root.syntax());
     c.emit(Op::Return, root.syntax());
-    let ctx = c.ctxs.pop().expect("root context");
+    let ctx = c.ctxs.pop().expect("root context").finish();
     Ok(Rc::new(Lambda {
         takes_argument: false,
         chunk: ctx.chunk,
@@ -117,7 +137,7 @@ pub fn compile_scoped(
     }
     c.compile_expr(root)?;
     c.emit(Op::Return, node);
-    let ctx = c.ctxs.pop().expect("root context");
+    let ctx = c.ctxs.pop().expect("root context").finish();
     Ok(Rc::new(Lambda {
         takes_argument: true,
         chunk: ctx.chunk,
@@ -267,7 +287,19 @@ impl Compiler<'_> {
     }
 
     fn constant(&mut self, v: Value) -> u32 {
-        let c = &mut self.ctx().chunk.constants;
+        let ctx = self.ctx();
+        if let Value::String(s) = &v {
+            if !s.has_context() {
+                if let Some(&i) = ctx.strings.get(s) {
+                    return i;
+                }
+                let i = ctx.chunk.constants.len() as u32;
+                ctx.strings.insert(s.clone(), i);
+                ctx.chunk.constants.push(v);
+                return i;
+            }
+        }
+        let c = &mut ctx.chunk.constants;
         c.push(v);
         (c.len() - 1) as u32
     }
@@ -277,20 +309,21 @@ impl Compiler<'_> {
         self.emit(Op::Constant(i), node);
     }
 
-    /// Applies a lint: a warning on stderr or a compile error.
+    /// Applies a lint: a warning on stderr or a compile error. The message is
+    /// only built when the lint is enabled (path literals are everywhere).
     fn lint(
         &self,
         level: crate::vm::LintLevel,
-        msg: String,
+        msg: impl FnOnce() -> String,
         node: &rnix::SyntaxNode,
     ) -> CResult<()> {
         match level {
             crate::vm::LintLevel::Ignore => Ok(()),
             crate::vm::LintLevel::Warn => {
-                eprintln!("warning: {msg}");
+                eprintln!("warning: {}", msg());
                 Ok(())
             }
-            crate::vm::LintLevel::Fatal => Err(self.error(ErrorKind::Other(msg), node)),
+            crate::vm::LintLevel::Fatal => Err(self.error(ErrorKind::Other(msg()), node)),
         }
     }
 
@@ -312,7 +345,7 @@ impl Compiler<'_> {
     ) -> CResult<bool> {
         self.ctxs.push(Ctx::new());
         let r = body(self);
-        let ctx = self.ctxs.pop().expect("pushed above");
+        let ctx = self.ctxs.pop().expect("pushed above").finish();
         r?;
         let has_deferred = ctx
             .upvalues
@@ -379,19 +412,17 @@ impl Compiler<'_> {
     fn is_cheap(&self, expr: &ast::Expr, recursive: bool) -> bool {
         match expr {
             ast::Expr::Literal(_) => true,
-            ast::Expr::Str(s) => s
-                .normalized_parts()
-                .iter()
-                .all(|p| matches!(p, InterpolPart::Literal(_))),
+            // Without unescaping it: compile_string does that once.
+            ast::Expr::Str(s) => !s
+                .syntax()
+                .children()
+                .any(|c| c.kind() == rnix::SyntaxKind::NODE_INTERPOL),
             ast::Expr::Paren(p) => p.expr().is_some_and(|e| self.is_cheap(&e, recursive)),
-            ast::Expr::Ident(i) => {
-                let name = ident_text(i);
-                match self.resolve(&name) {
-                    Resolved::Local { init, .. } => init,
-                    Resolved::Global(_) => true,
-                    Resolved::With => false,
-                }
-            }
+            ast::Expr::Ident(i) => with_ident_text(i, |name| match self.resolve(name) {
+                Resolved::Local { init, .. } => init,
+                Resolved::Global(_) => true,
+                Resolved::With => false,
+            }),
             ast::Expr::Lambda(_) => !recursive,
             ast::Expr::List(_) => !recursive,
             _ => false,
@@ -414,12 +445,6 @@ impl Compiler<'_> {
             return Resolved::Global(v.clone());
         }
         Resolved::With
-    }
-
-    fn has_with(&self) -> bool {
-        self.ctxs
-            .iter()
-            .any(|c| c.scope.with_slots().next().is_some())
     }
 
     /// Makes the local `slot` of context `target` reachable from context
@@ -457,14 +482,14 @@ impl Compiler<'_> {
             Resolved::Local { ctx, slot, init } => self.emit_load(ctx, slot, init, node),
             Resolved::Global(v) => self.emit_constant(v, node),
             Resolved::With => {
-                if !self.has_with() {
-                    return Err(self.error(ErrorKind::UndefinedVariable(name.into()), node));
-                }
-                let mut withs = Vec::new();
+                let mut withs: smallvec::SmallVec<[(usize, u32, bool); 4]> = Default::default();
                 for (i, ctx) in self.ctxs.iter().enumerate().rev() {
                     for l in ctx.scope.with_slots() {
                         withs.push((i, l.slot, l.initialised));
                     }
+                }
+                if withs.is_empty() {
+                    return Err(self.error(ErrorKind::UndefinedVariable(name.into()), node));
                 }
                 let n = withs.len() as u32;
                 // Namespaces are forced by `ResolveWith`, innermost first and
@@ -486,7 +511,7 @@ impl Compiler<'_> {
         let node = expr.syntax();
         match expr {
             ast::Expr::Literal(l) => self.compile_literal(l),
-            ast::Expr::Ident(i) if ident_text(i) == "__curPos" => {
+            ast::Expr::Ident(i) if with_ident_text(i, |n| n == "__curPos") => {
                 // A parser-level construct in C++ Nix: the position itself.
                 let span = self.span_of(node);
                 let (line, column) = self.file.line_col(span.start - self.file.base);
@@ -501,7 +526,7 @@ impl Compiler<'_> {
                 self.emit_constant(Value::attrs(pos), node);
                 Ok(())
             }
-            ast::Expr::Ident(i) => self.compile_ident(&ident_text(i), node),
+            ast::Expr::Ident(i) => with_ident_text(i, |name| self.compile_ident(name, node)),
             ast::Expr::Paren(p) => self.compile_expr(&child(p.expr(), node)?),
             ast::Expr::Root(r) => self.compile_expr(&child(r.expr(), node)?),
             ast::Expr::Str(s) => self.compile_string(s),
@@ -622,7 +647,7 @@ impl Compiler<'_> {
                 let text = u.syntax().text();
                 self.lint(
                     self.env.lints.url_literals,
-                    format!("URL literals are disallowed. Consider using a string literal \"{text}\" instead (lint-url-literals)"),
+                    || format!("URL literals are disallowed. Consider using a string literal \"{text}\" instead (lint-url-literals)"),
                     node,
                 )?;
                 Value::string(text)
@@ -695,23 +720,26 @@ impl Compiler<'_> {
         }
         let interpolated = parts.len() > 1;
         let lints = self.env.lints;
-        let literal_text = node.text().to_string();
+        let literal_text = || node.text().to_string();
         if first.starts_with('/') {
             self.lint(
                 lints.absolute_path_literals,
-                format!("absolute path literals are not portable. Consider replacing path literal '{literal_text}' by a string, relative path, or parameter (lint-absolute-path-literals)"),
+                || format!("absolute path literals are not portable. Consider replacing path literal '{}' by a string, relative path, or parameter (lint-absolute-path-literals)", literal_text()),
                 node,
             )?;
         } else if first.starts_with('~') {
             self.lint(
                 lints.absolute_path_literals,
-                format!("home path literals are not portable. Consider replacing path literal '{literal_text}' by a string, relative path, or parameter (lint-absolute-path-literals)"),
+                || format!("home path literals are not portable. Consider replacing path literal '{}' by a string, relative path, or parameter (lint-absolute-path-literals)", literal_text()),
                 node,
             )?;
         } else if !first.starts_with("./") && !first.starts_with("../") {
             self.lint(
                 lints.short_path_literals,
-                format!("relative path literal '{literal_text}' should be prefixed with '.' for clarity: './{literal_text}' (lint-short-path-literals)"),
+                || {
+                    let t = literal_text();
+                    format!("relative path literal '{t}' should be prefixed with '.' for clarity: './{t}' (lint-short-path-literals)")
+                },
                 node,
             )?;
         }
@@ -1053,6 +1081,15 @@ impl Compiler<'_> {
 }
 
 /// The text of an identifier (`or` included).
+/// Calls `f` with an identifier's name, borrowed from the syntax tree
+/// (identifiers are compiled by the hundred thousand; no `String` each).
+fn with_ident_text<R>(i: &ast::Ident, f: impl FnOnce(&str) -> R) -> R {
+    match i.ident_token() {
+        Some(t) => f(t.text()),
+        None => f(&i.syntax().text().to_string()),
+    }
+}
+
 pub(crate) fn ident_text(i: &ast::Ident) -> String {
     i.ident_token()
         .map(|t| t.text().to_string())
@@ -1082,7 +1119,7 @@ pub(crate) fn static_attr_name(attr: &ast::Attr) -> Option<NixString> {
         Some(NixString::from(out))
     }
     match attr {
-        ast::Attr::Ident(i) => Some(NixString::from(ident_text(i))),
+        ast::Attr::Ident(i) => Some(with_ident_text(i, |n| NixString::from(n))),
         ast::Attr::Str(s) => literal_str(s),
         ast::Attr::Dynamic(d) => match d.expr()? {
             ast::Expr::Str(s) => literal_str(&s),

@@ -113,14 +113,24 @@ impl Thunk {
 }
 
 impl Drop for Thunk {
+    // Most drops release one of several references: that check is inlined
+    // into every `Value` drop, the teardown of the last reference is not.
+    #[inline]
     fn drop(&mut self) {
-        // Last reference: free what it holds with bounded recursion.
         if Rc::strong_count(&self.0) == 1 {
-            if let Ok(mut r) = self.0.try_borrow_mut() {
-                let repr = std::mem::replace(&mut *r, ThunkRepr::Blackhole);
-                drop(r);
-                super::teardown::dispose(repr);
-            }
+            self.drop_last();
+        }
+    }
+}
+
+impl Thunk {
+    /// Last reference: free what it holds with bounded recursion.
+    #[inline(never)]
+    fn drop_last(&mut self) {
+        if let Ok(mut r) = self.0.try_borrow_mut() {
+            let repr = std::mem::replace(&mut *r, ThunkRepr::Blackhole);
+            drop(r);
+            super::teardown::dispose(repr);
         }
     }
 }

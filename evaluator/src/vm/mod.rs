@@ -946,10 +946,13 @@ impl Vm {
                     }
                 }
                 Op::ResolveWith(name, n) => {
-                    let namespaces = self.stack.split_off(self.stack.len() - n as usize);
+                    // The namespaces stay on the stack while they are
+                    // searched (no vector per lookup) and are dropped after.
+                    let first = self.stack.len() - n as usize;
                     let Value::String(name) = &f.lambda.chunk.constants[name as usize] else {
                         unreachable!("variable names are strings")
                     };
+                    let namespaces = &self.stack[first..];
                     let mut found = None;
                     let mut pending = None;
                     for (i, ns) in namespaces.iter().enumerate() {
@@ -967,14 +970,15 @@ impl Vm {
                             other => fail!(type_error("set", &other)),
                         }
                     }
-                    match (found, pending) {
+                    let rest = pending.map(|i| namespaces[i..].to_vec());
+                    self.stack.truncate(first);
+                    match (found, rest) {
                         (Some(v), _) => self.stack.push(v),
-                        (None, Some(i)) => {
+                        (None, Some(rest)) => {
                             // An unevaluated namespace: force the rest one by
                             // one, stopping at the first that has the name.
                             let span = f.lambda.chunk.spans[f.ip - 1];
                             let name = name.clone();
-                            let rest = namespaces[i..].to_vec();
                             let gen = Gen::new(move |co| -> GenFuture {
                                 Box::pin(async move {
                                     for ns in rest {

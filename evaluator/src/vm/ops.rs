@@ -120,8 +120,17 @@ pub async fn add_strings(
                 .ok_or_else(|| ErrorKind::other("cannot append to a path"))
         }
         _ => {
-            let x = coerce_to_string(co, state, a, Coercion::INTERPOLATION).await?;
-            let y = coerce_to_string(co, state, b, Coercion::INTERPOLATION).await?;
+            // As in C++ Nix's `ExprConcatStrings`, paths are copied to the
+            // store only when the first operand is a string: after a set
+            // (`fetchzip { ... } + /subdir`, a derivation's `outPath`) they
+            // stay plain text, and so does a path in the set's `outPath`.
+            let mode = if matches!(a, Value::String(_)) {
+                Coercion::INTERPOLATION
+            } else {
+                Coercion::PATH_PART
+            };
+            let x = coerce_to_string(co, state, a, mode).await?;
+            let y = coerce_to_string(co, state, b, mode).await?;
             Ok(Value::String(x.concat(&y)))
         }
     }
@@ -346,4 +355,45 @@ pub fn nix_less(
         }
         Ok(false)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::eval::testing::{err, ok};
+
+    #[test]
+    fn set_plus_path_is_text_not_a_store_copy() {
+        // nixpkgs 20.09's profont: `fetchzip { ... } + /subdir`.
+        assert_eq!(
+            ok(r#"{ outPath = "/nix/store/abc-x"; } + /attrfs-no-such-dir"#),
+            r#""/nix/store/abc-x/attrfs-no-such-dir""#
+        );
+        assert_eq!(
+            ok(r#"builtins.tryEval ({ outPath = "/nix/store/abc-x"; } + /attrfs-no-such-dir)"#),
+            r#"{ success = true; value = "/nix/store/abc-x/attrfs-no-such-dir"; }"#
+        );
+        // A path in the set's own outPath is not copied either.
+        assert_eq!(
+            ok(r#"{ outPath = /attrfs-no-such-dir; } + "a""#),
+            r#""/attrfs-no-such-dira""#
+        );
+        // A derivation keeps its context and adds none for the path.
+        assert_eq!(
+            ok(
+                r#"let d = derivation { name = "x"; builder = "b"; system = "s"; };
+                  in builtins.attrNames (builtins.getContext (d + /attrfs-no-such-dir))"#
+            ),
+            r#"[ "/nix/store/5wq5jx7219pmi3xklyhl77fjbqvy6qaj-x.drv" ]"#
+        );
+    }
+
+    #[test]
+    fn string_plus_path_copies_and_its_io_error_is_not_catchable() {
+        // After a string, the path is added to the store, so a missing one
+        // is an I/O error, which C++ Nix's tryEval does not catch either.
+        let e = err(r#"builtins.tryEval ("a" + /attrfs-no-such-dir)"#);
+        assert!(e.contains("getting status of '/attrfs-no-such-dir'"), "{e}");
+        let e = err(r#"builtins.tryEval "${/attrfs-no-such-dir}""#);
+        assert!(e.contains("getting status of '/attrfs-no-such-dir'"), "{e}");
+    }
 }
