@@ -127,6 +127,22 @@ pub trait Backend {
     /// throws.
     fn stat(&mut self, path: &AttrPath) -> Result<Stat, NodeError>;
 
+    /// [`Backend::stat`] of several paths: what a directory walk asks at
+    /// once. Each answer goes to `answer` with the path's index, in order,
+    /// as soon as it is known. The default asks `stat` for each; a backend
+    /// that pays a fixed cost per question (a worker process) can send them
+    /// together. If the interrupt flag is set midway, the remaining paths
+    /// are answered [`NodeError::Interrupted`].
+    fn stat_many(
+        &mut self,
+        paths: &[AttrPath],
+        answer: &mut dyn FnMut(usize, Result<Stat, NodeError>),
+    ) {
+        for (i, path) in paths.iter().enumerate() {
+            answer(i, self.stat(path));
+        }
+    }
+
     /// The entries of the directory at `path`, in display order. Lists the
     /// names only: it must not force the children's values. Derivations list
     /// the synthetic [`Segment::Drv`](crate::Segment::Drv) and

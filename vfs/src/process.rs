@@ -76,6 +76,29 @@ pub struct ProcessBackend {
     worker: Option<Worker>,
 }
 
+/// Hands a batch's answers on in order, and marks what is left when the
+/// batch cannot go on.
+struct Answers<'a> {
+    next: usize,
+    total: usize,
+    deliver: &'a mut dyn FnMut(usize, Result<Answer, Failure>),
+}
+
+impl Answers<'_> {
+    fn push(&mut self, answer: Result<Answer, Failure>) {
+        (self.deliver)(self.next, answer);
+        self.next += 1;
+    }
+
+    /// Answers every request not answered yet [`NodeError::Interrupted`]
+    /// (the service asks again, of a fresh worker).
+    fn interrupt_rest(&mut self) {
+        while self.next < self.total {
+            self.push(Err(Failure::Node(NodeError::Interrupted)));
+        }
+    }
+}
+
 /// Why a request got no answer from a worker.
 enum Failure {
     /// An error to pass on as it is.
@@ -177,6 +200,26 @@ impl ProcessBackend {
     /// Sends `request` and returns the answer, starting a worker first if
     /// there is none (or the last one exited while idle).
     fn call(&mut self, request: Request) -> Result<Answer, Failure> {
+        let mut result = Err(Failure::Node(NodeError::Interrupted));
+        self.call_many(vec![request], &mut |_, answer| result = answer);
+        result
+    }
+
+    /// Sends `requests` one after the other without waiting, then reads
+    /// their answers in order: the worker goes from one to the next without
+    /// a round trip through the daemon in between. Requests after one whose
+    /// worker was killed or died are answered [`NodeError::Interrupted`]
+    /// (the service asks again, of a fresh worker).
+    fn call_many(
+        &mut self,
+        requests: Vec<Request>,
+        deliver: &mut dyn FnMut(usize, Result<Answer, Failure>),
+    ) {
+        let mut answers = Answers {
+            next: 0,
+            total: requests.len(),
+            deliver,
+        };
         if let Some(worker) = &mut self.worker {
             if let Ok(Some(status)) = worker.child.try_wait() {
                 tracing::warn!(
@@ -190,37 +233,47 @@ impl ProcessBackend {
             Some(worker) => worker,
             None => {
                 tracing::info!("starting an evaluator process");
-                self.spawn()
-                    .map_err(|e| Failure::Node(NodeError::Unavailable(e)))?
+                match self.spawn() {
+                    Ok(worker) => worker,
+                    Err(e) => {
+                        answers.push(Err(Failure::Node(NodeError::Unavailable(e))));
+                        return answers.interrupt_rest();
+                    }
+                }
             }
         };
-        if let Err(e) = protocol::write_frame(&mut worker.input, &request.encode()) {
-            let why = died(&mut worker.child);
-            tracing::error!("cannot send a request to the evaluator ({e}): {why}");
-            return Err(Failure::Died(why));
+        // A batch is a few dozen short paths: far less than a pipe holds,
+        // so writing it all before reading cannot block on the answers.
+        for request in &requests {
+            if let Err(e) = protocol::write_frame(&mut worker.input, &request.encode()) {
+                let why = died(&mut worker.child);
+                tracing::error!("cannot send a request to the evaluator ({e}): {why}");
+                answers.push(Err(Failure::Died(why)));
+                return answers.interrupt_rest();
+            }
         }
-        match self.wait(&mut worker) {
-            Waited::Answer(frame) => {
-                let answer = protocol::decode_answer(&frame);
-                self.keep_if_within_budget(worker);
-                match answer {
+        while answers.next < answers.total {
+            match self.wait(&mut worker) {
+                Waited::Answer(frame) => answers.push(match protocol::decode_answer(&frame) {
                     Ok(answer) => answer.map_err(Failure::Node),
                     Err(e) => Err(Failure::Node(NodeError::Unavailable(format!(
                         "the evaluator sent an unreadable answer: {e}"
                     )))),
+                }),
+                Waited::Interrupted => {
+                    // Killing is the interrupt: the memory of the abandoned
+                    // evaluation goes with the process.
+                    finish(worker, "interrupted");
+                    return answers.interrupt_rest();
+                }
+                Waited::Died(why) => {
+                    tracing::error!("{why}; the next request starts a fresh evaluator");
+                    answers.push(Err(Failure::Died(why)));
+                    return answers.interrupt_rest();
                 }
             }
-            Waited::Interrupted => {
-                // Killing is the interrupt: the memory of the abandoned
-                // evaluation goes with the process.
-                finish(worker, "interrupted");
-                Err(Failure::Node(NodeError::Interrupted))
-            }
-            Waited::Died(why) => {
-                tracing::error!("{why}; the next request starts a fresh evaluator");
-                Err(Failure::Died(why))
-            }
         }
+        self.keep_if_within_budget(worker);
     }
 
     /// Keeps the worker for the next request unless it is over its memory
@@ -250,14 +303,16 @@ impl Drop for ProcessBackend {
 
 impl Backend for ProcessBackend {
     fn stat(&mut self, path: &AttrPath) -> Result<Stat, NodeError> {
-        match self.call(Request::Stat(path.clone())) {
-            Ok(Answer::Stat(stat)) => Ok(stat),
-            Ok(_) => Err(mismatch()),
-            // A value whose evaluation kills the evaluator is a value that
-            // fails: a well-formed entry whose error says so.
-            Err(Failure::Died(why)) => Ok(Node::failed(why).into()),
-            Err(failure) => Err(failure.into()),
-        }
+        stat_answer(self.call(Request::Stat(path.clone())))
+    }
+
+    fn stat_many(
+        &mut self,
+        paths: &[AttrPath],
+        answer: &mut dyn FnMut(usize, Result<Stat, NodeError>),
+    ) {
+        let requests = paths.iter().map(|p| Request::Stat(p.clone())).collect();
+        self.call_many(requests, &mut |i, a| answer(i, stat_answer(a)));
     }
 
     fn list(&mut self, path: &AttrPath) -> Result<Vec<DirEntry>, NodeError> {
@@ -288,6 +343,17 @@ impl Backend for ProcessBackend {
             Answer::Xattrs(xattrs) => Ok(xattrs),
             _ => Err(mismatch()),
         }
+    }
+}
+
+fn stat_answer(answer: Result<Answer, Failure>) -> Result<Stat, NodeError> {
+    match answer {
+        Ok(Answer::Stat(stat)) => Ok(stat),
+        Ok(_) => Err(mismatch()),
+        // A value whose evaluation kills the evaluator is a value that
+        // fails: a well-formed entry whose error says so.
+        Err(Failure::Died(why)) => Ok(Node::failed(why).into()),
+        Err(failure) => Err(failure.into()),
     }
 }
 

@@ -196,9 +196,23 @@ struct Pending {
 
 struct Running {
     key: Key,
+    /// Stat requests evaluated together with `key` (see [`STAT_BATCH`]).
+    also: Vec<Key>,
     started: Instant,
     interrupted_at: Option<Instant>,
 }
+
+impl Running {
+    fn keys(&self) -> impl Iterator<Item = &Key> {
+        std::iter::once(&self.key).chain(&self.also)
+    }
+}
+
+/// How many queued stat requests an evaluation thread takes at once. A
+/// directory walk queues a batch of sibling stats (READDIRPLUS); asking the
+/// backend for them together lets a worker-process backend pipeline them,
+/// one round trip for the batch instead of one per entry.
+const STAT_BATCH: usize = 64;
 
 /// One evaluation thread's place: what it runs and how to stop it.
 struct Slot {
@@ -775,7 +789,7 @@ fn eval_thread(
         let _ = ready.send(Ok(()));
     }
     loop {
-        let key = {
+        let keys = {
             let mut state = shared.state.lock();
             let key = loop {
                 if state.shutdown || state.slots[slot].generation != generation {
@@ -788,8 +802,24 @@ fn eval_thread(
                     None => shared.work.wait(&mut state),
                 }
             };
+            let mut also = Vec::new();
+            if key.op == Op::Stat {
+                while also.len() + 1 < STAT_BATCH {
+                    match state.queue.front() {
+                        Some(next) if next.op == Op::Stat => {}
+                        _ => break,
+                    }
+                    let Some(next) = state.queue.pop_front() else {
+                        break;
+                    };
+                    if state.pending.contains_key(&next) {
+                        also.push(next);
+                    }
+                }
+            }
             state.slots[slot].running = Some(Running {
                 key: key.clone(),
+                also: also.clone(),
                 started: Instant::now(),
                 interrupted_at: None,
             });
@@ -799,65 +829,120 @@ fn eval_thread(
             // on a running evaluation once a waiter's deadline passes, and
             // it is already due to wake for that deadline.
             interrupt.store(false, Ordering::SeqCst);
-            key
+            let mut keys = vec![key];
+            keys.extend(also);
+            keys
         };
+        let key = keys[0].clone();
 
         let started = Instant::now();
-        let answer = match catch_unwind(AssertUnwindSafe(|| evaluate(&mut *backend, &key))) {
-            Ok(answer) => answer,
-            Err(panic) => {
-                let text = panic_text(&panic);
-                error!("the evaluator panicked on {key}: {text}; starting a fresh one");
-                // A panic may have left the backend's state half-updated,
-                // so it is not trusted with another request.
-                match build_backend(&*shared.factory, &interrupt) {
-                    Ok(fresh) => backend = fresh,
-                    Err(message) => {
-                        let state = shared.state.lock();
-                        if state.slots[slot].generation == generation {
-                            give_up(state, format!("cannot restart the evaluator: {message}"));
-                        }
-                        return;
-                    }
+        // Each answer is delivered as soon as it is known, so that a value
+        // that hangs does not hold up the siblings batched before it.
+        let mut delivered = vec![false; keys.len()];
+        let mut abandoned = false;
+        let outcome = catch_unwind(AssertUnwindSafe(|| {
+            evaluate_all(&mut *backend, &keys, &mut |i, answer| {
+                delivered[i] = true;
+                if !abandoned {
+                    abandoned = !complete(shared, slot, generation, &keys[i], answer, started);
                 }
-                Err(NodeError::EvalFailed(format!(
-                    "internal error in the evaluator: {text}"
-                )))
-            }
-        };
-        let elapsed = started.elapsed();
-
-        let waiters = {
-            let mut state = shared.state.lock();
-            if state.slots[slot].generation != generation {
-                // The watchdog gave up on this thread and already answered
-                // everyone; a fresh thread serves the queue now.
-                info!("abandoned evaluation of {key} returned after {elapsed:?}");
-                return;
-            }
-            state.slots[slot].running = None;
-            let live = state
-                .pending
-                .get(&key)
-                .is_some_and(|p| !p.waiters.is_empty());
-            if matches!(answer, Err(NodeError::Interrupted)) && live {
-                // Callers that joined after the interrupt still deserve an
-                // attempt of their own.
-                state.queue.push_front(key.clone());
-                Vec::new()
-            } else {
-                shared.cache.put(&key, &answer);
-                state
-                    .pending
-                    .remove(&key)
-                    .map(|p| p.waiters)
-                    .unwrap_or_default()
-            }
-        };
-        log_answer(&key, &answer, elapsed);
-        for waiter in waiters {
-            (waiter.done)(answer.clone());
+            })
+        }));
+        if abandoned {
+            return;
         }
+        if let Err(panic) = outcome {
+            let text = panic_text(&panic);
+            error!("the evaluator panicked on {key}: {text}; starting a fresh one");
+            // A panic may have left the backend's state half-updated, so it
+            // is not trusted with another request.
+            match build_backend(&*shared.factory, &interrupt) {
+                Ok(fresh) => backend = fresh,
+                Err(message) => {
+                    let state = shared.state.lock();
+                    if state.slots[slot].generation == generation {
+                        give_up(state, format!("cannot restart the evaluator: {message}"));
+                    }
+                    return;
+                }
+            }
+            let failed: Answer = Err(NodeError::EvalFailed(format!(
+                "internal error in the evaluator: {text}"
+            )));
+            for (key, _) in keys.iter().zip(&delivered).filter(|(_, done)| !**done) {
+                if !complete(shared, slot, generation, key, failed.clone(), started) {
+                    return;
+                }
+            }
+        }
+        let mut state = shared.state.lock();
+        if state.slots[slot].generation == generation {
+            state.slots[slot].running = None;
+        }
+    }
+}
+
+/// Records the answer to `key` and answers its waiters. Returns false if
+/// the watchdog gave up on this thread meanwhile (it has answered everyone,
+/// and a fresh thread serves the queue): the thread must then exit.
+fn complete(
+    shared: &Shared,
+    slot: usize,
+    generation: u64,
+    key: &Key,
+    answer: Answer,
+    started: Instant,
+) -> bool {
+    let elapsed = started.elapsed();
+    let waiters = {
+        let mut state = shared.state.lock();
+        if state.slots[slot].generation != generation {
+            info!("abandoned evaluation of {key} returned after {elapsed:?}");
+            return false;
+        }
+        if let Some(running) = state.slots[slot].running.as_mut() {
+            running.also.retain(|k| k != key);
+        }
+        let live = state
+            .pending
+            .get(key)
+            .is_some_and(|p| !p.waiters.is_empty());
+        if matches!(answer, Err(NodeError::Interrupted)) && live {
+            // Callers that joined after the interrupt still deserve an
+            // attempt of their own.
+            state.queue.push_front(key.clone());
+            Vec::new()
+        } else {
+            shared.cache.put(key, &answer);
+            state
+                .pending
+                .remove(key)
+                .map(|p| p.waiters)
+                .unwrap_or_default()
+        }
+    };
+    log_answer(key, &answer, elapsed);
+    for waiter in waiters {
+        (waiter.done)(answer.clone());
+    }
+    true
+}
+
+/// Evaluates `keys` (one request, or a batch of stats) in order, handing
+/// each answer to `deliver` as soon as it is known.
+fn evaluate_all(backend: &mut dyn Backend, keys: &[Key], deliver: &mut dyn FnMut(usize, Answer)) {
+    if keys.len() > 1 && keys.iter().all(|k| k.op == Op::Stat) {
+        let paths: Vec<AttrPath> = keys.iter().map(|k| k.path.clone()).collect();
+        backend.stat_many(&paths, &mut |i, r| {
+            deliver(
+                i,
+                r.map(|stat| Rendered::Node(Arc::new(stat.node), stat.contents.map(Arc::from))),
+            )
+        });
+        return;
+    }
+    for (i, key) in keys.iter().enumerate() {
+        deliver(i, evaluate(backend, key));
     }
 }
 
@@ -917,7 +1002,8 @@ fn watchdog(shared: &Arc<Shared>) {
         let running_keys: Vec<Key> = state
             .slots
             .iter()
-            .filter_map(|slot| slot.running.as_ref().map(|r| r.key.clone()))
+            .filter_map(|slot| slot.running.as_ref())
+            .flat_map(|r| r.keys().cloned())
             .collect();
         state
             .pending
@@ -926,14 +1012,20 @@ fn watchdog(shared: &Arc<Shared>) {
         let mut abandoned = Vec::new();
         let grace = shared.config.stuck_grace;
         for slot in 0..state.slots.len() {
-            let Some(running_key) = state.slots[slot].running.as_ref().map(|r| r.key.clone())
+            let Some(keys) = state.slots[slot]
+                .running
+                .as_ref()
+                .map(|r| r.keys().cloned().collect::<Vec<_>>())
             else {
                 continue;
             };
-            let live = state
-                .pending
-                .get(&running_key)
-                .is_some_and(|p| !p.waiters.is_empty());
+            // A batch is interrupted once nobody waits for any of it.
+            let live = keys.iter().any(|key| {
+                state
+                    .pending
+                    .get(key)
+                    .is_some_and(|p| !p.waiters.is_empty())
+            });
             let mut stuck = false;
             let Slot {
                 running, interrupt, ..
@@ -1010,15 +1102,19 @@ fn abandon(
         "evaluation did not finish within {:?} and did not stop when interrupted; attrfs gave up on this value",
         shared.config.eval_timeout
     )));
-    shared.cache.put(&running.key, &answer);
-    let mut waiters: Vec<(Waiter, Answer)> = state
-        .pending
-        .remove(&running.key)
-        .map(|p| p.waiters)
-        .unwrap_or_default()
-        .into_iter()
-        .map(|w| (w, answer.clone()))
-        .collect();
+    let mut waiters: Vec<(Waiter, Answer)> = Vec::new();
+    for key in running.keys() {
+        shared.cache.put(key, &answer);
+        waiters.extend(
+            state
+                .pending
+                .remove(key)
+                .map(|p| p.waiters)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|w| (w, answer.clone())),
+        );
+    }
 
     let generation = state.slots[slot].generation + 1;
     state.slots[slot].generation = generation;
@@ -1301,6 +1397,29 @@ mod tests {
         for name in ["hello", "ratio", "yes", "nothing"] {
             service.stat(&path(&[name])).unwrap();
         }
+    }
+
+    #[test]
+    fn batched_stats_are_answered_one_by_one() {
+        // Queued together (as READDIRPLUS queues a directory's entries),
+        // the stats are evaluated as one batch; the one before the hanging
+        // value is answered at once, not when the batch ends.
+        let config = ServiceConfig {
+            eval_timeout: Duration::from_secs(2),
+            ..quick()
+        };
+        let (service, _) = start(fake::sample_tree(), config);
+        let (tx, rx) = mpsc::channel();
+        let started = Instant::now();
+        for name in ["answer", "hang", "hello"] {
+            let tx = tx.clone();
+            service.stat_then(&path(&[name]), move |r| {
+                let _ = tx.send((name, r.is_ok(), started.elapsed()));
+            });
+        }
+        let (name, ok, took) = rx.recv().unwrap();
+        assert_eq!((name, ok), ("answer", true));
+        assert!(took < Duration::from_millis(500), "{took:?}");
     }
 
     #[test]
