@@ -35,6 +35,10 @@ pub struct EvalCommand {
     pub lints: crate::vm::Lints,
     /// `--extra-experimental-features`.
     pub experimental_features: Vec<String>,
+    /// `--flake REF[#ATTRPATH]`: evaluate a flake output instead.
+    pub flake: Option<String>,
+    /// `--impure`: lift pure evaluation for `--flake`.
+    pub impure: bool,
 }
 
 /// Stack for the evaluation thread: deep structures are forced by nested
@@ -83,11 +87,15 @@ pub fn evaluate(cmd: &EvalCommand, mut options: EvalOptions) -> Result<Vec<u8>, 
     options
         .experimental_features
         .extend(cmd.experimental_features.iter().cloned());
+    if cmd.flake.is_some() {
+        crate::flake::configure(&mut options, cmd.impure);
+    }
     let ev = Evaluator::new(options);
-    let source = match (&cmd.expr, &cmd.file) {
-        (Some(e), _) => Source::Expr(e.clone()),
-        (None, Some(f)) => Source::File(f.clone()),
-        (None, None) => Source::File("default.nix".into()),
+    let source = match (&cmd.flake, &cmd.expr, &cmd.file) {
+        (Some(f), _, _) => Source::Flake(f.clone()),
+        (None, Some(e), _) => Source::Expr(e.clone()),
+        (None, None, Some(f)) => Source::File(f.clone()),
+        (None, None, None) => Source::File("default.nix".into()),
     };
     if cmd.parse {
         return ev

@@ -16,6 +16,10 @@ pub enum Source {
     File(PathBuf),
     /// An expression given on the command line (`-E`).
     Expr(String),
+    /// A flake reference with an optional `#attrpath` (`--flake`), as
+    /// `nix eval` takes it. Evaluate it with options set up by
+    /// [`crate::flake::configure`].
+    Flake(String),
 }
 
 /// A `--arg` (a Nix expression) or `--argstr` (a string) value.
@@ -56,6 +60,7 @@ impl Evaluator {
     /// The unevaluated value of a source.
     pub fn load(&self, source: &Source) -> Result<Value, Error> {
         match source {
+            Source::Flake(text) => crate::flake::load_installable(self, text),
             Source::Expr(text) => self.state.compile_source(
                 "«string»".into(),
                 None,

@@ -30,6 +30,16 @@ fn sniff(head: &[u8]) -> Format {
     }
 }
 
+/// An unpacked tarball.
+#[derive(Clone, Debug)]
+pub struct Unpacked {
+    /// The single top-level entry.
+    pub root: PathBuf,
+    /// That entry's modification time as the archive records it (C++ Nix's
+    /// `lastModified` of a tarball; GitHub sets it to the commit time).
+    pub mtime: u64,
+}
+
 /// Unpacks the archive at `archive` (tar, optionally gzip-compressed) into
 /// the empty directory `dest` and returns the path of its single top-level
 /// entry. `url` names the archive in errors.
@@ -39,6 +49,11 @@ pub fn unpack_tarball(
     url: &str,
     cancel: &AtomicBool,
 ) -> Result<PathBuf> {
+    unpack(archive, dest, url, cancel).map(|u| u.root)
+}
+
+/// [`unpack_tarball`], with the top-level entry's recorded time.
+pub fn unpack(archive: &Path, dest: &Path, url: &str, cancel: &AtomicBool) -> Result<Unpacked> {
     let bad = |reason: String| FetchError::Unpack {
         url: url.to_string(),
         reason,
@@ -63,9 +78,20 @@ pub fn unpack_tarball(
     tar.set_unpack_xattrs(false);
     tar.set_overwrite(true);
     let entries = tar.entries().map_err(|e| bad(e.to_string()))?;
+    let mut top_mtime = None;
     for entry in entries {
         check(cancel)?;
         let mut entry = entry.map_err(|e| bad(e.to_string()))?;
+        if top_mtime.is_none() {
+            let path = entry.path().map_err(|e| bad(e.to_string()))?;
+            let depth = path
+                .components()
+                .filter(|c| matches!(c, std::path::Component::Normal(_)))
+                .count();
+            if depth == 1 {
+                top_mtime = entry.header().mtime().ok();
+            }
+        }
         entry.unpack_in(dest).map_err(|e| bad(e.to_string()))?;
     }
     let members: Vec<_> = std::fs::read_dir(dest)
@@ -73,7 +99,10 @@ pub fn unpack_tarball(
         .collect::<std::io::Result<_>>()
         .map_err(io_err("reading directory", dest))?;
     match members.as_slice() {
-        [one] => Ok(one.path()),
+        [one] => Ok(Unpacked {
+            root: one.path(),
+            mtime: top_mtime.unwrap_or(0),
+        }),
         _ => Err(FetchError::Unpack {
             url: url.to_string(),
             reason: format!(

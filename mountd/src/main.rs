@@ -80,6 +80,15 @@ pub struct MountArgs {
     /// `allow_root`, `noexec`, `noatime`, `fsname=NAME`, ...
     #[arg(short = 'o', value_name = "FUSE_OPTION")]
     pub options: Vec<String>,
+    /// Mount a flake output, `REF[#ATTRPATH]` as `nix eval` takes it (a
+    /// path such as `/etc/nixos` or `.`, or a flake URL); then only
+    /// MOUNTPOINT is given.
+    #[arg(long, value_name = "REF[#ATTRPATH]")]
+    pub flake: Option<String>,
+    /// With --flake: allow impure evaluation (`currentSystem`, `getEnv`,
+    /// `NIX_PATH`, unlocked fetches).
+    #[arg(long)]
+    pub impure: bool,
     /// Mount the built-in test tree instead of a Nix expression (for
     /// attrfs's own tests).
     #[arg(long, hide = true)]
@@ -149,6 +158,12 @@ pub struct EvalArgs {
     /// Add a search path entry (`PATH` or `name=PATH`), before `NIX_PATH`.
     #[arg(short = 'I', value_name = "PATH")]
     pub include: Vec<String>,
+    /// Evaluate a flake output, `REF[#ATTRPATH]` as `nix eval` takes it.
+    #[arg(long, value_name = "REF[#ATTRPATH]", conflicts_with_all = ["file", "expr"])]
+    pub flake: Option<String>,
+    /// With --flake: allow impure evaluation.
+    #[arg(long)]
+    pub impure: bool,
 }
 
 impl EvalArgs {

@@ -35,6 +35,8 @@ pub struct RootSpec {
     pub deep_derivations: bool,
     /// How many forced values to keep (LRU) per mount.
     pub value_cache: usize,
+    /// For a flake source: evaluate impurely (`--impure`).
+    pub impure: bool,
 }
 
 /// A factory building [`EvalBackend`]s for a root.
@@ -127,6 +129,9 @@ impl EvalBackend {
         search.append(&mut options.search_path);
         options.search_path = search;
         options.interrupt = interrupt.clone();
+        if let Source::Flake(_) = spec.source {
+            attrfs_eval::flake::configure(&mut options, spec.impure);
+        }
         let ev = Evaluator::new(options);
         let root = ev
             .root(&spec.source, &spec.args, &spec.attr)

@@ -146,8 +146,11 @@ fn break_(_: &Rc<EvalState>, args: Vec<Value>) -> EvalResult<Value> {
     Ok(args[0].clone())
 }
 
-fn get_env(_: &Rc<EvalState>, args: Vec<Value>) -> EvalResult<Value> {
+fn get_env(state: &Rc<EvalState>, args: Vec<Value>) -> EvalResult<Value> {
     let name = expect_string(&args[0])?;
+    if state.options.pure_eval {
+        return Ok(Value::string(""));
+    }
     Ok(Value::string(
         std::env::var(name.to_string()).unwrap_or_default(),
     ))
@@ -191,9 +194,29 @@ fn find_file(co: GenCo, state: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
                     .and_then(|r| r.strip_prefix('/'))
             };
             let Some(rest) = rest else { continue };
-            if path.contains("://") {
-                continue;
-            }
+            let path = if path.contains("://") {
+                // A URL entry (`nixpkgs=https://.../x.tar.gz`): the unpacked
+                // tarball; one that cannot be fetched is skipped with a
+                // warning, as C++ Nix does.
+                match crate::inputs::fetch_url(
+                    &state,
+                    &path,
+                    true,
+                    "source",
+                    crate::inputs::Expected::Nothing,
+                ) {
+                    Ok(d) => d.store_path,
+                    Err(ErrorKind::Interrupted) => return Err(ErrorKind::Interrupted),
+                    Err(e) => {
+                        eprintln!(
+                            "warning: Nix search path entry '{path}' cannot be downloaded, ignoring ({e})"
+                        );
+                        continue;
+                    }
+                }
+            } else {
+                path
+            };
             let candidate = if rest.is_empty() {
                 PathBuf::from(&path)
             } else {

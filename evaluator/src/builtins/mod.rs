@@ -22,6 +22,7 @@ mod types;
 mod versions;
 pub(crate) mod xml;
 
+pub(crate) use fetchers::tree_attrs;
 pub use json::value_to_json;
 
 use crate::compiler::Globals;
@@ -202,17 +203,23 @@ fn constants(state: &Rc<EvalState>) -> Vec<(&'static str, Value)> {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0);
-    vec![
-        ("currentSystem", Value::string(o.system.as_str())),
+    let mut constants = vec![
         ("storeDir", Value::string(o.store_dir.as_str())),
         ("nixVersion", Value::string(NIX_VERSION)),
         ("langVersion", Value::Int(6)),
-        ("nixPath", Value::list(nix_path)),
-        ("currentTime", Value::Int(now)),
         ("true", Value::Bool(true)),
         ("false", Value::Bool(false)),
         ("null", Value::Null),
-    ]
+    ];
+    // Pure evaluation (flakes) has no system, clock or search path.
+    if o.pure_eval {
+        constants.push(("nixPath", Value::list(Vec::new())));
+    } else {
+        constants.push(("currentSystem", Value::string(o.system.as_str())));
+        constants.push(("currentTime", Value::Int(now)));
+        constants.push(("nixPath", Value::list(nix_path)));
+    }
+    constants
 }
 
 /// The Nix version reported to expressions (`builtins.nixVersion`): the C++

@@ -94,6 +94,9 @@ pub struct EvalOptions {
     pub lints: Lints,
     /// Enabled experimental features (`--extra-experimental-features`).
     pub experimental_features: Vec<String>,
+    /// Pure evaluation (flakes): no `currentSystem`, `currentTime` or search
+    /// path, `getEnv` gives "", fetchers need locked inputs.
+    pub pure_eval: bool,
 }
 
 impl Default for EvalOptions {
@@ -115,6 +118,7 @@ impl Default for EvalOptions {
             interrupt: Arc::new(AtomicBool::new(false)),
             lints: Lints::default(),
             experimental_features: Vec::new(),
+            pure_eval: false,
         }
     }
 }
