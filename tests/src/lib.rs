@@ -2,6 +2,8 @@
 //! material (`../shared` next to the workspace) and running evaluations in
 //! isolation (own thread, big stack, deadline, panics contained).
 
+pub mod fetch_fixtures;
+
 use attrfs_eval::cli::{evaluate, EvalCommand, EVAL_STACK_SIZE};
 use attrfs_eval::EvalOptions;
 use std::path::PathBuf;
