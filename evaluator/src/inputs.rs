@@ -542,12 +542,12 @@ fn fetch_git(state: &EvalState, input: &Attrs) -> EvalResult<Fetched> {
     let local = local_git_path(&url);
 
     // A local work tree without ref or rev: its tracked files as they are.
-    if let (Some(dir), None, None) = (&local, &reference, &rev) {
-        let wd = attrfs_fetch::git::workdir(dir, cancel)
-            .map_err(fetch_error)?
-            .ok_or_else(|| {
-                ErrorKind::other(format!("'{}' is not a Git repository", dir.display()))
-            })?;
+    // (A bare repository has no work tree: it is read like a remote one.)
+    let work_tree = match (&local, &reference, &rev) {
+        (Some(dir), None, None) => attrfs_fetch::git::workdir(dir, cancel).map_err(fetch_error)?,
+        _ => None,
+    };
+    if let Some(wd) = work_tree {
         let tracked =
             attrfs_fetch::git::tracked_files(&wd.root, submodules, cancel).map_err(fetch_error)?;
         let excluded = untracked(&wd.root, &tracked);
