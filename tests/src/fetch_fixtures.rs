@@ -16,12 +16,24 @@ pub fn fixtures_src() -> PathBuf {
     workspace_root().join("tests/fixtures/fetchers")
 }
 
+/// Where the flake fixtures must be: their lock files name each other by
+/// absolute path, so their NAR hashes (and C++ Nix's expected results)
+/// hold for this directory only. Outside any Git work tree, on purpose.
+pub const FLAKE_FIXTURES_DIR: &str = "/tmp/attrfs-fx";
+
 /// Builds the fixtures into a fresh directory named after `tag` (under
 /// `target/tmp`) and returns it.
 pub fn build_fixtures(tag: &str) -> PathBuf {
-    let dir = workspace_root()
-        .join("target/tmp")
-        .join(format!("attrfs-fx-{tag}-{}", std::process::id()));
+    build_fixtures_in(
+        &workspace_root()
+            .join("target/tmp")
+            .join(format!("attrfs-fx-{tag}-{}", std::process::id())),
+    )
+}
+
+/// Builds the fixtures into `dir` (emptied first) and returns it.
+pub fn build_fixtures_in(dir: &Path) -> PathBuf {
+    let dir = dir.to_path_buf();
     let out = std::process::Command::new("bash")
         .arg(fixtures_src().join("make-fixtures.sh"))
         .arg(&dir)
