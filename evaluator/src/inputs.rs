@@ -258,7 +258,7 @@ pub fn download(
         let base = path.trim_start_matches("/nix/store/").to_string();
         if let Some(origin) = cache.locate(&base) {
             let nar_hash = match expected {
-                Expected::Nar(h) => h.clone(),
+                Expected::Nar(h) => *h,
                 _ => nar_hash_of(&origin)?,
             };
             return Ok(Download {
@@ -283,7 +283,7 @@ pub fn download(
     };
     let nar_hash = nar_hash_of(&root)?;
     let (method, content_hash) = if unpack {
-        (IngestionMethod::Recursive, nar_hash.clone())
+        (IngestionMethod::Recursive, nar_hash)
     } else {
         let flat = flat_hash(HashAlgo::Sha256, &FsSource, &root)
             .map_err(|e| ErrorKind::Io(e.to_string()))?;
@@ -441,7 +441,7 @@ fn fetch_forge(state: &EvalState, input: &Attrs, kind: &str) -> EvalResult<Fetch
             .ok_or_else(|| ErrorKind::other("no store path"))?;
         let cache = state.fetch_cache().clone();
         let cancel = state.interrupt.clone();
-        let hash2 = hash.clone();
+        let hash2 = *hash;
         let url2 = url.clone();
         store::register_lazy(
             state,

@@ -199,3 +199,38 @@ pub fn load_installable(ev: &crate::Evaluator, text: &str) -> Result<Value, crat
         })
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_line_references() {
+        let base = std::env::temp_dir().join(format!("attrfs-flakeref-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        std::fs::create_dir_all(base.join("plain")).unwrap();
+        std::fs::write(base.join("plain/flake.nix"), "{ outputs = _: { }; }").unwrap();
+        let (attrs, fragment) = parse_cli_ref("plain#a.b", &base).unwrap();
+        assert_eq!(fragment.as_deref(), Some("a.b"));
+        assert_eq!(attrs.get("type"), Some(&Attr::Str("path".into())));
+        let (attrs, fragment) = parse_cli_ref("github:NixOS/nixpkgs/nixos-20.09", &base).unwrap();
+        assert_eq!(fragment, None);
+        assert_eq!(attrs.get("ref"), Some(&Attr::Str("nixos-20.09".into())));
+        assert!(parse_cli_ref(".", &base)
+            .unwrap_err()
+            .contains("is not a flake (because it doesn't contain a 'flake.nix' file)"));
+        let _ = std::fs::remove_dir_all(&base);
+    }
+
+    #[test]
+    fn attribute_candidates_as_nix_eval() {
+        assert_eq!(
+            attr_candidates("hello", "x86_64-linux"),
+            [
+                "packages.x86_64-linux.hello",
+                "legacyPackages.x86_64-linux.hello",
+                "hello"
+            ]
+        );
+    }
+}
