@@ -156,7 +156,7 @@ fn fetch_path(state: &EvalState, input: &Attrs) -> EvalResult<Fetched> {
         return Err(ErrorKind::Io(format!("path '{path}' does not exist")));
     }
     let name = str_attr(input, "name").unwrap_or("source");
-    let (store_path, hash) = store::add_source_tree(state, &origin, name, None)?;
+    let (store_path, hash) = hash_tree_cached(state, &origin, name)?;
     check_nar_hash(input, &hash, &format!("path:{path}"))?;
     let mut info = input.clone();
     info.insert("narHash".into(), Attr::Str(hash.to_sri()));
@@ -164,6 +164,73 @@ fn fetch_path(state: &EvalState, input: &Attrs) -> EvalResult<Fetched> {
         info.insert("lastModified".into(), Attr::Int(max_mtime(&origin, None)));
     }
     Ok(Fetched { store_path, info })
+}
+
+/// [`store::add_source_tree`] for a whole local tree, remembering its NAR
+/// hash in the cache under a signature of every entry's name, type, mode,
+/// size, modification time and inode (as git's index trusts stat data):
+/// re-hashing a large input such as a nixpkgs checkout on every evaluation
+/// costs more than the evaluation itself, while a walk of `lstat`s is cheap.
+fn hash_tree_cached(state: &EvalState, origin: &Path, name: &str) -> EvalResult<(String, Hash)> {
+    let Some(signature) = tree_signature(origin) else {
+        return store::add_source_tree(state, origin, name, None);
+    };
+    let memo = state
+        .fetch_cache()
+        .root()
+        .join("tree-hashes")
+        .join(&signature);
+    if let Some(hash) = std::fs::read_to_string(&memo)
+        .ok()
+        .and_then(|t| Hash::parse_any(t.trim(), Some(HashAlgo::Sha256)).ok())
+    {
+        let store_path = make_fixed_output_path(IngestionMethod::Recursive, &hash, name, [""; 0])
+            .map_err(|e| ErrorKind::other(e.to_string()))?
+            .to_string();
+        store::register_fetched(state, &store_path, origin.to_path_buf(), None);
+        return Ok((store_path, hash));
+    }
+    let (store_path, hash) = store::add_source_tree(state, origin, name, None)?;
+    if let Some(dir) = memo.parent() {
+        let _ = std::fs::create_dir_all(dir);
+        let _ = std::fs::write(&memo, hash.to_sri());
+    }
+    Ok((store_path, hash))
+}
+
+/// A digest of the `lstat` data of every entry of a tree (see
+/// [`hash_tree_cached`]); `None` if the tree cannot be walked.
+fn tree_signature(root: &Path) -> Option<String> {
+    use sha2::Digest;
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::MetadataExt;
+    let mut hasher = sha2::Sha256::new();
+    hasher.update(root.as_os_str().as_bytes());
+    let mut todo = vec![root.to_path_buf()];
+    while let Some(p) = todo.pop() {
+        let meta = std::fs::symlink_metadata(&p).ok()?;
+        hasher.update(p.as_os_str().as_bytes());
+        for n in [
+            u64::from(meta.mode()),
+            meta.size(),
+            meta.mtime() as u64,
+            meta.mtime_nsec() as u64,
+            meta.ino(),
+        ] {
+            hasher.update(n.to_le_bytes());
+        }
+        if meta.is_dir() {
+            let mut children: Vec<PathBuf> = std::fs::read_dir(&p)
+                .ok()?
+                .map(|e| e.map(|e| e.path()))
+                .collect::<Result<_, _>>()
+                .ok()?;
+            children.sort();
+            children.reverse();
+            todo.extend(children);
+        }
+    }
+    Some(attrfs_store::hash::encode_base16(&hasher.finalize()))
 }
 
 /// The newest modification time in a tree (C++ Nix's `lastModified` of a

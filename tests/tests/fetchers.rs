@@ -381,3 +381,31 @@ fn url_search_path_entries() {
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot be downloaded, ignoring"));
 }
+
+/// A path input's NAR hash is remembered by the `lstat` data of its tree
+/// (so a large input is not re-hashed on every evaluation), and a change
+/// to a file, even of the same size, gives the new hash.
+#[test]
+fn path_input_hash_follows_changes() {
+    let s = setup();
+    let d = s.dir.join("changing");
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::write(d.join("a"), "1").unwrap();
+    let expr = format!(
+        "(builtins.fetchTree {{ type = \"path\"; path = \"{}\"; }}).narHash",
+        d.display()
+    );
+    let first = eval_json(&expr).unwrap();
+    assert_eq!(eval_json(&expr).unwrap(), first);
+    std::thread::sleep(Duration::from_millis(20));
+    std::fs::write(d.join("a"), "2").unwrap();
+    let second = eval_json(&expr).unwrap();
+    assert_ne!(second, first);
+    let (nar, _) = attrfs_store::nar::nar_hash_sha256(
+        &attrfs_store::nar::FsSource,
+        &d,
+        &mut attrfs_store::nar::keep_all,
+    )
+    .unwrap();
+    assert_eq!(second, format!("\"{}\"", nar.to_sri()));
+}
