@@ -45,9 +45,9 @@ pub fn parse_cli_ref(text: &str, cwd: &Path) -> Result<(Attrs, Option<String>), 
         Some((r, f)) => (r, Some(f.to_string())),
         None => (text, None),
     };
-    let looks_local = reference.starts_with('/')
-        || reference.starts_with('.')
-        || (!reference.contains(':') && Path::new(reference).exists());
+    // As in C++ Nix, a bare word (`nixpkgs`) is an indirect reference even
+    // if a directory of that name exists; paths start with `/` or `.`.
+    let looks_local = reference.starts_with('/') || reference.starts_with('.');
     let attrs = if looks_local {
         resolve_local(&cwd.join(reference))?
     } else {
@@ -210,7 +210,7 @@ mod tests {
         let _ = std::fs::remove_dir_all(&base);
         std::fs::create_dir_all(base.join("plain")).unwrap();
         std::fs::write(base.join("plain/flake.nix"), "{ outputs = _: { }; }").unwrap();
-        let (attrs, fragment) = parse_cli_ref("plain#a.b", &base).unwrap();
+        let (attrs, fragment) = parse_cli_ref("./plain#a.b", &base).unwrap();
         assert_eq!(fragment.as_deref(), Some("a.b"));
         assert_eq!(attrs.get("type"), Some(&Attr::Str("path".into())));
         let (attrs, fragment) = parse_cli_ref("github:NixOS/nixpkgs/nixos-20.09", &base).unwrap();
