@@ -8,7 +8,7 @@
 //!   written to `/nix/store`.
 //! - [`http`]: downloads (`http`, `https`, `file` URLs) with connect and read
 //!   timeouts and the evaluation's interrupt flag checked between chunks.
-//! - [`unpack`]: tarballs (plain, gzip) unpacked with the single top-level
+//! - [`unpack`]: tarballs (plain, gzip, xz) unpacked with the single top-level
 //!   directory stripped, as `fetchTarball` does.
 //! - [`git`]: repositories through the `git` command (local work trees,
 //!   local and remote repositories), every call cancellable.
@@ -26,8 +26,9 @@
 //!   as the user's own git does, and it costs no build time; `gix` would add
 //!   hundreds of crates to a 90-minute CI budget. The price is a process per
 //!   call, negligible next to fetching.
-//! - Tarballs: `tar` + `flate2` (pure Rust `miniz_oxide`). `.tar.xz`,
-//!   `.tar.bz2`, `.tar.zst` and `.zip` are refused with a clear error.
+//! - Tarballs: `tar` + `flate2` (pure Rust `miniz_oxide`) + `lzma-rs`
+//!   (pure Rust xz, for nixpkgs channel tarballs). `.tar.bz2`, `.tar.zst`
+//!   and `.zip` are refused with a clear error.
 
 #![warn(missing_docs)]
 

@@ -11,6 +11,7 @@ use std::sync::atomic::AtomicBool;
 enum Format {
     Tar,
     Gzip,
+    Xz,
     Other(&'static str),
 }
 
@@ -18,7 +19,7 @@ fn sniff(head: &[u8]) -> Format {
     if head.starts_with(&[0x1f, 0x8b]) {
         Format::Gzip
     } else if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
-        Format::Other("xz")
+        Format::Xz
     } else if head.starts_with(b"BZh") {
         Format::Other("bzip2")
     } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
@@ -66,9 +67,19 @@ pub fn unpack(archive: &Path, dest: &Path, url: &str, cancel: &AtomicBool) -> Re
     let reader: Box<dyn Read> = match sniff(&head[..n]) {
         Format::Tar => Box::new(file),
         Format::Gzip => Box::new(flate2::read::GzDecoder::new(file)),
+        Format::Xz => {
+            // lzma-rs decompresses whole streams: into a file beside the
+            // archive, then read as a plain tar.
+            let plain = archive.with_extension("unxz.tar");
+            let mut out = std::fs::File::create(&plain).map_err(io_err("creating", &plain))?;
+            lzma_rs::xz_decompress(&mut std::io::BufReader::new(file), &mut out)
+                .map_err(|e| bad(format!("xz: {e}")))?;
+            check(cancel)?;
+            Box::new(std::fs::File::open(&plain).map_err(io_err("opening", &plain))?)
+        }
         Format::Other(kind) => {
             return Err(bad(format!(
-                "{kind}-compressed archives are not supported (tar and tar.gz are)"
+                "{kind}-compressed archives are not supported (tar, tar.gz and tar.xz are)"
             )))
         }
     };
@@ -142,6 +153,26 @@ mod tests {
         )
         .unwrap();
         assert_eq!(root, base.join("out/top"));
+        assert_eq!(std::fs::read(root.join("sub/f")).unwrap(), b"x");
+        // The same as .tar.xz.
+        let txz = base.join("t.tar.xz");
+        let status = std::process::Command::new("tar")
+            .arg("cJf")
+            .arg(&txz)
+            .arg("-C")
+            .arg(base.join("src"))
+            .arg("top")
+            .status()
+            .unwrap();
+        assert!(status.success());
+        std::fs::create_dir_all(base.join("outxz")).unwrap();
+        let root = unpack_tarball(
+            &txz,
+            &base.join("outxz"),
+            "file:///t",
+            &AtomicBool::new(false),
+        )
+        .unwrap();
         assert_eq!(std::fs::read(root.join("sub/f")).unwrap(), b"x");
         // Two top-level entries are refused.
         std::fs::write(base.join("src/other"), "y").unwrap();

@@ -409,3 +409,23 @@ fn path_input_hash_follows_changes() {
     .unwrap();
     assert_eq!(second, format!("\"{}\"", nar.to_sri()));
 }
+
+/// A `.tar.xz` (the form of nixpkgs channel tarballs) unpacks to the same
+/// tree, so the same store path, as the `.tar.gz`.
+#[test]
+fn xz_tarball_gives_the_same_tree() {
+    let s = setup();
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg("tar --sort=name --mtime=@1600000000 --owner=0 --group=0 --numeric-owner -C tarsrc -cJf t.tar.xz top")
+        .current_dir(&s.dir)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = eval_json(&format!(
+        "builtins.fetchTarball \"{}/t.tar.xz\"",
+        s.server.url
+    ))
+    .unwrap();
+    assert_eq!(out, format!("\"{TARBALL_PATH}\""));
+}
