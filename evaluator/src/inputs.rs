@@ -419,14 +419,19 @@ pub fn fetch_url(
             });
         }
     }
-    let d = download(
-        state.fetch_cache(),
-        url,
-        unpack,
-        name,
-        expected,
-        cancel_flag(state),
-    )?;
+    let cache = state.fetch_cache();
+    let index = matches!(expected, Expected::Nothing).then(|| url_index(cache, url, unpack, name));
+    let recent = index.as_deref().and_then(|i| recent_download(cache, i));
+    let d = match recent {
+        Some(d) => d,
+        None => {
+            let d = download(cache, url, unpack, name, expected, cancel_flag(state))?;
+            if let Some(index) = &index {
+                remember_download(index, &d);
+            }
+            d
+        }
+    };
     store::register_fetched(state, &d.store_path, d.origin.clone(), None);
     let mut info = Attrs::new();
     info.insert("narHash".into(), Attr::Str(d.nar_hash.to_sri()));
@@ -439,6 +444,64 @@ pub fn fetch_url(
         },
     );
     Ok(d)
+}
+
+/// How long a download without a known hash is reused before the URL is
+/// asked again (C++ Nix's default `tarball-ttl`).
+const TARBALL_TTL_SECS: u64 = 3600;
+
+/// The cache's record of the last download of a URL without a hash.
+fn url_index(cache: &Cache, url: &str, unpack: bool, name: &str) -> PathBuf {
+    use sha2::Digest;
+    let key = sha2::Sha256::digest(format!("{unpack}\0{name}\0{url}").as_bytes());
+    cache
+        .root()
+        .join("urls")
+        .join(attrfs_store::hash::encode_base16(&key[..16]))
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// The download recorded at `index` if it is younger than
+/// [`TARBALL_TTL_SECS`] and its contents are still there.
+fn recent_download(cache: &Cache, index: &Path) -> Option<Download> {
+    let text = std::fs::read_to_string(index).ok()?;
+    let mut l = text.lines();
+    let when: u64 = l.next()?.parse().ok()?;
+    let base = l.next()?;
+    let nar_hash = Hash::parse_any(l.next()?, Some(HashAlgo::Sha256)).ok()?;
+    let mtime: u64 = l.next()?.parse().ok()?;
+    if now_secs().saturating_sub(when) > TARBALL_TTL_SECS {
+        return None;
+    }
+    let origin = cache.locate(base)?;
+    Some(Download {
+        store_path: format!("/nix/store/{base}"),
+        nar_hash,
+        origin,
+        mtime,
+    })
+}
+
+fn remember_download(index: &Path, d: &Download) {
+    if let Some(dir) = index.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let base = d.store_path.trim_start_matches("/nix/store/");
+    let _ = std::fs::write(
+        index,
+        format!(
+            "{}\n{base}\n{}\n{}\n",
+            now_secs(),
+            d.nar_hash.to_sri(),
+            d.mtime
+        ),
+    );
 }
 
 /// `type = "tarball"` and `type = "file"`.
