@@ -187,8 +187,14 @@ fn get_flake_in_an_expression() {
     }
 }
 
-/// The NixOS flake fixture, laid out over the unpacked corpus nixpkgs.
+/// The NixOS flake fixture, laid out over the unpacked corpus nixpkgs
+/// (once: tests running in parallel share it).
 fn nixos_flake(s: &Setup) -> PathBuf {
+    static FLAKE: OnceLock<PathBuf> = OnceLock::new();
+    FLAKE.get_or_init(|| lay_out_nixos_flake(s)).clone()
+}
+
+fn lay_out_nixos_flake(s: &Setup) -> PathBuf {
     let dir = s.dir.join("nixos-flake");
     let nixpkgs = corpus_dir().join("nixpkgs-20.09");
     let status = Command::new("bash")
