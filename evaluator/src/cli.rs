@@ -43,6 +43,10 @@ pub struct EvalCommand {
     pub pure_eval: bool,
     /// `--max-call-depth`.
     pub max_call_depth: Option<usize>,
+    /// `--flake REF[#ATTRPATH]`: evaluate a flake output instead.
+    pub flake: Option<String>,
+    /// `--impure`: lift pure evaluation for `--flake`.
+    pub impure: bool,
 }
 
 /// Frames of an error trace printed without `--show-trace`.
@@ -251,13 +255,17 @@ pub fn evaluate(cmd: &EvalCommand, mut options: EvalOptions) -> Result<Vec<u8>, 
     if cmd.max_call_depth.is_some() {
         options.max_call_depth = cmd.max_call_depth;
     }
+    if cmd.flake.is_some() {
+        crate::flake::configure(&mut options, cmd.impure);
+    }
     let ev = Evaluator::new(options);
     let frames = (!cmd.show_trace).then_some(SHORT_TRACE_FRAMES);
     let render = |e: &crate::Error| e.render_limited(&ev.state.sources, frames);
-    let source = match (&cmd.expr, &cmd.file) {
-        (Some(e), _) => Source::Expr(e.clone()),
-        (None, Some(f)) => Source::File(f.clone()),
-        (None, None) => Source::File("default.nix".into()),
+    let source = match (&cmd.flake, &cmd.expr, &cmd.file) {
+        (Some(f), _, _) => Source::Flake(f.clone()),
+        (None, Some(e), _) => Source::Expr(e.clone()),
+        (None, None, Some(f)) => Source::File(f.clone()),
+        (None, None, None) => Source::File("default.nix".into()),
     };
     if cmd.parse {
         return ev

@@ -16,6 +16,10 @@ pub enum Source {
     File(PathBuf),
     /// An expression given on the command line (`-E`).
     Expr(String),
+    /// A flake reference with an optional `#attrpath` (`--flake`), as
+    /// `nix eval` takes it. Evaluate it with options set up by
+    /// [`crate::flake::configure`].
+    Flake(String),
 }
 
 /// A `--arg` (a Nix expression) or `--argstr` (a string) value.
@@ -60,6 +64,7 @@ impl Evaluator {
     /// The unevaluated value of a source.
     pub fn load(&self, source: &Source) -> Result<Value, Error> {
         match source {
+            Source::Flake(text) => crate::flake::load_installable(self, text),
             // `attrfs eval '<nixpkgs/nixos>'`: as nix-instantiate, a file
             // named `<...>` is looked up in the search path.
             Source::File(path)

@@ -13,6 +13,8 @@ pub mod cli;
 pub mod compiler;
 pub mod errors;
 pub mod eval;
+pub mod flake;
+pub mod inputs;
 pub mod io;
 pub mod printer;
 pub mod source;

@@ -97,6 +97,9 @@ enum StoreObject {
         /// What a filter left out, if there was one.
         excluded: Option<Excluded>,
     },
+    /// Fetched contents not fetched yet (a locked input whose store path
+    /// is known from its hash): fetched on first access, then a `Source`.
+    Lazy(Materialise),
     /// A text file (`builtins.toFile`).
     Text {
         /// The file's contents.
@@ -106,6 +109,9 @@ enum StoreObject {
     },
 }
 
+/// Fetches a store object's contents and says where they are now.
+pub type Materialise = Rc<dyn Fn() -> Result<PathBuf, String>>;
+
 /// Everything an evaluation put into its virtual store, besides the
 /// derivations themselves (which `EvalState` records).
 #[derive(Default)]
@@ -113,6 +119,10 @@ pub struct StoreState {
     /// Output path -> (derivation path, output name).
     outputs: RefCell<FxHashMap<String, (String, String)>>,
     objects: RefCell<FxHashMap<String, StoreObject>>,
+    /// Inputs fetched in this evaluation, by their description.
+    pub(crate) fetch_memo: RefCell<FxHashMap<String, crate::inputs::Fetched>>,
+    /// attrfs's cache and the Nix store it reads fetched contents from.
+    cache: std::cell::OnceCell<attrfs_fetch::Cache>,
 }
 
 impl StoreState {
@@ -144,6 +154,24 @@ impl StoreState {
         let Ok(store_path) = std::str::from_utf8(store_path) else {
             return Route::Outside;
         };
+        let lazy = match self.objects.borrow().get(store_path) {
+            Some(StoreObject::Lazy(f)) => Some(f.clone()),
+            _ => None,
+        };
+        if let Some(fetch) = lazy {
+            match fetch() {
+                Ok(origin) => {
+                    self.objects.borrow_mut().insert(
+                        store_path.to_string(),
+                        StoreObject::Source {
+                            origin,
+                            excluded: None,
+                        },
+                    );
+                }
+                Err(msg) => return Route::Failed(msg),
+            }
+        }
         let objects = self.objects.borrow();
         match objects.get(store_path) {
             Some(StoreObject::Text { contents, .. }) => {
@@ -166,6 +194,7 @@ impl StoreState {
                     excluded: excluded.clone(),
                 }
             }
+            Some(StoreObject::Lazy(_)) => Route::Missing,
             None => match self.outputs.borrow().get(store_path) {
                 Some((drv, output)) => Route::Output {
                     drv: drv.clone(),
@@ -192,6 +221,8 @@ enum Route {
     Missing,
     /// Inside a derivation output.
     Output { drv: String, output: String },
+    /// Inside fetched contents that could not be fetched.
+    Failed(String),
 }
 
 /// The [`EvalIO`] the evaluator uses: the caller's filesystem with the
@@ -231,6 +262,7 @@ impl EvalIO for StoreView {
             Route::Source { real, .. } => self.inner.read_file(&real),
             Route::Text(c) => Ok(c.to_vec()),
             Route::Missing => Err(not_found()),
+            Route::Failed(m) => Err(io::Error::other(m)),
             Route::Output { drv, output } => self
                 .inner
                 .read_file(path)
@@ -250,6 +282,7 @@ impl EvalIO for StoreView {
             }
             Route::Text(_) => Err(io::Error::other("Not a directory")),
             Route::Missing => Err(not_found()),
+            Route::Failed(m) => Err(io::Error::other(m)),
             Route::Output { drv, output } => self
                 .inner
                 .read_dir(path)
@@ -263,6 +296,7 @@ impl EvalIO for StoreView {
             Route::Source { real, .. } => self.inner.file_type(&real),
             Route::Text(_) => Ok(FileType::Regular),
             Route::Missing => Err(not_found()),
+            Route::Failed(m) => Err(io::Error::other(m)),
             Route::Output { drv, output } => self
                 .inner
                 .file_type(path)
@@ -275,7 +309,7 @@ impl EvalIO for StoreView {
             Route::Outside | Route::Output { .. } => self.inner.path_exists(path),
             Route::Source { real, .. } => self.inner.path_exists(&real),
             Route::Text(_) => true,
-            Route::Missing => false,
+            Route::Missing | Route::Failed(_) => false,
         }
     }
 
@@ -285,6 +319,7 @@ impl EvalIO for StoreView {
             Route::Source { real, .. } => self.inner.read_link(&real),
             Route::Text(_) => Err(io::Error::other("Invalid argument")),
             Route::Missing => Err(not_found()),
+            Route::Failed(m) => Err(io::Error::other(m)),
             Route::Output { drv, output } => self
                 .inner
                 .read_link(path)
@@ -298,6 +333,7 @@ impl EvalIO for StoreView {
             Route::Source { real, .. } => self.inner.is_executable(&real),
             Route::Text(_) => Ok(false),
             Route::Missing => Err(not_found()),
+            Route::Failed(m) => Err(io::Error::other(m)),
             Route::Output { drv, output } => self
                 .inner
                 .is_executable(path)
@@ -420,6 +456,69 @@ pub fn add_path_to_store(
     Ok(store_path_string(&store_path))
 }
 
+/// Adds the tree at `origin` (minus `excluded`) as a source named `name`
+/// and returns its store path and NAR hash (sha256), for fetched inputs.
+pub fn add_source_tree(
+    state: &EvalState,
+    origin: &Path,
+    name: &str,
+    excluded: Option<Excluded>,
+) -> EvalResult<(String, Hash)> {
+    let source = IoSource(&*state.io);
+    let mut filter = |p: &Path, _: Kind| -> Result<bool, Infallible> {
+        Ok(!excluded.as_ref().is_some_and(|e| e.contains(p)))
+    };
+    let (hash, _) = nar_hash_sha256(&source, origin, &mut filter).map_err(nar_error)?;
+    let store_path = make_fixed_output_path(IngestionMethod::Recursive, &hash, name, [""; 0])
+        .map_err(|e| ErrorKind::other(e.to_string()))?
+        .to_string();
+    register_fetched(state, &store_path, origin.to_path_buf(), excluded);
+    Ok((store_path, hash))
+}
+
+/// Records fetched contents: `store_path` (absolute) is read from
+/// `origin` (in `/nix/store` or attrfs's cache, or a local work tree with
+/// `excluded` left out).
+pub fn register_fetched(
+    state: &EvalState,
+    store_path: &str,
+    origin: PathBuf,
+    excluded: Option<Excluded>,
+) {
+    state.store.objects.borrow_mut().insert(
+        store_path.to_string(),
+        StoreObject::Source { origin, excluded },
+    );
+}
+
+/// Records a store path whose contents are fetched by `fetch` on first
+/// access (its path is already known from a locked hash).
+pub fn register_lazy(state: &EvalState, store_path: &str, fetch: Materialise) {
+    let mut objects = state.store.objects.borrow_mut();
+    if !objects.contains_key(store_path) {
+        objects.insert(store_path.to_string(), StoreObject::Lazy(fetch));
+    }
+}
+
+/// Where a path really is on disk: inside a fetched or added source, its
+/// origin; anything else is itself.
+pub fn real_path(state: &EvalState, path: &Path) -> PathBuf {
+    match state.store.route(path) {
+        Route::Source { real, .. } => real,
+        _ => path.to_path_buf(),
+    }
+}
+
+/// Where the contents of a known store object are, fetching them first if
+/// they were registered lazily; `None` for an unknown path.
+pub fn materialise(state: &EvalState, store_path: &str) -> Option<Result<PathBuf, String>> {
+    match state.store.route(Path::new(store_path)) {
+        Route::Source { real, .. } => Some(Ok(real)),
+        Route::Failed(m) => Some(Err(m)),
+        _ => None,
+    }
+}
+
 /// The store path a source would get with an expected hash (`builtins.path
 /// { sha256 = ...; }`), to compare with the computed one.
 pub fn expected_source_path(recursive: bool, hash: &Hash, name: &str) -> EvalResult<String> {
@@ -463,6 +562,12 @@ pub fn to_store_path(path: &str) -> EvalResult<String> {
 }
 
 impl EvalState {
+    /// attrfs's cache of fetched contents (set up from the environment on
+    /// first use: `$ATTRFS_CACHE_DIR`, `$XDG_CACHE_HOME`, `$ATTRFS_NIX_STORE`).
+    pub fn fetch_cache(&self) -> &attrfs_fetch::Cache {
+        self.store.cache.get_or_init(attrfs_fetch::Cache::from_env)
+    }
+
     /// The parsed `.drv` of a derivation this evaluation instantiated.
     fn parsed_derivation(&self, drv_path: &str) -> Option<Derivation> {
         let known = self.known_derivation(drv_path)?;

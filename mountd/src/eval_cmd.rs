@@ -30,6 +30,8 @@ pub fn run(args: &EvalArgs) -> i32 {
         parse: args.parse,
         args: auto,
         include: args.include.clone(),
+        flake: args.flake.clone(),
+        impure: args.impure,
         ..Default::default()
     };
     for (name, value) in args.settings() {

@@ -123,6 +123,15 @@ pub struct MountArgs {
     /// `allow_root`, `noexec`, `noatime`, `fsname=NAME`, ...
     #[arg(short = 'o', value_name = "FUSE_OPTION")]
     pub options: Vec<String>,
+    /// Mount a flake output, `REF[#ATTRPATH]` as `nix eval` takes it (a
+    /// path such as `/etc/nixos` or `.`, or a flake URL); then only
+    /// MOUNTPOINT is given.
+    #[arg(long, value_name = "REF[#ATTRPATH]")]
+    pub flake: Option<String>,
+    /// With --flake: allow impure evaluation (`currentSystem`, `getEnv`,
+    /// `NIX_PATH`, unlocked fetches).
+    #[arg(long)]
+    pub impure: bool,
     /// Mount the built-in test tree instead of a Nix expression (for
     /// attrfs's own tests).
     #[arg(long, hide = true)]
@@ -209,7 +218,8 @@ pub struct EvalArgs {
     /// currentTime or currentSystem, no files outside /nix/store.
     #[arg(long, overrides_with = "impure")]
     pub pure_eval: bool,
-    /// Impure evaluation (the default).
+    /// Impure evaluation: the default for a file or an expression; with
+    /// --flake, lifts the pure evaluation flakes get.
     #[arg(long, overrides_with = "pure_eval")]
     pub impure: bool,
     /// Enable experimental features (space-separated), e.g.
@@ -232,6 +242,9 @@ pub struct EvalArgs {
     /// evaluates.
     #[arg(long, hide = true)]
     pub eval: bool,
+    /// Evaluate a flake output, `REF[#ATTRPATH]` as `nix eval` takes it.
+    #[arg(long, value_name = "REF[#ATTRPATH]", conflicts_with_all = ["file", "expr"])]
+    pub flake: Option<String>,
 }
 
 impl EvalArgs {

@@ -29,6 +29,10 @@ pub fn make_backend(args: &MountArgs) -> Result<BackendFactory, String> {
         return Ok(fake::factory(fake::sample_tree()));
     }
     let source = match (&args.expr, args.file()) {
+        _ if args.flake.is_some() && (args.expr.is_some() || args.file().is_some()) => {
+            return Err("--flake takes only a mountpoint (no FILE or -E)".to_owned())
+        }
+        _ if args.flake.is_some() => Source::Flake(args.flake.clone().unwrap_or_default()),
         (Some(_), Some(_)) => return Err("give either a FILE or -E EXPR, not both".to_owned()),
         (Some(e), None) => Source::Expr(e.clone()),
         (None, Some(f)) => Source::File(f.clone()),
@@ -51,6 +55,7 @@ pub fn make_backend(args: &MountArgs) -> Result<BackendFactory, String> {
         include: args.include.clone(),
         deep_derivations: args.deep_derivations,
         value_cache: args.cache_size,
+        impure: args.impure,
     };
     let program = std::env::current_exe()
         .map_err(|e| format!("cannot find the attrfs executable to start evaluators: {e}"))?;

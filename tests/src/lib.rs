@@ -2,6 +2,7 @@
 //! material (`../shared` next to the workspace) and running evaluations in
 //! isolation (own thread, big stack, deadline, panics contained).
 
+pub mod fetch_fixtures;
 pub mod outpaths;
 
 use attrfs_eval::cli::{evaluate, EvalCommand, EVAL_STACK_SIZE};

@@ -97,6 +97,9 @@ impl EvalBackend {
         search.append(&mut options.search_path);
         options.search_path = search;
         options.interrupt = interrupt.clone();
+        if let attrfs_eval::Source::Flake(_) = spec.source {
+            attrfs_eval::flake::configure(&mut options, spec.impure);
+        }
         let ev = Evaluator::new(options);
         let root = ev
             .root(&spec.source, &spec.args, &spec.attr)

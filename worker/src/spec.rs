@@ -19,6 +19,8 @@ pub struct RootSpec {
     pub deep_derivations: bool,
     /// How many forced values to keep (LRU) per mount.
     pub value_cache: usize,
+    /// For a flake source: evaluate impurely (`--impure`).
+    pub impure: bool,
 }
 
 impl RootSpec {
@@ -28,6 +30,7 @@ impl RootSpec {
         match &self.source {
             Source::File(path) => e.u8(0).bytes(path.as_os_str().as_encoded_bytes()),
             Source::Expr(expr) => e.u8(1).str(expr),
+            Source::Flake(reference) => e.u8(2).str(reference),
         };
         e.u64(self.args.len() as u64);
         for (name, value) in &self.args {
@@ -42,7 +45,9 @@ impl RootSpec {
                 e.str(item);
             }
         }
-        e.bool(self.deep_derivations).u64(self.value_cache as u64);
+        e.bool(self.deep_derivations)
+            .u64(self.value_cache as u64)
+            .bool(self.impure);
         e.finish()
     }
 
@@ -52,6 +57,7 @@ impl RootSpec {
         let source = match d.u8()? {
             0 => Source::File(path_from_bytes(d.bytes()?)),
             1 => Source::Expr(d.str()?),
+            2 => Source::Flake(d.str()?),
             _ => return Err(WireError::Malformed("bad source tag")),
         };
         let mut args = Vec::new();
@@ -74,6 +80,7 @@ impl RootSpec {
         let deep_derivations = d.bool()?;
         let value_cache =
             usize::try_from(d.u64()?).map_err(|_| WireError::Malformed("bad cache size"))?;
+        let impure = d.bool()?;
         d.end()?;
         Ok(RootSpec {
             source,
@@ -82,6 +89,7 @@ impl RootSpec {
             include,
             deep_derivations,
             value_cache,
+            impure,
         })
     }
 }
@@ -107,7 +115,15 @@ mod tests {
             include: vec!["nixpkgs=/src/nixpkgs".into()],
             deep_derivations: true,
             value_cache: 4096,
+            impure: false,
         };
+        let flake = RootSpec {
+            source: Source::Flake("/etc/nixos#nixosConfigurations.host.config".into()),
+            impure: true,
+            ..spec.clone()
+        };
+        let back = RootSpec::decode(&flake.encode()).unwrap();
+        assert_eq!(format!("{back:?}"), format!("{flake:?}"));
         let back = RootSpec::decode(&spec.encode()).unwrap();
         assert_eq!(format!("{back:?}"), format!("{spec:?}"));
         assert!(RootSpec::decode(&spec.encode()[..10]).is_err());

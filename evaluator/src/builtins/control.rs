@@ -194,9 +194,29 @@ fn find_file(co: GenCo, state: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
                     .and_then(|r| r.strip_prefix('/'))
             };
             let Some(rest) = rest else { continue };
-            if path.contains("://") {
-                continue;
-            }
+            let path = if path.contains("://") {
+                // A URL entry (`nixpkgs=https://.../x.tar.gz`): the unpacked
+                // tarball; one that cannot be fetched is skipped with a
+                // warning, as C++ Nix does.
+                match crate::inputs::fetch_url(
+                    &state,
+                    &path,
+                    true,
+                    "source",
+                    crate::inputs::Expected::Nothing,
+                ) {
+                    Ok(d) => d.store_path,
+                    Err(ErrorKind::Interrupted) => return Err(ErrorKind::Interrupted),
+                    Err(e) => {
+                        eprintln!(
+                            "warning: Nix search path entry '{path}' cannot be downloaded, ignoring ({e})"
+                        );
+                        continue;
+                    }
+                }
+            } else {
+                path
+            };
             let candidate = if rest.is_empty() {
                 PathBuf::from(&path)
             } else {

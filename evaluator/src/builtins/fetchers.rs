@@ -8,15 +8,14 @@
 use super::strings::expect_string_no_ctx;
 use super::{gen, sync};
 use crate::errors::{ErrorKind, EvalResult};
-use crate::value::{BuiltinDef, ContextElem, NixContext, NixString, Value};
+use crate::flake::flakeref::{self, Attr};
+use crate::inputs::{self, Expected};
+use crate::value::{BuiltinDef, NixAttrs, NixString, Value};
 use crate::vm::{
     coerce_to_string, force, force_attrs, type_error, Coercion, EvalState, GenCo, GenFuture,
 };
 use attrfs_store::hash::{Hash, HashAlgo};
-use std::path::Path;
 use std::rc::Rc;
-
-mod flakeref;
 
 /// The builtins of this module.
 pub(super) const BUILTINS: &[BuiltinDef] = &[
@@ -26,17 +25,10 @@ pub(super) const BUILTINS: &[BuiltinDef] = &[
     gen("fetchMercurial", 1, fetch_mercurial),
     gen("fetchTree", 1, fetch_tree),
     gen("fetchClosure", 1, fetch_closure),
-    sync("getFlake", 1, get_flake),
+    gen("getFlake", 1, get_flake),
     sync("parseFlakeRef", 1, parse_flake_ref),
     gen("flakeRefToString", 1, flake_ref_to_string),
 ];
-
-/// The error for anything that would need the network.
-fn unsupported(who: &str, what: &str, url: &str) -> ErrorKind {
-    ErrorKind::Unsupported(format!(
-        "builtins.{who}: remote fetching is not supported ({what} '{url}')"
-    ))
-}
 
 /// The longest store path name C++ Nix accepts.
 const MAX_NAME_LEN: usize = 211;
@@ -137,18 +129,20 @@ async fn fetch(
             "invalid store path name when fetching URL '{url}': {e}. {resolution}"
         )));
     }
-    // A pinned download that is already in the store needs no network.
-    if let Some(hash) = hash.filter(|h| h.algo() == HashAlgo::Sha256) {
-        let path = crate::store::expected_source_path(unpack, &hash, &name)?;
-        if state.io.path_exists(Path::new(&path)) {
-            let context = NixContext::from([ContextElem::Plain(path.clone())]);
-            return Ok(Value::String(NixString::new(
-                path.into_bytes(),
-                Some(context),
-            )));
-        }
+    if hash.is_none() && state.options.pure_eval {
+        return Err(ErrorKind::other(format!(
+            "in pure evaluation mode, '{who}' requires a 'sha256' argument"
+        )));
     }
-    Err(unsupported(who, "url", &url))
+    let expected = match &hash {
+        Some(h) if unpack => Expected::Nar(h),
+        Some(h) => Expected::Flat(h),
+        None => Expected::Nothing,
+    };
+    let d = inputs::fetch_url(state, &url, unpack, &name, expected)?;
+    Ok(Value::String(crate::store::store_path_string(
+        &d.store_path,
+    )))
 }
 
 fn fetchurl(co: GenCo, state: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
@@ -161,41 +155,146 @@ fn fetch_tarball(co: GenCo, state: Rc<EvalState>, args: Vec<Value>) -> GenFuture
     )
 }
 
-/// The `url` of a fetcher argument: the argument itself (a string or path)
-/// or its `url` attribute.
-async fn url_of(co: &GenCo, state: &Rc<EvalState>, arg: Value, who: &str) -> EvalResult<String> {
-    let arg = force(co, arg).await;
-    let url = match &arg {
-        Value::Attrs(a) => match a.get(b"url") {
-            Some(u) => u.clone(),
-            None => {
-                return Err(ErrorKind::other(format!(
-                    "attribute 'url' is missing in call to '{who}'"
-                )))
-            }
-        },
-        _ => arg.clone(),
-    };
-    let url = coerce_to_string(co, state, url, Coercion::PATH_PART).await?;
-    Ok(url.to_string())
+/// A Nix value as a flake-reference attribute (strings, paths, integers,
+/// Booleans), as `fetchTree` and `fetchGit` take them.
+async fn input_attr(
+    co: &GenCo,
+    state: &Rc<EvalState>,
+    who: &str,
+    key: &str,
+    v: Value,
+) -> EvalResult<Attr> {
+    let v = force(co, v).await;
+    Ok(match &v {
+        Value::Int(i) if *i < 0 => {
+            return Err(ErrorKind::other(format!(
+                "negative value given for '{who}' argument '{key}': {i}"
+            )))
+        }
+        Value::Int(i) => Attr::Int(*i as u64),
+        Value::Bool(b) => Attr::Bool(*b),
+        Value::String(_) | Value::Path(_) => Attr::Str(
+            coerce_to_string(co, state, v.clone(), Coercion::PATH_PART)
+                .await?
+                .to_string(),
+        ),
+        other => {
+            return Err(ErrorKind::other(format!(
+                "argument '{key}' to '{who}' is {}, which is not supported",
+                crate::printer::type_with_article(other)
+            )))
+        }
+    })
 }
 
-async fn fetch_repo(co: &GenCo, state: &Rc<EvalState>, arg: Value, who: &str) -> EvalResult<Value> {
-    let url = url_of(co, state, arg, who).await?;
-    if url.starts_with('/') || url.starts_with("file:") || url.starts_with("path:") {
-        return Err(ErrorKind::Unsupported(format!(
-            "builtins.{who}: fetching a local repository is not supported (url '{url}')"
-        )));
+/// A locked input as `fetchTree` (and `fetchGit`) return it: C++ Nix's
+/// `emitTreeAttrs`. `empty_rev_fallback` (fetchGit) gives a dirty tree an
+/// all-zero `rev` and `revCount = 0`.
+pub(crate) fn tree_attrs(f: &inputs::Fetched, empty_rev_fallback: bool) -> Value {
+    let mut out: Vec<(NixString, Value)> = vec![(
+        NixString::from("outPath"),
+        Value::String(crate::store::store_path_string(&f.store_path)),
+    )];
+    let mut put = |k: &str, v: Value| out.push((NixString::from(k), v));
+    if let Some(h) = f.str("narHash") {
+        put("narHash", Value::string(h));
     }
-    Err(unsupported(who, "url", &url))
+    if f.str("type") == Some("git") {
+        put(
+            "submodules",
+            Value::Bool(matches!(f.info.get("submodules"), Some(Attr::Bool(true)))),
+        );
+    }
+    match f.str("rev") {
+        Some(rev) => {
+            put("rev", Value::string(rev));
+            put("shortRev", Value::string(&rev[..7.min(rev.len())]));
+        }
+        None if empty_rev_fallback => {
+            put("rev", Value::string("0".repeat(40)));
+            put("shortRev", Value::string("0".repeat(7)));
+        }
+        None => {}
+    }
+    match f.int("revCount") {
+        Some(n) => put("revCount", Value::Int(n as i64)),
+        None if empty_rev_fallback => put("revCount", Value::Int(0)),
+        None => {}
+    }
+    if let (Some(d), Some(s)) = (f.str("dirtyRev"), f.str("dirtyShortRev")) {
+        put("dirtyRev", Value::string(d));
+        put("dirtyShortRev", Value::string(s));
+    }
+    if let Some(t) = f.int("lastModified") {
+        put("lastModified", Value::Int(t as i64));
+        put(
+            "lastModifiedDate",
+            Value::string(inputs::last_modified_date(t)),
+        );
+    }
+    Value::attrs(NixAttrs::from_unsorted_first_wins(out))
 }
+
+/// Arguments `fetchGit` accepts besides `url`.
+const FETCH_GIT_ARGS: &[&str] = &["name", "ref", "rev", "submodules", "shallow", "allRefs"];
 
 fn fetch_git(co: GenCo, state: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
-    Box::pin(async move { fetch_repo(&co, &state, args[0].clone(), "fetchGit").await })
+    Box::pin(async move {
+        let arg = force(&co, args[0].clone()).await;
+        let mut input = flakeref::Attrs::new();
+        input.insert("type".into(), Attr::Str("git".into()));
+        match &arg {
+            Value::Attrs(a) => {
+                for (k, v) in a.iter() {
+                    let key = k.to_str_lossy().into_owned();
+                    if key != "url" && !FETCH_GIT_ARGS.contains(&key.as_str()) {
+                        return Err(ErrorKind::other(format!(
+                            "unsupported argument '{key}' to 'fetchGit'"
+                        )));
+                    }
+                    let value = input_attr(&co, &state, "fetchGit", &key, v.clone()).await?;
+                    input.insert(key, value);
+                }
+                if !input.contains_key("url") {
+                    return Err(ErrorKind::other(
+                        "attribute 'url' is missing in call to 'fetchGit'",
+                    ));
+                }
+            }
+            _ => {
+                let url = input_attr(&co, &state, "fetchGit", "url", arg.clone()).await?;
+                input.insert("url".into(), url);
+            }
+        }
+        if let Some(Attr::Str(r)) = input.get("rev") {
+            if !(r.len() == 40 && r.chars().all(|c| c.is_ascii_hexdigit())) {
+                return Err(ErrorKind::other(format!(
+                    "hash '{r}' has wrong length for hash type 'sha1'"
+                )));
+            }
+        }
+        if state.options.pure_eval && !input.contains_key("rev") {
+            return Err(ErrorKind::other(
+                "in pure evaluation mode, 'fetchGit' requires a locked input",
+            ));
+        }
+        let fetched = inputs::fetch(&state, &input)?;
+        Ok(tree_attrs(&fetched, true))
+    })
 }
 
 fn fetch_mercurial(co: GenCo, state: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
-    Box::pin(async move { fetch_repo(&co, &state, args[0].clone(), "fetchMercurial").await })
+    Box::pin(async move {
+        let arg = force(&co, args[0].clone()).await;
+        let url = match &arg {
+            Value::Attrs(a) => a.get(b"url").cloned().unwrap_or(Value::Null),
+            _ => arg.clone(),
+        };
+        let url = coerce_to_string(&co, &state, url, Coercion::PATH_PART).await?;
+        Err(ErrorKind::Unsupported(format!(
+            "builtins.fetchMercurial: Mercurial repositories are not supported by attrfs (url '{url}')"
+        )))
+    })
 }
 
 /// Extensions that make a `file:` URL a tarball for `fetchTree`.
@@ -203,49 +302,48 @@ const TARBALL_EXTENSIONS: &[&str] = &[
     ".zip", ".tar", ".tgz", ".tar.gz", ".tar.xz", ".tar.bz2", ".tar.zst",
 ];
 
+/// Whether `fetchTree`/`getFlake` are enabled (`flakes` or `fetch-tree`).
+pub(crate) fn require_fetch_tree(state: &EvalState) -> EvalResult<()> {
+    let on = state
+        .options
+        .experimental_features
+        .iter()
+        .any(|f| f == "flakes" || f == "fetch-tree");
+    if on {
+        Ok(())
+    } else {
+        Err(ErrorKind::other(
+            "experimental Nix feature 'fetch-tree' is disabled; \
+             use '--extra-experimental-features fetch-tree' to override",
+        ))
+    }
+}
+
 fn fetch_tree(co: GenCo, state: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
     Box::pin(async move {
         let arg = force(&co, args[0].clone()).await;
-        let url = match &arg {
+        let mut input = flakeref::Attrs::new();
+        match &arg {
             Value::Attrs(a) => {
-                let mut url = None;
-                let mut kind = None;
                 for (k, v) in a.iter() {
-                    let v = force(&co, v.clone()).await;
-                    let key = k.to_str_lossy();
-                    match &v {
-                        Value::Int(i) if *i < 0 => {
-                            return Err(ErrorKind::other(format!(
-                                "negative value given for 'fetchTree' argument '{key}': {i}"
-                            )))
-                        }
-                        Value::Int(_) | Value::Bool(_) => {}
-                        Value::String(_) | Value::Path(_) => {
-                            let s = coerce_to_string(&co, &state, v.clone(), Coercion::PATH_PART)
-                                .await?
-                                .to_string();
-                            match &*key {
-                                "type" => kind = Some(s),
-                                "url" | "path" => url = Some(s),
-                                "owner" | "repo" if url.is_none() => url = Some(s),
-                                _ => {}
-                            }
-                        }
-                        other => {
-                            return Err(ErrorKind::other(format!(
-                                "argument '{key}' to 'fetchTree' is {}, which is not supported",
-                                crate::printer::type_with_article(other)
-                            )))
-                        }
-                    }
+                    let key = k.to_str_lossy().into_owned();
+                    let value = input_attr(&co, &state, "fetchTree", &key, v.clone()).await?;
+                    input.insert(key, value);
                 }
-                let kind = kind.ok_or_else(|| {
-                    ErrorKind::other("attribute 'type' is missing in call to 'fetchTree'")
-                })?;
-                url.unwrap_or(kind)
+                if !input.contains_key("type") {
+                    return Err(ErrorKind::other(
+                        "attribute 'type' is missing in call to 'fetchTree'",
+                    ));
+                }
             }
-            Value::String(s) => s.to_string(),
+            Value::String(s) => {
+                input = flakeref::parse(&s.to_str_lossy()).map_err(ErrorKind::other)?;
+            }
             other => return Err(type_error("set", other)),
+        }
+        let url = match input.get("url").or(input.get("path")) {
+            Some(Attr::Str(u)) => u.clone(),
+            _ => String::new(),
         };
         if let Some(rest) = url.strip_prefix("file:") {
             if !rest.starts_with('/') {
@@ -259,16 +357,15 @@ fn fetch_tree(co: GenCo, state: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
                 )));
             }
         }
-        let local = url.starts_with('/')
-            || ["path:", "file:", "git+file:", "hg+file:", "tarball+file:"]
-                .iter()
-                .any(|p| url.starts_with(p));
-        if local {
-            return Err(ErrorKind::Unsupported(format!(
-                "builtins.fetchTree: fetching local inputs is not supported (url '{url}')"
+        require_fetch_tree(&state)?;
+        if state.options.pure_eval && !inputs::is_locked(&input) {
+            return Err(ErrorKind::other(format!(
+                "in pure evaluation mode, 'fetchTree' requires a locked input, at '{}'",
+                flakeref::to_string(&input).unwrap_or(url)
             )));
         }
-        Err(unsupported("fetchTree", "url", &url))
+        let fetched = inputs::fetch(&state, &input)?;
+        Ok(tree_attrs(&fetched, false))
     })
 }
 
@@ -283,13 +380,19 @@ fn fetch_closure(co: GenCo, _: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
                 ))
             }
         };
-        Err(unsupported("fetchClosure", "store", &from))
+        Err(ErrorKind::Unsupported(format!(
+            "builtins.fetchClosure: copying from binary caches is not supported by attrfs (store '{from}')"
+        )))
     })
 }
 
-fn get_flake(_: &Rc<EvalState>, args: Vec<Value>) -> EvalResult<Value> {
-    let flake = expect_string_no_ctx(&args[0])?;
-    Err(unsupported("getFlake", "flake", &flake.to_str_lossy()))
+fn get_flake(co: GenCo, state: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
+    Box::pin(async move {
+        let flake = force(&co, args[0].clone()).await;
+        let flake = expect_string_no_ctx(&flake)?;
+        require_fetch_tree(&state)?;
+        crate::flake::get_flake(&co, &state, &flake.to_str_lossy()).await
+    })
 }
 
 fn parse_flake_ref(_: &Rc<EvalState>, args: Vec<Value>) -> EvalResult<Value> {
@@ -352,9 +455,14 @@ mod tests {
 
     #[test]
     fn fetchers_fail_clearly() {
-        assert!(err("builtins.fetchurl \"https://example.com/a.tar.gz\"").contains(
-            "builtins.fetchurl: remote fetching is not supported (url 'https://example.com/a.tar.gz')"
-        ));
+        // Nothing listens on this loopback port any more.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap();
+        let url = format!("http://127.0.0.1:{port}/a.tar.gz");
+        let e = err(&format!("builtins.fetchurl \"{url}\""));
+        assert!(e.contains(&format!("unable to download '{url}'")), "{e}");
         assert!(
             err("builtins.fetchurl \"https://example.com/~wiggle~\"").contains(
                 "invalid store path name when fetching URL 'https://example.com/~wiggle~': \
@@ -369,11 +477,10 @@ mod tests {
             err("builtins.fetchTarball { url = \"https://e.com/x\"; foo = 1; }")
                 .contains("unsupported argument 'foo' to 'fetchTarball'")
         );
-        assert!(err("builtins.fetchGit { url = \"https://github.com/NixOS/nix\"; }")
-            .contains("builtins.fetchGit: remote fetching is not supported (url 'https://github.com/NixOS/nix')"));
-        assert!(
-            err("builtins.fetchGit /tmp").contains("fetching a local repository is not supported")
-        );
+        assert!(err("builtins.fetchGit { url = \"/x\"; foo = 1; }")
+            .contains("unsupported argument 'foo' to 'fetchGit'"));
+        assert!(err("builtins.fetchGit { url = \"/x\"; rev = \"abc\"; }")
+            .contains("hash 'abc' has wrong length for hash type 'sha1'"));
         assert!(
             err("builtins.fetchTree { type = \"file\"; url = \"file:///x\"; owner = -1; }")
                 .contains("negative value given for 'fetchTree' argument 'owner': -1")
@@ -381,8 +488,12 @@ mod tests {
         assert!(err("builtins.fetchTree \"file:./relative-path.tar.gz\"").contains(
             "tarball 'file:./relative-path.tar.gz' must use an absolute path. The 'file' scheme does not support relative paths."
         ));
+        assert!(err("builtins.fetchTree { type = \"path\"; path = \"/\"; }")
+            .contains("experimental Nix feature 'fetch-tree' is disabled"));
         assert!(err("builtins.getFlake \"github:NixOS/nixpkgs\"")
-            .contains("remote fetching is not supported (flake 'github:NixOS/nixpkgs')"));
+            .contains("experimental Nix feature 'fetch-tree' is disabled"));
+        assert!(err("builtins.fetchMercurial \"https://e.com/r\"")
+            .contains("Mercurial repositories are not supported"));
     }
 
     #[test]

@@ -22,6 +22,7 @@ mod types;
 mod versions;
 pub(crate) mod xml;
 
+pub(crate) use fetchers::tree_attrs;
 pub use json::value_to_json;
 
 use crate::compiler::Globals;
@@ -206,16 +207,17 @@ fn constants(state: &Rc<EvalState>) -> Vec<(&'static str, Value)> {
         ("storeDir", Value::string(o.store_dir.as_str())),
         ("nixVersion", Value::string(NIX_VERSION)),
         ("langVersion", Value::Int(6)),
-        ("nixPath", Value::list(nix_path)),
         ("true", Value::Bool(true)),
         ("false", Value::Bool(false)),
         ("null", Value::Null),
     ];
-    // What depends on the machine or the moment is absent in pure mode, as
-    // in C++ Nix ("attribute 'currentTime' missing").
-    if !o.pure_eval {
+    // Pure evaluation (flakes) has no system, clock or search path.
+    if o.pure_eval {
+        constants.push(("nixPath", Value::list(Vec::new())));
+    } else {
         constants.push(("currentSystem", Value::string(o.system.as_str())));
         constants.push(("currentTime", Value::Int(now)));
+        constants.push(("nixPath", Value::list(nix_path)));
     }
     constants
 }

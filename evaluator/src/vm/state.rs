@@ -38,6 +38,61 @@ impl SearchPathEntry {
     }
 }
 
+/// Splits `NIX_PATH` at colons as C++ Nix does: an entry whose path is a
+/// URL (`nixpkgs=https://host/x.tar.gz`) keeps the colon of its scheme
+/// (only that one: a URL with a port cannot be given in `NIX_PATH`, in C++
+/// Nix either; `-I` takes it).
+pub fn split_nix_path(s: &str) -> Vec<&str> {
+    let is_url = |p: &str| {
+        [
+            "http://", "https://", "file://", "channel:", "git://", "s3://", "ssh://", "flake:",
+        ]
+        .iter()
+        .any(|scheme| p.starts_with(scheme))
+    };
+    let mut out = Vec::new();
+    let mut start = 0;
+    let bytes = s.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b':' {
+            let entry = &s[start..];
+            let value = entry.split_once('=').map_or(entry, |(_, v)| v);
+            let mut end = i;
+            if is_url(value) {
+                end = s[i + 1..].find(':').map_or(s.len(), |j| i + 1 + j);
+            }
+            out.push(&s[start..end]);
+            start = end + 1;
+            i = end + 1;
+            continue;
+        }
+        i += 1;
+    }
+    if start < s.len() {
+        out.push(&s[start..]);
+    }
+    out
+}
+
+#[cfg(test)]
+mod nix_path_tests {
+    use super::split_nix_path;
+
+    #[test]
+    fn url_entries_keep_their_scheme() {
+        assert_eq!(
+            split_nix_path("a=/x:nixpkgs=https://host/n.tar.gz:/y"),
+            ["a=/x", "nixpkgs=https://host/n.tar.gz", "/y"]
+        );
+        assert_eq!(split_nix_path("/a:/b"), ["/a", "/b"]);
+        assert_eq!(
+            split_nix_path("x=channel:nixos-unstable"),
+            ["x=channel:nixos-unstable"]
+        );
+    }
+}
+
 /// How a lint reports what it finds.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum LintLevel {
@@ -108,7 +163,8 @@ impl Default for EvalOptions {
         let mut search_path = Vec::new();
         if let Ok(p) = std::env::var("NIX_PATH") {
             search_path.extend(
-                p.split(':')
+                split_nix_path(&p)
+                    .into_iter()
                     .filter(|s| !s.is_empty())
                     .map(SearchPathEntry::parse),
             );
