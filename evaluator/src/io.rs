@@ -99,6 +99,36 @@ impl EvalIO for StdIO {
     }
 }
 
+/// One filesystem seen through two doors (the evaluator's, restricted in
+/// pure mode, and the fetchers'), each holding a share of it.
+pub struct SharedIO(pub std::rc::Rc<dyn EvalIO>);
+
+impl EvalIO for SharedIO {
+    fn read_file(&self, path: &Path) -> io::Result<Vec<u8>> {
+        self.0.read_file(path)
+    }
+
+    fn read_dir(&self, path: &Path) -> io::Result<Vec<(String, FileType)>> {
+        self.0.read_dir(path)
+    }
+
+    fn file_type(&self, path: &Path) -> io::Result<FileType> {
+        self.0.file_type(path)
+    }
+
+    fn path_exists(&self, path: &Path) -> bool {
+        self.0.path_exists(path)
+    }
+
+    fn read_link(&self, path: &Path) -> io::Result<PathBuf> {
+        self.0.read_link(path)
+    }
+
+    fn is_executable(&self, path: &Path) -> io::Result<bool> {
+        self.0.is_executable(path)
+    }
+}
+
 /// The filesystem as `--pure-eval` sees it: only paths inside the store
 /// (`/nix/store/HASH-NAME/...`) can be read; anything else is refused with
 /// C++ Nix's message, and `pathExists` says `false` for it.

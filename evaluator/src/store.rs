@@ -464,7 +464,7 @@ pub fn add_source_tree(
     name: &str,
     excluded: Option<Excluded>,
 ) -> EvalResult<(String, Hash)> {
-    let source = IoSource(&*state.io);
+    let source = IoSource(&*state.fetch_io);
     let mut filter = |p: &Path, _: Kind| -> Result<bool, Infallible> {
         Ok(!excluded.as_ref().is_some_and(|e| e.contains(p)))
     };

@@ -202,6 +202,9 @@ pub struct EvalState {
     pub sources: SourceMap,
     /// File access.
     pub io: Box<dyn EvalIO>,
+    /// The same filesystem for the fetchers: what they add to the store is
+    /// read from where it is, whatever pure mode allows the evaluator.
+    pub(crate) fetch_io: Box<dyn EvalIO>,
     /// Options.
     pub options: EvalOptions,
     /// Set from another thread to cancel the running evaluation.
@@ -221,14 +224,27 @@ impl EvalState {
     /// A new state with the builtins installed.
     pub fn new(io: Box<dyn EvalIO>, options: EvalOptions) -> Rc<Self> {
         let store = Rc::new(crate::store::StoreState::default());
+        // Pure mode restricts what the evaluator sees (store paths only),
+        // above the store view that maps store paths to where their
+        // contents are; fetchers read the trees they put in the store
+        // through the store view alone.
+        let raw: Rc<dyn EvalIO> = Rc::from(io);
+        let view = |raw: &Rc<dyn EvalIO>| -> Box<dyn EvalIO> {
+            Box::new(crate::store::StoreView::new(
+                Box::new(crate::io::SharedIO(raw.clone())),
+                store.clone(),
+            ))
+        };
+        let fetch_io = view(&raw);
         let io: Box<dyn EvalIO> = if options.pure_eval {
-            Box::new(crate::io::PureIO::new(io, &options.store_dir))
+            Box::new(crate::io::PureIO::new(view(&raw), &options.store_dir))
         } else {
-            io
+            view(&raw)
         };
         let state = Rc::new(EvalState {
             sources: SourceMap::default(),
-            io: Box::new(crate::store::StoreView::new(io, store.clone())),
+            io,
+            fetch_io,
             interrupt: options.interrupt.clone(),
             options,
             globals: OnceCell::new(),
