@@ -5,6 +5,7 @@
 //! `mercurial`, `tarball` and `file`. Nothing here touches the network or
 //! the filesystem.
 
+use attrfs_fetch::http::percent_decode;
 use std::collections::BTreeMap;
 
 /// One attribute of a flake reference.
@@ -97,25 +98,6 @@ fn percent_encode(s: &str, keep: &str) -> String {
         }
     }
     out
-}
-
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = |c: u8| (c as char).to_digit(16);
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// A URL split as C++ Nix's `ParsedURL` holds it.
