@@ -11,7 +11,7 @@
 //! flag or setting) or a crash fails the case whatever its category, so an
 //! `eval-fail` case cannot pass for the wrong reason.
 
-use attrfs_tests::{require_shared, workspace_root};
+use attrfs_tests::require_shared;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 use std::path::Path;
@@ -20,18 +20,6 @@ use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_attrfs");
 const DEADLINE: Duration = Duration::from_secs(20);
-
-fn known_failures() -> BTreeMap<String, String> {
-    let text = std::fs::read_to_string(workspace_root().join("tests/lang-known-failures.txt"))
-        .unwrap_or_default();
-    text.lines()
-        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
-        .map(|l| {
-            let (name, reason) = l.split_once('#').unwrap_or((l, ""));
-            (name.trim().to_string(), reason.trim().to_string())
-        })
-        .collect()
-}
 
 /// How one run of the binary ended.
 enum Outcome {
@@ -190,7 +178,7 @@ fn lang_conformance() {
     }
     names.sort();
     let only = std::env::var("LANG_TEST").ok();
-    let known = known_failures();
+    let known = attrfs_tests::listed_failures("tests/lang-known-failures.txt");
     let mut counts: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
     let mut unexpected = Vec::new();
     let mut fixed = Vec::new();

@@ -157,3 +157,17 @@ pub fn eval_strict(expr: &str) -> Result<String, String> {
         Outcome::Panic(p) => Err(format!("panic: {p}")),
     }
 }
+
+/// A list of expected failures as the conformance tests keep them (one
+/// `name # reason` per line, `#` lines are comments), read from `file`
+/// relative to the workspace root; empty if the file is missing.
+pub fn listed_failures(file: &str) -> std::collections::BTreeMap<String, String> {
+    let text = std::fs::read_to_string(workspace_root().join(file)).unwrap_or_default();
+    text.lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .map(|l| {
+            let (name, reason) = l.split_once('#').unwrap_or((l, ""));
+            (name.trim().to_string(), reason.trim().to_string())
+        })
+        .collect()
+}

@@ -30,17 +30,6 @@ const HELLO_DRV: &str = "/nix/store/iylhv1jiapks1396jz2fv8wq85q68y6y-hello-2.10.
 
 const MISSES_FILE: &str = "tests/nixpkgs-drvpaths-misses.txt";
 
-fn listed_misses() -> BTreeMap<String, String> {
-    let text = std::fs::read_to_string(workspace_root().join(MISSES_FILE)).unwrap_or_default();
-    text.lines()
-        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
-        .map(|l| {
-            let (name, reason) = l.split_once('#').unwrap_or((l, ""));
-            (name.trim().to_string(), reason.trim().to_string())
-        })
-        .collect()
-}
-
 /// Evaluates every attribute's `outPath`: (attribute -> result), and
 /// `hello.drvPath`.
 fn evaluate_all(
@@ -110,7 +99,7 @@ fn nixpkgs_outpaths_match_cpp_nix() {
         std::fs::write(workspace_root().join(MISSES_FILE), text).expect("write the misses file");
     }
 
-    let listed = listed_misses();
+    let listed = attrfs_tests::listed_failures(MISSES_FILE);
     let unlisted: Vec<String> = misses
         .iter()
         .filter(|(n, _)| !listed.contains_key(*n))

@@ -21,17 +21,6 @@ const PER_ATTRIBUTE: Duration = Duration::from_secs(60);
 const HELLO_DRV: &str = "/nix/store/0j6kpwz4dm9964pssxn1zf5vql05y3fl-hello-2.12.3.drv";
 const MISSES_FILE: &str = "tests/nixpkgs-modern-misses.txt";
 
-fn listed_misses() -> BTreeMap<String, String> {
-    let text = std::fs::read_to_string(workspace_root().join(MISSES_FILE)).unwrap_or_default();
-    text.lines()
-        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
-        .map(|l| {
-            let (name, reason) = l.split_once('#').unwrap_or((l, ""));
-            (name.trim().to_string(), reason.trim().to_string())
-        })
-        .collect()
-}
-
 #[test]
 fn modern_nixpkgs_outpaths_match_cpp_nix() {
     let (Some(shared), Some(corpus)) = (require_shared(), require_corpus()) else {
@@ -86,7 +75,7 @@ fn modern_nixpkgs_outpaths_match_cpp_nix() {
         std::fs::write(workspace_root().join(MISSES_FILE), text).expect("write the misses file");
     }
 
-    let listed = listed_misses();
+    let listed = attrfs_tests::listed_failures(MISSES_FILE);
     let fixed: Vec<&String> = listed.keys().filter(|n| !misses.contains_key(*n)).collect();
     if !fixed.is_empty() {
         eprintln!("listed as misses but now matching (remove them): {fixed:?}");
