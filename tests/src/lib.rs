@@ -145,11 +145,16 @@ pub fn corpus_dir() -> PathBuf {
 /// Evaluates an expression strictly (as `attrfs eval --strict`) and returns
 /// the printed value, or the error text.
 pub fn eval_strict(expr: &str) -> Result<String, String> {
-    let cmd = EvalCommand {
+    eval_command(EvalCommand {
         expr: Some(expr.to_string()),
         strict: true,
         ..Default::default()
-    };
+    })
+}
+
+/// Runs an `attrfs eval` command in isolation (two minutes at most) and
+/// returns what it printed, trimmed, or the error text.
+pub fn eval_command(cmd: EvalCommand) -> Result<String, String> {
     match run_isolated(cmd, EvalOptions::default(), Duration::from_secs(120)) {
         Outcome::Ok(out) => Ok(String::from_utf8_lossy(&out).trim_end().to_string()),
         Outcome::Err(e) => Err(e),

@@ -9,11 +9,10 @@
 //! `ATTRFS_CACHE_DIR` and `ATTRFS_NIX_STORE` point into `target/tmp`.
 
 use attrfs_eval::cli::EvalCommand;
-use attrfs_eval::EvalOptions;
 use attrfs_tests::fetch_fixtures::{
     attrfs_bin, build_fixtures, cases, closed_port_url, wrap_expr, FileServer,
 };
-use attrfs_tests::{run_isolated, workspace_root, Outcome};
+use attrfs_tests::workspace_root;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
@@ -49,18 +48,12 @@ fn fill(s: &Setup, text: &str) -> String {
 
 /// Evaluates in-process, strictly, as JSON, with `fetch-tree` enabled.
 fn eval_json(expr: &str) -> Result<String, String> {
-    let cmd = EvalCommand {
+    attrfs_tests::eval_command(EvalCommand {
         expr: Some(expr.to_string()),
         json: true,
         experimental_features: vec!["flakes".into()],
         ..Default::default()
-    };
-    match run_isolated(cmd, EvalOptions::default(), Duration::from_secs(120)) {
-        Outcome::Ok(out) => Ok(String::from_utf8_lossy(&out).trim_end().to_string()),
-        Outcome::Err(e) => Err(e),
-        Outcome::Timeout => Err("timed out".into()),
-        Outcome::Panic(p) => Err(format!("panic: {p}")),
-    }
+    })
 }
 
 /// Where C++ Nix 2.8 and current C++ Nix differ, attrfs follows current
