@@ -1,11 +1,12 @@
 //! The evaluator's front door: load a file or expression, apply
 //! `--arg`/`--argstr` and `-A` as `nix-instantiate` does, force and print.
 
-use crate::compiler::base_dir_of;
 use crate::errors::{Error, ErrorKind, EvalResult};
 use crate::io::{EvalIO, StdIO};
 use crate::value::{NixAttrs, NixString, Value};
-use crate::vm::{call, deep_force, force, EvalOptions, EvalState, GenCo, GenFuture, Vm};
+use crate::vm::{
+    call, deep_force, force, EvalOptions, EvalState, GenCo, GenFuture, SourceUnit, Vm,
+};
 use std::path::PathBuf;
 use std::rc::Rc;
 
@@ -74,40 +75,15 @@ impl Evaluator {
             {
                 self.load(&Source::Expr(format!("import {}", path.display())))
             }
-            Source::Expr(text) => self.state.compile_source(
-                "«string»".into(),
-                None,
-                Rc::from(text.as_str()),
+            Source::Expr(text) => self.state.loader().load(SourceUnit::expr(
+                "«string»",
+                text,
                 self.state.options.cwd.clone(),
-            ),
-            Source::File(path) => {
-                let path = if path.is_absolute() {
-                    path.clone()
-                } else {
-                    self.state.options.cwd.join(path)
-                };
-                let path = self
-                    .state
-                    .resolve_import_path(&path)
-                    .map_err(|k| Error::new(k, None))?;
-                let bytes = self.state.io.read_file(&path).map_err(|e| {
-                    Error::new(
-                        ErrorKind::Io(format!(
-                            "opening file '{}': {}",
-                            path.display(),
-                            crate::vm::io_msg(&e)
-                        )),
-                        None,
-                    )
-                })?;
-                let text = crate::source::decode_source(&bytes);
-                self.state.compile_source(
-                    path.display().to_string(),
-                    Some(path.clone()),
-                    text.into(),
-                    base_dir_of(&path),
-                )
-            }
+            )),
+            Source::File(path) => self
+                .state
+                .loader()
+                .root_file(&self.state.options.cwd.join(path)),
         }
     }
 

@@ -64,14 +64,14 @@ pub(crate) fn path_arg(v: &Value) -> EvalResult<PathBuf> {
 
 fn import(state: &Rc<EvalState>, args: Vec<Value>) -> EvalResult<Value> {
     let path = path_arg(&args[0])?;
-    state.import_file(&path)
+    state.loader().import(&path)
 }
 
 fn scoped_import(co: GenCo, state: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
     Box::pin(async move {
         let scope = super::expect_attrs(&args[0])?;
         let path = path_arg(&args[1])?;
-        let f = state.scoped_import(&path, &scope)?;
+        let f = state.loader().scoped_import(&path, &scope)?;
         Ok(crate::vm::call(&co, f, Value::Attrs(scope)).await)
     })
 }

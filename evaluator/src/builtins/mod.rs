@@ -146,7 +146,7 @@ pub(crate) fn globals(state: &Rc<EvalState>) -> Globals {
     // against the native globals.
     let partial = Rc::new(globals.clone());
     for (name, source) in derivations::NIX_DEFINED {
-        let v = compile_prelude(state, &partial, name, source);
+        let v = state.loader().prelude(name, source, &partial);
         entries.push((NixString::from(*name), v.clone()));
         globals.insert((*name).to_string(), v.clone());
         globals.insert(format!("__{}", name), v);
@@ -160,31 +160,6 @@ pub(crate) fn globals(state: &Rc<EvalState>) -> Globals {
     self_ref.update(builtins_value.clone());
     globals.insert("builtins".into(), builtins_value);
     globals
-}
-
-fn compile_prelude(
-    state: &Rc<EvalState>,
-    globals: &Rc<Globals>,
-    name: &str,
-    source: &str,
-) -> Value {
-    let file = state
-        .sources
-        .add(format!("<nix/{name}.nix>"), None, Rc::from(source));
-    let parsed = rnix::Root::parse(source);
-    let root = parsed
-        .tree()
-        .expr()
-        .expect("the built-in Nix sources parse");
-    let env = crate::compiler::CompileEnv {
-        globals,
-        base_dir: "/".into(),
-        home: None,
-        lints: Default::default(),
-    };
-    let lambda =
-        crate::compiler::compile(&root, &file, &env).expect("the built-in Nix sources compile");
-    Value::Thunk(crate::value::Thunk::suspended(lambda, Rc::from(Vec::new())))
 }
 
 fn constants(state: &Rc<EvalState>) -> Vec<(&'static str, Value)> {

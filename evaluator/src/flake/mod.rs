@@ -18,7 +18,7 @@ pub mod flakeref;
 
 use crate::errors::{ErrorKind, EvalResult};
 use crate::value::{NixAttrs, NixString, Value};
-use crate::vm::{call, EvalOptions, EvalState, GenCo};
+use crate::vm::{call, EvalOptions, EvalState, GenCo, SourceUnit};
 use flakeref::{Attr, Attrs};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -145,12 +145,12 @@ pub async fn call_flake(co: &GenCo, state: &Rc<EvalState>, reference: &Attrs) ->
     };
     let root_src = crate::builtins::tree_attrs(&root, false);
     let f = state
-        .compile_source(
-            "«attrfs call-flake»".into(),
-            None,
-            Rc::from(CALL_FLAKE),
+        .loader()
+        .load(SourceUnit::expr(
+            "«attrfs call-flake»",
+            CALL_FLAKE,
             PathBuf::from("/"),
-        )
+        ))
         .map_err(|e| ErrorKind::Located(Box::new(e)))?;
     let arg = Value::attrs(NixAttrs::from_unsorted_first_wins(vec![
         (NixString::from("lockFileStr"), lock),

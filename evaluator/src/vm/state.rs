@@ -1,11 +1,12 @@
 //! State shared by every evaluation: sources, the global scope, the import
 //! cache, options and the interrupt flag.
 
-use crate::compiler::{self, base_dir_of, CompileEnv, Globals};
-use crate::errors::{Error, ErrorKind, EvalResult};
-use crate::io::{EvalIO, FileType};
+use super::loader::{ImportCache, Loader};
+use crate::compiler::Globals;
+use crate::errors::{ErrorKind, EvalResult};
+use crate::io::EvalIO;
 use crate::source::SourceMap;
-use crate::value::{NixString, Thunk, Value};
+use crate::value::{NixString, Value};
 use rustc_hash::FxHashMap;
 use std::cell::{OnceCell, RefCell};
 use std::path::{Path, PathBuf};
@@ -210,7 +211,8 @@ pub struct EvalState {
     /// Set from another thread to cancel the running evaluation.
     pub interrupt: Arc<AtomicBool>,
     globals: OnceCell<Rc<Globals>>,
-    import_cache: RefCell<FxHashMap<PathBuf, Value>>,
+    /// Files loaded by `import`, by resolved path.
+    pub(super) imports: ImportCache,
     /// Store paths computed for source paths, by source path.
     pub(crate) path_cache: RefCell<FxHashMap<PathBuf, NixString>>,
     /// Derivations instantiated so far, by `.drv` path.
@@ -248,7 +250,7 @@ impl EvalState {
             interrupt: options.interrupt.clone(),
             options,
             globals: OnceCell::new(),
-            import_cache: RefCell::default(),
+            imports: ImportCache::default(),
             path_cache: RefCell::default(),
             derivations: RefCell::default(),
             store,
@@ -265,116 +267,10 @@ impl EvalState {
             .expect("globals are set in EvalState::new")
     }
 
-    /// Parses and compiles a source text into a thunk of its value.
-    pub fn compile_source(
-        &self,
-        name: String,
-        path: Option<PathBuf>,
-        text: Rc<str>,
-        base_dir: PathBuf,
-    ) -> Result<Value, Error> {
-        // C++ Nix ends comments and lines at a lone carriage return too; rnix
-        // does not, so turn those into newlines (same length, spans intact).
-        let text: Rc<str> = if text.contains('\r') {
-            normalise_cr(&text).into()
-        } else {
-            text
-        };
-        let file = self.sources.add(name, path, text.clone());
-        let parsed = rnix::Root::parse(&text);
-        if let Some(e) = parsed.errors().first() {
-            return Err(crate::syntax::parse_error(e, &file));
-        }
-        let root = parsed.tree().expr().ok_or_else(|| {
-            Error::new(
-                ErrorKind::Parse("unexpected end of file".into()),
-                Some(crate::source::Span::new(file.base, file.base)),
-            )
-        })?;
-        let env = CompileEnv {
-            globals: self.globals(),
-            base_dir,
-            home: self.options.home.clone(),
-            lints: self.options.lints,
-        };
-        let lambda = compiler::compile(&root, &file, &env)?;
-        Ok(Value::Thunk(Thunk::suspended(lambda, Rc::from(Vec::new()))))
-    }
-
-    /// A function of the scope set evaluating the file with the scope's
-    /// names bound (for `scopedImport`; not cached, the scope differs).
-    pub fn scoped_import(&self, path: &Path, scope: &crate::value::NixAttrs) -> EvalResult<Value> {
-        let path = self.resolve_import_path(path)?;
-        let bytes = self.io.read_file(&path).map_err(|e| {
-            ErrorKind::Io(format!("opening file '{}': {}", path.display(), io_msg(&e)))
-        })?;
-        let text: Rc<str> = normalise_cr(&crate::source::decode_source(&bytes)).into();
-        let file = self
-            .sources
-            .add(path.display().to_string(), Some(path.clone()), text.clone());
-        let parsed = rnix::Root::parse(&text);
-        let located = |e: Error| ErrorKind::Located(Box::new(e));
-        if let Some(e) = parsed.errors().first() {
-            return Err(located(crate::syntax::parse_error(e, &file)));
-        }
-        let root = parsed
-            .tree()
-            .expr()
-            .ok_or_else(|| ErrorKind::Parse("unexpected end of file".into()))?;
-        let env = CompileEnv {
-            globals: self.globals(),
-            base_dir: base_dir_of(&path),
-            home: self.options.home.clone(),
-            lints: self.options.lints,
-        };
-        let names: Vec<NixString> = scope.keys().cloned().collect();
-        let lambda = compiler::compile_scoped(&root, &file, &env, &names).map_err(located)?;
-        Ok(Value::Closure(Rc::new(crate::value::Closure {
-            lambda,
-            upvalues: Rc::from(Vec::new()),
-        })))
-    }
-
-    /// The (cached) value of a file, as `import` gives it. A directory means its `default.nix`.
-    pub fn import_file(&self, path: &Path) -> EvalResult<Value> {
-        let path = self.resolve_import_path(path)?;
-        if let Some(v) = self.import_cache.borrow().get(&path) {
-            return Ok(v.clone());
-        }
-        let text = match crate::store::corepkg_source(&path) {
-            Some(source) => source.to_string(),
-            None => {
-                let bytes = self.io.read_file(&path).map_err(|e| {
-                    ErrorKind::Io(format!("opening file '{}': {}", path.display(), io_msg(&e)))
-                })?;
-                crate::source::decode_source(&bytes)
-            }
-        };
-        let v = self
-            .compile_source(
-                path.display().to_string(),
-                Some(path.clone()),
-                text.into(),
-                base_dir_of(&path),
-            )
-            .map_err(|e| ErrorKind::Located(Box::new(e)))?;
-        self.import_cache.borrow_mut().insert(path, v.clone());
-        Ok(v)
-    }
-
-    /// `dir` -> `dir/default.nix`.
-    pub fn resolve_import_path(&self, path: &Path) -> EvalResult<PathBuf> {
-        if let Ok(FileType::Directory) = self.io.file_type(path) {
-            return Ok(path.join("default.nix"));
-        }
-        if let Ok(FileType::Symlink) = self.io.file_type(path) {
-            if let Ok(target) = std::fs::canonicalize(path) {
-                if target.is_dir() {
-                    return Ok(path.join("default.nix"));
-                }
-            }
-        }
-        Ok(path.to_path_buf())
+    /// The loader: source texts and files to values (`import`,
+    /// `scopedImport`, the root of an evaluation).
+    pub fn loader(&self) -> Loader<'_> {
+        Loader::new(self)
     }
 
     /// Fails with [`ErrorKind::Interrupted`] once the interrupt flag is set;
@@ -445,18 +341,4 @@ pub fn io_msg(e: &std::io::Error) -> String {
             }
         }
     }
-}
-
-/// Replaces each `\r` not followed by `\n` with `\n`.
-fn normalise_cr(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = String::with_capacity(text.len());
-    for (i, c) in text.char_indices() {
-        if c == '\r' && bytes.get(i + 1) != Some(&b'\n') {
-            out.push('\n');
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
