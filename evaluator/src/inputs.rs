@@ -17,6 +17,7 @@
 
 use crate::errors::{ErrorKind, EvalResult};
 use crate::flake::flakeref::{Attr, Attrs};
+use crate::io::{EvalIO, FileType};
 use crate::store::{self, Excluded};
 use crate::vm::EvalState;
 use attrfs_fetch::{Cache, FetchError};
@@ -152,7 +153,7 @@ fn fetch_path(state: &EvalState, input: &Attrs) -> EvalResult<Fetched> {
         )));
     }
     let origin = store::real_path(state, Path::new(path));
-    if std::fs::symlink_metadata(&origin).is_err() {
+    if state.fetch_io.metadata(&origin).is_err() {
         return Err(ErrorKind::Io(format!("path '{path}' does not exist")));
     }
     let name = str_attr(input, "name").unwrap_or("source");
@@ -161,7 +162,10 @@ fn fetch_path(state: &EvalState, input: &Attrs) -> EvalResult<Fetched> {
     let mut info = input.clone();
     info.insert("narHash".into(), Attr::Str(hash.to_sri()));
     if !info.contains_key("lastModified") {
-        info.insert("lastModified".into(), Attr::Int(max_mtime(&origin, None)));
+        info.insert(
+            "lastModified".into(),
+            Attr::Int(max_mtime(&*state.fetch_io, &origin, None)),
+        );
     }
     Ok(Fetched { store_path, info })
 }
@@ -172,16 +176,12 @@ fn fetch_path(state: &EvalState, input: &Attrs) -> EvalResult<Fetched> {
 /// re-hashing a large input such as a nixpkgs checkout on every evaluation
 /// costs more than the evaluation itself, while a walk of `lstat`s is cheap.
 fn hash_tree_cached(state: &EvalState, origin: &Path, name: &str) -> EvalResult<(String, Hash)> {
-    let Some(signature) = tree_signature(origin) else {
+    let Some(signature) = tree_signature(&*state.fetch_io, origin) else {
         return store::add_source_tree(state, origin, name, None);
     };
-    let memo = state
-        .fetch_cache()
-        .root()
-        .join("tree-hashes")
-        .join(&signature);
-    if let Some(hash) = std::fs::read_to_string(&memo)
-        .ok()
+    let cache = state.fetch_cache();
+    if let Some(hash) = cache
+        .record("tree-hashes", &signature)
         .and_then(|t| Hash::parse_any(t.trim(), Some(HashAlgo::Sha256)).ok())
     {
         let store_path = make_fixed_output_path(IngestionMethod::Recursive, &hash, name, [""; 0])
@@ -191,43 +191,34 @@ fn hash_tree_cached(state: &EvalState, origin: &Path, name: &str) -> EvalResult<
         return Ok((store_path, hash));
     }
     let (store_path, hash) = store::add_source_tree(state, origin, name, None)?;
-    if let Some(dir) = memo.parent() {
-        let _ = std::fs::create_dir_all(dir);
-        let _ = std::fs::write(&memo, hash.to_sri());
-    }
+    cache.keep_record("tree-hashes", &signature, &hash.to_sri());
     Ok((store_path, hash))
 }
 
 /// A digest of the `lstat` data of every entry of a tree (see
 /// [`hash_tree_cached`]); `None` if the tree cannot be walked.
-fn tree_signature(root: &Path) -> Option<String> {
+fn tree_signature(io: &dyn EvalIO, root: &Path) -> Option<String> {
     use sha2::Digest;
     use std::os::unix::ffi::OsStrExt;
-    use std::os::unix::fs::MetadataExt;
     let mut hasher = sha2::Sha256::new();
     hasher.update(root.as_os_str().as_bytes());
     let mut todo = vec![root.to_path_buf()];
     while let Some(p) = todo.pop() {
-        let meta = std::fs::symlink_metadata(&p).ok()?;
+        let meta = io.metadata(&p).ok()?;
         hasher.update(p.as_os_str().as_bytes());
         for n in [
-            u64::from(meta.mode()),
-            meta.size(),
-            meta.mtime() as u64,
-            meta.mtime_nsec() as u64,
-            meta.ino(),
+            u64::from(meta.mode),
+            meta.size,
+            meta.mtime as u64,
+            meta.mtime_nsec as u64,
+            meta.ino,
         ] {
             hasher.update(n.to_le_bytes());
         }
-        if meta.is_dir() {
-            let mut children: Vec<PathBuf> = std::fs::read_dir(&p)
-                .ok()?
-                .map(|e| e.map(|e| e.path()))
-                .collect::<Result<_, _>>()
-                .ok()?;
-            children.sort();
-            children.reverse();
-            todo.extend(children);
+        if meta.kind == FileType::Directory {
+            // Sorted by name; pushed in reverse so the walk visits them in order.
+            let entries = io.read_dir(&p).ok()?;
+            todo.extend(entries.iter().rev().map(|(name, _)| p.join(name)));
         }
     }
     Some(attrfs_store::hash::encode_base16(&hasher.finalize()))
@@ -235,19 +226,18 @@ fn tree_signature(root: &Path) -> Option<String> {
 
 /// The newest modification time in a tree (C++ Nix's `lastModified` of a
 /// path input), not descending into what `excluded` leaves out.
-fn max_mtime(root: &Path, excluded: Option<&Excluded>) -> u64 {
-    use std::os::unix::fs::MetadataExt;
+fn max_mtime(io: &dyn EvalIO, root: &Path, excluded: Option<&Excluded>) -> u64 {
     let mut newest = 0u64;
     let mut todo = vec![root.to_path_buf()];
     while let Some(p) = todo.pop() {
-        let Ok(meta) = std::fs::symlink_metadata(&p) else {
+        let Ok(meta) = io.metadata(&p) else {
             continue;
         };
-        newest = newest.max(u64::try_from(meta.mtime()).unwrap_or(0));
-        if meta.is_dir() {
-            if let Ok(entries) = std::fs::read_dir(&p) {
-                for e in entries.flatten() {
-                    let child = e.path();
+        newest = newest.max(u64::try_from(meta.mtime).unwrap_or(0));
+        if meta.kind == FileType::Directory {
+            if let Ok(entries) = io.read_dir(&p) {
+                for (name, _) in entries {
+                    let child = p.join(name);
                     if !excluded.is_some_and(|x| x.contains(&child)) {
                         todo.push(child);
                     }
@@ -340,9 +330,7 @@ pub fn download(
     let file = scratch.path().join("download");
     attrfs_fetch::http::download(url, &file, cancel).map_err(fetch_error)?;
     let (root, mtime) = if unpack {
-        let out = scratch.path().join("unpacked");
-        std::fs::create_dir_all(&out)
-            .map_err(|e| ErrorKind::Io(format!("creating '{}': {e}", out.display())))?;
+        let out = scratch.subdir("unpacked").map_err(fetch_error)?;
         let u = attrfs_fetch::unpack::unpack(&file, &out, url, cancel).map_err(fetch_error)?;
         (u.root, u.mtime)
     } else {
@@ -420,14 +408,14 @@ pub fn fetch_url(
         }
     }
     let cache = state.fetch_cache();
-    let index = matches!(expected, Expected::Nothing).then(|| url_index(cache, url, unpack, name));
+    let index = matches!(expected, Expected::Nothing).then(|| url_index(url, unpack, name));
     let recent = index.as_deref().and_then(|i| recent_download(cache, i));
     let d = match recent {
         Some(d) => d,
         None => {
             let d = download(cache, url, unpack, name, expected, cancel_flag(state))?;
             if let Some(index) = &index {
-                remember_download(index, &d);
+                remember_download(cache, index, &d);
             }
             d
         }
@@ -451,13 +439,10 @@ pub fn fetch_url(
 const TARBALL_TTL_SECS: u64 = 3600;
 
 /// The cache's record of the last download of a URL without a hash.
-fn url_index(cache: &Cache, url: &str, unpack: bool, name: &str) -> PathBuf {
+fn url_index(url: &str, unpack: bool, name: &str) -> String {
     use sha2::Digest;
     let key = sha2::Sha256::digest(format!("{unpack}\0{name}\0{url}").as_bytes());
-    cache
-        .root()
-        .join("urls")
-        .join(attrfs_store::hash::encode_base16(&key[..16]))
+    attrfs_store::hash::encode_base16(&key[..16])
 }
 
 fn now_secs() -> u64 {
@@ -469,8 +454,8 @@ fn now_secs() -> u64 {
 
 /// The download recorded at `index` if it is younger than
 /// [`TARBALL_TTL_SECS`] and its contents are still there.
-fn recent_download(cache: &Cache, index: &Path) -> Option<Download> {
-    let text = std::fs::read_to_string(index).ok()?;
+fn recent_download(cache: &Cache, index: &str) -> Option<Download> {
+    let text = cache.record("urls", index)?;
     let mut l = text.lines();
     let when: u64 = l.next()?.parse().ok()?;
     let base = l.next()?;
@@ -488,14 +473,12 @@ fn recent_download(cache: &Cache, index: &Path) -> Option<Download> {
     })
 }
 
-fn remember_download(index: &Path, d: &Download) {
-    if let Some(dir) = index.parent() {
-        let _ = std::fs::create_dir_all(dir);
-    }
+fn remember_download(cache: &Cache, index: &str, d: &Download) {
     let base = d.store_path.trim_start_matches("/nix/store/");
-    let _ = std::fs::write(
+    cache.keep_record(
+        "urls",
         index,
-        format!(
+        &format!(
             "{}\n{base}\n{}\n{}\n",
             now_secs(),
             d.nar_hash.to_sri(),
@@ -620,7 +603,7 @@ fn local_git_path(url: &str) -> Option<PathBuf> {
 
 /// Everything in `root` that is not a tracked file or a directory leading
 /// to one (what a Git work tree's source leaves out, `.git` included).
-fn untracked(root: &Path, tracked: &[PathBuf]) -> Excluded {
+fn untracked(io: &dyn EvalIO, root: &Path, tracked: &[PathBuf]) -> Excluded {
     let mut keep_files: FxHashSet<PathBuf> = FxHashSet::default();
     let mut keep_dirs: FxHashSet<PathBuf> = FxHashSet::default();
     for t in tracked {
@@ -637,11 +620,11 @@ fn untracked(root: &Path, tracked: &[PathBuf]) -> Excluded {
     let mut excluded = FxHashSet::default();
     let mut todo = vec![root.to_path_buf()];
     while let Some(dir) = todo.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
+        let Ok(entries) = io.read_dir(&dir) else {
             continue;
         };
-        for e in entries.flatten() {
-            let p = e.path();
+        for (name, _) in entries {
+            let p = dir.join(name);
             if keep_files.contains(&p) {
                 continue;
             }
@@ -680,7 +663,7 @@ fn fetch_git(state: &EvalState, input: &Attrs) -> EvalResult<Fetched> {
     if let Some(wd) = work_tree {
         let tracked =
             attrfs_fetch::git::tracked_files(&wd.root, submodules, cancel).map_err(fetch_error)?;
-        let excluded = untracked(&wd.root, &tracked);
+        let excluded = untracked(&*state.fetch_io, &wd.root, &tracked);
         let (store_path, hash) =
             store::add_source_tree(state, &wd.root, &name, Some(excluded.clone()))?;
         let src = wd.root.display().to_string();
@@ -753,8 +736,8 @@ fn fetch_git(state: &EvalState, input: &Attrs) -> EvalResult<Fetched> {
              (repository '{url}', rev {rev}); a local work tree without 'rev' is"
         )));
     }
-    let index = cache.root().join("git-revs").join(format!("{rev}-{name}"));
-    let known = std::fs::read_to_string(&index).ok().and_then(|t| {
+    let index = format!("{rev}-{name}");
+    let known = cache.record("git-revs", &index).and_then(|t| {
         let mut l = t.lines();
         let base = l.next()?.to_string();
         let nar = l.next()?.to_string();
@@ -787,13 +770,11 @@ fn fetch_git(state: &EvalState, input: &Attrs) -> EvalResult<Fetched> {
                 attrfs_fetch::git::rev_count(&repo, &rev, &url, cancel).map_err(fetch_error)?;
             let time =
                 attrfs_fetch::git::commit_time(&repo, &rev, &url, cancel).map_err(fetch_error)?;
-            if let Some(parent) = index.parent() {
-                let _ = std::fs::create_dir_all(parent);
-                let _ = std::fs::write(
-                    &index,
-                    format!("{base}\n{}\n{count}\n{time}\n", hash.to_sri()),
-                );
-            }
+            cache.keep_record(
+                "git-revs",
+                &index,
+                &format!("{base}\n{}\n{count}\n{time}\n", hash.to_sri()),
+            );
             (store_path, hash.to_sri(), count, time)
         }
     };

@@ -31,6 +31,24 @@ impl FileType {
     }
 }
 
+/// What `lstat` says about a path, as much as the fetchers need to know
+/// whether a local tree changed (its signature, its `lastModified`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Metadata {
+    /// The type, not following a final symlink.
+    pub kind: FileType,
+    /// Permission bits and file type, as `st_mode`.
+    pub mode: u32,
+    /// Size in bytes.
+    pub size: u64,
+    /// Modification time: seconds since the epoch.
+    pub mtime: i64,
+    /// Modification time: nanoseconds within the second.
+    pub mtime_nsec: i64,
+    /// Inode number.
+    pub ino: u64,
+}
+
 /// File access for the evaluator.
 pub trait EvalIO {
     /// The bytes of a file (following symlinks).
@@ -45,6 +63,11 @@ pub trait EvalIO {
     fn read_link(&self, path: &Path) -> io::Result<PathBuf>;
     /// Whether a regular file is executable.
     fn is_executable(&self, path: &Path) -> io::Result<bool>;
+    /// The absolute path with every symlink followed and no `.` or `..`
+    /// (`realpath`); fails if it does not exist.
+    fn canonicalize(&self, path: &Path) -> io::Result<PathBuf>;
+    /// `lstat` of a path (not following a final symlink).
+    fn metadata(&self, path: &Path) -> io::Result<Metadata>;
 }
 
 /// The real filesystem.
@@ -97,6 +120,23 @@ impl EvalIO for StdIO {
         use std::os::unix::fs::PermissionsExt;
         Ok(std::fs::metadata(path)?.permissions().mode() & 0o111 != 0)
     }
+
+    fn canonicalize(&self, path: &Path) -> io::Result<PathBuf> {
+        std::fs::canonicalize(path)
+    }
+
+    fn metadata(&self, path: &Path) -> io::Result<Metadata> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::symlink_metadata(path)?;
+        Ok(Metadata {
+            kind: kind(m.file_type()),
+            mode: m.mode(),
+            size: m.size(),
+            mtime: m.mtime(),
+            mtime_nsec: m.mtime_nsec(),
+            ino: m.ino(),
+        })
+    }
 }
 
 /// One filesystem seen through two doors (the evaluator's, restricted in
@@ -126,6 +166,14 @@ impl EvalIO for SharedIO {
 
     fn is_executable(&self, path: &Path) -> io::Result<bool> {
         self.0.is_executable(path)
+    }
+
+    fn canonicalize(&self, path: &Path) -> io::Result<PathBuf> {
+        self.0.canonicalize(path)
+    }
+
+    fn metadata(&self, path: &Path) -> io::Result<Metadata> {
+        self.0.metadata(path)
     }
 }
 
@@ -201,6 +249,19 @@ impl EvalIO for PureIO {
     fn is_executable(&self, path: &Path) -> io::Result<bool> {
         self.check(path)?;
         self.inner.is_executable(path)
+    }
+
+    fn canonicalize(&self, path: &Path) -> io::Result<PathBuf> {
+        self.check(path)?;
+        // A symlink in the store may point out of it.
+        let target = self.inner.canonicalize(path)?;
+        self.check(&target)?;
+        Ok(target)
+    }
+
+    fn metadata(&self, path: &Path) -> io::Result<Metadata> {
+        self.check(path)?;
+        self.inner.metadata(path)
     }
 }
 

@@ -22,7 +22,7 @@
 //! [`COREPKGS_PREFIX`]; see [`corepkg_source`].
 
 use crate::errors::{ErrorKind, EvalResult};
-use crate::io::{EvalIO, FileType};
+use crate::io::{EvalIO, FileType, Metadata};
 use crate::value::{ContextElem, NixContext, NixString};
 use crate::vm::{io_msg, EvalState};
 use attrfs_store::nar::{flat_hash, nar_hash_sha256, Kind, NarError, NarSource};
@@ -192,6 +192,8 @@ impl StoreState {
                 Route::Source {
                     real,
                     excluded: excluded.clone(),
+                    origin: origin.clone(),
+                    object: PathBuf::from(store_path),
                 }
             }
             Some(StoreObject::Lazy(_)) => Route::Missing,
@@ -210,10 +212,14 @@ impl StoreState {
 enum Route {
     /// Not a known store object: the underlying filesystem.
     Outside,
-    /// Inside a source: its origin.
+    /// Inside a source: where it really is.
     Source {
         real: PathBuf,
         excluded: Option<Excluded>,
+        /// Where the source's root really is.
+        origin: PathBuf,
+        /// The source's store path.
+        object: PathBuf,
     },
     /// A text file.
     Text(Rc<[u8]>),
@@ -273,7 +279,7 @@ impl EvalIO for StoreView {
     fn read_dir(&self, path: &Path) -> io::Result<Vec<(String, FileType)>> {
         match self.store.route(path) {
             Route::Outside => self.inner.read_dir(path),
-            Route::Source { real, excluded } => {
+            Route::Source { real, excluded, .. } => {
                 let mut entries = self.inner.read_dir(&real)?;
                 if let Some(ex) = excluded {
                     entries.retain(|(name, _)| !ex.contains(&real.join(name)));
@@ -337,6 +343,57 @@ impl EvalIO for StoreView {
             Route::Output { drv, output } => self
                 .inner
                 .is_executable(path)
+                .map_err(|e| ifd_error(&drv, &output, e)),
+        }
+    }
+
+    fn canonicalize(&self, path: &Path) -> io::Result<PathBuf> {
+        match self.store.route(path) {
+            Route::Outside => self.inner.canonicalize(path),
+            // Followed where the source really is, then seen from the
+            // store again (a link out of the source leads out of it).
+            Route::Source {
+                real,
+                origin,
+                object,
+                ..
+            } => {
+                let target = self.inner.canonicalize(&real)?;
+                let root = self.inner.canonicalize(&origin)?;
+                Ok(match target.strip_prefix(&root) {
+                    Ok(rest) if rest.as_os_str().is_empty() => object,
+                    Ok(rest) => object.join(rest),
+                    Err(_) => target,
+                })
+            }
+            Route::Text(_) => Ok(path.to_path_buf()),
+            Route::Missing => Err(not_found()),
+            Route::Failed(m) => Err(io::Error::other(m)),
+            Route::Output { drv, output } => self
+                .inner
+                .canonicalize(path)
+                .map_err(|e| ifd_error(&drv, &output, e)),
+        }
+    }
+
+    fn metadata(&self, path: &Path) -> io::Result<Metadata> {
+        match self.store.route(path) {
+            Route::Outside => self.inner.metadata(path),
+            Route::Source { real, .. } => self.inner.metadata(&real),
+            // As a store object: read-only, modified at the epoch + 1.
+            Route::Text(c) => Ok(Metadata {
+                kind: FileType::Regular,
+                mode: 0o100444,
+                size: c.len() as u64,
+                mtime: 1,
+                mtime_nsec: 0,
+                ino: 0,
+            }),
+            Route::Missing => Err(not_found()),
+            Route::Failed(m) => Err(io::Error::other(m)),
+            Route::Output { drv, output } => self
+                .inner
+                .metadata(path)
                 .map_err(|e| ifd_error(&drv, &output, e)),
         }
     }

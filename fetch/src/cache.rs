@@ -95,6 +95,21 @@ impl Cache {
         }
     }
 
+    /// A small record the fetchers keep under `table` by `key` (what a URL
+    /// last downloaded to, the tree of a git revision, the hash of a local
+    /// tree by its signature); `None` if there is none or it cannot be read.
+    pub fn record(&self, table: &str, key: &str) -> Option<String> {
+        std::fs::read_to_string(self.root.join(table).join(key)).ok()
+    }
+
+    /// Keeps a record for [`Cache::record`]. Best effort: a record that
+    /// cannot be written is only a miss next time.
+    pub fn keep_record(&self, table: &str, key: &str, text: &str) {
+        let dir = self.root.join(table);
+        let _ = std::fs::create_dir_all(&dir);
+        let _ = std::fs::write(dir.join(key), text);
+    }
+
     /// The cache's clone of a remote git repository (a bare repository).
     pub fn git_repo(&self, url: &str) -> PathBuf {
         // FNV-1a: a stable, dependency-free name; the URL is also kept in
@@ -130,6 +145,13 @@ impl Scratch {
     /// Its path.
     pub fn path(&self) -> &Path {
         &self.0
+    }
+
+    /// A new directory `name` inside it.
+    pub fn subdir(&self, name: &str) -> Result<PathBuf> {
+        let dir = self.0.join(name);
+        std::fs::create_dir_all(&dir).map_err(io_err("creating directory", &dir))?;
+        Ok(dir)
     }
 }
 

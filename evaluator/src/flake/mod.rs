@@ -17,6 +17,7 @@
 pub mod flakeref;
 
 use crate::errors::{ErrorKind, EvalResult};
+use crate::io::EvalIO;
 use crate::value::{NixAttrs, NixString, Value};
 use crate::vm::{call, EvalOptions, EvalState, GenCo, SourceUnit};
 use flakeref::{Attr, Attrs};
@@ -40,7 +41,11 @@ pub fn configure(options: &mut EvalOptions, impure: bool) {
 
 /// A flake reference as given on the command line, with its `#fragment`
 /// split off. Local paths become `path:` or `git+file:` references.
-pub fn parse_cli_ref(text: &str, cwd: &Path) -> Result<(Attrs, Option<String>), String> {
+pub fn parse_cli_ref(
+    io: &dyn EvalIO,
+    text: &str,
+    cwd: &Path,
+) -> Result<(Attrs, Option<String>), String> {
     let (reference, fragment) = match text.split_once('#') {
         Some((r, f)) => (r, Some(f.to_string())),
         None => (text, None),
@@ -49,7 +54,7 @@ pub fn parse_cli_ref(text: &str, cwd: &Path) -> Result<(Attrs, Option<String>), 
     // if a directory of that name exists; paths start with `/` or `.`.
     let looks_local = reference.starts_with('/') || reference.starts_with('.');
     let attrs = if looks_local {
-        resolve_local(&cwd.join(reference))?
+        resolve_local(io, &cwd.join(reference))?
     } else {
         flakeref::parse(reference)?
     };
@@ -59,11 +64,11 @@ pub fn parse_cli_ref(text: &str, cwd: &Path) -> Result<(Attrs, Option<String>), 
 /// A local directory as a flake reference: a Git input (its work tree's
 /// tracked files, `dir` set to the subdirectory) when it is inside a Git
 /// work tree, else a `path` input.
-pub fn resolve_local(path: &Path) -> Result<Attrs, String> {
-    let path = path
-        .canonicalize()
+pub fn resolve_local(io: &dyn EvalIO, path: &Path) -> Result<Attrs, String> {
+    let path = io
+        .canonicalize(path)
         .map_err(|e| format!("path '{}' does not exist: {e}", path.display()))?;
-    if !path.join("flake.nix").exists() {
+    if !io.path_exists(&path.join("flake.nix")) {
         return Err(format!(
             "path '{}' is not a flake (because it doesn't contain a 'flake.nix' file)",
             path.display()
@@ -72,7 +77,7 @@ pub fn resolve_local(path: &Path) -> Result<Attrs, String> {
     let mut attrs = Attrs::new();
     let git_root = path
         .ancestors()
-        .find(|a| a.join(".git").exists())
+        .find(|a| io.path_exists(&a.join(".git")))
         .map(Path::to_path_buf);
     match git_root {
         Some(root) => {
@@ -165,7 +170,7 @@ pub async fn call_flake(co: &GenCo, state: &Rc<EvalState>, reference: &Attrs) ->
 /// without a fragment, else the first of [`attr_candidates`] that exists.
 pub fn load_installable(ev: &crate::Evaluator, text: &str) -> Result<Value, crate::Error> {
     let state = ev.state.clone();
-    let (reference, fragment) = parse_cli_ref(text, &state.options.cwd)
+    let (reference, fragment) = parse_cli_ref(&*state.fetch_io, text, &state.options.cwd)
         .map_err(|m| crate::Error::new(ErrorKind::other(m), None))?;
     let flake_name = text.split('#').next().unwrap_or(text).to_string();
     ev.run(move |co| {
@@ -203,6 +208,7 @@ pub fn load_installable(ev: &crate::Evaluator, text: &str) -> Result<Value, crat
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::io::StdIO;
 
     #[test]
     fn command_line_references() {
@@ -210,13 +216,14 @@ mod tests {
         let _ = std::fs::remove_dir_all(&base);
         std::fs::create_dir_all(base.join("plain")).unwrap();
         std::fs::write(base.join("plain/flake.nix"), "{ outputs = _: { }; }").unwrap();
-        let (attrs, fragment) = parse_cli_ref("./plain#a.b", &base).unwrap();
+        let (attrs, fragment) = parse_cli_ref(&StdIO, "./plain#a.b", &base).unwrap();
         assert_eq!(fragment.as_deref(), Some("a.b"));
         assert_eq!(attrs.get("type"), Some(&Attr::Str("path".into())));
-        let (attrs, fragment) = parse_cli_ref("github:NixOS/nixpkgs/nixos-20.09", &base).unwrap();
+        let (attrs, fragment) =
+            parse_cli_ref(&StdIO, "github:NixOS/nixpkgs/nixos-20.09", &base).unwrap();
         assert_eq!(fragment, None);
         assert_eq!(attrs.get("ref"), Some(&Attr::Str("nixos-20.09".into())));
-        assert!(parse_cli_ref(".", &base)
+        assert!(parse_cli_ref(&StdIO, ".", &base)
             .unwrap_err()
             .contains("is not a flake (because it doesn't contain a 'flake.nix' file)"));
         let _ = std::fs::remove_dir_all(&base);

@@ -11,7 +11,7 @@
 
 use super::state::{io_msg, EvalState};
 use crate::bytecode::Lambda;
-use crate::compiler::{self, base_dir_of, CompileEnv, Globals};
+use crate::compiler::{self, base_dir_of, canon_path, CompileEnv, Globals};
 use crate::errors::{Error, ErrorKind, EvalResult};
 use crate::io::FileType;
 use crate::source::Span;
@@ -188,20 +188,29 @@ impl<'s> Loader<'s> {
         })))
     }
 
-    /// The file an import of `path` reads: `dir` (or a symlink to one)
-    /// means `dir/default.nix`.
+    /// The file an import of `path` reads. As in C++ Nix, a final symlink
+    /// is followed (so that relative paths in the file resolve where it
+    /// really is), and a directory means its `default.nix`.
     pub fn resolve(&self, path: &Path) -> EvalResult<PathBuf> {
         let io = &self.state.io;
-        let is_dir = match io.file_type(path) {
-            Ok(FileType::Directory) => true,
-            Ok(FileType::Symlink) => std::fs::canonicalize(path).is_ok_and(|t| t.is_dir()),
-            _ => false,
-        };
-        Ok(if is_dir {
-            path.join("default.nix")
-        } else {
-            path.to_path_buf()
-        })
+        let mut path = path.to_path_buf();
+        for _ in 0..MAX_LINKS {
+            match io.file_type(&path) {
+                Ok(FileType::Symlink) => {
+                    let target = io.read_link(&path).map_err(|e| {
+                        ErrorKind::Io(format!("reading link '{}': {}", path.display(), io_msg(&e)))
+                    })?;
+                    let joined = base_dir_of(&path).join(target);
+                    path = PathBuf::from(canon_path(&joined.to_string_lossy()));
+                }
+                Ok(FileType::Directory) => return Ok(path.join("default.nix")),
+                _ => return Ok(path),
+            }
+        }
+        Err(ErrorKind::Io(format!(
+            "too many symbolic links encountered while traversing the path '{}'",
+            path.display()
+        )))
     }
 
     /// The source text of a resolved path: a built-in `<nix/…>` file, or
@@ -217,6 +226,9 @@ impl<'s> Loader<'s> {
         Ok(SourceUnit::file(path, text.into()))
     }
 }
+
+/// Links followed from an imported path before giving up (C++ Nix's bound).
+const MAX_LINKS: usize = 1024;
 
 /// The value of compiled top-level code: a thunk that runs it when forced.
 fn suspended(lambda: Rc<Lambda>) -> Value {
@@ -235,4 +247,220 @@ fn normalise_cr(text: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::io::{EvalIO, FileType, Metadata};
+    use crate::{EvalOptions, Evaluator, Source};
+    use std::cell::RefCell;
+    use std::collections::BTreeMap;
+    use std::io;
+    use std::path::{Component, Path, PathBuf};
+    use std::rc::Rc;
+
+    enum Entry {
+        File(&'static str),
+        Dir,
+        Link(&'static str),
+    }
+
+    /// A filesystem that exists only behind the evaluator's door, counting
+    /// the files read: whatever bypasses [`EvalIO`] finds nothing.
+    struct MemIO {
+        entries: BTreeMap<PathBuf, Entry>,
+        reads: Rc<RefCell<Vec<PathBuf>>>,
+    }
+
+    impl MemIO {
+        fn new(entries: &[(&str, Entry)], reads: Rc<RefCell<Vec<PathBuf>>>) -> Self {
+            let mut map = BTreeMap::new();
+            map.insert(PathBuf::from("/"), Entry::Dir);
+            for (p, e) in entries {
+                let e = match e {
+                    Entry::File(t) => Entry::File(t),
+                    Entry::Dir => Entry::Dir,
+                    Entry::Link(t) => Entry::Link(t),
+                };
+                map.insert(PathBuf::from(p), e);
+            }
+            MemIO {
+                entries: map,
+                reads,
+            }
+        }
+
+        fn entry(&self, path: &Path) -> io::Result<&Entry> {
+            self.entries
+                .get(path)
+                .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))
+        }
+
+        /// The path with every link followed, the final one too.
+        fn resolve(&self, path: &Path) -> io::Result<PathBuf> {
+            let mut out = PathBuf::from("/");
+            let mut todo: Vec<PathBuf> = vec![path.to_path_buf()];
+            let mut hops = 0;
+            while let Some(p) = todo.pop() {
+                let mut parts: Vec<Component> = p.components().collect();
+                parts.reverse();
+                while let Some(c) = parts.pop() {
+                    match c {
+                        Component::RootDir => out = PathBuf::from("/"),
+                        Component::CurDir | Component::Prefix(_) => {}
+                        Component::ParentDir => {
+                            out.pop();
+                        }
+                        Component::Normal(name) => {
+                            let next = out.join(name);
+                            if let Entry::Link(target) = self.entry(&next)? {
+                                hops += 1;
+                                if hops > 40 {
+                                    return Err(io::Error::other("too many links"));
+                                }
+                                let rest: PathBuf = parts.iter().rev().collect();
+                                todo.push(rest);
+                                todo.push(PathBuf::from(target));
+                                break;
+                            }
+                            out = next;
+                        }
+                    }
+                }
+            }
+            Ok(out)
+        }
+    }
+
+    impl EvalIO for MemIO {
+        fn read_file(&self, path: &Path) -> io::Result<Vec<u8>> {
+            let real = self.resolve(path)?;
+            self.reads.borrow_mut().push(real.clone());
+            match self.entry(&real)? {
+                Entry::File(t) => Ok(t.as_bytes().to_vec()),
+                _ => Err(io::Error::other("Is a directory")),
+            }
+        }
+
+        fn read_dir(&self, _: &Path) -> io::Result<Vec<(String, FileType)>> {
+            Err(io::Error::other("not needed by these tests"))
+        }
+
+        fn file_type(&self, path: &Path) -> io::Result<FileType> {
+            let parent = path
+                .parent()
+                .map_or(Ok(PathBuf::from("/")), |p| self.resolve(p))?;
+            let name = path.file_name().map_or(PathBuf::new(), PathBuf::from);
+            Ok(match self.entry(&parent.join(name))? {
+                Entry::File(_) => FileType::Regular,
+                Entry::Dir => FileType::Directory,
+                Entry::Link(_) => FileType::Symlink,
+            })
+        }
+
+        fn path_exists(&self, path: &Path) -> bool {
+            self.resolve(path).is_ok()
+        }
+
+        fn read_link(&self, path: &Path) -> io::Result<PathBuf> {
+            match self.entry(path)? {
+                Entry::Link(t) => Ok(PathBuf::from(t)),
+                _ => Err(io::Error::other("Invalid argument")),
+            }
+        }
+
+        fn is_executable(&self, _: &Path) -> io::Result<bool> {
+            Ok(false)
+        }
+
+        fn canonicalize(&self, path: &Path) -> io::Result<PathBuf> {
+            self.resolve(path)
+        }
+
+        fn metadata(&self, _: &Path) -> io::Result<Metadata> {
+            Err(io::Error::other("not needed by these tests"))
+        }
+    }
+
+    fn evaluator(reads: &Rc<RefCell<Vec<PathBuf>>>) -> Evaluator {
+        let io = MemIO::new(
+            &[
+                ("/m", Entry::Dir),
+                ("/m/dir", Entry::Dir),
+                ("/m/dir/default.nix", Entry::File("{ x = import ./y.nix; }")),
+                ("/m/dir/y.nix", Entry::File("41 + 1")),
+                ("/m/link", Entry::Link("dir")),
+                ("/m/other", Entry::Dir),
+                ("/m/other/f.nix", Entry::File("import ./y.nix")),
+                ("/m/other/y.nix", Entry::File("\"other\"")),
+                ("/m/a", Entry::Dir),
+                ("/m/a/y.nix", Entry::File("\"a\"")),
+                ("/m/a/link.nix", Entry::Link("../other/f.nix")),
+                ("/m/a/loop.nix", Entry::Link("loop.nix")),
+            ],
+            reads.clone(),
+        );
+        Evaluator::with_io(Box::new(io), EvalOptions::default())
+    }
+
+    fn eval(ev: &Evaluator, source: Source) -> Result<String, String> {
+        ev.root(&source, &[], &[])
+            .and_then(|v| ev.deep_force(v))
+            .map(|v| crate::printer::print_value(&v))
+            .map_err(|e| ev.render_error(&e))
+    }
+
+    #[test]
+    fn a_link_to_a_directory_imports_its_default_nix_through_the_door() {
+        let reads = Rc::default();
+        let ev = evaluator(&reads);
+        assert_eq!(
+            eval(&ev, Source::Expr("(import /m/link).x".into())),
+            Ok("42".into())
+        );
+        assert_eq!(
+            eval(&ev, Source::File("/m/link".into())),
+            Ok("{ x = 42; }".into())
+        );
+    }
+
+    #[test]
+    fn an_imported_link_is_followed_so_relative_paths_resolve_where_the_file_is() {
+        let reads = Rc::default();
+        let ev = evaluator(&reads);
+        for source in [
+            Source::Expr("import /m/a/link.nix".into()),
+            Source::File("/m/a/link.nix".into()),
+        ] {
+            assert_eq!(eval(&ev, source), Ok("\"other\"".into()));
+        }
+        let e = eval(&ev, Source::Expr("import /m/a/loop.nix".into())).unwrap_err();
+        assert!(e.contains("too many symbolic links"), "{e}");
+    }
+
+    #[test]
+    fn a_file_is_read_once_however_often_it_is_imported() {
+        let reads = Rc::default();
+        let ev = evaluator(&reads);
+        let e = "[ (import /m/dir/y.nix) (import /m/link/y.nix) (import /m/dir).x ]";
+        assert_eq!(eval(&ev, Source::Expr(e.into())), Ok("[ 42 42 42 ]".into()));
+        let y = reads
+            .borrow()
+            .iter()
+            .filter(|p| p.ends_with("y.nix"))
+            .count();
+        // `/m/link/y.nix` is another path for the same file: read again,
+        // as C++ Nix does (its cache is by the path as resolved lexically).
+        assert_eq!(y, 2, "{:?}", reads.borrow());
+    }
+
+    #[test]
+    fn errors_in_an_imported_file_point_into_it() {
+        let reads = Rc::default();
+        let ev = evaluator(&reads);
+        let e = eval(&ev, Source::Expr("import /m/nope.nix".into())).unwrap_err();
+        assert!(e.contains("opening file '/m/nope.nix'"), "{e}");
+        let e = eval(&ev, Source::File("/m/nope.nix".into())).unwrap_err();
+        assert!(e.contains("opening file '/m/nope.nix'"), "{e}");
+    }
 }
