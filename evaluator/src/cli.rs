@@ -3,20 +3,18 @@
 //! Lives in the evaluator crate so the binary's adapter stays a few lines
 //! and the conformance tests run exactly this code in-process.
 
-use crate::eval::{AutoArg, Evaluator, Source};
+use crate::eval::Evaluator;
+use crate::invocation::Invocation;
 use crate::value::Value;
-use crate::vm::{deep_force, force, EvalOptions, SearchPathEntry};
+use crate::vm::{deep_force, force, EvalOptions};
 use std::io::Write;
 
 /// The options of `attrfs eval`.
 #[derive(Clone, Debug, Default)]
 pub struct EvalCommand {
-    /// A file to evaluate (default: `./default.nix`), unless `expr` is set.
-    pub file: Option<std::path::PathBuf>,
-    /// `-E`: an expression to evaluate.
-    pub expr: Option<String>,
-    /// `-A`: attribute paths to select.
-    pub attr: Vec<String>,
+    /// What to evaluate: FILE, `-E`, `--flake`, `--arg`/`--argstr`, `-A`,
+    /// `-I`, `--impure`.
+    pub invocation: Invocation,
     /// `--strict`: force the result completely.
     pub strict: bool,
     /// `--json`: print as JSON.
@@ -27,10 +25,6 @@ pub struct EvalCommand {
     pub raw: bool,
     /// `--parse`: only parse and compile.
     pub parse: bool,
-    /// `--arg`/`--argstr` values, in order.
-    pub args: Vec<(String, AutoArg)>,
-    /// `-I` entries (searched before `NIX_PATH`).
-    pub include: Vec<String>,
     /// `--lint-*` levels.
     pub lints: crate::vm::Lints,
     /// `--extra-experimental-features`.
@@ -43,10 +37,6 @@ pub struct EvalCommand {
     pub pure_eval: bool,
     /// `--max-call-depth`.
     pub max_call_depth: Option<usize>,
-    /// `--flake REF[#ATTRPATH]`: evaluate a flake output instead.
-    pub flake: Option<String>,
-    /// `--impure`: lift pure evaluation for `--flake`.
-    pub impure: bool,
 }
 
 /// Frames of an error trace printed without `--show-trace`.
@@ -236,17 +226,6 @@ pub fn run(cmd: EvalCommand) -> i32 {
 /// Evaluates as the command says and returns what it prints on stdout, or
 /// the rendered error. Call it on a thread with [`EVAL_STACK_SIZE`].
 pub fn evaluate(cmd: &EvalCommand, mut options: EvalOptions) -> Result<Vec<u8>, String> {
-    let mut search: Vec<SearchPathEntry> = cmd
-        .include
-        .iter()
-        .map(|s| SearchPathEntry::parse(s))
-        .collect();
-    // Pure evaluation ignores NIX_PATH (C++ Nix does too); `-I` entries
-    // stay, and only those inside the store can be read.
-    if !(cmd.pure_eval || options.pure_eval) {
-        search.append(&mut options.search_path);
-    }
-    options.search_path = search;
     options.lints = cmd.lints;
     options
         .experimental_features
@@ -255,27 +234,19 @@ pub fn evaluate(cmd: &EvalCommand, mut options: EvalOptions) -> Result<Vec<u8>, 
     if cmd.max_call_depth.is_some() {
         options.max_call_depth = cmd.max_call_depth;
     }
-    if cmd.flake.is_some() {
-        crate::flake::configure(&mut options, cmd.impure);
-    }
+    cmd.invocation.configure(&mut options);
     let ev = Evaluator::new(options);
     let frames = (!cmd.show_trace).then_some(SHORT_TRACE_FRAMES);
     let render = |e: &crate::Error| e.render_limited(&ev.state.sources, frames);
-    let source = match (&cmd.flake, &cmd.expr, &cmd.file) {
-        (Some(f), _, _) => Source::Flake(f.clone()),
-        (None, Some(e), _) => Source::Expr(e.clone()),
-        (None, None, Some(f)) => Source::File(f.clone()),
-        (None, None, None) => Source::File("default.nix".into()),
-    };
     if cmd.parse {
         return ev
-            .check(&source)
+            .check(&cmd.invocation.source)
             .map(|()| Vec::new())
             .map_err(|e| render(&e));
     }
     let (strict, json, xml) = (cmd.strict, cmd.json, cmd.xml);
     let state = ev.state.clone();
-    let result = ev.root(&source, &cmd.args, &cmd.attr).and_then(|v| {
+    let result = cmd.invocation.root(&ev).and_then(|v| {
         ev.run(move |co| {
             Box::pin(async move {
                 let v = if strict || json || xml {

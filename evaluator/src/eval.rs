@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::rc::Rc;
 
 /// What to evaluate.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Source {
     /// A file (or a directory, meaning its `default.nix`).
     File(PathBuf),
@@ -24,7 +24,7 @@ pub enum Source {
 }
 
 /// A `--arg` (a Nix expression) or `--argstr` (a string) value.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AutoArg {
     /// `--arg name expr`
     Expr(String),

@@ -15,6 +15,7 @@ pub mod errors;
 pub mod eval;
 pub mod flake;
 pub mod inputs;
+pub mod invocation;
 pub mod io;
 pub mod printer;
 pub mod source;
@@ -25,5 +26,6 @@ pub mod vm;
 
 pub use errors::{Error, ErrorKind};
 pub use eval::{AutoArg, Evaluator, Source};
+pub use invocation::{Invocation, InvocationArgs, InvocationError};
 pub use value::Value;
 pub use vm::{EvalOptions, LintLevel, Lints, SearchPathEntry};

@@ -4,34 +4,25 @@
 
 use crate::EvalArgs;
 use attrfs_eval::cli::{run as run_eval, EvalCommand};
-use attrfs_eval::AutoArg;
 
 /// Runs `attrfs eval` and returns the process exit code: 0, 1 for an
 /// evaluation error, 2 for a setting that cannot be applied.
 pub fn run(args: &EvalArgs) -> i32 {
-    let mut auto: Vec<(String, AutoArg)> = args
-        .args()
-        .into_iter()
-        .map(|(n, e)| (n, AutoArg::Expr(e)))
-        .collect();
-    auto.extend(
-        args.argstrs()
-            .into_iter()
-            .map(|(n, s)| (n, AutoArg::Str(s))),
-    );
+    let invocation = match args.invocation() {
+        Ok(invocation) => invocation,
+        Err(e) => {
+            // A usage mistake: exit status 2, as `attrfs mount` does.
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
     let mut cmd = EvalCommand {
-        file: args.file.clone(),
-        expr: args.expr.clone(),
-        attr: args.attr.clone(),
+        invocation,
         strict: args.strict,
         json: args.json,
         raw: args.raw,
         xml: args.xml,
         parse: args.parse,
-        args: auto,
-        include: args.include.clone(),
-        flake: args.flake.clone(),
-        impure: args.impure,
         ..Default::default()
     };
     for (name, value) in args.settings() {

@@ -13,6 +13,7 @@ mod source;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use attrfs_eval::{Invocation, InvocationArgs, InvocationError};
 use clap::{Args, CommandFactory, Parser, Subcommand};
 
 /// The evaluator allocates many small, short-lived objects; mimalloc is
@@ -86,22 +87,9 @@ pub struct MountArgs {
     /// it on.
     #[arg(value_name = "FILE MOUNTPOINT", num_args = 1..=2, required = true)]
     pub paths: Vec<PathBuf>,
-    /// Evaluate this expression instead of a file.
-    #[arg(short = 'E', long = "expr", value_name = "EXPR")]
-    pub expr: Option<String>,
-    /// Mount only this attribute path of the value (repeatable: each is
-    /// applied to the result of the previous one).
-    #[arg(short = 'A', long = "attr", value_name = "ATTRPATH")]
-    pub attr: Vec<String>,
-    /// Pass NAME = EXPR to the root function.
-    #[arg(long = "arg", num_args = 2, value_names = ["NAME", "EXPR"])]
-    pub arg: Vec<String>,
-    /// Pass NAME = the string STR to the root function.
-    #[arg(long = "argstr", num_args = 2, value_names = ["NAME", "STR"])]
-    pub argstr: Vec<String>,
-    /// Add a search path entry (`PATH` or `name=PATH`), before `NIX_PATH`.
-    #[arg(short = 'I', value_name = "PATH")]
-    pub include: Vec<String>,
+    /// What to evaluate (shared with `attrfs eval`).
+    #[command(flatten)]
+    pub source: SourceArgs,
     /// Fail a filesystem request whose evaluation takes longer than this
     /// (the evaluation is interrupted and the request gets EIO).
     #[arg(long, value_name = "SECS", default_value_t = 30.0)]
@@ -123,11 +111,6 @@ pub struct MountArgs {
     /// `allow_root`, `noexec`, `noatime`, `fsname=NAME`, ...
     #[arg(short = 'o', value_name = "FUSE_OPTION")]
     pub options: Vec<String>,
-    /// Mount a flake output, `REF[#ATTRPATH]` as `nix eval` takes it (a
-    /// path such as `/etc/nixos` or `.`, or a flake URL); then only
-    /// MOUNTPOINT is given.
-    #[arg(long, value_name = "REF[#ATTRPATH]")]
-    pub flake: Option<String>,
     /// With --flake: allow impure evaluation (`currentSystem`, `getEnv`,
     /// `NIX_PATH`, unlocked fetches).
     #[arg(long)]
@@ -153,14 +136,57 @@ impl MountArgs {
         &self.paths[self.paths.len() - 1]
     }
 
-    /// `--arg` pairs.
-    pub fn args(&self) -> Vec<(String, String)> {
-        pairs(&self.arg)
+    /// What to evaluate, or why the arguments do not say.
+    pub fn invocation(&self) -> Result<Invocation, InvocationError> {
+        self.source.invocation(self.file().cloned(), self.impure)
     }
+}
 
-    /// `--argstr` pairs.
-    pub fn argstrs(&self) -> Vec<(String, String)> {
-        pairs(&self.argstr)
+/// What to evaluate: the arguments `attrfs eval` and `attrfs mount` share,
+/// checked and turned into one [`Invocation`] for both.
+#[derive(Args, Debug, Clone)]
+pub struct SourceArgs {
+    /// Evaluate this expression instead of a file.
+    #[arg(short = 'E', long = "expr", value_name = "EXPR")]
+    pub expr: Vec<String>,
+    /// Select this attribute path of the value (repeatable: each is
+    /// applied to the result of the previous one).
+    #[arg(short = 'A', long = "attr", value_name = "ATTRPATH")]
+    pub attr: Vec<String>,
+    /// Pass NAME = EXPR to the root function.
+    #[arg(long = "arg", num_args = 2, value_names = ["NAME", "EXPR"])]
+    pub arg: Vec<String>,
+    /// Pass NAME = the string STR to the root function.
+    #[arg(long = "argstr", num_args = 2, value_names = ["NAME", "STR"])]
+    pub argstr: Vec<String>,
+    /// Add a search path entry (`PATH` or `name=PATH`), before `NIX_PATH`.
+    #[arg(short = 'I', value_name = "PATH")]
+    pub include: Vec<String>,
+    /// Evaluate a flake output, `REF[#ATTRPATH]` as `nix eval` takes it (a
+    /// path such as `/etc/nixos` or `.`, or a flake URL), instead of a
+    /// FILE or an expression.
+    #[arg(long, value_name = "REF[#ATTRPATH]")]
+    pub flake: Option<String>,
+}
+
+impl SourceArgs {
+    /// The invocation, with the command's positional FILE and `--impure`.
+    pub fn invocation(
+        &self,
+        file: Option<PathBuf>,
+        impure: bool,
+    ) -> Result<Invocation, InvocationError> {
+        InvocationArgs {
+            file,
+            exprs: self.expr.clone(),
+            flake: self.flake.clone(),
+            args: pairs(&self.arg),
+            argstrs: pairs(&self.argstr),
+            attr: self.attr.clone(),
+            include: self.include.clone(),
+            impure,
+        }
+        .check()
     }
 }
 
@@ -173,12 +199,9 @@ pub struct EvalArgs {
     /// its `default.nix`).
     #[arg(value_name = "FILE")]
     pub file: Option<PathBuf>,
-    /// Evaluate this expression instead of a file.
-    #[arg(short = 'E', long = "expr", value_name = "EXPR")]
-    pub expr: Option<String>,
-    /// Select this attribute path of the result (repeatable).
-    #[arg(short = 'A', long = "attr", value_name = "ATTRPATH")]
-    pub attr: Vec<String>,
+    /// What to evaluate (shared with `attrfs mount`).
+    #[command(flatten)]
+    pub source: SourceArgs,
     /// Evaluate the result deeply.
     #[arg(long)]
     pub strict: bool,
@@ -194,15 +217,6 @@ pub struct EvalArgs {
     /// Only parse, and print the syntax tree.
     #[arg(long)]
     pub parse: bool,
-    /// Pass NAME = EXPR to the root function.
-    #[arg(long = "arg", num_args = 2, value_names = ["NAME", "EXPR"])]
-    pub arg: Vec<String>,
-    /// Pass NAME = the string STR to the root function.
-    #[arg(long = "argstr", num_args = 2, value_names = ["NAME", "STR"])]
-    pub argstr: Vec<String>,
-    /// Add a search path entry (`PATH` or `name=PATH`), before `NIX_PATH`.
-    #[arg(short = 'I', value_name = "PATH")]
-    pub include: Vec<String>,
     /// Print an error's whole trace (without it: the 10 outermost frames).
     #[arg(long, overrides_with = "no_show_trace")]
     pub show_trace: bool,
@@ -242,9 +256,6 @@ pub struct EvalArgs {
     /// evaluates.
     #[arg(long, hide = true)]
     pub eval: bool,
-    /// Evaluate a flake output, `REF[#ATTRPATH]` as `nix eval` takes it.
-    #[arg(long, value_name = "REF[#ATTRPATH]", conflicts_with_all = ["file", "expr"])]
-    pub flake: Option<String>,
 }
 
 impl EvalArgs {
@@ -284,14 +295,9 @@ impl EvalArgs {
         out
     }
 
-    /// `--arg` pairs.
-    pub fn args(&self) -> Vec<(String, String)> {
-        pairs(&self.arg)
-    }
-
-    /// `--argstr` pairs.
-    pub fn argstrs(&self) -> Vec<(String, String)> {
-        pairs(&self.argstr)
+    /// What to evaluate, or why the arguments do not say.
+    pub fn invocation(&self) -> Result<Invocation, InvocationError> {
+        self.source.invocation(self.file.clone(), self.impure)
     }
 }
 
@@ -368,76 +374,147 @@ fn main() -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use attrfs_eval::{AutoArg, Source};
+
+    fn mount_args(args: &[&str]) -> MountArgs {
+        let cli = Cli::try_parse_from(["attrfs", "mount"].iter().chain(args)).unwrap();
+        let Command::Mount(args) = cli.command else {
+            panic!("not a mount");
+        };
+        args
+    }
+
+    fn eval_args(args: &[&str]) -> EvalArgs {
+        let cli = Cli::try_parse_from(["attrfs", "eval"].iter().chain(args)).unwrap();
+        let Command::Eval(args) = cli.command else {
+            panic!("not eval");
+        };
+        args
+    }
 
     #[test]
     fn mount_positionals() {
-        let cli = Cli::try_parse_from(["attrfs", "mount", "f.nix", "/mnt"]).unwrap();
-        let Command::Mount(args) = cli.command else {
-            panic!("not a mount");
-        };
+        let args = mount_args(&["f.nix", "/mnt"]);
         assert_eq!(args.file().map(|p| p.to_str()), Some(Some("f.nix")));
         assert_eq!(args.mountpoint().to_str(), Some("/mnt"));
-
-        let cli = Cli::try_parse_from([
-            "attrfs",
-            "mount",
-            "-E",
-            "{}",
-            "/mnt",
-            "--arg",
-            "a",
-            "1",
-            "--argstr",
-            "b",
-            "x",
-            "--arg",
-            "c",
-            "{}",
-            "-o",
-            "allow_other,noatime",
-        ])
-        .unwrap();
-        let Command::Mount(args) = cli.command else {
-            panic!("not a mount");
-        };
+        let args = mount_args(&["-E", "{}", "/mnt", "-o", "allow_other,noatime"]);
         assert_eq!(args.file(), None);
         assert_eq!(args.mountpoint().to_str(), Some("/mnt"));
-        assert_eq!(
-            args.args(),
-            [("a".into(), "1".into()), ("c".into(), "{}".into())]
-        );
-        assert_eq!(args.argstrs(), [("b".into(), "x".into())]);
         assert!(Cli::try_parse_from(["attrfs", "mount"]).is_err());
         assert!(Cli::try_parse_from(["attrfs", "mount", "a", "b", "c"]).is_err());
     }
 
+    /// `attrfs eval ARGS` and `attrfs mount ARGS MOUNTPOINT` make the same
+    /// invocation of the same arguments, or refuse them alike.
     #[test]
-    fn eval_arguments() {
-        let cli = Cli::try_parse_from([
-            "attrfs",
-            "eval",
-            "-E",
-            "1 + 2",
-            "--strict",
-            "--json",
+    fn eval_and_mount_take_the_same_invocations() {
+        let invocation = |source: Source| Invocation {
+            source,
+            ..Invocation::default()
+        };
+        let cases: Vec<(&[&str], Result<Invocation, InvocationError>)> = vec![
+            (&[], Ok(Invocation::default())),
+            (&["f.nix"], Ok(Invocation::file("f.nix"))),
+            (&["-E", "1 + 2"], Ok(Invocation::expr("1 + 2"))),
+            (&["--expr", "{ }"], Ok(Invocation::expr("{ }"))),
+            (
+                &["--flake", ".#hello"],
+                Ok(invocation(Source::Flake(".#hello".into()))),
+            ),
+            (
+                &["--flake", ".", "--impure"],
+                Ok(Invocation {
+                    impure: true,
+                    ..invocation(Source::Flake(".".into()))
+                }),
+            ),
+            (
+                &[
+                    "-E",
+                    "x",
+                    "-A",
+                    "a.b",
+                    "-A",
+                    "c",
+                    "-I",
+                    "nixpkgs=/x",
+                    "--arg",
+                    "n",
+                    "1",
+                    "--argstr",
+                    "s",
+                    "t",
+                    "--arg",
+                    "m",
+                    "{}",
+                ],
+                Ok(Invocation {
+                    args: vec![
+                        ("n".into(), AutoArg::Expr("1".into())),
+                        ("m".into(), AutoArg::Expr("{}".into())),
+                        ("s".into(), AutoArg::Str("t".into())),
+                    ],
+                    attr: vec!["a.b".into(), "c".into()],
+                    include: vec!["nixpkgs=/x".into()],
+                    ..Invocation::expr("x")
+                }),
+            ),
+            (&["f.nix", "-E", "1"], Err(InvocationError::FileAndExpr)),
+            (&["-E", "1", "-E", "2"], Err(InvocationError::SeveralExprs)),
+            (
+                &["--flake", ".", "-E", "1"],
+                Err(InvocationError::FlakeAndSource),
+            ),
+            (
+                &["--flake", ".", "f.nix"],
+                Err(InvocationError::FlakeAndSource),
+            ),
+        ];
+        for (args, expected) in cases {
+            assert_eq!(eval_args(args).invocation(), expected, "eval {args:?}");
+            let mut with_mountpoint = args.to_vec();
+            with_mountpoint.push("/mnt");
+            let mount = mount_args(&with_mountpoint);
+            assert_eq!(mount.invocation(), expected, "mount {args:?}");
+            assert_eq!(mount.mountpoint().to_str(), Some("/mnt"));
+        }
+    }
+
+    /// An fstab line's source and `-o` options become `attrfs mount` flags,
+    /// and so the invocation `attrfs eval` makes of the same flags.
+    #[test]
+    fn fstab_options_make_the_same_invocation() {
+        let fstab: Vec<std::ffi::OsString> = [
+            "attrfs#/etc/nixos/configuration.nix",
+            "/mnt/cfg",
+            "-o",
+            "ro,attr=config,argstr.system=x86_64-linux,arg.n=1,include=nixpkgs=/src,noatime",
+        ]
+        .iter()
+        .map(Into::into)
+        .collect();
+        let translated = mount_helper::translate(&fstab, std::path::Path::new("/")).unwrap();
+        let args: Vec<&str> = translated.args.iter().filter_map(|a| a.to_str()).collect();
+        let from_fstab = mount_args(&args).invocation().unwrap();
+        let eval = eval_args(&[
+            "/etc/nixos/configuration.nix",
             "-A",
-            "a.b",
-            "-A",
-            "c",
-            "-I",
-            "nixpkgs=/x",
+            "config",
+            "--argstr",
+            "system",
+            "x86_64-linux",
             "--arg",
             "n",
             "1",
-        ])
-        .unwrap();
-        let Command::Eval(args) = cli.command else {
-            panic!("not eval");
-        };
-        assert_eq!(args.expr.as_deref(), Some("1 + 2"));
+            "-I",
+            "nixpkgs=/src",
+        ]);
+        assert_eq!(from_fstab, eval.invocation().unwrap());
+    }
+
+    #[test]
+    fn eval_arguments() {
+        let args = eval_args(&["-E", "1 + 2", "--strict", "--json", "--strict"]);
         assert!(args.strict && args.json && !args.raw && !args.parse);
-        assert_eq!(args.attr, ["a.b", "c"]);
-        assert_eq!(args.include, ["nixpkgs=/x"]);
-        assert_eq!(args.args(), [("n".into(), "1".into())]);
     }
 }

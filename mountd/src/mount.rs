@@ -79,10 +79,15 @@ impl MountError {
 
 /// Runs `attrfs mount` to completion and returns the exit code.
 pub fn run(args: &MountArgs) -> ExitCode {
-    if args.expr.is_some() && args.file().is_some() {
-        eprintln!("attrfs mount: give either FILE or -E EXPR, not both");
-        return ExitCode::from(2);
-    }
+    // Checked first, as `attrfs eval` does: the same arguments are
+    // refused with the same message whatever the mountpoint.
+    let invocation = match args.invocation() {
+        Ok(invocation) => invocation,
+        Err(e) => {
+            eprintln!("attrfs mount: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let config = match service_config(args) {
         Ok(config) => config,
         Err(message) => {
@@ -104,7 +109,7 @@ pub fn run(args: &MountArgs) -> ExitCode {
             return ExitCode::from(e.exit_code());
         }
     };
-    let factory = match source::make_backend(args) {
+    let factory = match source::make_backend(args, invocation) {
         Ok(factory) => factory,
         Err(message) => {
             eprintln!("attrfs mount: {message}");

@@ -2,13 +2,12 @@
 //! factory. The evaluator runs in worker processes (`attrfs __worker`,
 //! [`attrfs_worker`]), started and replaced by [`attrfs_vfs::process`].
 //!
-//! This is the one place that knows which evaluator backs a mount. To wire
-//! in the real evaluator, build its factory here from `args` (file or
-//! `-E` expression, `-A`, `--arg`/`--argstr`, `-I`, `--deep-derivations`);
-//! everything downstream (the evaluation service, the FUSE adapter, the
+//! This is the one place that knows which evaluator backs a mount: the
+//! worker is handed the [`Invocation`] (the same `attrfs eval` builds) and
+//! how to show it; everything downstream (the evaluation service, the FUSE adapter, the
 //! root check before mounting) only sees the [`BackendFactory`].
 
-use attrfs_eval::{AutoArg, Source};
+use attrfs_eval::Invocation;
 use attrfs_vfs::process::{self, WorkerCommand};
 use attrfs_vfs::{fake, BackendFactory};
 use attrfs_worker::RootSpec;
@@ -21,41 +20,17 @@ use crate::{MountArgs, WORKER_SUBCOMMAND};
 /// Errors of the expression itself (parse errors, a root that throws) are
 /// not found here but when the factory runs, on the evaluation thread, and
 /// are reported with exit code 1 before anything is mounted.
-pub fn make_backend(args: &MountArgs) -> Result<BackendFactory, String> {
+pub fn make_backend(args: &MountArgs, invocation: Invocation) -> Result<BackendFactory, String> {
     if args.fake_tree {
-        if args.file().is_some() || args.expr.is_some() {
+        if args.file().is_some() || !args.source.expr.is_empty() || args.source.flake.is_some() {
             return Err("--fake-tree takes only a mountpoint".to_owned());
         }
         return Ok(fake::factory(fake::sample_tree()));
     }
-    let source = match (&args.expr, args.file()) {
-        _ if args.flake.is_some() && (args.expr.is_some() || args.file().is_some()) => {
-            return Err("--flake takes only a mountpoint (no FILE or -E)".to_owned())
-        }
-        _ if args.flake.is_some() => Source::Flake(args.flake.clone().unwrap_or_default()),
-        (Some(_), Some(_)) => return Err("give either a FILE or -E EXPR, not both".to_owned()),
-        (Some(e), None) => Source::Expr(e.clone()),
-        (None, Some(f)) => Source::File(f.clone()),
-        (None, None) => Source::File("default.nix".into()),
-    };
-    let mut auto: Vec<(String, AutoArg)> = args
-        .args()
-        .into_iter()
-        .map(|(n, e)| (n, AutoArg::Expr(e)))
-        .collect();
-    auto.extend(
-        args.argstrs()
-            .into_iter()
-            .map(|(n, s)| (n, AutoArg::Str(s))),
-    );
     let spec = RootSpec {
-        source,
-        args: auto,
-        attr: args.attr.clone(),
-        include: args.include.clone(),
+        invocation,
         deep_derivations: args.deep_derivations,
         value_cache: args.cache_size,
-        impure: args.impure,
     };
     let program = std::env::current_exe()
         .map_err(|e| format!("cannot find the attrfs executable to start evaluators: {e}"))?;

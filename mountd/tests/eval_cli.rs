@@ -254,3 +254,43 @@ fn a_file_named_in_angle_brackets_is_looked_up_in_the_search_path() {
         stderr(&missing)
     );
 }
+
+/// `attrfs eval ARGS` and `attrfs mount ARGS MOUNTPOINT` refuse the same
+/// arguments with the same message and exit status 2, before anything is
+/// evaluated or mounted (so this needs no FUSE).
+#[test]
+fn eval_and_mount_refuse_the_same_arguments() {
+    let mountpoint = std::env::temp_dir().join(format!("attrfs-refuse-{}", std::process::id()));
+    std::fs::create_dir_all(&mountpoint).expect("create the mountpoint");
+    let mnt = mountpoint.to_str().expect("a UTF-8 temporary directory");
+    for (args, message) in [
+        (&["f.nix", "-E", "1"][..], "give either a FILE or -E EXPR"),
+        (&["-E", "1", "-E", "2"], "-E given more than once"),
+        (&["--flake", ".", "-E", "1"], "--flake takes neither"),
+        (&["--flake", ".", "f.nix"], "--flake takes neither"),
+    ] {
+        let eval = attrfs(&[&["eval"][..], args].concat());
+        let mount = attrfs(&[&["mount"][..], args, &[mnt]].concat());
+        assert_eq!(
+            eval.status.code(),
+            Some(2),
+            "eval {args:?}: {}",
+            stderr(&eval)
+        );
+        assert_eq!(
+            mount.status.code(),
+            Some(2),
+            "mount {args:?}: {}",
+            stderr(&mount)
+        );
+        let eval_err = stderr(&eval);
+        let mount_err = stderr(&mount);
+        assert!(eval_err.contains(message), "eval {args:?}: {eval_err}");
+        assert_eq!(
+            eval_err.trim().strip_prefix("error: "),
+            mount_err.trim().strip_prefix("attrfs mount: "),
+            "{args:?}"
+        );
+    }
+    let _ = std::fs::remove_dir(&mountpoint);
+}

@@ -146,7 +146,7 @@ pub fn corpus_dir() -> PathBuf {
 /// the printed value, or the error text.
 pub fn eval_strict(expr: &str) -> Result<String, String> {
     eval_command(EvalCommand {
-        expr: Some(expr.to_string()),
+        invocation: attrfs_eval::Invocation::expr(expr.to_string()),
         strict: true,
         ..Default::default()
     })

@@ -49,7 +49,7 @@ fn fill(s: &Setup, text: &str) -> String {
 /// Evaluates in-process, strictly, as JSON, with `fetch-tree` enabled.
 fn eval_json(expr: &str) -> Result<String, String> {
     attrfs_tests::eval_command(EvalCommand {
-        expr: Some(expr.to_string()),
+        invocation: attrfs_eval::Invocation::expr(expr.to_string()),
         json: true,
         experimental_features: vec!["flakes".into()],
         ..Default::default()

@@ -169,7 +169,7 @@ fn missing_attribute_and_unlocked_input_are_clear_errors() {
 fn get_flake_in_an_expression() {
     let s = setup();
     let cmd = EvalCommand {
-        expr: Some(format!(
+        invocation: attrfs_eval::Invocation::expr(format!(
             r#"let f = builtins.getFlake "git+file://{}/flakes/top"; in
                [ f.summary.greeting f.inputs.mid.greeting f._type (f.outPath == f.sourceInfo.outPath) ]"#,
             s.dir.display()

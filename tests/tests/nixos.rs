@@ -49,7 +49,7 @@ fn nixos_small_server_matches_cpp_nix() {
     .expect("parse small-server.expected.json");
 
     let cmd = EvalCommand {
-        expr: Some(expression(
+        invocation: attrfs_eval::Invocation::expr(expression(
             &nixpkgs.display().to_string(),
             &config.display().to_string(),
         )),

@@ -88,21 +88,15 @@ fn render_error(ev: &Evaluator, e: &Error) -> NodeError {
 impl EvalBackend {
     /// Loads and forces the root.
     pub fn new(spec: &RootSpec, interrupt: Interrupt) -> Result<Self, String> {
-        let mut options = EvalOptions::default();
-        let mut search: Vec<_> = spec
-            .include
-            .iter()
-            .map(|s| attrfs_eval::SearchPathEntry::parse(s))
-            .collect();
-        search.append(&mut options.search_path);
-        options.search_path = search;
-        options.interrupt = interrupt.clone();
-        if let attrfs_eval::Source::Flake(_) = spec.source {
-            attrfs_eval::flake::configure(&mut options, spec.impure);
-        }
+        let mut options = EvalOptions {
+            interrupt: interrupt.clone(),
+            ..EvalOptions::default()
+        };
+        spec.invocation.configure(&mut options);
         let ev = Evaluator::new(options);
-        let root = ev
-            .root(&spec.source, &spec.args, &spec.attr)
+        let root = spec
+            .invocation
+            .root(&ev)
             .and_then(|v| ev.force(v))
             .map_err(|e| ev.render_error(&e))?;
         let cap = NonZeroUsize::new(spec.value_cache.max(16)).unwrap_or(NonZeroUsize::MIN);

@@ -2,44 +2,39 @@
 //! frame of the worker protocol.
 
 use attrfs_eval::eval::{AutoArg, Source};
+use attrfs_eval::Invocation;
 use attrfs_vfs::protocol::{Decoder, Encoder, WireError};
 
-/// What to mount: the same inputs as `attrfs eval`.
-#[derive(Clone, Debug)]
+/// What to mount: the invocation `attrfs eval` takes too, and how to show
+/// it.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RootSpec {
-    /// File or expression.
-    pub source: Source,
-    /// `--arg`/`--argstr`.
-    pub args: Vec<(String, AutoArg)>,
-    /// `-A` paths.
-    pub attr: Vec<String>,
-    /// `-I` entries (before `NIX_PATH`).
-    pub include: Vec<String>,
+    /// What to evaluate.
+    pub invocation: Invocation,
     /// Show derivations inside derivations as directories.
     pub deep_derivations: bool,
     /// How many forced values to keep (LRU) per mount.
     pub value_cache: usize,
-    /// For a flake source: evaluate impurely (`--impure`).
-    pub impure: bool,
 }
 
 impl RootSpec {
     /// The start-up frame sent to a worker.
     pub fn encode(&self) -> Vec<u8> {
         let mut e = Encoder::new();
-        match &self.source {
+        let invocation = &self.invocation;
+        match &invocation.source {
             Source::File(path) => e.u8(0).bytes(path.as_os_str().as_encoded_bytes()),
             Source::Expr(expr) => e.u8(1).str(expr),
             Source::Flake(reference) => e.u8(2).str(reference),
         };
-        e.u64(self.args.len() as u64);
-        for (name, value) in &self.args {
+        e.u64(invocation.args.len() as u64);
+        for (name, value) in &invocation.args {
             match value {
                 AutoArg::Expr(expr) => e.str(name).u8(0).str(expr),
                 AutoArg::Str(s) => e.str(name).u8(1).str(s),
             };
         }
-        for list in [&self.attr, &self.include] {
+        for list in [&invocation.attr, &invocation.include] {
             e.u64(list.len() as u64);
             for item in list {
                 e.str(item);
@@ -47,7 +42,7 @@ impl RootSpec {
         }
         e.bool(self.deep_derivations)
             .u64(self.value_cache as u64)
-            .bool(self.impure);
+            .bool(invocation.impure);
         e.finish()
     }
 
@@ -83,13 +78,15 @@ impl RootSpec {
         let impure = d.bool()?;
         d.end()?;
         Ok(RootSpec {
-            source,
-            args,
-            attr,
-            include,
+            invocation: Invocation {
+                source,
+                args,
+                attr,
+                include,
+                impure,
+            },
             deep_derivations,
             value_cache,
-            impure,
         })
     }
 }
@@ -106,26 +103,29 @@ mod tests {
     #[test]
     fn specs_round_trip() {
         let spec = RootSpec {
-            source: Source::File("/etc/nixos/configuration.nix".into()),
-            args: vec![
-                ("config".into(), AutoArg::Expr("{}".into())),
-                ("system".into(), AutoArg::Str("x86_64-linux".into())),
-            ],
-            attr: vec!["config".into()],
-            include: vec!["nixpkgs=/src/nixpkgs".into()],
+            invocation: Invocation {
+                source: Source::File("/etc/nixos/configuration.nix".into()),
+                args: vec![
+                    ("config".into(), AutoArg::Expr("{}".into())),
+                    ("system".into(), AutoArg::Str("x86_64-linux".into())),
+                ],
+                attr: vec!["config".into()],
+                include: vec!["nixpkgs=/src/nixpkgs".into()],
+                impure: false,
+            },
             deep_derivations: true,
             value_cache: 4096,
-            impure: false,
         };
         let flake = RootSpec {
-            source: Source::Flake("/etc/nixos#nixosConfigurations.host.config".into()),
-            impure: true,
+            invocation: Invocation {
+                source: Source::Flake("/etc/nixos#nixosConfigurations.host.config".into()),
+                impure: true,
+                ..spec.invocation.clone()
+            },
             ..spec.clone()
         };
-        let back = RootSpec::decode(&flake.encode()).unwrap();
-        assert_eq!(format!("{back:?}"), format!("{flake:?}"));
-        let back = RootSpec::decode(&spec.encode()).unwrap();
-        assert_eq!(format!("{back:?}"), format!("{spec:?}"));
+        assert_eq!(RootSpec::decode(&flake.encode()).unwrap(), flake);
+        assert_eq!(RootSpec::decode(&spec.encode()).unwrap(), spec);
         assert!(RootSpec::decode(&spec.encode()[..10]).is_err());
     }
 }
