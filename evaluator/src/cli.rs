@@ -26,7 +26,7 @@ pub struct EvalCommand {
     /// `--parse`: only parse and compile.
     pub parse: bool,
     /// `--lint-*` levels.
-    pub lints: crate::vm::Lints,
+    pub lints: crate::compiler::Lints,
     /// `--extra-experimental-features`.
     pub experimental_features: Vec<String>,
     /// `--show-trace`: print every frame of an error's trace, not only

@@ -105,7 +105,10 @@ impl Evaluator {
             arg_entries.push((NixString::from(name.as_str()), value));
         }
         let auto = Rc::new(NixAttrs::from_unsorted_first_wins(arg_entries));
-        let path: Vec<String> = attr_path.iter().flat_map(|p| split_attr_path(p)).collect();
+        let path: Vec<String> = attr_path
+            .iter()
+            .flat_map(|p| crate::attrpath::split_attr_path(p))
+            .collect();
         self.run(move |co| {
             Box::pin(async move {
                 let mut v = auto_call(&co, v, &auto).await?;
@@ -229,24 +232,6 @@ impl Evaluator {
             _ => None,
         }
     }
-}
-
-/// Splits `a.b."c.d".0` into components.
-pub fn split_attr_path(p: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut quoted = false;
-    for c in p.chars() {
-        match c {
-            '"' => quoted = !quoted,
-            '.' if !quoted => out.push(std::mem::take(&mut cur)),
-            c => cur.push(c),
-        }
-    }
-    if !cur.is_empty() || !out.is_empty() {
-        out.push(cur);
-    }
-    out
 }
 
 /// Calls a function whose formals are satisfiable from `args` (or defaults),

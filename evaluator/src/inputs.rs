@@ -19,6 +19,7 @@ use crate::errors::{ErrorKind, EvalResult};
 use crate::flake::flakeref::{Attr, Attrs};
 use crate::io::{EvalIO, FileType};
 use crate::store::{self, Excluded};
+use crate::value::{NixAttrs, NixString, Value};
 use crate::vm::EvalState;
 use attrfs_fetch::{Cache, FetchError};
 use attrfs_store::nar::{flat_hash, keep_all, nar_hash_sha256, FsSource};
@@ -141,6 +142,54 @@ pub fn fetch(state: &EvalState, input: &Attrs) -> EvalResult<Fetched> {
         .borrow_mut()
         .insert(key, fetched.clone());
     Ok(fetched)
+}
+
+impl Fetched {
+    /// A locked input as `fetchTree` (and `fetchGit`) return it: C++ Nix's
+    /// `emitTreeAttrs`. `empty_rev_fallback` (fetchGit) gives a dirty tree an
+    /// all-zero `rev` and `revCount = 0`.
+    pub fn tree_attrs(&self, empty_rev_fallback: bool) -> Value {
+        let f = self;
+        let mut out: Vec<(NixString, Value)> = vec![(
+            NixString::from("outPath"),
+            Value::String(crate::store::store_path_string(&f.store_path)),
+        )];
+        let mut put = |k: &str, v: Value| out.push((NixString::from(k), v));
+        if let Some(h) = f.str("narHash") {
+            put("narHash", Value::string(h));
+        }
+        if f.str("type") == Some("git") {
+            put(
+                "submodules",
+                Value::Bool(matches!(f.info.get("submodules"), Some(Attr::Bool(true)))),
+            );
+        }
+        match f.str("rev") {
+            Some(rev) => {
+                put("rev", Value::string(rev));
+                put("shortRev", Value::string(&rev[..7.min(rev.len())]));
+            }
+            None if empty_rev_fallback => {
+                put("rev", Value::string("0".repeat(40)));
+                put("shortRev", Value::string("0".repeat(7)));
+            }
+            None => {}
+        }
+        match f.int("revCount") {
+            Some(n) => put("revCount", Value::Int(n as i64)),
+            None if empty_rev_fallback => put("revCount", Value::Int(0)),
+            None => {}
+        }
+        if let (Some(d), Some(s)) = (f.str("dirtyRev"), f.str("dirtyShortRev")) {
+            put("dirtyRev", Value::string(d));
+            put("dirtyShortRev", Value::string(s));
+        }
+        if let Some(t) = f.int("lastModified") {
+            put("lastModified", Value::Int(t as i64));
+            put("lastModifiedDate", Value::string(last_modified_date(t)));
+        }
+        Value::attrs(NixAttrs::from_unsorted_first_wins(out))
+    }
 }
 
 /// `type = "path"`: a local tree, copied (hashed) whole.

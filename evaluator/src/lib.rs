@@ -7,6 +7,7 @@
 //! contexts; derivations and store paths are computed by `attrfs-store`.
 //! The entry point is [`Evaluator`].
 
+pub mod attrpath;
 pub mod builtins;
 pub mod bytecode;
 pub mod cli;
@@ -17,6 +18,7 @@ pub mod flake;
 pub mod inputs;
 pub mod invocation;
 pub mod io;
+pub mod path;
 pub mod printer;
 pub mod source;
 pub mod store;
@@ -24,8 +26,9 @@ pub mod syntax;
 pub mod value;
 pub mod vm;
 
+pub use compiler::{LintLevel, Lints};
 pub use errors::{Error, ErrorKind};
 pub use eval::{AutoArg, Evaluator, Source};
 pub use invocation::{Invocation, InvocationArgs, InvocationError};
 pub use value::Value;
-pub use vm::{EvalOptions, LintLevel, Lints, SearchPathEntry};
+pub use vm::{EvalOptions, SearchPathEntry};

@@ -199,7 +199,7 @@ fn store_path(co: GenCo, state: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
                 "string '{path}' doesn't represent an absolute path"
             )));
         }
-        let path = crate::compiler::canon_path(&path);
+        let path = crate::path::canon_path(&path);
         let store_path = crate::store::to_store_path(&path)?;
         let mut ctx = s.context().cloned().unwrap_or_default();
         ctx.insert(ContextElem::Plain(store_path));

@@ -228,7 +228,7 @@ fn find_file(co: GenCo, state: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
                 state.options.cwd.join(candidate)
             };
             if state.io.path_exists(&candidate) {
-                return Ok(Value::path(crate::compiler::canon_path(
+                return Ok(Value::path(crate::path::canon_path(
                     &candidate.to_string_lossy(),
                 )));
             }

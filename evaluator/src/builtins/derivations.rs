@@ -572,7 +572,7 @@ fn resolve_symlinks(state: &EvalState, path: &Path) -> PathBuf {
             Some(dir) => dir.join(target),
             None => target,
         };
-        p = PathBuf::from(crate::compiler::canon_path(&joined.to_string_lossy()));
+        p = PathBuf::from(crate::path::canon_path(&joined.to_string_lossy()));
     }
     p
 }

@@ -10,7 +10,7 @@ use super::{gen, sync};
 use crate::errors::{ErrorKind, EvalResult};
 use crate::flake::flakeref::{self, Attr};
 use crate::inputs::{self, Expected};
-use crate::value::{BuiltinDef, NixAttrs, NixString, Value};
+use crate::value::{BuiltinDef, NixString, Value};
 use crate::vm::{
     coerce_to_string, force, force_attrs, type_error, Coercion, EvalState, GenCo, GenFuture,
 };
@@ -187,54 +187,6 @@ async fn input_attr(
     })
 }
 
-/// A locked input as `fetchTree` (and `fetchGit`) return it: C++ Nix's
-/// `emitTreeAttrs`. `empty_rev_fallback` (fetchGit) gives a dirty tree an
-/// all-zero `rev` and `revCount = 0`.
-pub(crate) fn tree_attrs(f: &inputs::Fetched, empty_rev_fallback: bool) -> Value {
-    let mut out: Vec<(NixString, Value)> = vec![(
-        NixString::from("outPath"),
-        Value::String(crate::store::store_path_string(&f.store_path)),
-    )];
-    let mut put = |k: &str, v: Value| out.push((NixString::from(k), v));
-    if let Some(h) = f.str("narHash") {
-        put("narHash", Value::string(h));
-    }
-    if f.str("type") == Some("git") {
-        put(
-            "submodules",
-            Value::Bool(matches!(f.info.get("submodules"), Some(Attr::Bool(true)))),
-        );
-    }
-    match f.str("rev") {
-        Some(rev) => {
-            put("rev", Value::string(rev));
-            put("shortRev", Value::string(&rev[..7.min(rev.len())]));
-        }
-        None if empty_rev_fallback => {
-            put("rev", Value::string("0".repeat(40)));
-            put("shortRev", Value::string("0".repeat(7)));
-        }
-        None => {}
-    }
-    match f.int("revCount") {
-        Some(n) => put("revCount", Value::Int(n as i64)),
-        None if empty_rev_fallback => put("revCount", Value::Int(0)),
-        None => {}
-    }
-    if let (Some(d), Some(s)) = (f.str("dirtyRev"), f.str("dirtyShortRev")) {
-        put("dirtyRev", Value::string(d));
-        put("dirtyShortRev", Value::string(s));
-    }
-    if let Some(t) = f.int("lastModified") {
-        put("lastModified", Value::Int(t as i64));
-        put(
-            "lastModifiedDate",
-            Value::string(inputs::last_modified_date(t)),
-        );
-    }
-    Value::attrs(NixAttrs::from_unsorted_first_wins(out))
-}
-
 /// Arguments `fetchGit` accepts besides `url`.
 const FETCH_GIT_ARGS: &[&str] = &["name", "ref", "rev", "submodules", "shallow", "allRefs"];
 
@@ -279,7 +231,7 @@ fn fetch_git(co: GenCo, state: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
             ));
         }
         let fetched = inputs::fetch(&state, &input)?;
-        Ok(tree_attrs(&fetched, true))
+        Ok(fetched.tree_attrs(true))
     })
 }
 
@@ -365,7 +317,7 @@ fn fetch_tree(co: GenCo, state: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
             )));
         }
         let fetched = inputs::fetch(&state, &input)?;
-        Ok(tree_attrs(&fetched, false))
+        Ok(fetched.tree_attrs(false))
     })
 }
 

@@ -4,9 +4,9 @@
 //! added to its virtual store.
 
 use super::gen;
-use crate::compiler::canon_path;
 use crate::errors::{ErrorKind, EvalResult};
 use crate::io::FileType;
+use crate::path::canon_path;
 use crate::value::{BuiltinDef, NixAttrs, NixContext, NixString, Thunk, Value};
 use crate::vm::{coerce_to_string, force, Coercion, EvalState, GenCo, GenFuture};
 use std::path::{Path, PathBuf};

@@ -22,7 +22,6 @@ mod types;
 mod versions;
 pub(crate) mod xml;
 
-pub(crate) use fetchers::tree_attrs;
 pub use json::value_to_json;
 
 use crate::compiler::Globals;

@@ -9,8 +9,8 @@
 
 use super::lists::defer;
 use super::{expect_int, expect_list, gen, sync};
-use crate::compiler::canon_path;
 use crate::errors::{ErrorKind, EvalResult};
+use crate::path::canon_path;
 use crate::value::{BuiltinDef, NixString, StringBuilder, Value};
 use crate::vm::{coerce_to_string, force, type_error, Coercion, EvalState, GenCo, GenFuture};
 use std::path::Path;

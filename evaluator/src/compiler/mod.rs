@@ -9,17 +9,21 @@
 //! finalise the deferred captures.
 
 mod bindings;
+mod lints;
 mod scope;
+
+pub use lints::{LintLevel, Lints};
 
 use crate::bytecode::{Chunk, Formals, Lambda, Op, UpvalueSource};
 use crate::errors::{Error, ErrorKind};
+use crate::path::canon_path;
 use crate::source::{SourceFile, Span};
 use crate::value::{NixString, Value};
 use rnix::ast::{self, AstToken, InterpolPart};
 use rowan::ast::AstNode;
 use rustc_hash::FxHashMap;
 use scope::Scope;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::rc::Rc;
 
 /// The global scope: names every file sees (`builtins`, `true`, `map`, ...).
@@ -34,7 +38,7 @@ pub struct CompileEnv<'a> {
     /// `$HOME` for `~/` paths.
     pub home: Option<PathBuf>,
     /// Syntax lints to apply.
-    pub lints: crate::vm::Lints,
+    pub lints: Lints,
 }
 
 struct Ctx {
@@ -313,17 +317,17 @@ impl Compiler<'_> {
     /// only built when the lint is enabled (path literals are everywhere).
     fn lint(
         &self,
-        level: crate::vm::LintLevel,
+        level: LintLevel,
         msg: impl FnOnce() -> String,
         node: &rnix::SyntaxNode,
     ) -> CResult<()> {
         match level {
-            crate::vm::LintLevel::Ignore => Ok(()),
-            crate::vm::LintLevel::Warn => {
+            LintLevel::Ignore => Ok(()),
+            LintLevel::Warn => {
                 eprintln!("warning: {}", msg());
                 Ok(())
             }
-            crate::vm::LintLevel::Fatal => Err(self.error(ErrorKind::Other(msg()), node)),
+            LintLevel::Fatal => Err(self.error(ErrorKind::Other(msg()), node)),
         }
     }
 
@@ -1125,48 +1129,5 @@ pub(crate) fn static_attr_name(attr: &ast::Attr) -> Option<NixString> {
             ast::Expr::Str(s) => literal_str(&s),
             _ => None,
         },
-    }
-}
-
-/// Canonicalises a path lexically: collapses `//`, removes `.`, resolves `..`
-/// (without following symlinks), drops a trailing `/`.
-pub fn canon_path(p: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for seg in p.split('/') {
-        match seg {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            s => parts.push(s),
-        }
-    }
-    if parts.is_empty() {
-        return "/".into();
-    }
-    let mut out = String::with_capacity(p.len());
-    for s in parts {
-        out.push('/');
-        out.push_str(s);
-    }
-    out
-}
-
-/// The directory relative paths in a file resolve against.
-pub fn base_dir_of(path: &Path) -> PathBuf {
-    path.parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("/"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::canon_path;
-
-    #[test]
-    fn canonical_paths() {
-        assert_eq!(canon_path("/a/b/../c/./d//"), "/a/c/d");
-        assert_eq!(canon_path("/.."), "/");
-        assert_eq!(canon_path("/"), "/");
     }
 }

@@ -148,7 +148,7 @@ pub async fn call_flake(co: &GenCo, state: &Rc<EvalState>, reference: &Attrs) ->
         Ok(bytes) => Value::string(String::from_utf8_lossy(&bytes).into_owned()),
         Err(_) => Value::Null,
     };
-    let root_src = crate::builtins::tree_attrs(&root, false);
+    let root_src = root.tree_attrs(false);
     let f = state
         .loader()
         .load(SourceUnit::expr(
@@ -182,7 +182,7 @@ pub fn load_installable(ev: &crate::Evaluator, text: &str) -> Result<Value, crat
             let candidates = attr_candidates(&fragment, &state.options.system);
             'candidate: for candidate in &candidates {
                 let mut v = flake.clone();
-                for component in crate::eval::split_attr_path(candidate) {
+                for component in crate::attrpath::split_attr_path(candidate) {
                     match crate::vm::force(&co, v).await {
                         Value::Attrs(a) => match a.get(component.as_bytes()) {
                             Some(x) => v = x.clone(),

@@ -6,6 +6,7 @@
 //! the abandoned thread-local VM).
 
 mod attrs;
+pub mod display;
 mod function;
 mod string;
 mod teardown;
@@ -113,8 +114,8 @@ impl Value {
             Value::Null => "null".into(),
             Value::Bool(b) => format!("a Boolean: {b}"),
             Value::Int(i) => format!("an integer: {i}"),
-            Value::Float(f) => format!("a float: {}", crate::printer::format_float(*f)),
-            Value::String(s) => format!("a string: {}", crate::printer::quote_string(s.as_bytes())),
+            Value::Float(f) => format!("a float: {}", display::format_float(*f)),
+            Value::String(s) => format!("a string: {}", display::quote_string(s.as_bytes())),
             Value::Path(p) => format!("a path: {}", p.display()),
             Value::Attrs(_) => "a set".into(),
             Value::List(_) => "a list".into(),

@@ -11,13 +11,12 @@
 
 use super::state::{io_msg, EvalState};
 use crate::bytecode::Lambda;
-use crate::compiler::{self, base_dir_of, canon_path, CompileEnv, Globals};
+use crate::compiler::{self, CompileEnv, Globals};
 use crate::errors::{Error, ErrorKind, EvalResult};
 use crate::io::FileType;
+use crate::path::{base_dir_of, canon_path};
 use crate::source::Span;
 use crate::value::{Closure, NixAttrs, NixString, Thunk, Value};
-use rustc_hash::FxHashMap;
-use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
@@ -72,21 +71,23 @@ pub enum Scope<'a> {
     Prelude(&'a Globals),
 }
 
-/// The files loaded so far, by resolved path, so that every `import` of a
-/// file gives the same value (evaluated once), as in C++ Nix.
-#[derive(Default)]
-pub(super) struct ImportCache(RefCell<FxHashMap<PathBuf, Value>>);
-
-/// The loader of one evaluation state: `state.loader()`.
+/// The loader of one evaluation state: `state.loader()`. Files it imports
+/// are kept in the state (`EvalState::imports`, by resolved path), so that
+/// every `import` of a file gives the same value, evaluated once, as in
+/// C++ Nix.
 pub struct Loader<'s> {
     state: &'s EvalState,
 }
 
-impl<'s> Loader<'s> {
-    pub(super) fn new(state: &'s EvalState) -> Self {
-        Loader { state }
+impl EvalState {
+    /// The loader: source texts and files to values (`import`,
+    /// `scopedImport`, the root of an evaluation).
+    pub fn loader(&self) -> Loader<'_> {
+        Loader { state: self }
     }
+}
 
+impl<'s> Loader<'s> {
     /// Parses and compiles a source text: the one place text becomes code.
     /// The text is registered in the source map first, so that errors
     /// (syntax and static ones, such as an undefined variable) point into it.
@@ -153,14 +154,14 @@ impl<'s> Loader<'s> {
     /// [`ErrorKind::Located`] in it; errors reading it are the caller's.
     pub fn import(&self, path: &Path) -> EvalResult<Value> {
         let path = self.resolve(path)?;
-        if let Some(v) = self.state.imports.0.borrow().get(&path) {
+        if let Some(v) = self.state.imports.borrow().get(&path) {
             return Ok(v.clone());
         }
         let unit = self.read(&path)?;
         let v = self
             .load(unit)
             .map_err(|e| ErrorKind::Located(Box::new(e)))?;
-        self.state.imports.0.borrow_mut().insert(path, v.clone());
+        self.state.imports.borrow_mut().insert(path, v.clone());
         Ok(v)
     }
 

@@ -15,9 +15,7 @@ pub use generators::{
 };
 pub use loader::{Loader, Scope, SourceUnit};
 pub use ops::{nix_eq, nix_less};
-pub use state::{
-    io_msg, EvalOptions, EvalState, KnownDerivation, LintLevel, Lints, SearchPathEntry,
-};
+pub use state::{io_msg, EvalOptions, EvalState, KnownDerivation, SearchPathEntry};
 
 use crate::bytecode::{Lambda, Op, UpvalueSource};
 use crate::errors::{Error, ErrorKind, EvalResult};

@@ -3,8 +3,8 @@
 //! further forcing and an `async` version that asks the VM.
 
 use super::{coerce_to_string, force, type_error, Coercion, EvalState, GenCo};
-use crate::compiler::canon_path;
 use crate::errors::{ErrorKind, EvalResult};
+use crate::path::canon_path;
 use crate::value::{NixString, StringBuilder, Value};
 use std::future::Future;
 use std::pin::Pin;

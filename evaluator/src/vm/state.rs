@@ -1,8 +1,7 @@
 //! State shared by every evaluation: sources, the global scope, the import
 //! cache, options and the interrupt flag.
 
-use super::loader::{ImportCache, Loader};
-use crate::compiler::Globals;
+use crate::compiler::{Globals, Lints};
 use crate::errors::{ErrorKind, EvalResult};
 use crate::io::EvalIO;
 use crate::source::SourceMap;
@@ -94,43 +93,6 @@ mod nix_path_tests {
     }
 }
 
-/// How a lint reports what it finds.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum LintLevel {
-    /// Say nothing.
-    #[default]
-    Ignore,
-    /// Print a warning and go on.
-    Warn,
-    /// Reject the expression.
-    Fatal,
-}
-
-impl std::str::FromStr for LintLevel {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "ignore" => Ok(LintLevel::Ignore),
-            "warn" => Ok(LintLevel::Warn),
-            "fatal" => Ok(LintLevel::Fatal),
-            other => Err(format!(
-                "unknown lint level '{other}' (ignore, warn or fatal)"
-            )),
-        }
-    }
-}
-
-/// The syntax lints of C++ Nix 2.36 (`--lint-*`).
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Lints {
-    /// `/abs` and `~/home` path literals.
-    pub absolute_path_literals: LintLevel,
-    /// `a/b` path literals without `./`.
-    pub short_path_literals: LintLevel,
-    /// `http://...` URL literals.
-    pub url_literals: LintLevel,
-}
-
 /// Options fixed for the life of an [`EvalState`].
 #[derive(Clone, Debug)]
 pub struct EvalOptions {
@@ -211,8 +173,9 @@ pub struct EvalState {
     /// Set from another thread to cancel the running evaluation.
     pub interrupt: Arc<AtomicBool>,
     globals: OnceCell<Rc<Globals>>,
-    /// Files loaded by `import`, by resolved path.
-    pub(super) imports: ImportCache,
+    /// Files loaded by `import`, by resolved path: each is evaluated once
+    /// (see `loader.rs`).
+    pub(super) imports: RefCell<FxHashMap<PathBuf, Value>>,
     /// Store paths computed for source paths, by source path.
     pub(crate) path_cache: RefCell<FxHashMap<PathBuf, NixString>>,
     /// Derivations instantiated so far, by `.drv` path.
@@ -250,7 +213,7 @@ impl EvalState {
             interrupt: options.interrupt.clone(),
             options,
             globals: OnceCell::new(),
-            imports: ImportCache::default(),
+            imports: RefCell::default(),
             path_cache: RefCell::default(),
             derivations: RefCell::default(),
             store,
@@ -265,12 +228,6 @@ impl EvalState {
         self.globals
             .get()
             .expect("globals are set in EvalState::new")
-    }
-
-    /// The loader: source texts and files to values (`import`,
-    /// `scopedImport`, the root of an evaluation).
-    pub fn loader(&self) -> Loader<'_> {
-        Loader::new(self)
     }
 
     /// Fails with [`ErrorKind::Interrupted`] once the interrupt flag is set;
