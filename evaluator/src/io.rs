@@ -1,7 +1,8 @@
 //! The evaluator's only door to the filesystem.
 //!
 //! Everything the evaluator reads goes through [`EvalIO`], so tests can use a
-//! fake and the daemon the real filesystem.
+//! fake and the daemon the real filesystem (docs/evaluator.md, "File
+//! access").
 
 use std::io;
 use std::path::{Path, PathBuf};

@@ -5,7 +5,8 @@
 //! ([`vm`]) whose builtins ([`builtins`]) are generators, so evaluation never
 //! grows the Rust stack with Nix recursion. Values ([`value`]) carry string
 //! contexts; derivations and store paths are computed by `attrfs-store`.
-//! The entry point is [`Evaluator`].
+//! The entry point is [`Evaluator`]; how the parts work is in
+//! docs/evaluator.md.
 
 pub mod attrpath;
 pub mod builtins;

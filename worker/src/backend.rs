@@ -2,7 +2,7 @@
 //! nodes. It runs in the worker process (see [`crate::serve`]); the mount
 //! daemon never links it in its own address space's request path.
 //!
-//! Mapping (DESIGN.md, "The filesystem mapping"): sets and lists are
+//! Mapping (README.md, "The mapping"): sets and lists are
 //! directories; derivations are directories with synthetic `.drv` and
 //! `.context`; strings are files of their exact bytes; numbers, Booleans and
 //! null are files of their Nix spelling (no trailing newline, like strings);

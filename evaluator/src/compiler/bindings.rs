@@ -1,4 +1,5 @@
-//! Attribute sets, `let` and `rec`: binding groups.
+//! Attribute sets, `let` and `rec`: binding groups (docs/evaluator.md,
+//! "Recursive bindings" and "Attribute set opcodes").
 //!
 //! Nested keys with static names are merged at compile time, as C++ Nix's
 //! parser does (`a.b = 1; a.c = 2;` is `a = { b = 1; c = 2; }`, and

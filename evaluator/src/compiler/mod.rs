@@ -4,7 +4,7 @@
 //! enclosing functions and thunks as upvalues, globals as constants; only
 //! names found nowhere lexically fall back to the enclosing `with`s at run
 //! time. Recursive bindings (`let`, `rec`, formals with defaults) are
-//! compiled as in `recursive-attrs.md`: declare every name, push the values
+//! compiled as docs/evaluator.md ("Recursive bindings") describes: declare every name, push the values
 //! (thunks, whose captures of not-yet-pushed siblings are *deferred*), then
 //! finalise the deferred captures.
 

@@ -2,8 +2,8 @@
 //!
 //! [`Value`] is 16 bytes: scalars inline, everything else behind one `Rc`.
 //! It deliberately implements neither `PartialEq` nor `Hash`: comparing two
-//! values may force thunks, which only the VM can do (see the seeds' note on
-//! the abandoned thread-local VM).
+//! values may force thunks, which only the VM can do (docs/evaluator.md,
+//! "Why `Value` has no `PartialEq`").
 
 mod attrs;
 pub mod display;

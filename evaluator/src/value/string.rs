@@ -4,7 +4,8 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::rc::Rc;
 
-/// One element of a string context (see `build-references.md`).
+/// One element of a string context (docs/evaluator.md, "String contexts
+/// and build references").
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum ContextElem {
     /// A plain store path, e.g. a source added to the store.

@@ -7,7 +7,8 @@
 //! [`EvalIO`](crate::io::EvalIO), register the text in the source map,
 //! parse, build the compile environment, compile), and they happen in one
 //! function, [`Loader::compile_source`]: a cache of compiled files, or a
-//! record of what was compiled, belongs there and sees every source.
+//! record of what was compiled, belongs there and sees every source
+//! (docs/evaluator.md, "Loading source").
 
 use super::state::{io_msg, EvalState};
 use crate::bytecode::Lambda;

@@ -1,5 +1,5 @@
 //! The VM: an explicit frame stack of bytecode frames, generator frames and
-//! thunk-update markers (see `vm-loop.md`). Nix recursion grows the frame
+//! thunk-update markers (docs/evaluator.md, "The VM loop"). Nix recursion grows the frame
 //! stack on the heap, never the Rust stack.
 
 mod coerce;
