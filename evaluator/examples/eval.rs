@@ -10,7 +10,7 @@ fn main() {
     let mut cmd = EvalCommand::default();
     let mut source = InvocationArgs::default();
     let mut args = std::env::args().skip(1);
-    let mut pair = |args: &mut dyn Iterator<Item = String>| {
+    let pair = |args: &mut dyn Iterator<Item = String>| {
         (
             args.next().unwrap_or_default(),
             args.next().unwrap_or_default(),
