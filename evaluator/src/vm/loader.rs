@@ -60,7 +60,7 @@ impl SourceUnit {
 
 /// What compiled code sees besides its own bindings.
 #[derive(Clone, Copy)]
-pub enum Scope<'a> {
+pub enum SourceScope<'a> {
     /// The global scope (builtins), as every file and expression.
     Globals,
     /// The global scope and these names looked up in an attribute set the
@@ -92,7 +92,11 @@ impl<'s> Loader<'s> {
     /// Parses and compiles a source text: the one place text becomes code.
     /// The text is registered in the source map first, so that errors
     /// (syntax and static ones, such as an undefined variable) point into it.
-    pub fn compile_source(&self, unit: SourceUnit, scope: Scope) -> Result<Rc<Lambda>, Error> {
+    pub fn compile_source(
+        &self,
+        unit: SourceUnit,
+        scope: SourceScope,
+    ) -> Result<Rc<Lambda>, Error> {
         // C++ Nix ends comments and lines at a lone carriage return too; rnix
         // does not, so turn those into newlines (same length, spans intact).
         let text: Rc<str> = if unit.text.contains('\r') {
@@ -113,7 +117,7 @@ impl<'s> Loader<'s> {
         })?;
         let options = &self.state.options;
         let (globals, home, lints) = match scope {
-            Scope::Prelude(globals) => (globals, None, Default::default()),
+            SourceScope::Prelude(globals) => (globals, None, Default::default()),
             _ => (&**self.state.globals(), options.home.clone(), options.lints),
         };
         let env = CompileEnv {
@@ -123,14 +127,14 @@ impl<'s> Loader<'s> {
             lints,
         };
         match scope {
-            Scope::Scoped(names) => compiler::compile_scoped(&root, &file, &env, names),
-            Scope::Globals | Scope::Prelude(_) => compiler::compile(&root, &file, &env),
+            SourceScope::Scoped(names) => compiler::compile_scoped(&root, &file, &env, names),
+            SourceScope::Globals | SourceScope::Prelude(_) => compiler::compile(&root, &file, &env),
         }
     }
 
     /// The (unevaluated) value of a source text in the global scope.
     pub fn load(&self, unit: SourceUnit) -> Result<Value, Error> {
-        let lambda = self.compile_source(unit, Scope::Globals)?;
+        let lambda = self.compile_source(unit, SourceScope::Globals)?;
         Ok(suspended(lambda))
     }
 
@@ -143,7 +147,7 @@ impl<'s> Loader<'s> {
             text: Rc::from(text),
             base_dir: PathBuf::from("/"),
         };
-        match self.compile_source(unit, Scope::Prelude(globals)) {
+        match self.compile_source(unit, SourceScope::Prelude(globals)) {
             Ok(lambda) => suspended(lambda),
             // Fixed text shipped in the binary, tested by every evaluation.
             Err(e) => panic!("the built-in Nix source {name} does not compile: {e:?}"),
@@ -182,7 +186,7 @@ impl<'s> Loader<'s> {
         let unit = self.read(&path)?;
         let names: Vec<NixString> = scope.keys().cloned().collect();
         let lambda = self
-            .compile_source(unit, Scope::Scoped(&names))
+            .compile_source(unit, SourceScope::Scoped(&names))
             .map_err(|e| ErrorKind::Located(Box::new(e)))?;
         Ok(Value::Closure(Rc::new(Closure {
             lambda,

@@ -13,7 +13,7 @@ pub use generators::{
     call, call2, deep_force, force, force_attrs, force_bool, force_int, force_list, force_string,
     try_force, type_error, Gen, GenCo, GenFuture, VMRequest, VMResponse, MAX_DEPTH,
 };
-pub use loader::{Loader, Scope, SourceUnit};
+pub use loader::{Loader, SourceScope, SourceUnit};
 pub use ops::{nix_eq, nix_less};
 pub use state::{io_msg, EvalOptions, EvalState, KnownDerivation, SearchPathEntry};
 
