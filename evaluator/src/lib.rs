@@ -14,6 +14,7 @@ pub mod compiler;
 pub mod errors;
 pub mod eval;
 pub mod flake;
+pub mod image;
 pub mod inputs;
 pub mod io;
 pub mod printer;

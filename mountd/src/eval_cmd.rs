@@ -32,6 +32,7 @@ pub fn run(args: &EvalArgs) -> i32 {
         include: args.include.clone(),
         flake: args.flake.clone(),
         impure: args.impure,
+        no_compile_cache: args.no_compile_cache,
         ..Default::default()
     };
     for (name, value) in args.settings() {

@@ -132,6 +132,10 @@ pub struct MountArgs {
     /// `NIX_PATH`, unlocked fetches).
     #[arg(long)]
     pub impure: bool,
+    /// Parse and compile every file afresh instead of loading unchanged
+    /// ones from the compiled-file cache (also ATTRFS_NO_COMPILE_CACHE=1).
+    #[arg(long)]
+    pub no_compile_cache: bool,
     /// Mount the built-in test tree instead of a Nix expression (for
     /// attrfs's own tests).
     #[arg(long, hide = true)]
@@ -245,6 +249,10 @@ pub struct EvalArgs {
     /// Evaluate a flake output, `REF[#ATTRPATH]` as `nix eval` takes it.
     #[arg(long, value_name = "REF[#ATTRPATH]", conflicts_with_all = ["file", "expr"])]
     pub flake: Option<String>,
+    /// Parse and compile every file afresh instead of loading unchanged
+    /// ones from the compiled-file cache (also ATTRFS_NO_COMPILE_CACHE=1).
+    #[arg(long)]
+    pub no_compile_cache: bool,
 }
 
 impl EvalArgs {

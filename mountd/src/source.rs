@@ -56,6 +56,7 @@ pub fn make_backend(args: &MountArgs) -> Result<BackendFactory, String> {
         deep_derivations: args.deep_derivations,
         value_cache: args.cache_size,
         impure: args.impure,
+        compile_cache: !args.no_compile_cache,
     };
     let program = std::env::current_exe()
         .map_err(|e| format!("cannot find the attrfs executable to start evaluators: {e}"))?;

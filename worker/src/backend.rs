@@ -97,6 +97,9 @@ impl EvalBackend {
         search.append(&mut options.search_path);
         options.search_path = search;
         options.interrupt = interrupt.clone();
+        if spec.compile_cache {
+            options.compile_cache = attrfs_eval::compiler::cache::CacheConfig::from_env();
+        }
         if let attrfs_eval::Source::Flake(_) = spec.source {
             attrfs_eval::flake::configure(&mut options, spec.impure);
         }

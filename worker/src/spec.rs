@@ -21,6 +21,9 @@ pub struct RootSpec {
     pub value_cache: usize,
     /// For a flake source: evaluate impurely (`--impure`).
     pub impure: bool,
+    /// Load files through the compiled-file cache the worker's environment
+    /// configures (off with `attrfs mount --no-compile-cache`).
+    pub compile_cache: bool,
 }
 
 impl RootSpec {
@@ -47,7 +50,8 @@ impl RootSpec {
         }
         e.bool(self.deep_derivations)
             .u64(self.value_cache as u64)
-            .bool(self.impure);
+            .bool(self.impure)
+            .bool(self.compile_cache);
         e.finish()
     }
 
@@ -81,6 +85,7 @@ impl RootSpec {
         let value_cache =
             usize::try_from(d.u64()?).map_err(|_| WireError::Malformed("bad cache size"))?;
         let impure = d.bool()?;
+        let compile_cache = d.bool()?;
         d.end()?;
         Ok(RootSpec {
             source,
@@ -90,6 +95,7 @@ impl RootSpec {
             deep_derivations,
             value_cache,
             impure,
+            compile_cache,
         })
     }
 }
@@ -116,10 +122,12 @@ mod tests {
             deep_derivations: true,
             value_cache: 4096,
             impure: false,
+            compile_cache: true,
         };
         let flake = RootSpec {
             source: Source::Flake("/etc/nixos#nixosConfigurations.host.config".into()),
             impure: true,
+            compile_cache: false,
             ..spec.clone()
         };
         let back = RootSpec::decode(&flake.encode()).unwrap();

@@ -156,6 +156,10 @@ pub struct EvalOptions {
     /// past which evaluation stops with a stack overflow error; `None` is
     /// the VM's own bound.
     pub max_call_depth: Option<usize>,
+    /// The compiled-file cache, if files are to be loaded through it (the
+    /// commands turn it on from the environment; off by default, so that
+    /// a library user or test writes nothing unless it asks).
+    pub compile_cache: Option<crate::compiler::cache::CacheConfig>,
 }
 
 impl Default for EvalOptions {
@@ -180,6 +184,7 @@ impl Default for EvalOptions {
             experimental_features: Vec::new(),
             pure_eval: false,
             max_call_depth: None,
+            compile_cache: None,
         }
     }
 }
@@ -280,24 +285,15 @@ impl EvalState {
         } else {
             text
         };
-        let file = self.sources.add(name, path, text.clone());
-        let parsed = rnix::Root::parse(&text);
-        if let Some(e) = parsed.errors().first() {
-            return Err(crate::syntax::parse_error(e, &file));
-        }
-        let root = parsed.tree().expr().ok_or_else(|| {
-            Error::new(
-                ErrorKind::Parse("unexpected end of file".into()),
-                Some(crate::source::Span::new(file.base, file.base)),
-            )
-        })?;
+        let file = self.sources.add(name, path, text);
         let env = CompileEnv {
             globals: self.globals(),
             base_dir,
             home: self.options.home.clone(),
             lints: self.options.lints,
         };
-        let lambda = compiler::compile(&root, &file, &env)?;
+        let lambda =
+            compiler::cache::compile_cached(&file, &env, self.options.compile_cache.as_ref())?;
         Ok(Value::Thunk(Thunk::suspended(lambda, Rc::from(Vec::new()))))
     }
 
