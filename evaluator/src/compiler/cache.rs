@@ -352,6 +352,50 @@ mod tests {
     }
 
     #[test]
+    fn the_next_load_is_served_from_the_entry() {
+        use crate::compiler::Globals;
+        use crate::source::SourceMap;
+        let dir = std::env::temp_dir().join(format!("attrfs-cc-hit-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let cache = CacheConfig {
+            dir: dir.clone(),
+            max_bytes: DEFAULT_MAX_BYTES,
+        };
+        let globals = Globals::default();
+        let env = CompileEnv {
+            globals: &globals,
+            base_dir: "/".into(),
+            home: None,
+            lints: Default::default(),
+        };
+        let map = SourceMap::default();
+        let add = |text: &str| map.add("/f.nix".into(), Some("/f.nix".into()), text.into());
+        let constant = |l: &Lambda| format!("{:?}", l.chunk.constants);
+
+        let file = add("1 + 2");
+        let cold = compile_cached(&file, &env, Some(&cache)).unwrap();
+        assert_eq!(constant(&cold), "[1, 2]");
+        let stored: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
+        assert_eq!(stored.len(), 1);
+        let path = stored[0].as_ref().unwrap().path();
+        // Put another compile's image under this entry's key: the next
+        // load must return it, which shows it neither parsed nor compiled.
+        let entry = std::fs::read(&path).unwrap();
+        let key: [u8; 32] = entry[12..44].try_into().unwrap();
+        let other = add("7");
+        let (lambda, uses) =
+            super::super::compile_recording(&parse(&other).unwrap(), &other, &env).unwrap();
+        let image = crate::image::encode(&lambda, &other, &uses).unwrap();
+        std::fs::write(&path, entry_for(&key, &image)).unwrap();
+        let warm = compile_cached(&add("1 + 2"), &env, Some(&cache)).unwrap();
+        assert_eq!(constant(&warm), "[7]");
+        // Without the cache, the text is what counts.
+        let fresh = compile_cached(&add("1 + 2"), &env, None).unwrap();
+        assert_eq!(constant(&fresh), "[1, 2]");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn eviction_keeps_the_most_recent_entries_under_the_bound() {
         let dir = std::env::temp_dir().join(format!("attrfs-evict-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
