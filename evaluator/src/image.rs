@@ -247,8 +247,13 @@ impl<'a> Encoder<'a> {
         depth: usize,
     ) -> Result<(), EncodeError> {
         self.u(c.constants.len() as u64);
+        // In constant order (as the compiler notes them), walked once: a
+        // chunk like all-packages.nix's has thousands of both.
+        let mut globals: Vec<&(u32, Box<str>)> = globals.iter().collect();
+        globals.sort_unstable_by_key(|(k, _)| *k);
+        let mut globals = globals.into_iter().peekable();
         for (i, v) in c.constants.iter().enumerate() {
-            match globals.iter().find(|(k, _)| *k as usize == i) {
+            match globals.next_if(|(k, _)| *k as usize == i) {
                 Some((_, name)) => {
                     self.out.push(V_GLOBAL);
                     self.string(name.as_bytes());

@@ -103,8 +103,8 @@ pub fn compile_cached(
     };
     let key = key(file, env);
     let path = cache.dir.join(hex(&key));
-    if let Some(image) = load(&path, &key) {
-        if let Ok(lambda) = crate::image::decode(&image, file, env.globals) {
+    if let Some(entry) = load(&path, &key) {
+        if let Ok(lambda) = crate::image::decode(&entry[HEADER_LEN..], file, env.globals) {
             return Ok(lambda);
         }
     }
@@ -201,13 +201,14 @@ fn hex(bytes: &[u8]) -> String {
     data_encoding::HEXLOWER.encode(bytes)
 }
 
-/// The image of the entry at `path` if it is whole and for `key`.
+/// The entry at `path` (its image after [`HEADER_LEN`] bytes) if it is
+/// whole and for `key`.
 fn load(path: &Path, key: &[u8; 32]) -> Option<Vec<u8>> {
     let mut f = std::fs::File::open(path).ok()?;
     let meta = f.metadata().ok()?;
     let mut bytes = Vec::with_capacity(meta.len() as usize);
     f.read_to_end(&mut bytes).ok()?;
-    let payload = check_entry(&bytes, key)?;
+    check_entry(&bytes, key)?;
     // Least recently used, to the day: eviction keeps what is in use.
     let now = SystemTime::now();
     if meta
@@ -218,8 +219,6 @@ fn load(path: &Path, key: &[u8; 32]) -> Option<Vec<u8>> {
     {
         let _ = f.set_modified(now);
     }
-    bytes.drain(..HEADER_LEN);
-    debug_assert_eq!(bytes.len(), payload);
     Some(bytes)
 }
 
