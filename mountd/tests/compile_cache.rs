@@ -146,6 +146,9 @@ fn globals_are_not_frozen_into_entries() {
     assert_ne!(first, second, "__currentTime came from the cache");
 }
 
+/// Damage done to an entry, given it and another entry.
+type Damage = dyn Fn(&[u8], &[u8]) -> Vec<u8>;
+
 #[test]
 fn damaged_entries_are_recompiled() {
     let dir = scratch("damaged");
@@ -158,7 +161,7 @@ fn damaged_entries_are_recompiled() {
     let path = |name: &str| cache.join("attrfs/compiled").join(name);
     // Every way of damaging an entry: truncated, a flipped payload byte, a
     // flipped header byte, emptied, another entry's bytes under its name.
-    let damages: Vec<Box<dyn Fn(&[u8], &[u8]) -> Vec<u8>>> = vec![
+    let damages: Vec<Box<Damage>> = vec![
         Box::new(|e, _| e[..e.len() / 2].to_vec()),
         Box::new(|e, _| {
             let mut e = e.to_vec();
