@@ -7,6 +7,13 @@ median wall time and peak RSS of each and their ratio (ours / C++; below 1
 means we are faster or smaller). Usage:
 
     contrib/bench.py [--runs N] [--only NAME] [--attrfs PATH]
+                     [--compile-cache warm|cold|off]
+
+attrfs's compiled-file cache lives in target/bench-cache for the
+benchmark (XDG_CACHE_HOME). `warm` (the default, what a user sees from the
+second evaluation on) fills it with one untimed run first; `cold` empties
+it before every run (every file compiled and stored); `off` runs with
+--no-compile-cache.
 
 Heavy workloads (the 2,170 20.09 out paths, the modern-corpus out paths)
 run once whatever --runs says. `modern-outPaths-all` (all 5,598 reference
@@ -16,6 +23,7 @@ Workloads that need the corpus unpack it with ../shared/corpus/unpack.sh.
 """
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -80,11 +88,16 @@ def workloads():
     ]
 
 
-def measure(cmd):
+BENCH_CACHE = os.path.join(ROOT, "target", "bench-cache")
+
+
+def measure(cmd, env=None, before=None):
+    if before:
+        before()
     # stderr goes to a file: nixpkgs prints enough warnings to fill a pipe.
     with tempfile.TemporaryFile() as errf:
         start = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=errf)
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=errf, env=env)
         _, status, usage = os.wait4(proc.pid, 0)
         elapsed = time.perf_counter() - start
         errf.seek(0)
@@ -94,10 +107,10 @@ def measure(cmd):
     return elapsed, usage.ru_maxrss / 1024.0, None
 
 
-def run(label, cmd, runs):
+def run(label, cmd, runs, env=None, before=None):
     times, rss = [], []
     for _ in range(runs):
-        t, m, err = measure(cmd)
+        t, m, err = measure(cmd, env, before)
         if t is None:
             print(f"  {label}: failed: {err[0]}")
             return None
@@ -111,7 +124,12 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--only")
     ap.add_argument("--attrfs", default=os.path.join(ROOT, "target", "release", "attrfs"))
+    ap.add_argument("--compile-cache", choices=["warm", "cold", "off"], default="warm")
     a = ap.parse_args()
+    env = dict(os.environ, XDG_CACHE_HOME=BENCH_CACHE)
+    env.pop("ATTRFS_CACHE_DIR", None)
+    env.pop("ATTRFS_NO_COMPILE_CACHE", None)
+    empty_cache = lambda: shutil.rmtree(os.path.join(BENCH_CACHE, "attrfs", "compiled"), ignore_errors=True)
     if not os.path.exists(a.attrfs):
         subprocess.run(["cargo", "build", "--release", "-p", "attrfs"], cwd=ROOT, check=True)
     nix = "/usr/bin/nix-instantiate" if os.path.exists("/usr/bin/nix-instantiate") else None
@@ -121,7 +139,10 @@ def main():
             continue
         runs = min(runs or a.runs, a.runs)
         argv = args()
-        ours = run("attrfs", [a.attrfs, "eval"] + argv, runs)
+        ours_cmd = [a.attrfs, "eval"] + (["--no-compile-cache"] if a.compile_cache == "off" else []) + argv
+        if a.compile_cache == "warm":
+            measure(ours_cmd, env)
+        ours = run("attrfs", ours_cmd, runs, env, empty_cache if a.compile_cache == "cold" else None)
         theirs = run("nix", [nix, "--eval"] + argv, runs) if nix else None
         o = f"{ours[0]:9.3f} {ours[1]:7.0f}" if ours else f"{'-':>9} {'-':>7}"
         t = f"{theirs[0]:9.3f} {theirs[1]:7.0f}" if theirs else f"{'-':>9} {'-':>7}"

@@ -37,6 +37,9 @@ pub struct EvalCommand {
     pub pure_eval: bool,
     /// `--max-call-depth`.
     pub max_call_depth: Option<usize>,
+    /// `--no-compile-cache`: [`run`] parses and compiles every file afresh
+    /// instead of using the compiled-file cache the environment configures.
+    pub no_compile_cache: bool,
 }
 
 /// Frames of an error trace printed without `--show-trace`.
@@ -201,17 +204,27 @@ pub fn run(cmd: EvalCommand) -> i32 {
     let handle = std::thread::Builder::new()
         .name("attrfs-eval".into())
         .stack_size(EVAL_STACK_SIZE)
-        .spawn(move || match evaluate(&cmd, EvalOptions::default()) {
-            Ok(bytes) => {
-                let mut out = std::io::stdout().lock();
-                if out.write_all(&bytes).and_then(|_| out.flush()).is_err() {
-                    return 1;
+        .spawn(move || {
+            let options = EvalOptions {
+                compile_cache: if cmd.no_compile_cache {
+                    None
+                } else {
+                    crate::compiler::cache::CacheConfig::from_env()
+                },
+                ..EvalOptions::default()
+            };
+            match evaluate(&cmd, options) {
+                Ok(bytes) => {
+                    let mut out = std::io::stdout().lock();
+                    if out.write_all(&bytes).and_then(|_| out.flush()).is_err() {
+                        return 1;
+                    }
+                    0
                 }
-                0
-            }
-            Err(msg) => {
-                eprintln!("{msg}");
-                1
+                Err(msg) => {
+                    eprintln!("{msg}");
+                    1
+                }
             }
         });
     match handle.map(|h| h.join()) {

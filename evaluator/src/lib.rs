@@ -16,6 +16,7 @@ pub mod compiler;
 pub mod errors;
 pub mod eval;
 pub mod flake;
+pub mod image;
 pub mod inputs;
 pub mod invocation;
 pub mod io;

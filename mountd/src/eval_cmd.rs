@@ -23,6 +23,7 @@ pub fn run(args: &EvalArgs) -> i32 {
         raw: args.raw,
         xml: args.xml,
         parse: args.parse,
+        no_compile_cache: args.no_compile_cache,
         ..Default::default()
     };
     for (name, value) in args.settings() {

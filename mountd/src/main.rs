@@ -115,6 +115,10 @@ pub struct MountArgs {
     /// `NIX_PATH`, unlocked fetches).
     #[arg(long)]
     pub impure: bool,
+    /// Parse and compile every file afresh instead of loading unchanged
+    /// ones from the compiled-file cache (also ATTRFS_NO_COMPILE_CACHE=1).
+    #[arg(long)]
+    pub no_compile_cache: bool,
     /// Mount the built-in test tree instead of a Nix expression (for
     /// attrfs's own tests).
     #[arg(long, hide = true)]
@@ -256,6 +260,10 @@ pub struct EvalArgs {
     /// evaluates.
     #[arg(long, hide = true)]
     pub eval: bool,
+    /// Parse and compile every file afresh instead of loading unchanged
+    /// ones from the compiled-file cache (also ATTRFS_NO_COMPILE_CACHE=1).
+    #[arg(long)]
+    pub no_compile_cache: bool,
 }
 
 impl EvalArgs {

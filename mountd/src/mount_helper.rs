@@ -95,7 +95,7 @@ fn is_ignored(option: &str) -> bool {
 /// carry what `attrfs mount` takes as flags, since an fstab line has no
 /// other place for them: `attr=ATTRPATH` (`-A`), `argstr.NAME=STRING`,
 /// `arg.NAME=EXPR` (no commas), `include=PATH` (`-I`), `eval_timeout=SECS`,
-/// `cache_size=N`, `workers=N`, `deep_derivations`.
+/// `cache_size=N`, `workers=N`, `deep_derivations`, `no_compile_cache`.
 pub fn translate(args: &[OsString], cwd: &Path) -> Result<Translated, HelperError> {
     let mut positional = Vec::new();
     let mut options: Vec<String> = Vec::new();
@@ -151,6 +151,7 @@ pub fn translate(args: &[OsString], cwd: &Path) -> Result<Translated, HelperErro
             "cache_size" => out.extend(["--cache-size".into(), value()?.into()]),
             "workers" => out.extend(["--workers".into(), value()?.into()]),
             "deep_derivations" => out.push("--deep-derivations".into()),
+            "no_compile_cache" => out.push("--no-compile-cache".into()),
             _ => {
                 if let Some(name) = key.strip_prefix("argstr.") {
                     out.extend(["--argstr".into(), name.into(), value()?.into()]);
@@ -348,6 +349,12 @@ mod tests {
         assert_eq!(relative.args, os(&["/home/u/demo.nix", "/home/u/mnt"]));
         let search = translate(&os(&["<nixpkgs/nixos>", "/m", "-oro"]), Path::new("/")).unwrap();
         assert_eq!(search.args, os(&["<nixpkgs/nixos>", "/m"]));
+        let uncached = translate(
+            &os(&["/a.nix", "/m", "-o", "no_compile_cache"]),
+            Path::new("/"),
+        )
+        .unwrap();
+        assert_eq!(uncached.args, os(&["/a.nix", "/m", "--no-compile-cache"]));
     }
 
     #[test]

@@ -31,6 +31,7 @@ pub fn make_backend(args: &MountArgs, invocation: Invocation) -> Result<BackendF
         invocation,
         deep_derivations: args.deep_derivations,
         value_cache: args.cache_size,
+        compile_cache: !args.no_compile_cache,
     };
     let program = std::env::current_exe()
         .map_err(|e| format!("cannot find the attrfs executable to start evaluators: {e}"))?;

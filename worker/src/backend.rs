@@ -93,6 +93,9 @@ impl EvalBackend {
             ..EvalOptions::default()
         };
         spec.invocation.configure(&mut options);
+        if spec.compile_cache {
+            options.compile_cache = attrfs_eval::compiler::cache::CacheConfig::from_env();
+        }
         let ev = Evaluator::new(options);
         let root = spec
             .invocation

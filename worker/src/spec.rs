@@ -15,6 +15,9 @@ pub struct RootSpec {
     pub deep_derivations: bool,
     /// How many forced values to keep (LRU) per mount.
     pub value_cache: usize,
+    /// Load files through the compiled-file cache the worker's environment
+    /// configures (off with `attrfs mount --no-compile-cache`).
+    pub compile_cache: bool,
 }
 
 impl RootSpec {
@@ -42,7 +45,8 @@ impl RootSpec {
         }
         e.bool(self.deep_derivations)
             .u64(self.value_cache as u64)
-            .bool(invocation.impure);
+            .bool(invocation.impure)
+            .bool(self.compile_cache);
         e.finish()
     }
 
@@ -76,6 +80,7 @@ impl RootSpec {
         let value_cache =
             usize::try_from(d.u64()?).map_err(|_| WireError::Malformed("bad cache size"))?;
         let impure = d.bool()?;
+        let compile_cache = d.bool()?;
         d.end()?;
         Ok(RootSpec {
             invocation: Invocation {
@@ -87,6 +92,7 @@ impl RootSpec {
             },
             deep_derivations,
             value_cache,
+            compile_cache,
         })
     }
 }
@@ -115,6 +121,7 @@ mod tests {
             },
             deep_derivations: true,
             value_cache: 4096,
+            compile_cache: true,
         };
         let flake = RootSpec {
             invocation: Invocation {
@@ -122,6 +129,7 @@ mod tests {
                 impure: true,
                 ..spec.invocation.clone()
             },
+            compile_cache: false,
             ..spec.clone()
         };
         assert_eq!(RootSpec::decode(&flake.encode()).unwrap(), flake);

@@ -41,7 +41,7 @@ fn unparen(e: &ast::Expr) -> ast::Expr {
     }
 }
 
-impl Compiler<'_> {
+impl Compiler<'_, '_> {
     fn collect(
         &self,
         b: &mut Bindings,

@@ -9,6 +9,7 @@
 //! finalise the deferred captures.
 
 mod bindings;
+pub mod cache;
 mod lints;
 mod scope;
 
@@ -52,6 +53,9 @@ struct Ctx {
     /// Code position of the most recent jump target: a `Force` there cannot
     /// be elided, as control may arrive from elsewhere.
     last_label: usize,
+    /// Constants that are values of globals, with the global's name: a
+    /// compiled-file image refers to them by name (see [`GlobalUses`]).
+    globals: Vec<(u32, Box<str>)>,
 }
 
 impl Ctx {
@@ -77,6 +81,7 @@ impl Ctx {
             scope: Scope::default(),
             upvalues: Vec::new(),
             last_label: 0,
+            globals: Vec::new(),
         }
     }
 }
@@ -93,18 +98,47 @@ enum Resolved {
 
 type CResult<T> = Result<T, Error>;
 
+/// Which constants of which compiled lambdas are values of globals, by the
+/// global's name: `__currentTime` or `__storeDir` compile to plain
+/// constants, which a compiled-file image must not freeze (see
+/// [`cache`]). Keyed by the lambda's address, valid while the tree lives.
+pub type GlobalUses = FxHashMap<*const Lambda, Vec<(u32, Box<str>)>>;
+
 /// Compiles one parsed file (or expression) into a zero-argument lambda.
 pub fn compile(root: &ast::Expr, file: &Rc<SourceFile>, env: &CompileEnv) -> CResult<Rc<Lambda>> {
+    compile_root(root, file, env, None)
+}
+
+/// [`compile`], also telling which constants are globals' values (what a
+/// compiled-file image needs to refer to them by name).
+pub fn compile_recording(
+    root: &ast::Expr,
+    file: &Rc<SourceFile>,
+    env: &CompileEnv,
+) -> CResult<(Rc<Lambda>, GlobalUses)> {
+    let mut uses = GlobalUses::default();
+    let lambda = compile_root(root, file, env, Some(&mut uses))?;
+    Ok((lambda, uses))
+}
+
+fn compile_root(
+    root: &ast::Expr,
+    file: &Rc<SourceFile>,
+    env: &CompileEnv,
+    record: Option<&mut GlobalUses>,
+) -> CResult<Rc<Lambda>> {
     let mut c = Compiler {
         env,
         file: file.clone(),
         ctxs: vec![Ctx::new()],
+        record,
     };
     c.compile_expr(root)?;
     c.emit(Op::Force, root.syntax());
     c.emit(Op::Return, root.syntax());
-    let ctx = c.ctxs.pop().expect("root context").finish();
-    Ok(Rc::new(Lambda {
+    let mut ctx = c.ctxs.pop().expect("root context").finish();
+    let globals = std::mem::take(&mut ctx.globals);
+    let lambda = Rc::new(Lambda {
         takes_argument: false,
         chunk: ctx.chunk,
         upvalues: ctx.upvalues,
@@ -112,7 +146,9 @@ pub fn compile(root: &ast::Expr, file: &Rc<SourceFile>, env: &CompileEnv) -> CRe
         span: c.span_of(root.syntax()),
         formals: None,
         has_deferred: false,
-    }))
+    });
+    c.note_globals(&lambda, globals);
+    Ok(lambda)
 }
 
 /// Compiles a file for `scopedImport`: a one-argument lambda whose argument
@@ -128,6 +164,7 @@ pub fn compile_scoped(
         env,
         file: file.clone(),
         ctxs: vec![Ctx::new()],
+        record: None,
     };
     let node = root.syntax();
     c.ctx().scope.stack_depth = 1;
@@ -153,13 +190,16 @@ pub fn compile_scoped(
     }))
 }
 
-struct Compiler<'a> {
+struct Compiler<'a, 'r> {
     env: &'a CompileEnv<'a>,
     file: Rc<SourceFile>,
     ctxs: Vec<Ctx>,
+    /// Where to note the globals' constants of each finished lambda, when
+    /// the caller wants an image of the result.
+    record: Option<&'r mut GlobalUses>,
 }
 
-impl Compiler<'_> {
+impl Compiler<'_, '_> {
     // ---- emission -------------------------------------------------------
 
     fn ctx(&mut self) -> &mut Ctx {
@@ -308,6 +348,27 @@ impl Compiler<'_> {
         (c.len() - 1) as u32
     }
 
+    /// A constant that is the value of global `name`: never shared with an
+    /// equal literal (`__storeDir` and `"/nix/store"` stay two constants),
+    /// so an image can refer to exactly this one by name.
+    fn global_constant(&mut self, v: Value, name: &str) -> u32 {
+        let ctx = self.ctx();
+        ctx.chunk.constants.push(v);
+        let i = (ctx.chunk.constants.len() - 1) as u32;
+        if self.record.is_some() {
+            self.ctx().globals.push((i, name.into()));
+        }
+        i
+    }
+
+    fn note_globals(&mut self, lambda: &Rc<Lambda>, globals: Vec<(u32, Box<str>)>) {
+        if let Some(record) = self.record.as_deref_mut() {
+            if !globals.is_empty() {
+                record.insert(Rc::as_ptr(lambda), globals);
+            }
+        }
+    }
+
     fn emit_constant(&mut self, v: Value, node: &rnix::SyntaxNode) {
         let i = self.constant(v);
         self.emit(Op::Constant(i), node);
@@ -349,8 +410,9 @@ impl Compiler<'_> {
     ) -> CResult<bool> {
         self.ctxs.push(Ctx::new());
         let r = body(self);
-        let ctx = self.ctxs.pop().expect("pushed above").finish();
+        let mut ctx = self.ctxs.pop().expect("pushed above").finish();
         r?;
+        let globals = std::mem::take(&mut ctx.globals);
         let has_deferred = ctx
             .upvalues
             .iter()
@@ -364,6 +426,7 @@ impl Compiler<'_> {
             formals,
             has_deferred,
         });
+        self.note_globals(&lambda, globals);
         let lambdas = &mut self.ctx().chunk.lambdas;
         lambdas.push(lambda);
         let idx = (lambdas.len() - 1) as u32;
@@ -484,7 +547,10 @@ impl Compiler<'_> {
     fn compile_ident(&mut self, name: &str, node: &rnix::SyntaxNode) -> CResult<()> {
         match self.resolve(name) {
             Resolved::Local { ctx, slot, init } => self.emit_load(ctx, slot, init, node),
-            Resolved::Global(v) => self.emit_constant(v, node),
+            Resolved::Global(v) => {
+                let i = self.global_constant(v, name);
+                self.emit(Op::Constant(i), node);
+            }
             Resolved::With => {
                 let mut withs: smallvec::SmallVec<[(usize, u32, bool); 4]> = Default::default();
                 for (i, ctx) in self.ctxs.iter().enumerate().rev() {

@@ -104,17 +104,7 @@ impl<'s> Loader<'s> {
         } else {
             unit.text
         };
-        let file = self.state.sources.add(unit.name, unit.path, text.clone());
-        let parsed = rnix::Root::parse(&text);
-        if let Some(e) = parsed.errors().first() {
-            return Err(crate::syntax::parse_error(e, &file));
-        }
-        let root = parsed.tree().expr().ok_or_else(|| {
-            Error::new(
-                ErrorKind::Parse("unexpected end of file".into()),
-                Some(Span::new(file.base, file.base)),
-            )
-        })?;
+        let file = self.state.sources.add(unit.name, unit.path, text);
         let options = &self.state.options;
         let (globals, home, lints) = match scope {
             SourceScope::Prelude(globals) => (globals, None, Default::default()),
@@ -127,8 +117,14 @@ impl<'s> Loader<'s> {
             lints,
         };
         match scope {
-            SourceScope::Scoped(names) => compiler::compile_scoped(&root, &file, &env, names),
-            SourceScope::Globals | SourceScope::Prelude(_) => compiler::compile(&root, &file, &env),
+            // Not cached: the scope is a value of this evaluation.
+            SourceScope::Scoped(names) => {
+                let root = parse(&file)?;
+                compiler::compile_scoped(&root, &file, &env, names)
+            }
+            SourceScope::Globals | SourceScope::Prelude(_) => {
+                compiler::cache::compile_cached(&file, &env, options.compile_cache.as_ref())
+            }
         }
     }
 
@@ -237,6 +233,20 @@ impl<'s> Loader<'s> {
 const MAX_LINKS: usize = 1024;
 
 /// The value of compiled top-level code: a thunk that runs it when forced.
+/// The syntax tree of a registered source.
+fn parse(file: &crate::source::SourceFile) -> Result<rnix::ast::Expr, Error> {
+    let parsed = rnix::Root::parse(&file.text);
+    if let Some(e) = parsed.errors().first() {
+        return Err(crate::syntax::parse_error(e, file));
+    }
+    parsed.tree().expr().ok_or_else(|| {
+        Error::new(
+            ErrorKind::Parse("unexpected end of file".into()),
+            Some(Span::new(file.base, file.base)),
+        )
+    })
+}
+
 fn suspended(lambda: Rc<Lambda>) -> Value {
     Value::Thunk(Thunk::suspended(lambda, Rc::from(Vec::new())))
 }

@@ -119,6 +119,10 @@ pub struct EvalOptions {
     /// past which evaluation stops with a stack overflow error; `None` is
     /// the VM's own bound.
     pub max_call_depth: Option<usize>,
+    /// The compiled-file cache, if files are to be loaded through it (the
+    /// commands turn it on from the environment; off by default, so that
+    /// a library user or test writes nothing unless it asks).
+    pub compile_cache: Option<crate::compiler::cache::CacheConfig>,
 }
 
 impl Default for EvalOptions {
@@ -143,6 +147,7 @@ impl Default for EvalOptions {
             experimental_features: Vec::new(),
             pure_eval: false,
             max_call_depth: None,
+            compile_cache: None,
         }
     }
 }

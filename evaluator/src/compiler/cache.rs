@@ -1,0 +1,430 @@
+//! The compiled-file cache: a file whose text (and everything else its
+//! compiled form depends on) is unchanged is not parsed and compiled again
+//! by the next `attrfs eval`, mount worker or restarted worker.
+//!
+//! Entries live in `compiled/` under attrfs's cache directory (the fetch
+//! cache's: `$ATTRFS_CACHE_DIR`, else `$XDG_CACHE_HOME/attrfs`, else
+//! `~/.cache/attrfs`), one file per key, named by the key in hex. The key
+//! is a SHA-256 of everything a compile reads: this build of attrfs (see
+//! [`build_identity`]), the image format, the lints, `$HOME` (for `~/`
+//! paths), the file's name, path and directory (error positions, `__curPos`,
+//! relative paths) and the names of the global scope (which identifiers
+//! are globals); then the text itself. The values of the globals are not
+//! in the key: an image refers to them by name (see [`crate::image`]).
+//!
+//! An entry is a header (magic, format version, its key, the payload's
+//! length and SHA-256) and an image. It is written to a temporary file and
+//! renamed into place, so a reader sees a whole entry or none; an entry
+//! whose header, key, length or checksum does not match, or whose image
+//! does not decode, is ignored and overwritten by a fresh compile. Files
+//! that fail to parse or compile are not cached; neither is anything while
+//! a lint is at `warn` (a cached file would skip its warnings).
+//!
+//! The directory is kept under a size bound (default 512 MiB): the first
+//! store of a process, and every eighth of the bound written after, scans
+//! it and removes the least recently used entries (a hit refreshes an
+//! entry's modification time, at most once a day) until it is under three
+//! quarters of the bound.
+
+use super::{compile_recording, CompileEnv, Lambda};
+use crate::errors::{Error, ErrorKind};
+use crate::source::{SourceFile, Span};
+use crate::compiler::LintLevel;
+use sha2::{Digest, Sha256};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+
+/// Bump whenever the image layout ([`crate::image`]), the bytecode or the
+/// compiler's output changes in a way the build identity might not catch.
+pub const FORMAT_VERSION: u32 = 1;
+
+const MAGIC: &[u8; 8] = b"attrfsCC";
+/// Magic, format version, key, payload length, payload SHA-256.
+const HEADER_LEN: usize = 8 + 4 + 32 + 8 + 32;
+
+/// The default size bound of the cache directory.
+pub const DEFAULT_MAX_BYTES: u64 = 512 << 20;
+
+/// An entry used within this long is not touched again on a hit.
+const TOUCH_INTERVAL: Duration = Duration::from_secs(24 * 3600);
+
+/// Temporary files older than this are debris of a crashed writer.
+const STALE_TMP: Duration = Duration::from_secs(3600);
+
+/// Where the cache is and how big it may grow.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CacheConfig {
+    /// The directory of entries.
+    pub dir: PathBuf,
+    /// Bound on the entries' total size, in bytes.
+    pub max_bytes: u64,
+}
+
+impl CacheConfig {
+    /// The cache as the environment configures it, or `None` when
+    /// `ATTRFS_NO_COMPILE_CACHE` is set (to anything but empty or `0`):
+    /// `compiled/` under attrfs's cache directory, bounded by
+    /// `ATTRFS_COMPILE_CACHE_MAX_MB` mebibytes (default 512).
+    pub fn from_env() -> Option<CacheConfig> {
+        if std::env::var_os("ATTRFS_NO_COMPILE_CACHE").is_some_and(|v| !v.is_empty() && v != "0") {
+            return None;
+        }
+        let max_bytes = std::env::var("ATTRFS_COMPILE_CACHE_MAX_MB")
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map_or(DEFAULT_MAX_BYTES, |mb| mb.saturating_mul(1 << 20));
+        Some(CacheConfig {
+            dir: attrfs_fetch::Cache::from_env().root().join("compiled"),
+            max_bytes,
+        })
+    }
+}
+
+/// Parses and compiles `file` into the zero-argument lambda of its value,
+/// through the cache when one is given: the one function every loader of
+/// source files calls. Errors are those of [`crate::syntax::parse_error`]
+/// and the compiler, with spans in `file`.
+pub fn compile_cached(
+    file: &Rc<SourceFile>,
+    env: &CompileEnv,
+    cache: Option<&CacheConfig>,
+) -> Result<Rc<Lambda>, Error> {
+    let lints = [
+        env.lints.absolute_path_literals,
+        env.lints.short_path_literals,
+        env.lints.url_literals,
+    ];
+    let cache = cache.filter(|_| !lints.contains(&LintLevel::Warn));
+    let Some(cache) = cache else {
+        return super::compile(&parse(file)?, file, env);
+    };
+    let key = key(file, env);
+    let path = cache.dir.join(hex(&key));
+    if let Some(entry) = load(&path, &key) {
+        if let Ok(lambda) = crate::image::decode(&entry[HEADER_LEN..], file, env.globals) {
+            return Ok(lambda);
+        }
+    }
+    let (lambda, uses) = compile_recording(&parse(file)?, file, env)?;
+    if let Ok(image) = crate::image::encode(&lambda, file, &uses) {
+        // A cache that cannot be written (read-only, full disk) only
+        // costs the next run a compile.
+        let _ = store(cache, &path, &key, &image);
+    }
+    Ok(lambda)
+}
+
+fn parse(file: &SourceFile) -> Result<rnix::ast::Expr, Error> {
+    let parsed = rnix::Root::parse(&file.text);
+    if let Some(e) = parsed.errors().first() {
+        return Err(crate::syntax::parse_error(e, file));
+    }
+    parsed.tree().expr().ok_or_else(|| {
+        Error::new(
+            ErrorKind::Parse("unexpected end of file".into()),
+            Some(Span::new(file.base, file.base)),
+        )
+    })
+}
+
+/// This build of attrfs: its version and the size, modification time and
+/// inode of the running executable, so that any rebuild (a changed
+/// compiler, VM or builtin set) starts with a fresh key space. Computed
+/// once per process; hashing the executable itself would cost more than
+/// compiling a small file.
+pub fn build_identity() -> &'static [u8] {
+    static ID: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    ID.get_or_init(|| {
+        use std::os::unix::fs::MetadataExt;
+        let mut id = Vec::new();
+        id.extend_from_slice(env!("CARGO_PKG_VERSION").as_bytes());
+        id.push(0);
+        if let Ok(m) = std::env::current_exe().and_then(std::fs::metadata) {
+            for v in [
+                m.len(),
+                m.dev(),
+                m.ino(),
+                m.mtime() as u64,
+                m.mtime_nsec() as u64,
+            ] {
+                id.extend_from_slice(&v.to_le_bytes());
+            }
+        }
+        id
+    })
+}
+
+/// The cache key of compiling `file` in `env`.
+fn key(file: &SourceFile, env: &CompileEnv) -> [u8; 32] {
+    let mut h = Sha256::new();
+    let mut field = |bytes: &[u8]| {
+        h.update((bytes.len() as u64).to_le_bytes());
+        h.update(bytes);
+    };
+    field(MAGIC);
+    field(&FORMAT_VERSION.to_le_bytes());
+    field(build_identity());
+    let level = |l: LintLevel| l as u8;
+    field(&[
+        level(env.lints.absolute_path_literals),
+        level(env.lints.short_path_literals),
+        level(env.lints.url_literals),
+    ]);
+    let path_bytes = |p: &Path| {
+        use std::os::unix::ffi::OsStrExt;
+        p.as_os_str().as_bytes().to_vec()
+    };
+    match &env.home {
+        Some(home) => field(&path_bytes(home)),
+        None => field(b"\0no home"),
+    }
+    field(&path_bytes(&env.base_dir));
+    field(file.name.as_bytes());
+    match &file.path {
+        Some(p) => field(&path_bytes(p)),
+        None => field(b"\0no path"),
+    }
+    let mut names: Vec<&str> = env.globals.keys().map(String::as_str).collect();
+    names.sort_unstable();
+    field(&(names.len() as u64).to_le_bytes());
+    for n in names {
+        field(n.as_bytes());
+    }
+    field(file.text.as_bytes());
+    h.finalize().into()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    data_encoding::HEXLOWER.encode(bytes)
+}
+
+/// The entry at `path` (its image after [`HEADER_LEN`] bytes) if it is
+/// whole and for `key`.
+fn load(path: &Path, key: &[u8; 32]) -> Option<Vec<u8>> {
+    let mut f = std::fs::File::open(path).ok()?;
+    let meta = f.metadata().ok()?;
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    f.read_to_end(&mut bytes).ok()?;
+    check_entry(&bytes, key)?;
+    // Least recently used, to the day: eviction keeps what is in use.
+    let now = SystemTime::now();
+    if meta
+        .modified()
+        .ok()
+        .and_then(|m| now.duration_since(m).ok())
+        .is_some_and(|age| age > TOUCH_INTERVAL)
+    {
+        let _ = f.set_modified(now);
+    }
+    Some(bytes)
+}
+
+/// The payload's length if `entry` is a whole, undamaged entry for `key`.
+fn check_entry(entry: &[u8], key: &[u8; 32]) -> Option<usize> {
+    let header = entry.get(..HEADER_LEN)?;
+    let payload = &entry[HEADER_LEN..];
+    let (magic, rest) = header.split_at(8);
+    let (version, rest) = rest.split_at(4);
+    let (entry_key, rest) = rest.split_at(32);
+    let (len, sum) = rest.split_at(8);
+    let ok = magic == MAGIC
+        && version == FORMAT_VERSION.to_le_bytes()
+        && entry_key == key
+        && len == (payload.len() as u64).to_le_bytes()
+        && sum == Sha256::digest(payload).as_slice();
+    ok.then_some(payload.len())
+}
+
+/// Bytes written by this process since the directory was last scanned.
+static WRITTEN: AtomicU64 = AtomicU64::new(0);
+/// Whether this process has scanned the directory yet.
+static SCANNED: AtomicBool = AtomicBool::new(false);
+
+/// Writes the entry for `key` atomically, then keeps the size bound.
+fn store(cache: &CacheConfig, path: &Path, key: &[u8; 32], image: &[u8]) -> std::io::Result<()> {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    std::fs::create_dir_all(&cache.dir)?;
+    let tmp = cache.dir.join(format!(
+        ".tmp-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let mut entry = Vec::with_capacity(HEADER_LEN + image.len());
+    entry.extend_from_slice(MAGIC);
+    entry.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    entry.extend_from_slice(key);
+    entry.extend_from_slice(&(image.len() as u64).to_le_bytes());
+    entry.extend_from_slice(&Sha256::digest(image));
+    entry.extend_from_slice(image);
+    let written = std::fs::File::create(&tmp)
+        .and_then(|mut f| f.write_all(&entry))
+        .and_then(|()| std::fs::rename(&tmp, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+        return written;
+    }
+    let total = WRITTEN.fetch_add(entry.len() as u64, Ordering::Relaxed) + entry.len() as u64;
+    if !SCANNED.swap(true, Ordering::Relaxed) || total > cache.max_bytes / 8 {
+        WRITTEN.store(0, Ordering::Relaxed);
+        evict(&cache.dir, cache.max_bytes)?;
+    }
+    Ok(())
+}
+
+/// Removes the least recently used entries of `dir` until their total is
+/// under three quarters of `max_bytes` (if it is over `max_bytes`), and
+/// temporary files a crashed writer left.
+pub fn evict(dir: &Path, max_bytes: u64) -> std::io::Result<()> {
+    let now = SystemTime::now();
+    let mut entries = Vec::new();
+    let mut total = 0u64;
+    for e in std::fs::read_dir(dir)? {
+        let Ok(e) = e else { continue };
+        let Ok(meta) = e.metadata() else { continue };
+        if !meta.is_file() {
+            continue;
+        }
+        let modified = meta.modified().unwrap_or(now);
+        if e.file_name().as_encoded_bytes().starts_with(b".tmp-") {
+            if now
+                .duration_since(modified)
+                .is_ok_and(|age| age > STALE_TMP)
+            {
+                let _ = std::fs::remove_file(e.path());
+            }
+            continue;
+        }
+        total += meta.len();
+        entries.push((modified, meta.len(), e.path()));
+    }
+    if total <= max_bytes {
+        return Ok(());
+    }
+    entries.sort_by_key(|(modified, _, _)| *modified);
+    let target = max_bytes / 4 * 3;
+    for (_, len, path) in entries {
+        if total <= target {
+            break;
+        }
+        if std::fs::remove_file(&path).is_ok() {
+            total -= len;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry_for(key: &[u8; 32], image: &[u8]) -> Vec<u8> {
+        let mut e = Vec::new();
+        e.extend_from_slice(MAGIC);
+        e.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        e.extend_from_slice(key);
+        e.extend_from_slice(&(image.len() as u64).to_le_bytes());
+        e.extend_from_slice(&Sha256::digest(image));
+        e.extend_from_slice(image);
+        e
+    }
+
+    #[test]
+    fn damaged_entries_are_refused() {
+        let key = [7u8; 32];
+        let good = entry_for(&key, b"image bytes");
+        assert_eq!(check_entry(&good, &key), Some(11));
+        // Truncated anywhere, in the header or the payload.
+        for cut in [0, 5, HEADER_LEN - 1, HEADER_LEN, good.len() - 1] {
+            assert_eq!(check_entry(&good[..cut], &key), None, "cut at {cut}");
+        }
+        // Any flipped byte: magic, version, key, length, checksum, payload.
+        for i in 0..good.len() {
+            let mut bad = good.clone();
+            bad[i] ^= 0x40;
+            assert_eq!(check_entry(&bad, &key), None, "byte {i} flipped");
+        }
+        // Another key's entry (a renamed file).
+        assert_eq!(check_entry(&good, &[8u8; 32]), None);
+    }
+
+    #[test]
+    fn the_next_load_is_served_from_the_entry() {
+        use crate::compiler::Globals;
+        use crate::source::SourceMap;
+        let dir = std::env::temp_dir().join(format!("attrfs-cc-hit-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let cache = CacheConfig {
+            dir: dir.clone(),
+            max_bytes: DEFAULT_MAX_BYTES,
+        };
+        let globals = Globals::default();
+        let env = CompileEnv {
+            globals: &globals,
+            base_dir: "/".into(),
+            home: None,
+            lints: Default::default(),
+        };
+        let map = SourceMap::default();
+        let add = |text: &str| map.add("/f.nix".into(), Some("/f.nix".into()), text.into());
+        let constant = |l: &Lambda| format!("{:?}", l.chunk.constants);
+
+        let file = add("1 + 2");
+        let cold = compile_cached(&file, &env, Some(&cache)).unwrap();
+        assert_eq!(constant(&cold), "[1, 2]");
+        let stored: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
+        assert_eq!(stored.len(), 1);
+        let path = stored[0].as_ref().unwrap().path();
+        // Put another compile's image under this entry's key: the next
+        // load must return it, which shows it neither parsed nor compiled.
+        let entry = std::fs::read(&path).unwrap();
+        let key: [u8; 32] = entry[12..44].try_into().unwrap();
+        let other = add("7");
+        let (lambda, uses) =
+            super::super::compile_recording(&parse(&other).unwrap(), &other, &env).unwrap();
+        let image = crate::image::encode(&lambda, &other, &uses).unwrap();
+        std::fs::write(&path, entry_for(&key, &image)).unwrap();
+        let warm = compile_cached(&add("1 + 2"), &env, Some(&cache)).unwrap();
+        assert_eq!(constant(&warm), "[7]");
+        // Without the cache, the text is what counts.
+        let fresh = compile_cached(&add("1 + 2"), &env, None).unwrap();
+        assert_eq!(constant(&fresh), "[1, 2]");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn eviction_keeps_the_most_recent_entries_under_the_bound() {
+        let dir = std::env::temp_dir().join(format!("attrfs-evict-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let base = SystemTime::now() - Duration::from_secs(1000);
+        for i in 0..8u64 {
+            let p = dir.join(format!("entry{i}"));
+            std::fs::write(&p, vec![0u8; 100]).unwrap();
+            let f = std::fs::File::options().write(true).open(&p).unwrap();
+            f.set_modified(base + Duration::from_secs(i * 10)).unwrap();
+        }
+        let stale = dir.join(".tmp-1-1");
+        std::fs::write(&stale, b"half").unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&stale)
+            .unwrap()
+            .set_modified(base - STALE_TMP)
+            .unwrap();
+        // 800 bytes against a bound of 400: down to 300, the newest three.
+        evict(&dir, 400).unwrap();
+        let mut left: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["entry5", "entry6", "entry7"]);
+        // Under the bound: nothing goes.
+        evict(&dir, 400).unwrap();
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 3);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
