@@ -27,9 +27,9 @@
 //! quarters of the bound.
 
 use super::{compile_recording, CompileEnv, Lambda};
+use crate::compiler::LintLevel;
 use crate::errors::{Error, ErrorKind};
 use crate::source::{SourceFile, Span};
-use crate::compiler::LintLevel;
 use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};

@@ -119,10 +119,11 @@ impl<'s> Loader<'s> {
         match scope {
             // Not cached: the scope is a value of this evaluation.
             SourceScope::Scoped(names) => {
-                let root = parse(&file)?;
-                compiler::compile_scoped(&root, &file, &env, names)
+                compiler::compile_scoped(&parse(&file)?, &file, &env, names)
             }
-            SourceScope::Globals | SourceScope::Prelude(_) => {
+            // Built into the binary and small: nothing to gain.
+            SourceScope::Prelude(_) => compiler::compile(&parse(&file)?, &file, &env),
+            SourceScope::Globals => {
                 compiler::cache::compile_cached(&file, &env, options.compile_cache.as_ref())
             }
         }
