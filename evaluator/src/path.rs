@@ -6,6 +6,10 @@ use std::path::{Path, PathBuf};
 
 /// Canonicalises a path lexically: collapses `//`, removes `.`, resolves `..`
 /// (without following symlinks), drops a trailing `/`.
+// Inlined into its callers as it was when it lived in the compiler (its
+// main caller, for every path literal): out of line in its own module,
+// hello.drvPath took 0.4% more instructions (1,857.7M against 1,850.3M).
+#[inline]
 pub fn canon_path(p: &str) -> String {
     let mut parts: Vec<&str> = Vec::new();
     for seg in p.split('/') {

@@ -755,6 +755,60 @@ mod tests {
         let _ = std::fs::remove_dir_all(src.parent().unwrap());
     }
 
+    /// `realpath` inside a store object follows links where the contents
+    /// really are and answers in store paths; a link out of the object
+    /// leads out of it.
+    #[test]
+    fn canonical_paths_inside_sources_are_store_paths() {
+        use std::path::Path;
+        let src = tree("canonical");
+        std::os::unix::fs::symlink(src.parent().unwrap(), src.join("out")).unwrap();
+        let ev = crate::Evaluator::new(crate::EvalOptions::default());
+        let object = "/nix/store/kyj3c5y9as5k6kzcfsjjd7v1x52r17br-src";
+        super::register_fetched(&ev.state, object, src.clone(), None);
+        let io = &ev.state.io;
+        let canonical = |p: &str| io.canonicalize(Path::new(p)).unwrap();
+        assert_eq!(
+            canonical(&format!("{object}/link")),
+            Path::new(object).join("a.txt")
+        );
+        assert_eq!(
+            canonical(&format!("{object}/sub/../sub")),
+            Path::new(object).join("sub")
+        );
+        assert_eq!(canonical(object), Path::new(object));
+        assert_eq!(
+            canonical(&format!("{object}/out")),
+            src.parent().unwrap().canonicalize().unwrap()
+        );
+        let meta = io.metadata(Path::new(&format!("{object}/link"))).unwrap();
+        assert_eq!(meta.kind, crate::io::FileType::Symlink);
+        assert!(io
+            .canonicalize(Path::new(&format!("{object}/nope")))
+            .is_err());
+
+        // Pure mode allows the store path and refuses where the link leads.
+        let pure = crate::Evaluator::new(crate::EvalOptions {
+            pure_eval: true,
+            ..crate::EvalOptions::default()
+        });
+        super::register_fetched(&pure.state, object, src.clone(), None);
+        let io = &pure.state.io;
+        assert_eq!(
+            io.canonicalize(Path::new(&format!("{object}/link")))
+                .unwrap(),
+            Path::new(object).join("a.txt")
+        );
+        let refused = io
+            .canonicalize(Path::new(&format!("{object}/out")))
+            .unwrap_err();
+        assert!(
+            refused.to_string().contains("forbidden in pure eval mode"),
+            "{refused}"
+        );
+        let _ = std::fs::remove_dir_all(src.parent().unwrap());
+    }
+
     #[test]
     fn import_from_derivation_is_a_clear_error() {
         let e = eval(
