@@ -17,6 +17,7 @@
 
 use crate::errors::{ErrorKind, EvalResult};
 use crate::flake::flakeref::{Attr, Attrs};
+use crate::record::InputKind;
 use crate::store::{self, Excluded};
 use crate::vm::EvalState;
 use attrfs_fetch::{Cache, FetchError};
@@ -134,12 +135,46 @@ pub fn fetch(state: &EvalState, input: &Attrs) -> EvalResult<Fetched> {
             )))
         }
     };
+    record_fetch(state, kind, input, &fetched);
     state
         .store
         .fetch_memo
         .borrow_mut()
         .insert(key, fetched.clone());
     Ok(fetched)
+}
+
+/// Records a fetch among the evaluation's inputs (see `record.rs`): the
+/// store object it gave, and, for an input that may give something else
+/// next time (no hash, no revision), that the evaluation is impure. Local
+/// trees record themselves as [`InputKind::Tree`] where they are fetched.
+fn record_fetch(state: &EvalState, kind: &str, input: &Attrs, fetched: &Fetched) {
+    let what = format!(
+        "{kind}:{}",
+        str_attr(input, "url")
+            .or_else(|| str_attr(input, "path"))
+            .or_else(|| str_attr(input, "repo"))
+            .unwrap_or("")
+    );
+    state.record_input(InputKind::Fetch, &what, || {
+        format!(
+            "{} {}",
+            fetched.store_path,
+            fetched.str("narHash").unwrap_or("")
+        )
+    });
+    let local = kind == "path"
+        || (kind == "git"
+            && str_attr(input, "url").is_some_and(|u| local_git_path(u).is_some())
+            && !input.contains_key("rev")
+            && !input.contains_key("ref"));
+    if !local && !is_locked(input) {
+        state.record_input(
+            InputKind::Impure,
+            &format!("{what} without a hash"),
+            String::new,
+        );
+    }
 }
 
 /// `type = "path"`: a local tree, copied (hashed) whole.
@@ -157,6 +192,7 @@ fn fetch_path(state: &EvalState, input: &Attrs) -> EvalResult<Fetched> {
     }
     let name = str_attr(input, "name").unwrap_or("source");
     let (store_path, hash) = hash_tree_cached(state, &origin, name)?;
+    state.record_input(InputKind::Tree, &origin.to_string_lossy(), || hash.to_sri());
     check_nar_hash(input, &hash, &format!("path:{path}"))?;
     let mut info = input.clone();
     info.insert("narHash".into(), Attr::Str(hash.to_sri()));
@@ -422,6 +458,14 @@ pub fn fetch_url(
     let cache = state.fetch_cache();
     let index = matches!(expected, Expected::Nothing).then(|| url_index(cache, url, unpack, name));
     let recent = index.as_deref().and_then(|i| recent_download(cache, i));
+    if index.is_some() {
+        // Without a hash, the URL may give something else next time.
+        state.record_input(
+            InputKind::Impure,
+            &format!("{url} without a hash"),
+            String::new,
+        );
+    }
     let d = match recent {
         Some(d) => d,
         None => {
@@ -683,6 +727,9 @@ fn fetch_git(state: &EvalState, input: &Attrs) -> EvalResult<Fetched> {
         let excluded = untracked(&wd.root, &tracked);
         let (store_path, hash) =
             store::add_source_tree(state, &wd.root, &name, Some(excluded.clone()))?;
+        state.record_input(InputKind::Tree, &wd.root.to_string_lossy(), || {
+            hash.to_sri()
+        });
         let src = wd.root.display().to_string();
         let last_modified = match &wd.head {
             Some(h) => {

@@ -17,6 +17,7 @@ pub mod flake;
 pub mod inputs;
 pub mod io;
 pub mod printer;
+pub mod record;
 pub mod source;
 pub mod store;
 pub mod syntax;
@@ -25,5 +26,6 @@ pub mod vm;
 
 pub use errors::{Error, ErrorKind};
 pub use eval::{AutoArg, Evaluator, Source};
+pub use record::{Input, InputKind};
 pub use value::Value;
 pub use vm::{EvalOptions, LintLevel, Lints, SearchPathEntry};

@@ -164,6 +164,14 @@ pub trait Backend {
     /// to compute (a derivation whose `drvPath` throws) is left out rather
     /// than failing the rest; the failure is logged.
     fn xattrs(&mut self, path: &AttrPath) -> Result<XattrList, NodeError>;
+
+    /// The inputs the evaluation recorded since the previous call (files
+    /// read, directories listed, ...: see [`crate::inputs`]). The service
+    /// asks after every request and gathers them per generation. The
+    /// default, for backends that read nothing outside themselves, is none.
+    fn take_inputs(&mut self) -> Vec<crate::inputs::Input> {
+        Vec::new()
+    }
 }
 
 /// Builds a backend on the evaluation thread.

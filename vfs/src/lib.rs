@@ -33,6 +33,7 @@ pub mod backend;
 #[cfg(any(test, feature = "fake"))]
 pub mod fake;
 pub mod inodes;
+pub mod inputs;
 pub mod names;
 pub mod node;
 pub mod process;

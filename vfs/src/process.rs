@@ -17,6 +17,7 @@
 //! Restarting costs the root's evaluation again; the service's rendered
 //! answers are kept, so only what is asked next is evaluated anew.
 
+use std::cell::RefCell;
 use std::ffi::OsString;
 use std::io::{self, BufReader, BufWriter};
 use std::os::fd::AsRawFd;
@@ -27,6 +28,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use crate::backend::{Backend, BackendFactory, Interrupt, NodeError, Stat};
+use crate::inputs::Input;
 use crate::node::{AttrPath, DirEntry, Node, XattrList};
 use crate::protocol::{self, Answer, Request};
 
@@ -55,6 +57,7 @@ pub fn factory(command: WorkerCommand) -> BackendFactory {
             command: command.clone(),
             interrupt,
             worker: None,
+            inputs: RefCell::default(),
         };
         backend.worker = Some(backend.spawn()?);
         Ok(Box::new(backend) as Box<dyn Backend>)
@@ -74,6 +77,8 @@ pub struct ProcessBackend {
     command: WorkerCommand,
     interrupt: Interrupt,
     worker: Option<Worker>,
+    /// Inputs the workers reported, not yet taken by the service.
+    inputs: RefCell<Vec<Input>>,
 }
 
 /// Hands a batch's answers on in order, and marks what is left when the
@@ -187,7 +192,19 @@ impl ProcessBackend {
             // Bytes already buffered need no poll.
             if !worker.output.buffer().is_empty() || readable(&worker.output, POLL_INTERVAL) {
                 return match protocol::read_frame(&mut worker.output) {
-                    Ok(Some(frame)) => Waited::Answer(frame),
+                    Ok(Some(frame)) => match protocol::decode_inputs(&frame) {
+                        // Inputs come ahead of the answer they were read
+                        // for: kept for the service, and the wait goes on.
+                        Ok(Some(inputs)) => {
+                            self.inputs.borrow_mut().extend(inputs);
+                            continue;
+                        }
+                        Ok(None) => Waited::Answer(frame),
+                        Err(e) => {
+                            tracing::error!("the evaluator sent unreadable inputs: {e}");
+                            continue;
+                        }
+                    },
                     Ok(None) | Err(_) => Waited::Died(died(&mut worker.child)),
                 };
             }
@@ -343,6 +360,10 @@ impl Backend for ProcessBackend {
             Answer::Xattrs(xattrs) => Ok(xattrs),
             _ => Err(mismatch()),
         }
+    }
+
+    fn take_inputs(&mut self) -> Vec<Input> {
+        std::mem::take(self.inputs.get_mut())
     }
 }
 

@@ -58,6 +58,7 @@ use rustc_hash::{FxBuildHasher, FxHashMap};
 use tracing::{debug, error, info, warn};
 
 use crate::backend::{Backend, BackendFactory, Interrupt, NodeError};
+use crate::inputs::{Input, InputSet};
 use crate::node::{AttrPath, DirEntry, Node, Segment, XattrList};
 
 /// Tunables of the evaluation service.
@@ -419,6 +420,15 @@ struct Shared {
     /// request started, or shutdown.
     watch: Condvar,
     factory: BackendFactory,
+    /// What the evaluation read (see [`crate::inputs`]).
+    inputs: Mutex<Inputs>,
+}
+
+/// The service's inputs and who wants to hear of new ones.
+#[derive(Default)]
+struct Inputs {
+    set: InputSet,
+    listeners: Vec<mpsc::Sender<Vec<Input>>>,
 }
 
 /// The evaluation service. Dropping it fails every waiting request with
@@ -449,6 +459,7 @@ impl EvalService {
             work: Condvar::new(),
             watch: Condvar::new(),
             factory,
+            inputs: Mutex::default(),
         });
         // Every backend is built before the service answers anything, so
         // that an expression that cannot be evaluated is reported at once.
@@ -583,6 +594,26 @@ impl EvalService {
         CacheView {
             shared: self.shared.clone(),
         }
+    }
+
+    /// Every input the evaluation read so far (each first observation),
+    /// gathered from every backend of this service: the root's evaluation
+    /// and every answer since.
+    pub fn inputs(&self) -> InputSet {
+        self.shared.inputs.lock().set.clone()
+    }
+
+    /// A channel of the inputs the evaluation reads: first all recorded so
+    /// far, then, as answers are evaluated, each batch of new ones. An
+    /// input observed again differently (the sources changed under a
+    /// replaced worker) is sent again as first recorded, so that a watcher
+    /// that re-observes what it receives notices the change.
+    pub fn subscribe_inputs(&self) -> mpsc::Receiver<Vec<Input>> {
+        let (tx, rx) = mpsc::channel();
+        let mut inputs = self.shared.inputs.lock();
+        let _ = tx.send(inputs.set.inputs().to_vec());
+        inputs.listeners.push(tx);
+        rx
     }
 
     fn wait(&self, key: Key) -> Answer {
@@ -739,6 +770,37 @@ fn spawn_eval_thread(
         .map(drop)
 }
 
+/// Moves the inputs a backend recorded into the service's set and tells
+/// the listeners of the new ones.
+fn gather_inputs(shared: &Shared, backend: &mut dyn Backend) {
+    let inputs = backend.take_inputs();
+    if inputs.is_empty() {
+        return;
+    }
+    let mut log = shared.inputs.lock();
+    let had_conflict = log.set.inconsistent().is_some();
+    let mut new = log.set.extend(inputs);
+    if let (false, Some(changed)) = (had_conflict, log.set.inconsistent()) {
+        warn!(
+            "{} {} changed while this generation was being evaluated",
+            changed.kind.name(),
+            changed.name
+        );
+        let key = (changed.kind, changed.name.clone());
+        if let Some(first) = log
+            .set
+            .inputs()
+            .iter()
+            .find(|i| (i.kind, &i.name) == (key.0, &key.1))
+        {
+            new.push(first.clone());
+        }
+    }
+    if !new.is_empty() {
+        log.listeners.retain(|tx| tx.send(new.clone()).is_ok());
+    }
+}
+
 fn build_backend(factory: &Factory, interrupt: &Interrupt) -> Result<Box<dyn Backend>, String> {
     catch_unwind(AssertUnwindSafe(|| factory(interrupt.clone())))
         .unwrap_or_else(|panic| Err(format!("the evaluator panicked: {}", panic_text(&panic))))
@@ -785,6 +847,7 @@ fn eval_thread(
             return;
         }
     };
+    gather_inputs(shared, &mut *backend);
     if let Some(ready) = ready {
         let _ = ready.send(Ok(()));
     }
@@ -846,7 +909,8 @@ fn eval_thread(
                 if !abandoned {
                     abandoned = !complete(shared, slot, generation, &keys[i], answer, started);
                 }
-            })
+            });
+            gather_inputs(shared, &mut *backend);
         }));
         if abandoned {
             return;
@@ -1498,5 +1562,111 @@ mod tests {
         let answer = rx.recv_timeout(Duration::from_secs(1)).unwrap();
         assert!(matches!(answer, Err(NodeError::Unavailable(_))));
         assert!(started.elapsed() < Duration::from_secs(1));
+    }
+}
+
+#[cfg(test)]
+mod input_tests {
+    use super::*;
+    use crate::inputs::InputKind;
+
+    /// A backend whose every stat reads the files named by the path and by
+    /// its parent, with the fingerprints the test chose for them.
+    struct Reading {
+        fingerprints: Arc<Mutex<FxHashMap<String, String>>>,
+        recorded: Vec<Input>,
+    }
+
+    impl Reading {
+        fn read(&mut self, name: &str) {
+            let fingerprint = self
+                .fingerprints
+                .lock()
+                .get(name)
+                .cloned()
+                .unwrap_or_default();
+            self.recorded.push(Input {
+                kind: InputKind::File,
+                name: name.to_owned(),
+                fingerprint,
+            });
+        }
+    }
+
+    impl Backend for Reading {
+        fn stat(&mut self, path: &AttrPath) -> Result<crate::Stat, NodeError> {
+            if let Some(parent) = path.parent().filter(|p| !p.is_root()) {
+                self.read(&parent.to_string());
+            }
+            self.read(&path.to_string());
+            Ok(Node::file("string", 0).into())
+        }
+        fn list(&mut self, _: &AttrPath) -> Result<Vec<DirEntry>, NodeError> {
+            Ok(Vec::new())
+        }
+        fn read(&mut self, _: &AttrPath) -> Result<Vec<u8>, NodeError> {
+            Ok(Vec::new())
+        }
+        fn xattrs(&mut self, _: &AttrPath) -> Result<XattrList, NodeError> {
+            Ok(Vec::new())
+        }
+        fn take_inputs(&mut self) -> Vec<Input> {
+            std::mem::take(&mut self.recorded)
+        }
+    }
+
+    fn name(path: &AttrPath) -> String {
+        path.to_string()
+    }
+
+    #[test]
+    fn inputs_of_the_root_and_of_each_answer_are_gathered_and_announced() {
+        let fingerprints: Arc<Mutex<FxHashMap<String, String>>> = Arc::default();
+        let shared = fingerprints.clone();
+        let factory: BackendFactory = Box::new(move |_| {
+            let mut backend = Reading {
+                fingerprints: shared.clone(),
+                recorded: Vec::new(),
+            };
+            backend.read("root.nix");
+            Ok(Box::new(backend) as Box<dyn Backend>)
+        });
+        let config = ServiceConfig {
+            workers: 2,
+            ..ServiceConfig::default()
+        };
+        let service = EvalService::start(factory, config).unwrap();
+        let announced = service.subscribe_inputs();
+        // Both workers evaluated the root: one input.
+        let first = announced.recv().unwrap();
+        assert_eq!(first.len(), 1);
+        assert_eq!(first[0].name, "root.nix");
+
+        let a = AttrPath::root().child(Segment::name("a"));
+        fingerprints.lock().insert(name(&a), "1".into());
+        service.stat(&a).unwrap();
+        let new = announced.recv_timeout(Duration::from_secs(5)).unwrap();
+        assert_eq!(new.len(), 1);
+        assert_eq!(
+            (new[0].name.as_str(), new[0].fingerprint.as_str()),
+            (name(&a).as_str(), "1")
+        );
+        assert_eq!(service.inputs().inputs().len(), 2);
+        assert!(service.inputs().inconsistent().is_none());
+
+        // The same file seen differently by a later evaluation: announced
+        // again as first seen, and the set knows it is inconsistent.
+        fingerprints.lock().insert(name(&a), "2".into());
+        let b = a.child(Segment::name("b"));
+        fingerprints.lock().insert(name(&b), "x".into());
+        service.stat(&b).unwrap();
+        let new = announced.recv_timeout(Duration::from_secs(5)).unwrap();
+        let seen: Vec<(&str, &str)> = new
+            .iter()
+            .map(|i| (i.name.as_str(), i.fingerprint.as_str()))
+            .collect();
+        assert_eq!(seen, [(name(&b).as_str(), "x"), (name(&a).as_str(), "1")]);
+        let inconsistent = service.inputs().inconsistent().cloned();
+        assert_eq!(inconsistent.map(|i| i.fingerprint), Some("2".to_owned()));
     }
 }

@@ -17,6 +17,7 @@ use attrfs_eval::eval::Evaluator;
 use attrfs_eval::printer::format_float;
 use attrfs_eval::value::Value;
 use attrfs_eval::{Error, ErrorKind, EvalOptions};
+use attrfs_vfs::inputs::{Input, InputKind};
 use attrfs_vfs::{
     xattr, AttrPath, Backend, DirEntry, Interrupt, Node, NodeError, NodeKind, Segment, Stat,
     XattrList,
@@ -77,6 +78,38 @@ pub struct EvalBackend {
     memo: LruCache<AttrPath, Resolved, rustc_hash::FxBuildHasher>,
 }
 
+/// Why the root could not be evaluated, and what it read before failing.
+#[derive(Debug)]
+pub struct RootFailure {
+    /// The error, rendered like C++ Nix.
+    pub message: String,
+    /// The inputs recorded until the failure.
+    pub inputs: Vec<Input>,
+}
+
+/// The evaluator's inputs as the boundary's plain data.
+fn inputs_of(recorded: Vec<attrfs_eval::Input>) -> Vec<Input> {
+    recorded
+        .into_iter()
+        .map(|i| Input {
+            kind: match i.kind {
+                attrfs_eval::InputKind::File => InputKind::File,
+                attrfs_eval::InputKind::Dir => InputKind::Dir,
+                attrfs_eval::InputKind::FileType => InputKind::FileType,
+                attrfs_eval::InputKind::Exists => InputKind::Exists,
+                attrfs_eval::InputKind::Link => InputKind::Link,
+                attrfs_eval::InputKind::Executable => InputKind::Executable,
+                attrfs_eval::InputKind::Env => InputKind::Env,
+                attrfs_eval::InputKind::Fetch => InputKind::Fetch,
+                attrfs_eval::InputKind::Tree => InputKind::Tree,
+                attrfs_eval::InputKind::Impure => InputKind::Impure,
+            },
+            name: i.name,
+            fingerprint: i.fingerprint,
+        })
+        .collect()
+}
+
 fn render_error(ev: &Evaluator, e: &Error) -> NodeError {
     if matches!(e.kind, ErrorKind::Interrupted) {
         NodeError::Interrupted
@@ -86,8 +119,10 @@ fn render_error(ev: &Evaluator, e: &Error) -> NodeError {
 }
 
 impl EvalBackend {
-    /// Loads and forces the root.
-    pub fn new(spec: &RootSpec, interrupt: Interrupt) -> Result<Self, String> {
+    /// Loads and forces the root; the error is the root's failure and the
+    /// inputs read up to it (worth watching: fixing one of them is what
+    /// makes the root evaluate again).
+    pub fn new(spec: &RootSpec, interrupt: Interrupt) -> Result<Self, RootFailure> {
         let mut options = EvalOptions::default();
         let mut search: Vec<_> = spec
             .include
@@ -104,7 +139,10 @@ impl EvalBackend {
         let root = ev
             .root(&spec.source, &spec.args, &spec.attr)
             .and_then(|v| ev.force(v))
-            .map_err(|e| ev.render_error(&e))?;
+            .map_err(|e| RootFailure {
+                message: ev.render_error(&e),
+                inputs: inputs_of(ev.take_new_inputs()),
+            })?;
         let cap = NonZeroUsize::new(spec.value_cache.max(16)).unwrap_or(NonZeroUsize::MIN);
         let mut backend = EvalBackend {
             ev,
@@ -363,6 +401,10 @@ impl Backend for EvalBackend {
 
     fn xattrs(&mut self, path: &AttrPath) -> Result<XattrList, NodeError> {
         self.xattrs_inner(path)
+    }
+
+    fn take_inputs(&mut self) -> Vec<Input> {
+        inputs_of(self.ev.take_new_inputs())
     }
 }
 

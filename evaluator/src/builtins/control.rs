@@ -151,9 +151,12 @@ fn get_env(state: &Rc<EvalState>, args: Vec<Value>) -> EvalResult<Value> {
     if state.options.pure_eval {
         return Ok(Value::string(""));
     }
-    Ok(Value::string(
-        std::env::var(name.to_string()).unwrap_or_default(),
-    ))
+    let name = name.to_string();
+    let value = std::env::var(&name).ok();
+    state.record_input(crate::record::InputKind::Env, &name, || {
+        crate::record::env_fingerprint(value.as_deref())
+    });
+    Ok(Value::string(value.unwrap_or_default()))
 }
 
 fn find_file(co: GenCo, state: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
