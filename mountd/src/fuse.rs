@@ -54,7 +54,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use attrfs_vfs::{names, AttrPath, EvalService, InodeTable, Node, NodeError, NodeKind};
+use crate::live::Generations;
+use attrfs_vfs::{names, AttrPath, EvalService, InodeTable, Node, NodeError, NodeKind, ROOT_INODE};
 use fuser::{
     AccessFlags, BsdFileFlags, CopyFileRangeFlags, Errno, FileAttr, FileHandle, FileType,
     Filesystem, FopenFlags, Generation, INodeNo, InitFlags, KernelConfig, LockOwner, OpenAccMode,
@@ -161,19 +162,22 @@ fn reply_xattr(reply: ReplyXattr, size: u32, value: &[u8]) {
 
 /// The attrfs filesystem: an evaluation service seen through FUSE.
 pub struct AttrFs {
-    /// Shared so that a reply callback can issue a follow-up request.
-    service: Arc<EvalService>,
+    /// The generation served (see `live.rs`): each request asks the
+    /// current one's service.
+    generations: Arc<Generations>,
+    /// Outlives generations: a path keeps its inode number.
     inodes: Arc<InodeTable>,
     attrs: Attrs,
 }
 
 impl AttrFs {
-    /// Wraps a started service. Files are owned by the mounting user.
-    pub fn new(service: EvalService) -> Self {
+    /// Serves the generations of a mount. Files are owned by the mounting
+    /// user.
+    pub fn new(generations: Arc<Generations>) -> Self {
         // SAFETY: getuid/getgid cannot fail and have no preconditions.
         let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
         AttrFs {
-            service: Arc::new(service),
+            generations,
             inodes: Arc::new(InodeTable::new()),
             attrs: Attrs {
                 uid,
@@ -181,6 +185,18 @@ impl AttrFs {
                 time: SystemTime::now(),
             },
         }
+    }
+
+    /// The inode table (shared with the live view, which tells the kernel
+    /// to forget the inodes of an old generation).
+    pub fn inodes(&self) -> Arc<InodeTable> {
+        self.inodes.clone()
+    }
+
+    /// The current generation's service; a reply callback that issues a
+    /// follow-up request keeps asking the generation it started with.
+    fn service(&self) -> Arc<EvalService> {
+        self.generations.current()
     }
 
     /// The attribute path of an inode, or ENOENT for one the kernel should
@@ -196,7 +212,7 @@ impl AttrFs {
             Err(e) => return reply.error(e),
         };
         let attrs = self.attrs;
-        self.service.stat_then(&path, move |answer| match answer {
+        self.service().stat_then(&path, move |answer| match answer {
             Ok(node) => reply.entry(&TTL, &attrs.of(ino, &node), Generation(0)),
             Err(e) => reply.error(errno(&e)),
         });
@@ -328,7 +344,7 @@ impl Filesystem for AttrFs {
         let inodes = self.inodes.clone();
         let attrs = self.attrs;
         let service_path = path.clone();
-        self.service
+        self.service()
             .stat_then(&service_path, move |answer| match answer {
                 Ok(node) => {
                     // The inode is allocated only once the name is known to
@@ -346,7 +362,7 @@ impl Filesystem for AttrFs {
             Err(e) => return reply.error(e),
         };
         let attrs = self.attrs;
-        self.service.stat_then(&path, move |answer| match answer {
+        self.service().stat_then(&path, move |answer| match answer {
             Ok(node) => reply.attr(&TTL, &attrs.of(ino.0, &node)),
             Err(e) => reply.error(errno(&e)),
         });
@@ -357,9 +373,9 @@ impl Filesystem for AttrFs {
             Ok(path) => path,
             Err(e) => return reply.error(e),
         };
-        let service = self.service.clone();
+        let service = self.service();
         let link_path = path.clone();
-        self.service.stat_then(&path, move |answer| match answer {
+        self.service().stat_then(&path, move |answer| match answer {
             Ok(node) => match &node.target {
                 Some(target) if node.error.is_none() => reply.data(target),
                 // A symlink whose target is costly (a nested derivation's
@@ -383,7 +399,7 @@ impl Filesystem for AttrFs {
             Ok(path) => path,
             Err(e) => return reply.error(e),
         };
-        self.service.stat_then(&path, move |answer| match answer {
+        self.service().stat_then(&path, move |answer| match answer {
             Ok(node) if node.error.is_some() => reply.error(Errno::EIO),
             // The contents never change: let the page cache keep them
             // across opens.
@@ -411,7 +427,7 @@ impl Filesystem for AttrFs {
             Ok(path) => path,
             Err(e) => return reply.error(e),
         };
-        self.service.read_then(&path, move |answer| match answer {
+        self.service().read_then(&path, move |answer| match answer {
             Ok(bytes) => {
                 let start = usize::try_from(offset)
                     .unwrap_or(usize::MAX)
@@ -443,7 +459,7 @@ impl Filesystem for AttrFs {
             Ok(path) => path,
             Err(e) => return reply.error(e),
         };
-        self.service.stat_then(&path, move |answer| match answer {
+        self.service().stat_then(&path, move |answer| match answer {
             Ok(node) if node.error.is_some() => reply.error(Errno::EIO),
             Ok(node) if node.kind == NodeKind::Directory => reply.opened(
                 FileHandle(0),
@@ -467,8 +483,8 @@ impl Filesystem for AttrFs {
             Err(e) => return reply.error(e),
         };
         let inodes = self.inodes.clone();
-        let cache = self.service.cache_view();
-        self.service.list_then(&path, move |answer| {
+        let cache = self.service().cache_view();
+        self.service().list_then(&path, move |answer| {
             let listing = match answer {
                 Ok(listing) => listing,
                 Err(e) => return reply.error(errno(&e)),
@@ -542,9 +558,9 @@ impl Filesystem for AttrFs {
             Err(e) => return reply.error(e),
         };
         let inodes = self.inodes.clone();
-        let service = self.service.clone();
+        let service = self.service();
         let attrs = self.attrs;
-        self.service.list_then(&path, move |answer| {
+        self.service().list_then(&path, move |answer| {
             let listing = match answer {
                 Ok(listing) => listing,
                 Err(e) => return reply.error(errno(&e)),
@@ -606,13 +622,20 @@ impl Filesystem for AttrFs {
             // asked constantly (ls, cp -a, SELinux); no evaluation needed.
             _ => return reply.error(Errno::NO_XATTR),
         };
+        // Sources edited into an error: the root says why it shows the
+        // previous generation.
+        if ino.0 == ROOT_INODE && name == attrfs_vfs::xattr::ERROR {
+            if let Some(message) = self.generations.stale_error() {
+                return reply_xattr(reply, size, message.as_bytes());
+            }
+        }
         let path = match self.path(ino) {
             Ok(path) => path,
             Err(e) => return reply.error(e),
         };
-        let service = self.service.clone();
+        let service = self.service();
         let xattr_path = path.clone();
-        self.service.stat_then(&path, move |answer| match answer {
+        self.service().stat_then(&path, move |answer| match answer {
             // The type and the error come with the node.
             Ok(node) => match node.xattr(&name) {
                 Some(value) => reply_xattr(reply, size, value),
@@ -634,17 +657,26 @@ impl Filesystem for AttrFs {
             Ok(path) => path,
             Err(e) => return reply.error(e),
         };
-        self.service.xattrs_then(&path, move |answer| match answer {
-            Ok(xattrs) => {
-                let mut names = Vec::new();
-                for (name, _) in xattrs.iter() {
-                    names.extend_from_slice(name.as_bytes());
-                    names.push(0);
+        let stale = (ino.0 == ROOT_INODE)
+            .then(|| self.generations.stale_error())
+            .flatten();
+        self.service()
+            .xattrs_then(&path, move |answer| match answer {
+                Ok(xattrs) => {
+                    let mut names = Vec::new();
+                    for (name, _) in xattrs.iter() {
+                        names.extend_from_slice(name.as_bytes());
+                        names.push(0);
+                    }
+                    let error = attrfs_vfs::xattr::ERROR;
+                    if stale.is_some() && !xattrs.iter().any(|(n, _)| n == error) {
+                        names.extend_from_slice(error.as_bytes());
+                        names.push(0);
+                    }
+                    reply_xattr(reply, size, &names);
                 }
-                reply_xattr(reply, size, &names);
-            }
-            Err(e) => reply.error(errno(&e)),
-        });
+                Err(e) => reply.error(errno(&e)),
+            });
     }
 
     fn access(&self, _req: &Request, _ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {

@@ -5,10 +5,12 @@
 
 mod eval_cmd;
 mod fuse;
+mod live;
 mod manual;
 mod mount;
 mod mount_helper;
 mod source;
+mod watch;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -119,6 +121,12 @@ pub struct MountArgs {
     /// symlinks to their output paths.
     #[arg(long)]
     pub deep_derivations: bool,
+    /// Do not watch the files the evaluation read: the mount shows the
+    /// values of the moment they were first asked for, until remounted.
+    /// (By default an edit of a source makes a new generation: `cat` shows
+    /// the new value within a second.)
+    #[arg(long)]
+    pub no_watch: bool,
     /// Extra mount options (comma-separated, repeatable): `allow_other`,
     /// `allow_root`, `noexec`, `noatime`, `fsname=NAME`, ...
     #[arg(short = 'o', value_name = "FUSE_OPTION")]
@@ -238,6 +246,10 @@ pub struct EvalArgs {
     /// Stop with a stack overflow error past this nesting depth.
     #[arg(long, value_name = "N")]
     pub max_call_depth: Option<String>,
+    /// Keep running and print the value again whenever a file it was
+    /// evaluated from changes (a live `nix-instantiate --eval`).
+    #[arg(long)]
+    pub watch: bool,
     /// Accepted for nix-instantiate's habits: `attrfs eval` always
     /// evaluates.
     #[arg(long, hide = true)]

@@ -24,6 +24,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
+use crate::live::{self, Generations};
 use attrfs_vfs::{AttrPath, EvalService, NodeKind, ServiceConfig, ServiceError};
 use fuser::{Config, MountOption, Session, SessionACL, SessionUnmounter};
 use parking_lot::Mutex;
@@ -118,14 +119,16 @@ pub fn run(args: &MountArgs) -> ExitCode {
     let (events_tx, events) = mpsc::channel();
     signals.spawn_waiter(phase.clone(), events_tx.clone());
 
-    let service = match start_service(factory, config) {
+    let service = match start_service(factory, config.clone()) {
         Ok(service) => service,
         Err(e) => {
             eprintln!("attrfs mount: {e}");
             return ExitCode::from(e.exit_code());
         }
     };
-    let fs = AttrFs::new(service);
+    let generations = Generations::new(service);
+    let fs = AttrFs::new(generations.clone());
+    let inodes = fs.inodes();
 
     // Held across mounting: a signal that arrives meanwhile waits until the
     // unmounter is in place instead of leaving a stale mount behind.
@@ -140,6 +143,19 @@ pub fn run(args: &MountArgs) -> ExitCode {
     *phase_guard = Phase::Mounted;
     drop(phase_guard);
     info!("mounted on {}", mountpoint.display());
+    // The built-in test tree reads no sources.
+    if !args.no_watch && !args.fake_tree {
+        let again = args.clone();
+        let timeout = config.eval_timeout;
+        let start: live::Start = Box::new(move || {
+            let factory = source::make_backend(&again)?;
+            start_service(factory, config.clone()).map_err(|e| e.to_string())
+        });
+        let notifier = session.notifier();
+        if let Err(e) = live::spawn(generations, inodes, notifier, start, timeout) {
+            warn!("cannot start watching the sources ({e}); edits will not be noticed");
+        }
+    }
     // Held until this function returns; its end of the pipe closing (on any
     // exit, even an abort) is the reaper's cue.
     let _reaper = spawn_reaper(&mountpoint);

@@ -596,6 +596,12 @@ impl EvalService {
         }
     }
 
+    /// How many questions are queued or being evaluated (with someone
+    /// waiting for them): a service being retired is dropped at zero.
+    pub fn pending(&self) -> usize {
+        self.shared.state.lock().pending.len()
+    }
+
     /// Every input the evaluation read so far (each first observation),
     /// gathered from every backend of this service: the root's evaluation
     /// and every answer since.

@@ -12,12 +12,13 @@
 //! `deep_derivations` is set, and a set or list identical to one of its
 //! ancestors is a symlink to that ancestor, so `find` and `grep -r` end.
 
+use crate::inputs::to_wire;
 use crate::spec::RootSpec;
 use attrfs_eval::eval::Evaluator;
 use attrfs_eval::printer::format_float;
 use attrfs_eval::value::Value;
 use attrfs_eval::{Error, ErrorKind, EvalOptions};
-use attrfs_vfs::inputs::{Input, InputKind};
+use attrfs_vfs::inputs::Input;
 use attrfs_vfs::{
     xattr, AttrPath, Backend, DirEntry, Interrupt, Node, NodeError, NodeKind, Segment, Stat,
     XattrList,
@@ -87,29 +88,6 @@ pub struct RootFailure {
     pub inputs: Vec<Input>,
 }
 
-/// The evaluator's inputs as the boundary's plain data.
-fn inputs_of(recorded: Vec<attrfs_eval::Input>) -> Vec<Input> {
-    recorded
-        .into_iter()
-        .map(|i| Input {
-            kind: match i.kind {
-                attrfs_eval::InputKind::File => InputKind::File,
-                attrfs_eval::InputKind::Dir => InputKind::Dir,
-                attrfs_eval::InputKind::FileType => InputKind::FileType,
-                attrfs_eval::InputKind::Exists => InputKind::Exists,
-                attrfs_eval::InputKind::Link => InputKind::Link,
-                attrfs_eval::InputKind::Executable => InputKind::Executable,
-                attrfs_eval::InputKind::Env => InputKind::Env,
-                attrfs_eval::InputKind::Fetch => InputKind::Fetch,
-                attrfs_eval::InputKind::Tree => InputKind::Tree,
-                attrfs_eval::InputKind::Impure => InputKind::Impure,
-            },
-            name: i.name,
-            fingerprint: i.fingerprint,
-        })
-        .collect()
-}
-
 fn render_error(ev: &Evaluator, e: &Error) -> NodeError {
     if matches!(e.kind, ErrorKind::Interrupted) {
         NodeError::Interrupted
@@ -141,7 +119,7 @@ impl EvalBackend {
             .and_then(|v| ev.force(v))
             .map_err(|e| RootFailure {
                 message: ev.render_error(&e),
-                inputs: inputs_of(ev.take_new_inputs()),
+                inputs: to_wire(ev.take_new_inputs()),
             })?;
         let cap = NonZeroUsize::new(spec.value_cache.max(16)).unwrap_or(NonZeroUsize::MIN);
         let mut backend = EvalBackend {
@@ -404,7 +382,7 @@ impl Backend for EvalBackend {
     }
 
     fn take_inputs(&mut self) -> Vec<Input> {
-        inputs_of(self.ev.take_new_inputs())
+        to_wire(self.ev.take_new_inputs())
     }
 }
 
