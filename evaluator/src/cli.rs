@@ -235,7 +235,23 @@ pub fn run(cmd: EvalCommand) -> i32 {
 
 /// Evaluates as the command says and returns what it prints on stdout, or
 /// the rendered error. Call it on a thread with [`EVAL_STACK_SIZE`].
-pub fn evaluate(cmd: &EvalCommand, mut options: EvalOptions) -> Result<Vec<u8>, String> {
+pub fn evaluate(cmd: &EvalCommand, options: EvalOptions) -> Result<Vec<u8>, String> {
+    evaluate_recording(cmd, options).0
+}
+
+/// [`evaluate`], and every input the evaluation read (see
+/// [`crate::record`]), what `attrfs eval --watch` watches.
+pub fn evaluate_recording(
+    cmd: &EvalCommand,
+    options: EvalOptions,
+) -> (Result<Vec<u8>, String>, Vec<crate::record::Input>) {
+    let ev = evaluator_for(cmd, options);
+    let printed = print(&ev, cmd);
+    (printed, ev.all_inputs())
+}
+
+/// The evaluator the command's settings ask for.
+fn evaluator_for(cmd: &EvalCommand, mut options: EvalOptions) -> Evaluator {
     let mut search: Vec<SearchPathEntry> = cmd
         .include
         .iter()
@@ -258,7 +274,11 @@ pub fn evaluate(cmd: &EvalCommand, mut options: EvalOptions) -> Result<Vec<u8>, 
     if cmd.flake.is_some() {
         crate::flake::configure(&mut options, cmd.impure);
     }
-    let ev = Evaluator::new(options);
+    Evaluator::new(options)
+}
+
+/// Evaluates with `ev` and renders what `attrfs eval` prints.
+fn print(ev: &Evaluator, cmd: &EvalCommand) -> Result<Vec<u8>, String> {
     let frames = (!cmd.show_trace).then_some(SHORT_TRACE_FRAMES);
     let render = |e: &crate::Error| e.render_limited(&ev.state.sources, frames);
     let source = match (&cmd.flake, &cmd.expr, &cmd.file) {
