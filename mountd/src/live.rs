@@ -79,7 +79,17 @@ enum Message {
 
 /// Builds the service of a new generation, or says why the sources do
 /// not evaluate.
-pub type Start = Box<dyn Fn() -> Result<EvalService, String> + Send>;
+pub type Start = Box<dyn Fn() -> Result<EvalService, Failure> + Send>;
+
+/// Why a new generation could not start.
+pub struct Failure {
+    /// The error (a syntax error, a root that throws).
+    pub message: String,
+    /// What the failing evaluation read: watched too, since fixing the
+    /// error may mean editing a file the old generation never read (a
+    /// newly imported one).
+    pub inputs: Vec<Input>,
+}
 
 /// Starts the live thread for a mount.
 pub fn spawn(
@@ -174,28 +184,44 @@ impl Live {
             let Some(reason) = changed else {
                 continue;
             };
-            if self.next_generation(generation + 1, &reason, &tx) {
-                generation += 1;
-                watcher.clear();
-            } else {
-                watcher.acknowledge();
+            match self.next_generation(generation + 1, &reason, &tx) {
+                Ok(()) => {
+                    generation += 1;
+                    watcher.clear();
+                }
+                Err(failed) => {
+                    // Only a further change is worth another attempt.
+                    watcher.acknowledge();
+                    let recorded = failed.iter().map(attrfs_worker::inputs::from_wire);
+                    if let Some(input) = watcher.add(recorded.collect()) {
+                        info!("{} since the attempt", describe(&input));
+                        // Look at everything again at once.
+                        let _ = tx.send(Message::Paths(Vec::new()));
+                    }
+                }
             }
         }
     }
 
-    /// Evaluates the sources anew; true if the new generation serves.
-    fn next_generation(&self, number: u64, reason: &str, tx: &mpsc::Sender<Message>) -> bool {
+    /// Evaluates the sources anew. `Err` with what the failed evaluation
+    /// read if the old generation goes on serving.
+    fn next_generation(
+        &self,
+        number: u64,
+        reason: &str,
+        tx: &mpsc::Sender<Message>,
+    ) -> Result<(), Vec<Input>> {
         info!("{reason}: evaluating generation {number}");
         let started = Instant::now();
         let service = match (self.start)() {
             Ok(service) => service,
-            Err(message) => {
+            Err(Failure { message, inputs }) => {
                 warn!(
                     "the sources changed ({reason}) but do not evaluate; still serving generation {}: {message}",
                     number - 1
                 );
                 *self.generations.stale.write() = Some(message);
-                return false;
+                return Err(inputs);
             }
         };
         forward_inputs(&service, number, tx.clone());
@@ -211,7 +237,7 @@ impl Live {
             started.elapsed()
         );
         self.retire(old);
-        true
+        Ok(())
     }
 
     /// Drops the old generation once nothing waits on it, then makes the

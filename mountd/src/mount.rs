@@ -148,8 +148,17 @@ pub fn run(args: &MountArgs) -> ExitCode {
         let again = args.clone();
         let timeout = config.eval_timeout;
         let start: live::Start = Box::new(move || {
-            let factory = source::make_backend(&again)?;
-            start_service(factory, config.clone()).map_err(|e| e.to_string())
+            let failed = attrfs_vfs::process::FailedInputs::default();
+            let factory = source::make_backend_reporting(&again, Some(failed.clone())).map_err(
+                |message| live::Failure {
+                    message,
+                    inputs: Vec::new(),
+                },
+            )?;
+            start_service(factory, config.clone()).map_err(|e| live::Failure {
+                message: e.to_string(),
+                inputs: std::mem::take(&mut *failed.lock()),
+            })
         });
         let notifier = session.notifier();
         if let Err(e) = live::spawn(generations, inodes, notifier, start, timeout) {

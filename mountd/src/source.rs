@@ -22,6 +22,15 @@ use crate::{MountArgs, WORKER_SUBCOMMAND};
 /// not found here but when the factory runs, on the evaluation thread, and
 /// are reported with exit code 1 before anything is mounted.
 pub fn make_backend(args: &MountArgs) -> Result<BackendFactory, String> {
+    make_backend_reporting(args, None)
+}
+
+/// [`make_backend`], putting what a root that fails to evaluate read into
+/// `failed` (for the live view).
+pub fn make_backend_reporting(
+    args: &MountArgs,
+    failed: Option<process::FailedInputs>,
+) -> Result<BackendFactory, String> {
     if args.fake_tree {
         if args.file().is_some() || args.expr.is_some() {
             return Err("--fake-tree takes only a mountpoint".to_owned());
@@ -59,10 +68,11 @@ pub fn make_backend(args: &MountArgs) -> Result<BackendFactory, String> {
     };
     let program = std::env::current_exe()
         .map_err(|e| format!("cannot find the attrfs executable to start evaluators: {e}"))?;
-    Ok(process::factory(WorkerCommand {
+    let command = WorkerCommand {
         program,
         args: vec![WORKER_SUBCOMMAND.into()],
         init: spec.encode(),
         memory_budget: process::default_memory_budget(),
-    }))
+    };
+    Ok(process::factory_reporting(command, failed))
 }

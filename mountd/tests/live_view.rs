@@ -108,6 +108,20 @@ fn editing_either_file_changes_what_cat_shows_and_a_broken_edit_keeps_the_old_va
     assert_eq!(stdout(&mount.sh(error)), "0");
     assert_eq!(stdout(&mount.sh("ls")).trim_end(), "extra\nhost\nmore");
 
+    // A new file imported with an error: fixing that file (which the
+    // served generation never read) is enough.
+    let new = src.0.join("new.nix");
+    fs::write(&new, "{ broken = ; }").unwrap();
+    save(
+        &main,
+        r#"import ./new.nix // { host = "epsilon"; more = import ./more.nix; }"#,
+    );
+    wait_for(&mount, error, "1", Duration::from_secs(2));
+    assert_eq!(stdout(&mount.sh("cat host")), "delta");
+    save(&new, "{ fixed = true; }");
+    wait_for(&mount, "cat host", "epsilon", Duration::from_secs(1));
+    assert_eq!(stdout(&mount.sh("cat fixed")), "true");
+
     // A burst of saves is one new generation, showing the last one.
     let before = generations_started(&mount);
     for i in 0..10 {

@@ -24,6 +24,9 @@ use std::os::fd::AsRawFd;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -52,6 +55,15 @@ pub struct WorkerCommand {
 /// at once, so that an expression that cannot be evaluated is reported
 /// before anything is mounted.
 pub fn factory(command: WorkerCommand) -> BackendFactory {
+    factory_reporting(command, None)
+}
+
+/// Where a factory puts the inputs of a root that failed to evaluate (the
+/// live view watches them: fixing one is what makes the root evaluate).
+pub type FailedInputs = Arc<Mutex<Vec<Input>>>;
+
+/// [`factory`], putting what a failing root read into `failed`.
+pub fn factory_reporting(command: WorkerCommand, failed: Option<FailedInputs>) -> BackendFactory {
     Box::new(move |interrupt| {
         let mut backend = ProcessBackend {
             command: command.clone(),
@@ -59,7 +71,15 @@ pub fn factory(command: WorkerCommand) -> BackendFactory {
             worker: None,
             inputs: RefCell::default(),
         };
-        backend.worker = Some(backend.spawn()?);
+        match backend.spawn() {
+            Ok(worker) => backend.worker = Some(worker),
+            Err(message) => {
+                if let Some(failed) = &failed {
+                    failed.lock().extend(backend.take_inputs());
+                }
+                return Err(message);
+            }
+        }
         Ok(Box::new(backend) as Box<dyn Backend>)
     })
 }
