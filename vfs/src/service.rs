@@ -29,7 +29,9 @@
 //!
 //! ## Cache
 //!
-//! Nix evaluation is pure, so an answer never changes during a mount. Stat
+//! Nix evaluation is pure, so an answer never changes during the life of a
+//! service: a live mount that sees its sources change starts a new service
+//! (a new generation) rather than invalidating this one's answers. Stat
 //! nodes and listings are kept for the life of the mount (they are small,
 //! and keeping them keeps `st_size` and directory contents consistent), and
 //! so are the extended attributes asked for; file contents are kept in an
