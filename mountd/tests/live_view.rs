@@ -222,3 +222,41 @@ fn nixos_host_name_edit_shows_in_config_and_etc() {
     );
     eprintln!("NixOS small-server: then environment/etc/hostname/text: {took:?}");
 }
+
+#[test]
+fn a_local_flake_is_watched_as_a_tree() {
+    if !fuse_available() {
+        return;
+    }
+    let src = TempDir::new();
+    let flake = src.0.join("flake.nix");
+    fs::write(
+        &flake,
+        r#"{ outputs = { self }: { x = "a"; y = import ./y.nix; }; }"#,
+    )
+    .unwrap();
+    fs::write(src.0.join("y.nix"), r#""y1""#).unwrap();
+    let mount = Mount::spawn(&["--flake", src.0.to_str().unwrap()]);
+    assert_eq!(stdout(&mount.sh("cat x")), "a");
+    assert_eq!(stdout(&mount.sh("cat y")), "y1");
+    save(&src.0.join("y.nix"), r#""y2""#);
+    wait_for(&mount, "cat y", "y2", Duration::from_secs(1));
+    save(
+        &flake,
+        r#"{ outputs = { self }: { x = "b"; y = import ./y.nix; }; }"#,
+    );
+    wait_for(&mount, "cat x", "b", Duration::from_secs(1));
+    // A file no expression reads is still part of the flake's source
+    // (its narHash), so adding one is a change too.
+    let before = generations_started(&mount);
+    fs::write(src.0.join("README"), "hello").unwrap();
+    let started = Instant::now();
+    while generations_started(&mount) == before {
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{}",
+            mount.log_text()
+        );
+        sleep(Duration::from_millis(20));
+    }
+}
