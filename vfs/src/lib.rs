@@ -36,11 +36,13 @@ pub mod inodes;
 pub mod inputs;
 pub mod names;
 pub mod node;
+pub mod persist;
 pub mod process;
 pub mod protocol;
 pub mod service;
 
 pub use backend::{Backend, BackendFactory, Interrupt, NodeError, Stat};
 pub use inodes::{InodeTable, ROOT_INODE};
+pub use persist::AnswerStore;
 pub use node::{xattr, AttrPath, DirEntry, Node, NodeKind, Segment, XattrList};
 pub use service::{CacheView, EvalService, Listing, ServiceConfig, ServiceError};

@@ -50,7 +50,7 @@ use std::collections::VecDeque;
 use std::num::NonZeroUsize;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, OnceLock};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -60,7 +60,9 @@ use rustc_hash::{FxBuildHasher, FxHashMap};
 use tracing::{debug, error, info, warn};
 
 use crate::backend::{Backend, BackendFactory, Interrupt, NodeError};
-use crate::inputs::{Input, InputSet};
+use crate::inputs::{Input, InputKind, InputSet};
+use crate::persist::AnswerStore;
+use crate::protocol::{self, Answer as WireAnswer, Request};
 use crate::node::{AttrPath, DirEntry, Node, Segment, XattrList};
 
 /// Tunables of the evaluation service.
@@ -424,6 +426,8 @@ struct Shared {
     factory: BackendFactory,
     /// What the evaluation read (see [`crate::inputs`]).
     inputs: Mutex<Inputs>,
+    /// Where answers are also kept beyond the mount (see [`crate::persist`]).
+    store: OnceLock<Arc<dyn AnswerStore>>,
 }
 
 /// The service's inputs and who wants to hear of new ones.
@@ -462,6 +466,7 @@ impl EvalService {
             watch: Condvar::new(),
             factory,
             inputs: Mutex::default(),
+            store: OnceLock::new(),
         });
         // Every backend is built before the service answers anything, so
         // that an expression that cannot be evaluated is reported at once.
@@ -598,6 +603,22 @@ impl EvalService {
         }
     }
 
+    /// Attaches a persistent store (see [`crate::persist`]): asked after
+    /// the service's own cache and before the evaluator, and handed every
+    /// permanent answer from now on, with the inputs it was evaluated from.
+    /// Attach it before the first request; a service takes one store only
+    /// (false if it has one already).
+    pub fn attach_store(&self, store: Arc<dyn AnswerStore>) -> bool {
+        self.shared.store.set(store).is_ok()
+    }
+
+    /// Adds inputs the service did not read itself: those the answers of an
+    /// attached store were evaluated from, so that whoever follows the
+    /// service's inputs (the live view) follows them too.
+    pub fn add_inputs(&self, inputs: Vec<Input>) {
+        record_inputs(&self.shared, inputs);
+    }
+
     /// How many questions are queued or being evaluated (with someone
     /// waiting for them): a service being retired is dropped at zero.
     pub fn pending(&self) -> usize {
@@ -644,6 +665,11 @@ impl EvalService {
 
     fn submit(&self, key: Key, done: Callback) {
         if let Some(hit) = self.shared.cache.get(key.op, &key.path) {
+            done(hit);
+            return;
+        }
+        if let Some(hit) = stored(&self.shared, &key) {
+            self.shared.cache.put(&key, &hit);
             done(hit);
             return;
         }
@@ -779,9 +805,20 @@ fn spawn_eval_thread(
 }
 
 /// Moves the inputs a backend recorded into the service's set and tells
-/// the listeners of the new ones.
+/// the listeners (and the store) of the new ones. Called after each
+/// evaluation, so it is also the store's sync point: every answer handed
+/// to the store so far was evaluated before these inputs were taken.
 fn gather_inputs(shared: &Shared, backend: &mut dyn Backend) {
     let inputs = backend.take_inputs();
+    record_inputs(shared, inputs);
+    if let Some(store) = shared.store.get() {
+        store.sync();
+    }
+}
+
+/// Adds inputs to the service's set; tells the listeners and the store of
+/// the new ones.
+fn record_inputs(shared: &Shared, inputs: Vec<Input>) {
     if inputs.is_empty() {
         return;
     }
@@ -803,9 +840,86 @@ fn gather_inputs(shared: &Shared, backend: &mut dyn Backend) {
         {
             new.push(first.clone());
         }
+        if let Some(store) = shared.store.get() {
+            // Answers of this generation may mix old and new sources.
+            store.inputs(vec![Input {
+                kind: InputKind::Impure,
+                name: format!("{} {} changed during the evaluation", changed.kind.name(), changed.name),
+                fingerprint: String::new(),
+            }]);
+        }
     }
     if !new.is_empty() {
+        if let Some(store) = shared.store.get() {
+            store.inputs(new.clone());
+        }
         log.listeners.retain(|tx| tx.send(new.clone()).is_ok());
+    }
+}
+
+/// The request frame that keys an answer in the store (a plus listing is
+/// stored as the listing it is).
+fn request_frame(key: &Key) -> Vec<u8> {
+    let path = key.path.clone();
+    match key.op {
+        Op::Stat => Request::Stat(path),
+        Op::List => Request::List(path),
+        Op::Read => Request::Read(path),
+        Op::Xattrs => Request::Xattrs(path),
+    }
+    .encode()
+}
+
+/// Hands a permanent answer to the store, if there is one.
+fn persist(shared: &Shared, key: &Key, answer: &Answer) {
+    let Some(store) = shared.store.get() else {
+        return;
+    };
+    if matches!(answer, Err(e) if !e.is_permanent()) {
+        return;
+    }
+    let wire = match answer {
+        Err(e) => Err(e.clone()),
+        Ok(Rendered::Node(node, contents)) => {
+            if let Some(bytes) = contents {
+                let read = make_key(Op::Read, &key.path);
+                let frame = protocol::encode_answer(&Ok(WireAnswer::Read(bytes.to_vec())));
+                store.put(request_frame(&read), frame);
+            }
+            Ok(WireAnswer::Stat(Node::clone(node).into()))
+        }
+        Ok(Rendered::Listing(listing)) => Ok(WireAnswer::List(listing.entries().to_vec())),
+        Ok(Rendered::Bytes(bytes)) => Ok(WireAnswer::Read(bytes.to_vec())),
+        Ok(Rendered::Xattrs(xattrs)) => Ok(WireAnswer::Xattrs(XattrList::clone(xattrs))),
+    };
+    store.put(request_frame(key), protocol::encode_answer(&wire));
+}
+
+/// A stored answer to `key`, if the store has one of the right kind (a
+/// frame that does not decode, or answers another kind of question, is
+/// not used).
+fn stored(shared: &Shared, key: &Key) -> Option<Answer> {
+    let frame = shared.store.get()?.get(&request_frame(key))?;
+    let answer = match protocol::decode_answer(&frame) {
+        Ok(answer) => answer,
+        Err(e) => {
+            warn!("{key}: ignoring an unreadable stored answer: {e}");
+            return None;
+        }
+    };
+    match (key.op, answer) {
+        (_, Err(e)) => Some(Err(e)),
+        (Op::Stat, Ok(WireAnswer::Stat(stat))) => {
+            Some(Ok(Rendered::Node(Arc::new(stat.node), None)))
+        }
+        (Op::List, Ok(WireAnswer::List(entries))) => {
+            Some(Ok(Rendered::Listing(Arc::new(Listing::new(entries)))))
+        }
+        (Op::Read, Ok(WireAnswer::Read(bytes))) => Some(Ok(Rendered::Bytes(Arc::from(bytes)))),
+        (Op::Xattrs, Ok(WireAnswer::Xattrs(xattrs))) => {
+            Some(Ok(Rendered::Xattrs(Arc::new(xattrs))))
+        }
+        _ => None,
     }
 }
 
@@ -986,6 +1100,7 @@ fn complete(
             Vec::new()
         } else {
             shared.cache.put(key, &answer);
+            persist(shared, key, &answer);
             state
                 .pending
                 .remove(key)
