@@ -1,10 +1,11 @@
 //! The worker's side of the protocol: read what to evaluate, evaluate the
 //! root, say hello, then answer requests until the daemon closes the pipe.
 
+use std::cell::RefCell;
 use std::io::{self, BufReader, BufWriter, Read, Write};
 
 use attrfs_vfs::protocol::{self, Answer, Request};
-use attrfs_vfs::{Backend, Interrupt};
+use attrfs_vfs::{Backend, Interrupt, NodeError};
 
 use crate::backend::EvalBackend;
 use crate::spec::RootSpec;
@@ -48,6 +49,26 @@ pub fn serve(input: impl Read, output: impl Write) -> Result<(), ServeError> {
             Request::List(path) => backend.list(&path).map(Answer::List),
             Request::Read(path) => backend.read(&path).map(Answer::Read),
             Request::Xattrs(path) => backend.xattrs(&path).map(Answer::Xattrs),
+            Request::ListPlus(path, count) => {
+                // Each frame goes out as soon as it is known: the daemon
+                // answers the listing while the stats are evaluated.
+                let sink = RefCell::new((&mut output, Ok(())));
+                let send = |answer: Result<Answer, NodeError>| {
+                    let mut sink = sink.borrow_mut();
+                    let (output, written) = &mut *sink;
+                    if written.is_ok() {
+                        *written = protocol::write_frame(output, &protocol::encode_answer(&answer));
+                    }
+                };
+                backend.list_plus(
+                    &path,
+                    count,
+                    &mut |listing| send(listing.map(Answer::List)),
+                    &mut |_, stat| send(stat.map(Answer::Stat)),
+                );
+                sink.into_inner().1?;
+                continue;
+            }
         };
         protocol::write_frame(&mut output, &protocol::encode_answer(&answer))?;
     }
