@@ -333,7 +333,7 @@ impl<'a> Decoder<'a> {
             kind,
             size,
             target,
-            nix_type: nix_type.into(),
+            nix_type: Node::type_name(nix_type),
             xattrs,
             error,
         })

@@ -43,6 +43,7 @@
 //! Requests for a question already queued or in progress join it instead
 //! of being queued twice.
 
+use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
 use std::collections::hash_map::Entry as MapEntry;
 use std::collections::VecDeque;
@@ -58,8 +59,8 @@ use parking_lot::{Condvar, Mutex, MutexGuard, RwLock};
 use rustc_hash::{FxBuildHasher, FxHashMap};
 use tracing::{debug, error, info, warn};
 
-use crate::backend::{Backend, BackendFactory, Interrupt, NodeError};
-use crate::node::{AttrPath, DirEntry, Node, Segment, XattrList};
+use crate::backend::{Backend, BackendFactory, Interrupt, NodeError, Stat};
+use crate::node::{AttrPath, DirEntry, Node, NodeKind, Segment, XattrList};
 
 /// Tunables of the evaluation service.
 #[derive(Clone, Debug)]
@@ -313,6 +314,9 @@ impl State {
     }
 }
 
+/// How many distinct plain nodes [`Cache::node`] shares.
+const NODE_POOL_SIZE: usize = 1 << 16;
+
 /// A cached answer: permanent errors are cached like values.
 type Cached<T> = Result<T, NodeError>;
 
@@ -329,6 +333,8 @@ type ByteLru = Mutex<LruCache<AttrPath, Cached<Arc<[u8]>>, FxBuildHasher>>;
 
 struct Cache {
     nodes: PathMap<Arc<Node>>,
+    /// One shared node per plain kind, type and size (see [`Cache::node`]).
+    pool: Mutex<FxHashMap<(NodeKind, &'static str, u64), Arc<Node>>>,
     listings: PathMap<Arc<Listing>>,
     bytes: ByteLru,
     xattrs: PathMap<Arc<XattrList>>,
@@ -338,10 +344,38 @@ impl Cache {
     fn new(cache_size: NonZeroUsize) -> Self {
         Cache {
             nodes: RwLock::default(),
+            pool: Mutex::default(),
             listings: RwLock::default(),
             bytes: Mutex::new(LruCache::with_hasher(cache_size, FxBuildHasher)),
             xattrs: RwLock::default(),
         }
+    }
+
+    /// A rendered stat as the cache keeps it. Most nodes of a big walk are
+    /// alike (directories of type `set`, `bool` files of size 4, ...) and
+    /// carry nothing of their own, so those share one allocation: the node
+    /// cache then costs a pointer per entry for them. Bounded, so that a
+    /// tree of files of every size does not grow the pool without end.
+    fn node(&self, stat: Stat) -> Rendered {
+        let contents = stat.contents.map(Arc::from);
+        let node = stat.node;
+        let plain = node.target.is_none() && node.xattrs.is_empty() && node.error.is_none();
+        let Cow::Borrowed(nix_type) = node.nix_type else {
+            return Rendered::Node(Arc::new(node), contents);
+        };
+        if !plain {
+            return Rendered::Node(Arc::new(node), contents);
+        }
+        let mut pool = self.pool.lock();
+        let key = (node.kind, nix_type, node.size);
+        if let Some(shared) = pool.get(&key) {
+            return Rendered::Node(shared.clone(), contents);
+        }
+        let node = Arc::new(node);
+        if pool.len() < NODE_POOL_SIZE {
+            pool.insert(key, node.clone());
+        }
+        Rendered::Node(node, contents)
     }
 
     fn get(&self, op: Op, path: &AttrPath) -> Option<Answer> {
@@ -890,7 +924,7 @@ fn eval_thread(
                 abandoned = !evaluate_list_plus(&mut *backend, run, &key, &mut delivered[0]);
                 return;
             }
-            evaluate_all(&mut *backend, &keys, &mut |i, answer| {
+            evaluate_all(&mut *backend, &shared.cache, &keys, &mut |i, answer| {
                 delivered[i] = true;
                 if !abandoned {
                     abandoned = !complete(shared, slot, generation, &keys[i], answer, started);
@@ -1006,8 +1040,7 @@ fn evaluate_list_plus(
             let Some(child) = children.borrow().get(i).cloned() else {
                 return;
             };
-            let answer =
-                stat.map(|stat| Rendered::Node(Arc::new(stat.node), stat.contents.map(Arc::from)));
+            let answer = stat.map(|stat| shared.cache.node(stat));
             if !complete(shared, slot, generation, &child, answer, started) {
                 alive.set(false);
             }
@@ -1076,27 +1109,27 @@ fn complete(
 
 /// Evaluates `keys` (one request, or a batch of stats) in order, handing
 /// each answer to `deliver` as soon as it is known.
-fn evaluate_all(backend: &mut dyn Backend, keys: &[Key], deliver: &mut dyn FnMut(usize, Answer)) {
+fn evaluate_all(
+    backend: &mut dyn Backend,
+    cache: &Cache,
+    keys: &[Key],
+    deliver: &mut dyn FnMut(usize, Answer),
+) {
     if keys.len() > 1 && keys.iter().all(|k| k.op == Op::Stat) {
         let paths: Vec<AttrPath> = keys.iter().map(|k| k.path.clone()).collect();
         backend.stat_many(&paths, &mut |i, r| {
-            deliver(
-                i,
-                r.map(|stat| Rendered::Node(Arc::new(stat.node), stat.contents.map(Arc::from))),
-            )
+            deliver(i, r.map(|stat| cache.node(stat)))
         });
         return;
     }
     for (i, key) in keys.iter().enumerate() {
-        deliver(i, evaluate(backend, key));
+        deliver(i, evaluate(backend, cache, key));
     }
 }
 
-fn evaluate(backend: &mut dyn Backend, key: &Key) -> Answer {
+fn evaluate(backend: &mut dyn Backend, cache: &Cache, key: &Key) -> Answer {
     match key.op {
-        Op::Stat => backend
-            .stat(&key.path)
-            .map(|stat| Rendered::Node(Arc::new(stat.node), stat.contents.map(Arc::from))),
+        Op::Stat => backend.stat(&key.path).map(|stat| cache.node(stat)),
         Op::List | Op::ListPlus => backend
             .list(&key.path)
             .map(|entries| Rendered::Listing(Arc::new(Listing::new(entries)))),
