@@ -1529,6 +1529,28 @@ mod tests {
         ));
     }
 
+    #[test]
+    fn plain_nodes_are_shared_and_others_are_not() {
+        let cache = Cache::new(NonZeroUsize::MIN);
+        let node = |stat: Stat| match cache.node(stat) {
+            Rendered::Node(node, _) => node,
+            _ => unreachable!("a stat renders a node"),
+        };
+        let a = node(Stat::file("bool", b"true".to_vec()));
+        let b = node(Node::file(Node::type_name("bool".to_owned()), 4).into());
+        assert!(Arc::ptr_eq(&a, &b));
+        let other_size = node(Node::file("bool", 5).into());
+        assert!(!Arc::ptr_eq(&a, &other_size));
+        let failed = node(Node::failed("boom").into());
+        let failed_again = node(Node::failed("bang").into());
+        assert_eq!(failed_again.error.as_deref(), Some("bang"));
+        assert!(!Arc::ptr_eq(&failed, &failed_again));
+        let link = node(Node::symlink("path", "/a").into());
+        let other_link = node(Node::symlink("path", "/b").into());
+        assert_eq!(other_link.target.as_deref(), Some(&b"/b"[..]));
+        assert!(!Arc::ptr_eq(&link, &other_link));
+    }
+
     /// What READDIRPLUS does: list with `list_plus_then`, and from the
     /// listing's callback stat every entry; returns each entry's name and
     /// whether its stat succeeded, in the order the answers came.
