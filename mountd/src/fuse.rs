@@ -84,8 +84,9 @@ const BLOCK_SIZE: u32 = 4096;
 
 /// How many entries one READDIRPLUS reply evaluates at most. A reply
 /// buffer holds a few dozen entries (their names and attributes); asking
-/// for more would only evaluate entries that do not fit.
-const PLUS_BATCH: usize = 64;
+/// for more would only evaluate entries that do not fit. The service's
+/// `list_plus_then` evaluates the first reply's worth with the listing.
+const PLUS_BATCH: usize = attrfs_vfs::LIST_PLUS_STATS;
 
 /// Builds `FileAttr`s; copied into reply callbacks.
 #[derive(Clone, Copy)]
@@ -168,6 +169,8 @@ pub struct AttrFs {
     /// Outlives generations: a path keeps its inode number.
     inodes: Arc<InodeTable>,
     attrs: Attrs,
+    /// The kernel can open directories without asking (see `opendir`).
+    no_opendir: bool,
 }
 
 impl AttrFs {
@@ -184,6 +187,7 @@ impl AttrFs {
                 gid,
                 time: SystemTime::now(),
             },
+            no_opendir: false,
         }
     }
 
@@ -319,6 +323,9 @@ impl Filesystem for AttrFs {
                 debug!("the kernel does not offer {capability:?}");
             }
         }
+        self.no_opendir = config
+            .capabilities()
+            .contains(InitFlags::FUSE_NO_OPENDIR_SUPPORT);
         Ok(())
     }
 
@@ -451,7 +458,17 @@ impl Filesystem for AttrFs {
         reply.ok();
     }
 
+    /// Where the kernel supports it, the first OPENDIR is answered ENOSYS
+    /// and the kernel opens directories without asking from then on (and
+    /// sends no RELEASEDIR): a walk makes half the requests. There is
+    /// nothing to check here that the kernel does not already know from
+    /// the entry (a failing value is a file, the mount is read-only); what
+    /// is lost is `FOPEN_CACHE_DIR`, so a repeated `ls` asks READDIR again,
+    /// which the service answers from its cache.
     fn opendir(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        if self.no_opendir {
+            return reply.error(Errno::ENOSYS);
+        }
         if flags.acc_mode() != OpenAccMode::O_RDONLY {
             return reply.error(Errno::EROFS);
         }
@@ -560,7 +577,7 @@ impl Filesystem for AttrFs {
         let inodes = self.inodes.clone();
         let service = self.service();
         let attrs = self.attrs;
-        self.service().list_then(&path, move |answer| {
+        self.service().list_plus_then(&path, move |answer| {
             let listing = match answer {
                 Ok(listing) => listing,
                 Err(e) => return reply.error(errno(&e)),

@@ -43,6 +43,10 @@ pub enum Request {
     Read(AttrPath),
     /// [`crate::Backend::xattrs`].
     Xattrs(AttrPath),
+    /// [`crate::Backend::list_plus`] with this count: answered by an
+    /// [`Answer::List`] (or an error) and, after a listing, one
+    /// [`Answer::Stat`] (or error) for each of the first `count` entries.
+    ListPlus(AttrPath, usize),
 }
 
 /// A worker's answer to a [`Request`] (of the matching kind).
@@ -336,7 +340,7 @@ impl<'a> Decoder<'a> {
             kind,
             size,
             target,
-            nix_type: nix_type.into(),
+            nix_type: Node::type_name(nix_type),
             xattrs,
             error,
         })
@@ -364,9 +368,13 @@ impl Request {
             Request::List(p) => (1, p),
             Request::Read(p) => (2, p),
             Request::Xattrs(p) => (3, p),
+            Request::ListPlus(p, _) => (4, p),
         };
         let mut e = Encoder::new();
         e.u8(tag).path(path);
+        if let Request::ListPlus(_, count) = self {
+            e.u64(*count as u64);
+        }
         e.finish()
     }
 
@@ -375,14 +383,20 @@ impl Request {
         let mut d = Decoder::new(frame);
         let tag = d.u8()?;
         let path = d.path()?;
-        d.end()?;
-        Ok(match tag {
+        let request = match tag {
             0 => Request::Stat(path),
             1 => Request::List(path),
             2 => Request::Read(path),
             3 => Request::Xattrs(path),
+            4 => {
+                let count =
+                    usize::try_from(d.u64()?).map_err(|_| WireError::Malformed("bad count"))?;
+                Request::ListPlus(path, count)
+            }
             _ => return Err(WireError::Malformed("bad request tag")),
-        })
+        };
+        d.end()?;
+        Ok(request)
     }
 }
 
@@ -520,6 +534,7 @@ mod tests {
             Request::List(AttrPath::root()),
             Request::Read(path()),
             Request::Xattrs(path()),
+            Request::ListPlus(path(), 64),
         ] {
             assert_eq!(Request::decode(&r.encode()).unwrap(), r);
         }

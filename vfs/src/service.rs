@@ -45,6 +45,8 @@
 //! Requests for a question already queued or in progress join it instead
 //! of being queued twice.
 
+use std::borrow::Cow;
+use std::cell::{Cell, RefCell};
 use std::collections::hash_map::Entry as MapEntry;
 use std::collections::VecDeque;
 use std::num::NonZeroUsize;
@@ -59,11 +61,11 @@ use parking_lot::{Condvar, Mutex, MutexGuard, RwLock};
 use rustc_hash::{FxBuildHasher, FxHashMap};
 use tracing::{debug, error, info, warn};
 
-use crate::backend::{Backend, BackendFactory, Interrupt, NodeError};
+use crate::backend::{Backend, BackendFactory, Interrupt, NodeError, Stat};
 use crate::inputs::{Input, InputKind, InputSet};
+use crate::node::{AttrPath, DirEntry, Node, NodeKind, Segment, XattrList};
 use crate::persist::AnswerStore;
 use crate::protocol::{self, Answer as WireAnswer, Request};
-use crate::node::{AttrPath, DirEntry, Node, Segment, XattrList};
 
 /// Tunables of the evaluation service.
 #[derive(Clone, Debug)]
@@ -152,6 +154,9 @@ impl Listing {
 enum Op {
     Stat,
     List,
+    /// A listing whose first [`LIST_PLUS_STATS`] entries the caller will
+    /// stat next; cached as a [`Op::List`] answer.
+    ListPlus,
     Read,
     Xattrs,
 }
@@ -169,6 +174,7 @@ impl std::fmt::Display for Key {
         let op = match self.op {
             Op::Stat => "stat",
             Op::List => "list",
+            Op::ListPlus => "list+",
             Op::Read => "read",
             Op::Xattrs => "xattrs",
         };
@@ -197,6 +203,15 @@ struct Waiter {
 #[derive(Default)]
 struct Pending {
     waiters: Vec<Waiter>,
+    /// The path the first caller asked with, when the entry was made before
+    /// anyone asked (a claimed stat, see `claimed`): the answer is cached
+    /// under the caller's path, which it keeps anyway (an inode's), rather
+    /// than under a copy.
+    asked: Option<AttrPath>,
+    /// Being evaluated as part of another request (the stats that follow a
+    /// [`Op::ListPlus`] listing): no evaluation thread takes it from the
+    /// queue. Cleared when that request ends without answering it.
+    claimed: bool,
 }
 
 struct Running {
@@ -218,6 +233,10 @@ impl Running {
 /// backend for them together lets a worker-process backend pipeline them,
 /// one round trip for the batch instead of one per entry.
 const STAT_BATCH: usize = 64;
+
+/// How many entries' stats a [`EvalService::list_plus_then`] listing
+/// brings along: a READDIRPLUS reply's worth.
+pub const LIST_PLUS_STATS: usize = 64;
 
 /// One evaluation thread's place: what it runs and how to stop it.
 struct Slot {
@@ -300,6 +319,9 @@ impl State {
     }
 }
 
+/// How many distinct plain nodes [`Cache::node`] shares.
+const NODE_POOL_SIZE: usize = 1 << 16;
+
 /// A cached answer: permanent errors are cached like values.
 type Cached<T> = Result<T, NodeError>;
 
@@ -316,6 +338,8 @@ type ByteLru = Mutex<LruCache<AttrPath, Cached<Arc<[u8]>>, FxBuildHasher>>;
 
 struct Cache {
     nodes: PathMap<Arc<Node>>,
+    /// One shared node per plain kind, type and size (see [`Cache::node`]).
+    pool: Mutex<FxHashMap<(NodeKind, &'static str, u64), Arc<Node>>>,
     listings: PathMap<Arc<Listing>>,
     bytes: ByteLru,
     xattrs: PathMap<Arc<XattrList>>,
@@ -325,10 +349,38 @@ impl Cache {
     fn new(cache_size: NonZeroUsize) -> Self {
         Cache {
             nodes: RwLock::default(),
+            pool: Mutex::default(),
             listings: RwLock::default(),
             bytes: Mutex::new(LruCache::with_hasher(cache_size, FxBuildHasher)),
             xattrs: RwLock::default(),
         }
+    }
+
+    /// A rendered stat as the cache keeps it. Most nodes of a big walk are
+    /// alike (directories of type `set`, `bool` files of size 4, ...) and
+    /// carry nothing of their own, so those share one allocation: the node
+    /// cache then costs a pointer per entry for them. Bounded, so that a
+    /// tree of files of every size does not grow the pool without end.
+    fn node(&self, stat: Stat) -> Rendered {
+        let contents = stat.contents.map(Arc::from);
+        let node = stat.node;
+        let plain = node.target.is_none() && node.xattrs.is_empty() && node.error.is_none();
+        let Cow::Borrowed(nix_type) = node.nix_type else {
+            return Rendered::Node(Arc::new(node), contents);
+        };
+        if !plain {
+            return Rendered::Node(Arc::new(node), contents);
+        }
+        let mut pool = self.pool.lock();
+        let key = (node.kind, nix_type, node.size);
+        if let Some(shared) = pool.get(&key) {
+            return Rendered::Node(shared.clone(), contents);
+        }
+        let node = Arc::new(node);
+        if pool.len() < NODE_POOL_SIZE {
+            pool.insert(key, node.clone());
+        }
+        Rendered::Node(node, contents)
     }
 
     fn get(&self, op: Op, path: &AttrPath) -> Option<Answer> {
@@ -339,7 +391,7 @@ impl Cache {
                 }
                 self.stat_from_parent_listing(path)
             }
-            Op::List => self
+            Op::List | Op::ListPlus => self
                 .listings
                 .read()
                 .get(path)
@@ -387,10 +439,10 @@ impl Cache {
             (Op::Stat, Err(e)) => {
                 self.nodes.write().insert(path, Err(e.clone()));
             }
-            (Op::List, Ok(Rendered::Listing(listing))) => {
+            (Op::List | Op::ListPlus, Ok(Rendered::Listing(listing))) => {
                 self.listings.write().insert(path, Ok(listing.clone()));
             }
-            (Op::List, Err(e)) => {
+            (Op::List | Op::ListPlus, Err(e)) => {
                 self.listings.write().insert(path, Err(e.clone()));
             }
             (Op::Read, Ok(Rendered::Bytes(bytes))) => {
@@ -537,6 +589,22 @@ impl EvalService {
     ) {
         self.submit(
             make_key(Op::List, path),
+            Box::new(move |a| done(as_listing(a))),
+        );
+    }
+
+    /// Lists the directory at `path` like [`EvalService::list_then`], for a
+    /// caller that will stat the first [`LIST_PLUS_STATS`] entries next (a
+    /// READDIRPLUS reply): the backend evaluates those stats in the same
+    /// exchange, right after the listing, and they answer the stat requests
+    /// the caller makes when `done` gets the listing.
+    pub fn list_plus_then(
+        &self,
+        path: &AttrPath,
+        done: impl FnOnce(Result<Arc<Listing>, NodeError>) + Send + 'static,
+    ) {
+        self.submit(
+            make_key(Op::ListPlus, path),
             Box::new(move |a| done(as_listing(a))),
         );
     }
@@ -689,12 +757,21 @@ impl EvalService {
             return;
         }
         let waiter = Waiter { deadline, done };
+        let asked = key.path.clone();
         match state.pending.entry(key) {
-            MapEntry::Occupied(mut entry) => entry.get_mut().waiters.push(waiter),
+            MapEntry::Occupied(mut entry) => {
+                let pending = entry.get_mut();
+                if pending.claimed && pending.waiters.is_empty() {
+                    pending.asked.get_or_insert(asked);
+                }
+                pending.waiters.push(waiter);
+            }
             MapEntry::Vacant(entry) => {
                 let key = entry.key().clone();
                 entry.insert(Pending {
                     waiters: vec![waiter],
+                    asked: None,
+                    claimed: false,
                 });
                 state.queue.push_back(key);
                 self.shared.work.notify_all();
@@ -863,7 +940,7 @@ fn request_frame(key: &Key) -> Vec<u8> {
     let path = key.path.clone();
     match key.op {
         Op::Stat => Request::Stat(path),
-        Op::List => Request::List(path),
+        Op::List | Op::ListPlus => Request::List(path),
         Op::Read => Request::Read(path),
         Op::Xattrs => Request::Xattrs(path),
     }
@@ -909,10 +986,8 @@ fn stored(shared: &Shared, key: &Key) -> Option<Answer> {
     };
     match (key.op, answer) {
         (_, Err(e)) => Some(Err(e)),
-        (Op::Stat, Ok(WireAnswer::Stat(stat))) => {
-            Some(Ok(Rendered::Node(Arc::new(stat.node), None)))
-        }
-        (Op::List, Ok(WireAnswer::List(entries))) => {
+        (Op::Stat, Ok(WireAnswer::Stat(stat))) => Some(Ok(shared.cache.node(stat))),
+        (Op::List | Op::ListPlus, Ok(WireAnswer::List(entries))) => {
             Some(Ok(Rendered::Listing(Arc::new(Listing::new(entries)))))
         }
         (Op::Read, Ok(WireAnswer::Read(bytes))) => Some(Ok(Rendered::Bytes(Arc::from(bytes)))),
@@ -981,8 +1056,9 @@ fn eval_thread(
                     return;
                 }
                 match state.queue.pop_front() {
-                    // Skip requests whose callers all gave up while queued.
-                    Some(key) if state.pending.contains_key(&key) => break key,
+                    // Skip requests whose callers all gave up while queued,
+                    // and those another request is answering.
+                    Some(key) if state.pending.get(&key).is_some_and(|p| !p.claimed) => break key,
                     Some(_) => continue,
                     None => shared.work.wait(&mut state),
                 }
@@ -997,7 +1073,7 @@ fn eval_thread(
                     let Some(next) = state.queue.pop_front() else {
                         break;
                     };
-                    if state.pending.contains_key(&next) {
+                    if state.pending.get(&next).is_some_and(|p| !p.claimed) {
                         also.push(next);
                     }
                 }
@@ -1026,12 +1102,17 @@ fn eval_thread(
         let mut delivered = vec![false; keys.len()];
         let mut abandoned = false;
         let outcome = catch_unwind(AssertUnwindSafe(|| {
-            evaluate_all(&mut *backend, &keys, &mut |i, answer| {
-                delivered[i] = true;
-                if !abandoned {
-                    abandoned = !complete(shared, slot, generation, &keys[i], answer, started);
-                }
-            });
+            if key.op == Op::ListPlus {
+                let run = (shared, slot, generation, started);
+                abandoned = !evaluate_list_plus(&mut *backend, run, &key, &mut delivered[0]);
+            } else {
+                evaluate_all(&mut *backend, &shared.cache, &keys, &mut |i, answer| {
+                    delivered[i] = true;
+                    if !abandoned {
+                        abandoned = !complete(shared, slot, generation, &keys[i], answer, started);
+                    }
+                });
+            }
             gather_inputs(shared, &mut *backend);
         }));
         if abandoned {
@@ -1063,9 +1144,93 @@ fn eval_thread(
         }
         let mut state = shared.state.lock();
         if state.slots[slot].generation == generation {
-            state.slots[slot].running = None;
+            if let Some(running) = state.slots[slot].running.take() {
+                release(&mut state, running.also);
+            }
         }
     }
+}
+
+/// Hands back the requests a finished evaluation was to answer and did not
+/// (the stats after a listing whose exchange was cut short): those still
+/// awaited go back to the front of the queue, the others are dropped.
+fn release(state: &mut State, keys: Vec<Key>) {
+    for key in keys.into_iter().rev() {
+        match state.pending.get_mut(&key) {
+            Some(pending) if !pending.waiters.is_empty() => {
+                pending.claimed = false;
+                state.queue.push_front(key);
+            }
+            Some(_) => {
+                state.pending.remove(&key);
+            }
+            None => {}
+        }
+    }
+}
+
+/// Runs an [`Op::ListPlus`] request: the listing answers `key` (its
+/// waiters then ask for the entries' stats), and the stats the backend
+/// sends after it answer those requests, which this evaluation claims so
+/// that no other evaluation thread takes them meanwhile. Returns false if
+/// the thread was abandoned meanwhile (see [`complete`]).
+fn evaluate_list_plus(
+    backend: &mut dyn Backend,
+    (shared, slot, generation, started): (&Shared, usize, u64, Instant),
+    key: &Key,
+    delivered: &mut bool,
+) -> bool {
+    let children: RefCell<Vec<Key>> = RefCell::new(Vec::new());
+    let alive = Cell::new(true);
+    backend.list_plus(
+        &key.path,
+        LIST_PLUS_STATS,
+        &mut |listing| {
+            *delivered = true;
+            let answer = listing.map(|entries| Arc::new(Listing::new(entries)));
+            if let Ok(listing) = &answer {
+                *children.borrow_mut() = listing
+                    .entries()
+                    .iter()
+                    .take(LIST_PLUS_STATS)
+                    .map(|entry| make_key(Op::Stat, &key.path.child(entry.name.clone())))
+                    .collect();
+            }
+            // Claimed before the listing's waiters hear of it: the stats
+            // they ask for then join these entries instead of being queued
+            // for another evaluation thread.
+            {
+                let mut state = shared.state.lock();
+                if state.slots[slot].generation != generation {
+                    return alive.set(false);
+                }
+                let children = children.borrow();
+                for child in children.iter() {
+                    state.pending.entry(child.clone()).or_default().claimed = true;
+                }
+                if let Some(running) = state.slots[slot].running.as_mut() {
+                    running.also.extend(children.iter().cloned());
+                }
+            }
+            let answer = answer.map(Rendered::Listing);
+            if !complete(shared, slot, generation, key, answer, started) {
+                alive.set(false);
+            }
+        },
+        &mut |i, stat| {
+            if !alive.get() {
+                return;
+            }
+            let Some(child) = children.borrow().get(i).cloned() else {
+                return;
+            };
+            let answer = stat.map(|stat| shared.cache.node(stat));
+            if !complete(shared, slot, generation, &child, answer, started) {
+                alive.set(false);
+            }
+        },
+    );
+    alive.get()
 }
 
 /// Records the answer to `key` and answers its waiters. Returns false if
@@ -1096,16 +1261,28 @@ fn complete(
         if matches!(answer, Err(NodeError::Interrupted)) && live {
             // Callers that joined after the interrupt still deserve an
             // attempt of their own.
+            if let Some(pending) = state.pending.get_mut(key) {
+                pending.claimed = false;
+            }
             state.queue.push_front(key.clone());
             Vec::new()
         } else {
-            shared.cache.put(key, &answer);
             persist(shared, key, &answer);
-            state
-                .pending
-                .remove(key)
-                .map(|p| p.waiters)
-                .unwrap_or_default()
+            match state.pending.remove_entry(key) {
+                // The waiting request's key: its path is the one the caller
+                // keeps (an inode's), so the cache shares it.
+                Some((mut asked, pending)) => {
+                    if let Some(path) = pending.asked {
+                        asked.path = path;
+                    }
+                    shared.cache.put(&asked, &answer);
+                    pending.waiters
+                }
+                None => {
+                    shared.cache.put(key, &answer);
+                    Vec::new()
+                }
+            }
         }
     };
     log_answer(key, &answer, elapsed);
@@ -1117,28 +1294,28 @@ fn complete(
 
 /// Evaluates `keys` (one request, or a batch of stats) in order, handing
 /// each answer to `deliver` as soon as it is known.
-fn evaluate_all(backend: &mut dyn Backend, keys: &[Key], deliver: &mut dyn FnMut(usize, Answer)) {
+fn evaluate_all(
+    backend: &mut dyn Backend,
+    cache: &Cache,
+    keys: &[Key],
+    deliver: &mut dyn FnMut(usize, Answer),
+) {
     if keys.len() > 1 && keys.iter().all(|k| k.op == Op::Stat) {
         let paths: Vec<AttrPath> = keys.iter().map(|k| k.path.clone()).collect();
         backend.stat_many(&paths, &mut |i, r| {
-            deliver(
-                i,
-                r.map(|stat| Rendered::Node(Arc::new(stat.node), stat.contents.map(Arc::from))),
-            )
+            deliver(i, r.map(|stat| cache.node(stat)))
         });
         return;
     }
     for (i, key) in keys.iter().enumerate() {
-        deliver(i, evaluate(backend, key));
+        deliver(i, evaluate(backend, cache, key));
     }
 }
 
-fn evaluate(backend: &mut dyn Backend, key: &Key) -> Answer {
+fn evaluate(backend: &mut dyn Backend, cache: &Cache, key: &Key) -> Answer {
     match key.op {
-        Op::Stat => backend
-            .stat(&key.path)
-            .map(|stat| Rendered::Node(Arc::new(stat.node), stat.contents.map(Arc::from))),
-        Op::List => backend
+        Op::Stat => backend.stat(&key.path).map(|stat| cache.node(stat)),
+        Op::List | Op::ListPlus => backend
             .list(&key.path)
             .map(|entries| Rendered::Listing(Arc::new(Listing::new(entries)))),
         Op::Read => backend
@@ -1535,6 +1712,99 @@ mod tests {
             service.stat(&path(&["a", "x"])),
             Err(NodeError::Unavailable(_))
         ));
+    }
+
+    #[test]
+    fn plain_nodes_are_shared_and_others_are_not() {
+        let cache = Cache::new(NonZeroUsize::MIN);
+        let node = |stat: Stat| match cache.node(stat) {
+            Rendered::Node(node, _) => node,
+            _ => unreachable!("a stat renders a node"),
+        };
+        let a = node(Stat::file("bool", b"true".to_vec()));
+        let b = node(Node::file(Node::type_name("bool".to_owned()), 4).into());
+        assert!(Arc::ptr_eq(&a, &b));
+        let other_size = node(Node::file("bool", 5).into());
+        assert!(!Arc::ptr_eq(&a, &other_size));
+        let failed = node(Node::failed("boom").into());
+        let failed_again = node(Node::failed("bang").into());
+        assert_eq!(failed_again.error.as_deref(), Some("bang"));
+        assert!(!Arc::ptr_eq(&failed, &failed_again));
+        let link = node(Node::symlink("path", "/a").into());
+        let other_link = node(Node::symlink("path", "/b").into());
+        assert_eq!(other_link.target.as_deref(), Some(&b"/b"[..]));
+        assert!(!Arc::ptr_eq(&link, &other_link));
+    }
+
+    /// What READDIRPLUS does: list with `list_plus_then`, and from the
+    /// listing's callback stat every entry; returns each entry's name and
+    /// whether its stat succeeded, in the order the answers came.
+    fn readdirplus(service: &Arc<EvalService>, dir: &[&str]) -> Vec<(String, bool)> {
+        let (tx, rx) = mpsc::channel();
+        let dir_path = path(dir);
+        let for_callback = service.clone();
+        let parent = dir_path.clone();
+        service.list_plus_then(&dir_path, move |listing| {
+            let listing = listing.unwrap();
+            for entry in listing.entries() {
+                let tx = tx.clone();
+                let name = entry.name.to_string();
+                for_callback.stat_then(&parent.child(entry.name.clone()), move |r| {
+                    let _ = tx.send((name, r.is_ok()));
+                });
+            }
+        });
+        rx.iter().collect()
+    }
+
+    #[test]
+    fn a_plus_listing_answers_the_entries_stats_in_the_same_evaluation() {
+        let tree = FakeValue::Set(vec![
+            attr("a", string("one")),
+            attr("b", FakeValue::Int(2)),
+            attr("c", FakeValue::Set(vec![])),
+        ]);
+        let config = ServiceConfig {
+            workers: 2,
+            ..quick()
+        };
+        let (service, stats) = start(tree, config);
+        let service = Arc::new(service);
+        let answers = readdirplus(&service, &[]);
+        assert_eq!(
+            answers,
+            [("a".into(), true), ("b".into(), true), ("c".into(), true)]
+        );
+        // One listing and three stats, each evaluated once although two
+        // evaluation threads were free to take the stats from the queue.
+        assert_eq!(calls(&stats), 4);
+        // Everything is cached now, the entries' stats included.
+        assert_eq!(service.stat(&path(&["b"])).unwrap().nix_type, "int");
+        assert_eq!(readdirplus(&service, &[]).len(), 3);
+        assert_eq!(calls(&stats), 4);
+    }
+
+    #[test]
+    fn a_hanging_entry_of_a_plus_listing_fails_alone() {
+        // The listing is answered before any entry is evaluated, the entries
+        // before the hanging one as they come, and every answer by its
+        // deadline; the entry after the hanging one (which waited behind it,
+        // as in a batch of stats) is evaluated when asked again.
+        let tree = FakeValue::Set(vec![
+            attr("a", string("one")),
+            attr("hang", FakeValue::Hang),
+            attr("z", string("last")),
+        ]);
+        let (service, _) = start(tree, quick());
+        let service = Arc::new(service);
+        let started = Instant::now();
+        let mut answers = readdirplus(&service, &[]);
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert_eq!(answers[0], ("a".into(), true));
+        answers.sort();
+        assert_eq!(answers.len(), 3);
+        assert_eq!(answers[1], ("hang".into(), false));
+        assert_eq!(service.stat(&path(&["z"])).unwrap().size, 4);
     }
 
     #[test]

@@ -53,6 +53,30 @@ pub fn serve(input: impl Read, output: impl Write) -> Result<(), ServeError> {
             Request::List(path) => backend.list(&path).map(Answer::List),
             Request::Read(path) => backend.read(&path).map(Answer::Read),
             Request::Xattrs(path) => backend.xattrs(&path).map(Answer::Xattrs),
+            Request::ListPlus(path, count) => {
+                // Backend::list_plus spelled out, so that each frame goes
+                // out as soon as it is known (the daemon answers the listing
+                // while the stats are evaluated), after the inputs read for
+                // it.
+                let listing = backend.list(&path);
+                let children: Vec<_> = match &listing {
+                    Ok(entries) => entries
+                        .iter()
+                        .take(count)
+                        .map(|entry| path.child(entry.name.clone()))
+                        .collect(),
+                    Err(_) => Vec::new(),
+                };
+                send_inputs(&mut output, backend.take_inputs())?;
+                let frame = protocol::encode_answer(&listing.map(Answer::List));
+                protocol::write_frame(&mut output, &frame)?;
+                for child in children {
+                    let stat = backend.stat(&child).map(Answer::Stat);
+                    send_inputs(&mut output, backend.take_inputs())?;
+                    protocol::write_frame(&mut output, &protocol::encode_answer(&stat))?;
+                }
+                continue;
+            }
         };
         send_inputs(&mut output, backend.take_inputs())?;
         protocol::write_frame(&mut output, &protocol::encode_answer(&answer))?;
