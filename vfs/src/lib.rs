@@ -43,6 +43,6 @@ pub mod service;
 
 pub use backend::{Backend, BackendFactory, Interrupt, NodeError, Stat};
 pub use inodes::{InodeTable, ROOT_INODE};
-pub use persist::AnswerStore;
 pub use node::{xattr, AttrPath, DirEntry, Node, NodeKind, Segment, XattrList};
+pub use persist::AnswerStore;
 pub use service::{CacheView, EvalService, Listing, ServiceConfig, ServiceError, LIST_PLUS_STATS};

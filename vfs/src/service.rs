@@ -921,7 +921,11 @@ fn record_inputs(shared: &Shared, inputs: Vec<Input>) {
             // Answers of this generation may mix old and new sources.
             store.inputs(vec![Input {
                 kind: InputKind::Impure,
-                name: format!("{} {} changed during the evaluation", changed.kind.name(), changed.name),
+                name: format!(
+                    "{} {} changed during the evaluation",
+                    changed.kind.name(),
+                    changed.name
+                ),
                 fingerprint: String::new(),
             }]);
         }
