@@ -37,6 +37,11 @@
 //!
 //! [redb]: https://docs.rs/redb
 
+// redb's error type is 160 bytes; its errors are rare and off the hot path
+// (opening, committing), so they are passed on as they are.
+#![allow(clippy::result_large_err)]
+#![warn(missing_docs)]
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -314,6 +319,9 @@ impl AnswerStore for Session {
     }
 }
 
+/// A request frame and its answer frame.
+type Entry = (Vec<u8>, Vec<u8>);
+
 /// The thread that writes: it alone begins write transactions.
 struct Writer {
     db: Arc<Database>,
@@ -324,9 +332,9 @@ struct Writer {
     /// database outgrew its bound: nothing more is stored.
     refused: bool,
     /// Answers handed over by each evaluation thread since its last sync.
-    unsynced: HashMap<ThreadId, Vec<(Vec<u8>, Vec<u8>)>>,
+    unsynced: HashMap<ThreadId, Vec<Entry>>,
     /// Answers covered by the inputs, to commit.
-    ready: Vec<(Vec<u8>, Vec<u8>)>,
+    ready: Vec<Entry>,
     /// Inputs to commit.
     inputs: Vec<Input>,
     last_commit: Instant,

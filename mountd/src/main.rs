@@ -3,6 +3,7 @@
 //! Three subcommands: `mount` (foreground FUSE daemon), `eval` (like
 //! `nix-instantiate --eval`, in [`eval_cmd`]) and `umount`.
 
+mod answer_cache;
 mod eval_cmd;
 mod fuse;
 mod live;
@@ -127,6 +128,15 @@ pub struct MountArgs {
     /// the new value within a second.)
     #[arg(long)]
     pub no_watch: bool,
+    /// Do not use the persistent cache (`$XDG_CACHE_HOME/attrfs/answers`):
+    /// neither answer from what an earlier mount of the same expression
+    /// stored nor store anything.
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Bound on the persistent cache's size on disk, all mounts together
+    /// (`512M`, `2G`, or bytes): the least recently used are evicted.
+    #[arg(long, value_name = "SIZE", default_value = "2G", value_parser = parse_size)]
+    pub cache_max: u64,
     /// Extra mount options (comma-separated, repeatable): `allow_other`,
     /// `allow_root`, `noexec`, `noatime`, `fsname=NAME`, ...
     #[arg(short = 'o', value_name = "FUSE_OPTION")]
@@ -377,6 +387,27 @@ fn main() -> ExitCode {
     }
 }
 
+/// A size with an optional `K`, `M` or `G` suffix (powers of 1024).
+fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let (digits, unit) = match text.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => (&text[..i], c.to_ascii_uppercase()),
+        _ => (text, 'B'),
+    };
+    let shift = match unit {
+        'B' => 0,
+        'K' => 10,
+        'M' => 20,
+        'G' => 30,
+        _ => return Err(format!("{text}: the unit must be K, M or G")),
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{text} is not a size (such as 512M or 2G)"))?;
+    n.checked_mul(1 << shift)
+        .ok_or_else(|| format!("{text} is too large"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -451,5 +482,15 @@ mod tests {
         assert_eq!(args.attr, ["a.b", "c"]);
         assert_eq!(args.include, ["nixpkgs=/x"]);
         assert_eq!(args.args(), [("n".into(), "1".into())]);
+    }
+
+    #[test]
+    fn sizes_take_a_binary_suffix() {
+        assert_eq!(super::parse_size("2G"), Ok(2 << 30));
+        assert_eq!(super::parse_size("512m"), Ok(512 << 20));
+        assert_eq!(super::parse_size("4096"), Ok(4096));
+        assert!(super::parse_size("2T").is_err());
+        assert!(super::parse_size("lots").is_err());
+        assert!(super::parse_size("99999999999G").is_err());
     }
 }

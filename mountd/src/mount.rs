@@ -30,6 +30,7 @@ use fuser::{Config, MountOption, Session, SessionACL, SessionUnmounter};
 use parking_lot::Mutex;
 use tracing::{error, info, warn};
 
+use crate::answer_cache;
 use crate::fuse::AttrFs;
 use crate::{source, MountArgs};
 
@@ -119,7 +120,10 @@ pub fn run(args: &MountArgs) -> ExitCode {
     let (events_tx, events) = mpsc::channel();
     signals.spawn_waiter(phase.clone(), events_tx.clone());
 
-    let service = match start_service(factory, config.clone()) {
+    let cache = answer_cache::MountCache::open(args).map(std::sync::Arc::new);
+    let stored = cache.as_ref().and_then(|c| c.validate());
+    let first = cache.as_ref().map(|c| (&**c, stored));
+    let service = match start_service(factory, config.clone(), first) {
         Ok(service) => service,
         Err(e) => {
             eprintln!("attrfs mount: {e}");
@@ -147,6 +151,7 @@ pub fn run(args: &MountArgs) -> ExitCode {
     if !args.no_watch && !args.fake_tree {
         let again = args.clone();
         let timeout = config.eval_timeout;
+        let cache = cache.clone();
         let start: live::Start = Box::new(move || {
             let failed = attrfs_vfs::process::FailedInputs::default();
             let factory = source::make_backend_reporting(&again, Some(failed.clone())).map_err(
@@ -155,7 +160,11 @@ pub fn run(args: &MountArgs) -> ExitCode {
                     inputs: Vec::new(),
                 },
             )?;
-            start_service(factory, config.clone()).map_err(|e| live::Failure {
+            if let Some(cache) = &cache {
+                cache.renew();
+            }
+            let fresh = cache.as_ref().map(|c| (&**c, None));
+            start_service(factory, config.clone(), fresh).map_err(|e| live::Failure {
                 message: e.to_string(),
                 inputs: std::mem::take(&mut *failed.lock()),
             })
@@ -182,7 +191,7 @@ pub fn run(args: &MountArgs) -> ExitCode {
         return ExitCode::FAILURE;
     }
 
-    match events.recv() {
+    let code = match events.recv() {
         Ok(Event::Signal(signal)) => {
             info!(
                 "received {}, unmounting {}",
@@ -222,7 +231,12 @@ pub fn run(args: &MountArgs) -> ExitCode {
             ExitCode::FAILURE
         }
         Err(_) => ExitCode::FAILURE,
+    };
+    // Answers evaluated since the last commit are stored before exiting.
+    if let Some(cache) = &cache {
+        cache.flush();
     }
+    code
 }
 
 fn service_config(args: &MountArgs) -> Result<ServiceConfig, String> {
@@ -260,8 +274,15 @@ fn service_config(args: &MountArgs) -> Result<ServiceConfig, String> {
 fn start_service(
     factory: attrfs_vfs::BackendFactory,
     config: ServiceConfig,
+    cache: Option<(
+        &answer_cache::MountCache,
+        Option<Vec<attrfs_vfs::inputs::Input>>,
+    )>,
 ) -> Result<EvalService, MountError> {
     let service = EvalService::start(factory, config)?;
+    if let Some((cache, stored)) = cache {
+        cache.attach(&service, stored);
+    }
     let root = service
         .stat(&AttrPath::root())
         .map_err(|e| MountError::Root(format!("cannot evaluate the root value: {e}")))?;
@@ -809,13 +830,13 @@ mod tests {
     fn a_root_that_fails_or_is_not_a_directory_is_refused() {
         use attrfs_vfs::fake::{self, FakeValue};
         let failing = fake::factory(FakeValue::Fail("error: boom".into()));
-        match start_service(failing, quick()) {
+        match start_service(failing, quick(), None) {
             Err(MountError::Root(message)) => assert_eq!(message, "error: boom"),
             Err(e) => panic!("unexpected error: {e}"),
             Ok(_) => panic!("a failing root was accepted"),
         }
         let string = fake::factory(FakeValue::Str(b"x".to_vec()));
-        match start_service(string, quick()) {
+        match start_service(string, quick(), None) {
             Err(e @ MountError::Root(_)) => {
                 assert!(
                     e.to_string().contains("a string, not an attribute set"),
@@ -828,10 +849,10 @@ mod tests {
         }
         let broken: attrfs_vfs::BackendFactory = Box::new(|_| Err("error: syntax error".into()));
         assert!(matches!(
-            start_service(broken, quick()),
+            start_service(broken, quick(), None),
             Err(MountError::Start(ServiceError::Backend(_)))
         ));
-        assert!(start_service(fake::factory(fake::sample_tree()), quick()).is_ok());
+        assert!(start_service(fake::factory(fake::sample_tree()), quick(), None).is_ok());
     }
 
     #[test]

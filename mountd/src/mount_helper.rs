@@ -95,7 +95,8 @@ fn is_ignored(option: &str) -> bool {
 /// carry what `attrfs mount` takes as flags, since an fstab line has no
 /// other place for them: `attr=ATTRPATH` (`-A`), `argstr.NAME=STRING`,
 /// `arg.NAME=EXPR` (no commas), `include=PATH` (`-I`), `eval_timeout=SECS`,
-/// `cache_size=N`, `workers=N`, `deep_derivations`, `no_watch`.
+/// `cache_size=N`, `workers=N`, `deep_derivations`, `no_watch`, `no_cache`,
+/// `cache_max=SIZE`.
 pub fn translate(args: &[OsString], cwd: &Path) -> Result<Translated, HelperError> {
     let mut positional = Vec::new();
     let mut options: Vec<String> = Vec::new();
@@ -152,6 +153,8 @@ pub fn translate(args: &[OsString], cwd: &Path) -> Result<Translated, HelperErro
             "workers" => out.extend(["--workers".into(), value()?.into()]),
             "deep_derivations" => out.push("--deep-derivations".into()),
             "no_watch" => out.push("--no-watch".into()),
+            "no_cache" => out.push("--no-cache".into()),
+            "cache_max" => out.extend(["--cache-max".into(), value()?.into()]),
             _ => {
                 if let Some(name) = key.strip_prefix("argstr.") {
                     out.extend(["--argstr".into(), name.into(), value()?.into()]);

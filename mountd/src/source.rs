@@ -31,11 +31,28 @@ pub fn make_backend_reporting(
     args: &MountArgs,
     failed: Option<process::FailedInputs>,
 ) -> Result<BackendFactory, String> {
+    let Some(spec) = root_spec(args)? else {
+        return Ok(fake::factory(fake::sample_tree()));
+    };
+    let program = std::env::current_exe()
+        .map_err(|e| format!("cannot find the attrfs executable to start evaluators: {e}"))?;
+    let command = WorkerCommand {
+        program,
+        args: vec![WORKER_SUBCOMMAND.into()],
+        init: spec.encode(),
+        memory_budget: process::default_memory_budget(),
+    };
+    Ok(process::factory_reporting(command, failed))
+}
+
+/// What the worker is asked to evaluate: the start-up frame's contents.
+/// `None` for the built-in test tree (`--fake-tree`).
+pub fn root_spec(args: &MountArgs) -> Result<Option<RootSpec>, String> {
     if args.fake_tree {
         if args.file().is_some() || args.expr.is_some() {
             return Err("--fake-tree takes only a mountpoint".to_owned());
         }
-        return Ok(fake::factory(fake::sample_tree()));
+        return Ok(None);
     }
     let source = match (&args.expr, args.file()) {
         _ if args.flake.is_some() && (args.expr.is_some() || args.file().is_some()) => {
@@ -66,13 +83,5 @@ pub fn make_backend_reporting(
         value_cache: args.cache_size,
         impure: args.impure,
     };
-    let program = std::env::current_exe()
-        .map_err(|e| format!("cannot find the attrfs executable to start evaluators: {e}"))?;
-    let command = WorkerCommand {
-        program,
-        args: vec![WORKER_SUBCOMMAND.into()],
-        init: spec.encode(),
-        memory_budget: process::default_memory_budget(),
-    };
-    Ok(process::factory_reporting(command, failed))
+    Ok(Some(spec))
 }

@@ -319,6 +319,9 @@ impl State {
     }
 }
 
+/// What tells plain nodes apart: kind, type name and size.
+type PlainNode = (NodeKind, &'static str, u64);
+
 /// How many distinct plain nodes [`Cache::node`] shares.
 const NODE_POOL_SIZE: usize = 1 << 16;
 
@@ -339,7 +342,7 @@ type ByteLru = Mutex<LruCache<AttrPath, Cached<Arc<[u8]>>, FxBuildHasher>>;
 struct Cache {
     nodes: PathMap<Arc<Node>>,
     /// One shared node per plain kind, type and size (see [`Cache::node`]).
-    pool: Mutex<FxHashMap<(NodeKind, &'static str, u64), Arc<Node>>>,
+    pool: Mutex<FxHashMap<PlainNode, Arc<Node>>>,
     listings: PathMap<Arc<Listing>>,
     bytes: ByteLru,
     xattrs: PathMap<Arc<XattrList>>,
@@ -677,7 +680,15 @@ impl EvalService {
     /// Attach it before the first request; a service takes one store only
     /// (false if it has one already).
     pub fn attach_store(&self, store: Arc<dyn AnswerStore>) -> bool {
-        self.shared.store.set(store).is_ok()
+        if self.shared.store.set(store.clone()).is_err() {
+            return false;
+        }
+        // What the roots' evaluation read covers every answer to come.
+        let known = self.shared.inputs.lock().set.inputs().to_vec();
+        if !known.is_empty() {
+            store.inputs(known);
+        }
+        true
     }
 
     /// Adds inputs the service did not read itself: those the answers of an
