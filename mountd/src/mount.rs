@@ -122,6 +122,15 @@ pub fn run(args: &MountArgs) -> ExitCode {
 
     let cache = answer_cache::MountCache::open(args).map(std::sync::Arc::new);
     let stored = cache.as_ref().and_then(|c| c.validate());
+    // Stored answers that hold need no evaluation: the worker starts with
+    // the first question they cannot answer.
+    let factory = match stored {
+        Some(_) => match source::make_lazy_backend(args) {
+            Ok(lazy) => lazy,
+            Err(_) => factory,
+        },
+        None => factory,
+    };
     let first = cache.as_ref().map(|c| (&**c, stored));
     let service = match start_service(factory, config.clone(), first) {
         Ok(service) => service,

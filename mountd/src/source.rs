@@ -34,15 +34,27 @@ pub fn make_backend_reporting(
     let Some(spec) = root_spec(args)? else {
         return Ok(fake::factory(fake::sample_tree()));
     };
+    Ok(process::factory_reporting(worker_command(&spec)?, failed))
+}
+
+/// [`make_backend`] whose workers start with the first request that needs
+/// them (see [`process::lazy_factory`]).
+pub fn make_lazy_backend(args: &MountArgs) -> Result<BackendFactory, String> {
+    let Some(spec) = root_spec(args)? else {
+        return Ok(fake::factory(fake::sample_tree()));
+    };
+    Ok(process::lazy_factory(worker_command(&spec)?))
+}
+
+fn worker_command(spec: &RootSpec) -> Result<WorkerCommand, String> {
     let program = std::env::current_exe()
         .map_err(|e| format!("cannot find the attrfs executable to start evaluators: {e}"))?;
-    let command = WorkerCommand {
+    Ok(WorkerCommand {
         program,
         args: vec![WORKER_SUBCOMMAND.into()],
         init: spec.encode(),
         memory_budget: process::default_memory_budget(),
-    };
-    Ok(process::factory_reporting(command, failed))
+    })
 }
 
 /// What the worker is asked to evaluate: the start-up frame's contents.

@@ -158,6 +158,8 @@ fn nixpkgs_remounted_lists_its_root_and_reads_hello_without_evaluating() {
     eprintln!("remounted colour ls of the nixpkgs root: {took:?}");
     assert!(log.contains(FROM_CACHE), "{log}");
     assert!(!log.contains(": evaluated in"), "{log}");
+    // Not even the root: no evaluator process was started.
+    assert!(!log.contains("starting an evaluator process"), "{log}");
 
     // A file nixpkgs imports changed: evaluated afresh.
     fs::write(&overlay, "self: super: { attrfsProbe = \"two\"; }").unwrap();
@@ -165,4 +167,32 @@ fn nixpkgs_remounted_lists_its_root_and_reads_hello_without_evaluating() {
     assert_eq!(cat(&third, "attrfsProbe"), "two");
     let log = unmount(third);
     assert!(!log.contains(FROM_CACHE), "{log}");
+}
+
+#[test]
+fn what_a_live_mount_shows_after_an_edit_is_what_the_next_mount_shows() {
+    if !fuse_available() {
+        return;
+    }
+    let src = TempDir::new();
+    let cache = TempDir::new();
+    let file = src.0.join("default.nix");
+    fs::write(&file, "{ host = \"alpha\"; }").unwrap();
+    let args = [file.to_str().unwrap()];
+    let live = mount(&args, &cache.0);
+    assert_eq!(cat(&live, "host"), "alpha");
+    let tmp = src.0.join("default.nix.swp");
+    fs::write(&tmp, "{ host = \"beta\"; }").unwrap();
+    fs::rename(&tmp, &file).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while cat(&live, "host") != "beta" {
+        assert!(std::time::Instant::now() < deadline, "{}", live.log_text());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    unmount(live);
+    let next = mount(&args, &cache.0);
+    assert_eq!(cat(&next, "host"), "beta");
+    let log = unmount(next);
+    assert!(log.contains(FROM_CACHE), "{log}");
+    assert!(!log.contains("host: evaluated"), "{log}");
 }

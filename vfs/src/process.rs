@@ -89,6 +89,22 @@ pub fn factory_reporting(command: WorkerCommand, failed: Option<FailedInputs>) -
     })
 }
 
+/// A factory of [`ProcessBackend`]s that start their worker only when the
+/// first request comes: for a mount whose answers are expected to come
+/// from elsewhere (a persistent cache whose inputs are unchanged), so that
+/// nothing is evaluated unless something is asked that is not there.
+pub fn lazy_factory(command: WorkerCommand) -> BackendFactory {
+    Box::new(move |interrupt| {
+        Ok(Box::new(ProcessBackend {
+            command: command.clone(),
+            interrupt,
+            worker: None,
+            inputs: RefCell::default(),
+            next_budget_check: Instant::now(),
+        }) as Box<dyn Backend>)
+    })
+}
+
 /// A running worker.
 struct Worker {
     child: Child,
