@@ -99,6 +99,12 @@ fn editing_either_file_changes_what_cat_shows_and_a_broken_edit_keeps_the_old_va
         .log_text()
         .contains("do not evaluate; still serving generation"));
 
+    // A root that is no longer a directory is refused the same way.
+    save(&main, r#""just a string""#);
+    let not_a_set = "getfattr --only-values -n user.nix.error . 2>/dev/null | grep -c 'not an attribute set' | tr -d '\\n'";
+    wait_for(&mount, not_a_set, "1", Duration::from_secs(2));
+    assert_eq!(stdout(&mount.sh("cat host")), "beta");
+
     // Fixing it serves the fix, and the root's error is gone.
     save(
         &main,
