@@ -266,3 +266,41 @@ fn a_local_flake_is_watched_as_a_tree() {
         sleep(Duration::from_millis(20));
     }
 }
+
+#[test]
+fn reads_during_generation_changes_never_fail() {
+    if !fuse_available() {
+        return;
+    }
+    let src = TempDir::new();
+    let main = src.0.join("default.nix");
+    fs::write(&main, r#"{ n = 0; deep.value = "0"; }"#).unwrap();
+    let mount = Mount::spawn(&[main.to_str().unwrap()]);
+    // A reader in the background for the whole test: every read must
+    // succeed, with a value of some generation.
+    let reader = mount.path("");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stopped = stop.clone();
+    let handle = std::thread::spawn(move || {
+        let mut reads = 0;
+        while !stopped.load(std::sync::atomic::Ordering::SeqCst) {
+            for rel in ["n", "deep/value"] {
+                match fs::read_to_string(reader.join(rel)) {
+                    Ok(v) => assert!(v.parse::<u32>().is_ok(), "{rel}: {v:?}"),
+                    Err(e) => panic!("reading {rel} failed during a generation change: {e}"),
+                }
+                reads += 1;
+            }
+        }
+        reads
+    });
+    for i in 1..=15 {
+        save(&main, &format!(r#"{{ n = {i}; deep.value = "{i}"; }}"#));
+        sleep(Duration::from_millis(150));
+    }
+    wait_for(&mount, "cat n", "15", Duration::from_secs(1));
+    wait_for(&mount, "cat deep/value", "15", Duration::from_secs(1));
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let reads = handle.join().expect("the reader saw no failure");
+    assert!(reads > 20, "only {reads} reads");
+}
