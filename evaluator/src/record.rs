@@ -14,7 +14,8 @@
 //!   search-path lookup (`<nixpkgs>` probes with `pathExists`) or source
 //!   added to the store is seen once, whoever asked;
 //! * the few inputs that are not files report themselves:
-//!   `builtins.getEnv` ([`InputKind::Env`]), fetched trees
+//!   `builtins.getEnv` and `<...>` lookups (`NIX_PATH`) as
+//!   [`InputKind::Env`], fetched trees
 //!   ([`InputKind::Fetch`] for content named by a hash,
 //!   [`InputKind::Tree`] for a local path or Git work tree) and what makes
 //!   an evaluation impossible to reuse ([`InputKind::Impure`]:
@@ -29,7 +30,11 @@
 //!
 //! Paths inside the Nix store and inside attrfs's store of fetched objects
 //! are not recorded: store objects never change (their names are hashes of
-//! their contents).
+//! their contents). What the caller configures is not an input either but
+//! part of what is evaluated: the source, `--arg`s, `-A`, `-I` entries,
+//! `currentSystem` and `storeDir` (the evaluator's options), `$HOME` for
+//! `~/` paths (read once, when the options are made); a cache keys on
+//! those alongside the inputs.
 //!
 //! The log is per [`crate::Evaluator`], cumulative, first observation
 //! first; [`crate::Evaluator::take_new_inputs`] hands out what was recorded
@@ -539,6 +544,78 @@ mod tests {
         assert!(!impure);
         assert!(find(&inputs, InputKind::File, &dir.join("src/a.c")).is_unchanged());
         assert!(find(&inputs, InputKind::Dir, &dir.join("src")).is_unchanged());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn search_path_lookups_record_nix_path_and_their_probes() {
+        let dir = temp_dir("search");
+        std::fs::create_dir(dir.join("pkgs")).unwrap();
+        std::fs::write(dir.join("pkgs/default.nix"), "7").unwrap();
+        let ev = Evaluator::new(EvalOptions {
+            cwd: dir.clone(),
+            search_path: vec![crate::SearchPathEntry::parse(&format!(
+                "x={}",
+                dir.join("pkgs").display()
+            ))],
+            ..EvalOptions::default()
+        });
+        let v = ev
+            .root(&Source::Expr("import <x>".into()), &[], &[])
+            .and_then(|v| ev.force(v))
+            .map(|v| crate::printer::print_value(&v));
+        assert_eq!(v.ok().as_deref(), Some("7"));
+        let inputs = ev.take_new_inputs();
+        assert!(find(&inputs, InputKind::Env, Path::new("NIX_PATH")).is_unchanged());
+        assert!(find(&inputs, InputKind::File, &dir.join("pkgs/default.nix")).is_unchanged());
+        assert!(inputs
+            .iter()
+            .any(|i| i.kind == InputKind::FileType && i.name.ends_with("pkgs")));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn fetched_local_trees_and_unhashed_downloads_are_inputs() {
+        let dir = temp_dir("fetch");
+        std::fs::create_dir(dir.join("tree")).unwrap();
+        std::fs::write(dir.join("tree/a"), "a").unwrap();
+        std::fs::write(dir.join("file.txt"), "data").unwrap();
+        let ev = Evaluator::new(EvalOptions {
+            cwd: dir.clone(),
+            experimental_features: vec!["fetch-tree".into()],
+            ..EvalOptions::default()
+        });
+        let expr = format!(
+            "[ (builtins.fetchTree {{ type = \"path\"; path = \"{}\"; }}).narHash ]",
+            dir.join("tree").display()
+        );
+        let v = ev
+            .root(&Source::Expr(expr), &[], &[])
+            .and_then(|v| ev.deep_force(v))
+            .map(|v| crate::printer::print_value(&v))
+            .unwrap_or_else(|e| ev.render_error(&e));
+        assert!(v.starts_with("[ \"sha256-"), "{v}");
+        let inputs = ev.take_new_inputs();
+        let tree = find(&inputs, InputKind::Tree, &dir.join("tree"));
+        assert!(tree.fingerprint.starts_with("sha256-"), "{tree:?}");
+        assert!(inputs.iter().any(|i| i.kind == InputKind::Fetch));
+        assert!(
+            !ev.inputs_are_impure(),
+            "a local tree is watched, not impure"
+        );
+
+        let url = format!("file://{}", dir.join("file.txt").display());
+        let v = ev
+            .root(
+                &Source::Expr(format!("builtins.readFile (builtins.fetchurl \"{url}\")")),
+                &[],
+                &[],
+            )
+            .and_then(|v| ev.force(v))
+            .map(|v| crate::printer::print_value(&v))
+            .unwrap_or_else(|e| ev.render_error(&e));
+        assert_eq!(v, "\"data\"");
+        assert!(ev.inputs_are_impure(), "{:#?}", ev.all_inputs());
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -44,8 +44,10 @@
 //!   (its `FileType` has no unknown variant), so they are reported as
 //!   `DT_DIR`: the one guess that makes fts-based tools (`find`, `grep -r`,
 //!   `du`) and `ls --color` `stat` the entry before trusting its type.
-//! * Nothing ever changes during a mount, so attributes, entries and page
-//!   cache are kept by the kernel for a long time (`TTL`).
+//! * Nothing changes during a generation, so attributes, entries and page
+//!   cache are kept by the kernel for a long time (`TTL`); when the live
+//!   view moves to a new generation it tells the kernel to forget them
+//!   (`live.rs`).
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;

@@ -35,7 +35,7 @@ use attrfs_vfs::inputs::Input;
 use attrfs_vfs::{names, EvalService, InodeTable, ROOT_INODE};
 use fuser::{INodeNo, Notifier};
 use parking_lot::RwLock;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::watch::{settle, Burst, InputWatcher};
 
@@ -168,6 +168,10 @@ impl Live {
                     if let Some(input) = watcher.add(recorded) {
                         changed.get_or_insert_with(|| describe(&input));
                     }
+                    let (inputs, dirs) = watcher.extent();
+                    debug!(
+                        "generation {generation}: watching {inputs} inputs in {dirs} directories"
+                    );
                 }
                 Message::Inputs(..) => {}
                 Message::Paths(paths) => burst.get_or_insert_with(Burst::default).add(paths),

@@ -84,6 +84,11 @@ impl InputWatcher {
         }
     }
 
+    /// How many inputs are watched, in how many directories.
+    pub fn extent(&self) -> (usize, usize) {
+        (self.inputs.len(), self.watched.len())
+    }
+
     /// Forgets every input and stops watching (a new evaluation starts
     /// afresh).
     pub fn clear(&mut self) {

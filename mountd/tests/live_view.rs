@@ -99,6 +99,12 @@ fn editing_either_file_changes_what_cat_shows_and_a_broken_edit_keeps_the_old_va
         .log_text()
         .contains("do not evaluate; still serving generation"));
 
+    // A root that is no longer a directory is refused the same way.
+    save(&main, r#""just a string""#);
+    let not_a_set = "getfattr --only-values -n user.nix.error . 2>/dev/null | grep -c 'not an attribute set' | tr -d '\\n'";
+    wait_for(&mount, not_a_set, "1", Duration::from_secs(2));
+    assert_eq!(stdout(&mount.sh("cat host")), "beta");
+
     // Fixing it serves the fix, and the root's error is gone.
     save(
         &main,
@@ -259,4 +265,42 @@ fn a_local_flake_is_watched_as_a_tree() {
         );
         sleep(Duration::from_millis(20));
     }
+}
+
+#[test]
+fn reads_during_generation_changes_never_fail() {
+    if !fuse_available() {
+        return;
+    }
+    let src = TempDir::new();
+    let main = src.0.join("default.nix");
+    fs::write(&main, r#"{ n = 0; deep.value = "0"; }"#).unwrap();
+    let mount = Mount::spawn(&[main.to_str().unwrap()]);
+    // A reader in the background for the whole test: every read must
+    // succeed, with a value of some generation.
+    let reader = mount.path("");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stopped = stop.clone();
+    let handle = std::thread::spawn(move || {
+        let mut reads = 0;
+        while !stopped.load(std::sync::atomic::Ordering::SeqCst) {
+            for rel in ["n", "deep/value"] {
+                match fs::read_to_string(reader.join(rel)) {
+                    Ok(v) => assert!(v.parse::<u32>().is_ok(), "{rel}: {v:?}"),
+                    Err(e) => panic!("reading {rel} failed during a generation change: {e}"),
+                }
+                reads += 1;
+            }
+        }
+        reads
+    });
+    for i in 1..=15 {
+        save(&main, &format!(r#"{{ n = {i}; deep.value = "{i}"; }}"#));
+        sleep(Duration::from_millis(150));
+    }
+    wait_for(&mount, "cat n", "15", Duration::from_secs(1));
+    wait_for(&mount, "cat deep/value", "15", Duration::from_secs(1));
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let reads = handle.join().expect("the reader saw no failure");
+    assert!(reads > 20, "only {reads} reads");
 }

@@ -166,6 +166,12 @@ fn find_file(co: GenCo, state: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
         };
         let wanted = coerce_to_string(&co, &state, args[1].clone(), Coercion::PATH_PART).await?;
         let wanted = wanted.to_string();
+        // The search path's entries come from `-I` (part of what is
+        // evaluated) and from `NIX_PATH`, an input like `getEnv`'s; what
+        // each lookup probes is recorded by the I/O door.
+        state.record_input(crate::record::InputKind::Env, "NIX_PATH", || {
+            crate::record::env_fingerprint(std::env::var("NIX_PATH").ok().as_deref())
+        });
         for e in entries.iter() {
             let e = match force(&co, e.clone()).await {
                 Value::Attrs(a) => a,
