@@ -238,7 +238,23 @@ pub fn run(cmd: EvalCommand) -> i32 {
 
 /// Evaluates as the command says and returns what it prints on stdout, or
 /// the rendered error. Call it on a thread with [`EVAL_STACK_SIZE`].
-pub fn evaluate(cmd: &EvalCommand, mut options: EvalOptions) -> Result<Vec<u8>, String> {
+pub fn evaluate(cmd: &EvalCommand, options: EvalOptions) -> Result<Vec<u8>, String> {
+    evaluate_recording(cmd, options).0
+}
+
+/// [`evaluate`], and every input the evaluation read (see
+/// [`crate::record`]), what `attrfs eval --watch` watches.
+pub fn evaluate_recording(
+    cmd: &EvalCommand,
+    options: EvalOptions,
+) -> (Result<Vec<u8>, String>, Vec<crate::record::Input>) {
+    let ev = evaluator_for(cmd, options);
+    let printed = print(&ev, cmd);
+    (printed, ev.all_inputs())
+}
+
+/// The evaluator the command's settings ask for.
+fn evaluator_for(cmd: &EvalCommand, mut options: EvalOptions) -> Evaluator {
     options.lints = cmd.lints;
     options
         .experimental_features
@@ -248,7 +264,11 @@ pub fn evaluate(cmd: &EvalCommand, mut options: EvalOptions) -> Result<Vec<u8>, 
         options.max_call_depth = cmd.max_call_depth;
     }
     cmd.invocation.configure(&mut options);
-    let ev = Evaluator::new(options);
+    Evaluator::new(options)
+}
+
+/// Evaluates with `ev` and renders what `attrfs eval` prints.
+fn print(ev: &Evaluator, cmd: &EvalCommand) -> Result<Vec<u8>, String> {
     let frames = (!cmd.show_trace).then_some(SHORT_TRACE_FRAMES);
     let render = |e: &crate::Error| e.render_limited(&ev.state.sources, frames);
     if cmd.parse {
@@ -259,7 +279,7 @@ pub fn evaluate(cmd: &EvalCommand, mut options: EvalOptions) -> Result<Vec<u8>, 
     }
     let (strict, json, xml) = (cmd.strict, cmd.json, cmd.xml);
     let state = ev.state.clone();
-    let result = cmd.invocation.root(&ev).and_then(|v| {
+    let result = cmd.invocation.root(ev).and_then(|v| {
         ev.run(move |co| {
             Box::pin(async move {
                 let v = if strict || json || xml {

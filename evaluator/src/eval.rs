@@ -170,6 +170,24 @@ impl Evaluator {
         self.run(move |co| Box::pin(async move { deep_force(&co, v).await }))
     }
 
+    /// The inputs recorded since the previous call (see [`crate::record`]):
+    /// what a worker reports along its answers.
+    pub fn take_new_inputs(&self) -> Vec<crate::record::Input> {
+        self.state.inputs.take_new()
+    }
+
+    /// Every input recorded so far, first observation first.
+    pub fn all_inputs(&self) -> Vec<crate::record::Input> {
+        self.state.inputs.all()
+    }
+
+    /// Whether an input recorded so far makes the result unrepeatable
+    /// (the clock, a download without a hash): such a result must not be
+    /// cached.
+    pub fn inputs_are_impure(&self) -> bool {
+        self.state.inputs.is_impure()
+    }
+
     /// An error rendered like C++ Nix prints it.
     pub fn render_error(&self, e: &Error) -> String {
         e.render(&self.state.sources)

@@ -18,6 +18,7 @@
 use crate::errors::{ErrorKind, EvalResult};
 use crate::flake::flakeref::{Attr, Attrs};
 use crate::io::{EvalIO, FileType};
+use crate::record::InputKind;
 use crate::store::{self, Excluded};
 use crate::value::{NixAttrs, NixString, Value};
 use crate::vm::EvalState;
@@ -136,6 +137,7 @@ pub fn fetch(state: &EvalState, input: &Attrs) -> EvalResult<Fetched> {
             )))
         }
     };
+    record_fetch(state, kind, input, &fetched);
     state
         .store
         .fetch_memo
@@ -192,6 +194,39 @@ impl Fetched {
     }
 }
 
+/// Records a fetch among the evaluation's inputs (see `record.rs`): the
+/// store object it gave, and, for an input that may give something else
+/// next time (no hash, no revision), that the evaluation is impure. Local
+/// trees record themselves as [`InputKind::Tree`] where they are fetched.
+fn record_fetch(state: &EvalState, kind: &str, input: &Attrs, fetched: &Fetched) {
+    let what = format!(
+        "{kind}:{}",
+        str_attr(input, "url")
+            .or_else(|| str_attr(input, "path"))
+            .or_else(|| str_attr(input, "repo"))
+            .unwrap_or("")
+    );
+    state.record_input(InputKind::Fetch, &what, || {
+        format!(
+            "{} {}",
+            fetched.store_path,
+            fetched.str("narHash").unwrap_or("")
+        )
+    });
+    let local = kind == "path"
+        || (kind == "git"
+            && str_attr(input, "url").is_some_and(|u| local_git_path(u).is_some())
+            && !input.contains_key("rev")
+            && !input.contains_key("ref"));
+    if !local && !is_locked(input) {
+        state.record_input(
+            InputKind::Impure,
+            &format!("{what} without a hash"),
+            String::new,
+        );
+    }
+}
+
 /// `type = "path"`: a local tree, copied (hashed) whole.
 fn fetch_path(state: &EvalState, input: &Attrs) -> EvalResult<Fetched> {
     let path = str_attr(input, "path")
@@ -207,6 +242,7 @@ fn fetch_path(state: &EvalState, input: &Attrs) -> EvalResult<Fetched> {
     }
     let name = str_attr(input, "name").unwrap_or("source");
     let (store_path, hash) = hash_tree_cached(state, &origin, name)?;
+    state.record_input(InputKind::Tree, &origin.to_string_lossy(), || hash.to_sri());
     check_nar_hash(input, &hash, &format!("path:{path}"))?;
     let mut info = input.clone();
     info.insert("narHash".into(), Attr::Str(hash.to_sri()));
@@ -459,6 +495,14 @@ pub fn fetch_url(
     let cache = state.fetch_cache();
     let index = matches!(expected, Expected::Nothing).then(|| url_index(url, unpack, name));
     let recent = index.as_deref().and_then(|i| recent_download(cache, i));
+    if index.is_some() {
+        // Without a hash, the URL may give something else next time.
+        state.record_input(
+            InputKind::Impure,
+            &format!("{url} without a hash"),
+            String::new,
+        );
+    }
     let d = match recent {
         Some(d) => d,
         None => {
@@ -715,6 +759,9 @@ fn fetch_git(state: &EvalState, input: &Attrs) -> EvalResult<Fetched> {
         let excluded = untracked(&*state.fetch_io, &wd.root, &tracked);
         let (store_path, hash) =
             store::add_source_tree(state, &wd.root, &name, Some(excluded.clone()))?;
+        state.record_input(InputKind::Tree, &wd.root.to_string_lossy(), || {
+            hash.to_sri()
+        });
         let src = wd.root.display().to_string();
         let last_modified = match &wd.head {
             Some(h) => {

@@ -45,6 +45,11 @@ impl Cache {
         Cache { root, nix_store }
     }
 
+    /// The Nix store directory objects are looked for first.
+    pub fn nix_store(&self) -> &Path {
+        &self.nix_store
+    }
+
     /// The cache's root directory.
     pub fn root(&self) -> &Path {
         &self.root

@@ -44,8 +44,10 @@
 //!   (its `FileType` has no unknown variant), so they are reported as
 //!   `DT_DIR`: the one guess that makes fts-based tools (`find`, `grep -r`,
 //!   `du`) and `ls --color` `stat` the entry before trusting its type.
-//! * Nothing ever changes during a mount, so attributes, entries and page
-//!   cache are kept by the kernel for a long time (`TTL`).
+//! * Nothing changes during a generation, so attributes, entries and page
+//!   cache are kept by the kernel for a long time (`TTL`); when the live
+//!   view moves to a new generation it tells the kernel to forget them
+//!   (`live.rs`).
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -54,7 +56,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use attrfs_vfs::{names, AttrPath, EvalService, InodeTable, Node, NodeError, NodeKind};
+use crate::live::Generations;
+use attrfs_vfs::{names, AttrPath, EvalService, InodeTable, Node, NodeError, NodeKind, ROOT_INODE};
 use fuser::{
     AccessFlags, BsdFileFlags, CopyFileRangeFlags, Errno, FileAttr, FileHandle, FileType,
     Filesystem, FopenFlags, Generation, INodeNo, InitFlags, KernelConfig, LockOwner, OpenAccMode,
@@ -83,8 +86,9 @@ const BLOCK_SIZE: u32 = 4096;
 
 /// How many entries one READDIRPLUS reply evaluates at most. A reply
 /// buffer holds a few dozen entries (their names and attributes); asking
-/// for more would only evaluate entries that do not fit.
-const PLUS_BATCH: usize = 64;
+/// for more would only evaluate entries that do not fit. The service's
+/// `list_plus_then` evaluates the first reply's worth with the listing.
+const PLUS_BATCH: usize = attrfs_vfs::LIST_PLUS_STATS;
 
 /// Builds `FileAttr`s; copied into reply callbacks.
 #[derive(Clone, Copy)]
@@ -161,26 +165,44 @@ fn reply_xattr(reply: ReplyXattr, size: u32, value: &[u8]) {
 
 /// The attrfs filesystem: an evaluation service seen through FUSE.
 pub struct AttrFs {
-    /// Shared so that a reply callback can issue a follow-up request.
-    service: Arc<EvalService>,
+    /// The generation served (see `live.rs`): each request asks the
+    /// current one's service.
+    generations: Arc<Generations>,
+    /// Outlives generations: a path keeps its inode number.
     inodes: Arc<InodeTable>,
     attrs: Attrs,
+    /// The kernel can open directories without asking (see `opendir`).
+    no_opendir: bool,
 }
 
 impl AttrFs {
-    /// Wraps a started service. Files are owned by the mounting user.
-    pub fn new(service: EvalService) -> Self {
+    /// Serves the generations of a mount. Files are owned by the mounting
+    /// user.
+    pub fn new(generations: Arc<Generations>) -> Self {
         // SAFETY: getuid/getgid cannot fail and have no preconditions.
         let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
         AttrFs {
-            service: Arc::new(service),
+            generations,
             inodes: Arc::new(InodeTable::new()),
             attrs: Attrs {
                 uid,
                 gid,
                 time: SystemTime::now(),
             },
+            no_opendir: false,
         }
+    }
+
+    /// The inode table (shared with the live view, which tells the kernel
+    /// to forget the inodes of an old generation).
+    pub fn inodes(&self) -> Arc<InodeTable> {
+        self.inodes.clone()
+    }
+
+    /// The current generation's service; a reply callback that issues a
+    /// follow-up request keeps asking the generation it started with.
+    fn service(&self) -> Arc<EvalService> {
+        self.generations.current()
     }
 
     /// The attribute path of an inode, or ENOENT for one the kernel should
@@ -196,7 +218,7 @@ impl AttrFs {
             Err(e) => return reply.error(e),
         };
         let attrs = self.attrs;
-        self.service.stat_then(&path, move |answer| match answer {
+        self.service().stat_then(&path, move |answer| match answer {
             Ok(node) => reply.entry(&TTL, &attrs.of(ino, &node), Generation(0)),
             Err(e) => reply.error(errno(&e)),
         });
@@ -303,6 +325,9 @@ impl Filesystem for AttrFs {
                 debug!("the kernel does not offer {capability:?}");
             }
         }
+        self.no_opendir = config
+            .capabilities()
+            .contains(InitFlags::FUSE_NO_OPENDIR_SUPPORT);
         Ok(())
     }
 
@@ -328,7 +353,7 @@ impl Filesystem for AttrFs {
         let inodes = self.inodes.clone();
         let attrs = self.attrs;
         let service_path = path.clone();
-        self.service
+        self.service()
             .stat_then(&service_path, move |answer| match answer {
                 Ok(node) => {
                     // The inode is allocated only once the name is known to
@@ -346,7 +371,7 @@ impl Filesystem for AttrFs {
             Err(e) => return reply.error(e),
         };
         let attrs = self.attrs;
-        self.service.stat_then(&path, move |answer| match answer {
+        self.service().stat_then(&path, move |answer| match answer {
             Ok(node) => reply.attr(&TTL, &attrs.of(ino.0, &node)),
             Err(e) => reply.error(errno(&e)),
         });
@@ -357,9 +382,9 @@ impl Filesystem for AttrFs {
             Ok(path) => path,
             Err(e) => return reply.error(e),
         };
-        let service = self.service.clone();
+        let service = self.service();
         let link_path = path.clone();
-        self.service.stat_then(&path, move |answer| match answer {
+        self.service().stat_then(&path, move |answer| match answer {
             Ok(node) => match &node.target {
                 Some(target) if node.error.is_none() => reply.data(target),
                 // A symlink whose target is costly (a nested derivation's
@@ -383,7 +408,7 @@ impl Filesystem for AttrFs {
             Ok(path) => path,
             Err(e) => return reply.error(e),
         };
-        self.service.stat_then(&path, move |answer| match answer {
+        self.service().stat_then(&path, move |answer| match answer {
             Ok(node) if node.error.is_some() => reply.error(Errno::EIO),
             // The contents never change: let the page cache keep them
             // across opens.
@@ -411,7 +436,7 @@ impl Filesystem for AttrFs {
             Ok(path) => path,
             Err(e) => return reply.error(e),
         };
-        self.service.read_then(&path, move |answer| match answer {
+        self.service().read_then(&path, move |answer| match answer {
             Ok(bytes) => {
                 let start = usize::try_from(offset)
                     .unwrap_or(usize::MAX)
@@ -435,7 +460,17 @@ impl Filesystem for AttrFs {
         reply.ok();
     }
 
+    /// Where the kernel supports it, the first OPENDIR is answered ENOSYS
+    /// and the kernel opens directories without asking from then on (and
+    /// sends no RELEASEDIR): a walk makes half the requests. There is
+    /// nothing to check here that the kernel does not already know from
+    /// the entry (a failing value is a file, the mount is read-only); what
+    /// is lost is `FOPEN_CACHE_DIR`, so a repeated `ls` asks READDIR again,
+    /// which the service answers from its cache.
     fn opendir(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        if self.no_opendir {
+            return reply.error(Errno::ENOSYS);
+        }
         if flags.acc_mode() != OpenAccMode::O_RDONLY {
             return reply.error(Errno::EROFS);
         }
@@ -443,7 +478,7 @@ impl Filesystem for AttrFs {
             Ok(path) => path,
             Err(e) => return reply.error(e),
         };
-        self.service.stat_then(&path, move |answer| match answer {
+        self.service().stat_then(&path, move |answer| match answer {
             Ok(node) if node.error.is_some() => reply.error(Errno::EIO),
             Ok(node) if node.kind == NodeKind::Directory => reply.opened(
                 FileHandle(0),
@@ -467,8 +502,8 @@ impl Filesystem for AttrFs {
             Err(e) => return reply.error(e),
         };
         let inodes = self.inodes.clone();
-        let cache = self.service.cache_view();
-        self.service.list_then(&path, move |answer| {
+        let cache = self.service().cache_view();
+        self.service().list_then(&path, move |answer| {
             let listing = match answer {
                 Ok(listing) => listing,
                 Err(e) => return reply.error(errno(&e)),
@@ -542,9 +577,9 @@ impl Filesystem for AttrFs {
             Err(e) => return reply.error(e),
         };
         let inodes = self.inodes.clone();
-        let service = self.service.clone();
+        let service = self.service();
         let attrs = self.attrs;
-        self.service.list_then(&path, move |answer| {
+        self.service().list_plus_then(&path, move |answer| {
             let listing = match answer {
                 Ok(listing) => listing,
                 Err(e) => return reply.error(errno(&e)),
@@ -606,13 +641,20 @@ impl Filesystem for AttrFs {
             // asked constantly (ls, cp -a, SELinux); no evaluation needed.
             _ => return reply.error(Errno::NO_XATTR),
         };
+        // Sources edited into an error: the root says why it shows the
+        // previous generation.
+        if ino.0 == ROOT_INODE && name == attrfs_vfs::xattr::ERROR {
+            if let Some(message) = self.generations.stale_error() {
+                return reply_xattr(reply, size, message.as_bytes());
+            }
+        }
         let path = match self.path(ino) {
             Ok(path) => path,
             Err(e) => return reply.error(e),
         };
-        let service = self.service.clone();
+        let service = self.service();
         let xattr_path = path.clone();
-        self.service.stat_then(&path, move |answer| match answer {
+        self.service().stat_then(&path, move |answer| match answer {
             // The type and the error come with the node.
             Ok(node) => match node.xattr(&name) {
                 Some(value) => reply_xattr(reply, size, value),
@@ -634,17 +676,26 @@ impl Filesystem for AttrFs {
             Ok(path) => path,
             Err(e) => return reply.error(e),
         };
-        self.service.xattrs_then(&path, move |answer| match answer {
-            Ok(xattrs) => {
-                let mut names = Vec::new();
-                for (name, _) in xattrs.iter() {
-                    names.extend_from_slice(name.as_bytes());
-                    names.push(0);
+        let stale = (ino.0 == ROOT_INODE)
+            .then(|| self.generations.stale_error())
+            .flatten();
+        self.service()
+            .xattrs_then(&path, move |answer| match answer {
+                Ok(xattrs) => {
+                    let mut names = Vec::new();
+                    for (name, _) in xattrs.iter() {
+                        names.extend_from_slice(name.as_bytes());
+                        names.push(0);
+                    }
+                    let error = attrfs_vfs::xattr::ERROR;
+                    if stale.is_some() && !xattrs.iter().any(|(n, _)| n == error) {
+                        names.extend_from_slice(error.as_bytes());
+                        names.push(0);
+                    }
+                    reply_xattr(reply, size, &names);
                 }
-                reply_xattr(reply, size, &names);
-            }
-            Err(e) => reply.error(errno(&e)),
-        });
+                Err(e) => reply.error(errno(&e)),
+            });
     }
 
     fn access(&self, _req: &Request, _ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {

@@ -3,12 +3,15 @@
 //! Three subcommands: `mount` (foreground FUSE daemon), `eval` (like
 //! `nix-instantiate --eval`, in [`eval_cmd`]) and `umount`.
 
+mod answer_cache;
 mod eval_cmd;
 mod fuse;
+mod live;
 mod manual;
 mod mount;
 mod mount_helper;
 mod source;
+mod watch;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -107,6 +110,21 @@ pub struct MountArgs {
     /// symlinks to their output paths.
     #[arg(long)]
     pub deep_derivations: bool,
+    /// Do not watch the files the evaluation read: the mount shows the
+    /// values of the moment they were first asked for, until remounted.
+    /// (By default an edit of a source makes a new generation: `cat` shows
+    /// the new value within a second.)
+    #[arg(long)]
+    pub no_watch: bool,
+    /// Do not use the persistent cache (`$XDG_CACHE_HOME/attrfs/answers`):
+    /// neither answer from what an earlier mount of the same expression
+    /// stored nor store anything.
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Bound on the persistent cache's size on disk, all mounts together
+    /// (`512M`, `2G`, or bytes): the least recently used are evicted.
+    #[arg(long, value_name = "SIZE", default_value = "2G", value_parser = parse_size)]
+    pub cache_max: u64,
     /// Extra mount options (comma-separated, repeatable): `allow_other`,
     /// `allow_root`, `noexec`, `noatime`, `fsname=NAME`, ...
     #[arg(short = 'o', value_name = "FUSE_OPTION")]
@@ -256,6 +274,10 @@ pub struct EvalArgs {
     /// Stop with a stack overflow error past this nesting depth.
     #[arg(long, value_name = "N")]
     pub max_call_depth: Option<String>,
+    /// Keep running and print the value again whenever a file it was
+    /// evaluated from changes (a live `nix-instantiate --eval`).
+    #[arg(long)]
+    pub watch: bool,
     /// Accepted for nix-instantiate's habits: `attrfs eval` always
     /// evaluates.
     #[arg(long, hide = true)]
@@ -377,6 +399,27 @@ fn main() -> ExitCode {
             ExitCode::from(attrfs_worker::serve_stdio())
         }
     }
+}
+
+/// A size with an optional `K`, `M` or `G` suffix (powers of 1024).
+fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let (digits, unit) = match text.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => (&text[..i], c.to_ascii_uppercase()),
+        _ => (text, 'B'),
+    };
+    let shift = match unit {
+        'B' => 0,
+        'K' => 10,
+        'M' => 20,
+        'G' => 30,
+        _ => return Err(format!("{text}: the unit must be K, M or G")),
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{text} is not a size (such as 512M or 2G)"))?;
+    n.checked_mul(1 << shift)
+        .ok_or_else(|| format!("{text} is too large"))
 }
 
 #[cfg(test)]
@@ -524,5 +567,15 @@ mod tests {
     fn eval_arguments() {
         let args = eval_args(&["-E", "1 + 2", "--strict", "--json", "--strict"]);
         assert!(args.strict && args.json && !args.raw && !args.parse);
+    }
+
+    #[test]
+    fn sizes_take_a_binary_suffix() {
+        assert_eq!(super::parse_size("2G"), Ok(2 << 30));
+        assert_eq!(super::parse_size("512m"), Ok(512 << 20));
+        assert_eq!(super::parse_size("4096"), Ok(4096));
+        assert!(super::parse_size("2T").is_err());
+        assert!(super::parse_size("lots").is_err());
+        assert!(super::parse_size("99999999999G").is_err());
     }
 }

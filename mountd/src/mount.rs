@@ -24,11 +24,13 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
+use crate::live::{self, Generations};
 use attrfs_vfs::{AttrPath, EvalService, NodeKind, ServiceConfig, ServiceError};
 use fuser::{Config, MountOption, Session, SessionACL, SessionUnmounter};
 use parking_lot::Mutex;
 use tracing::{error, info, warn};
 
+use crate::answer_cache;
 use crate::fuse::AttrFs;
 use crate::{source, MountArgs};
 
@@ -81,13 +83,10 @@ impl MountError {
 pub fn run(args: &MountArgs) -> ExitCode {
     // Checked first, as `attrfs eval` does: the same arguments are
     // refused with the same message whatever the mountpoint.
-    let invocation = match args.invocation() {
-        Ok(invocation) => invocation,
-        Err(e) => {
-            eprintln!("attrfs mount: {e}");
-            return ExitCode::from(2);
-        }
-    };
+    if let Err(e) = args.invocation() {
+        eprintln!("attrfs mount: {e}");
+        return ExitCode::from(2);
+    }
     let config = match service_config(args) {
         Ok(config) => config,
         Err(message) => {
@@ -109,7 +108,7 @@ pub fn run(args: &MountArgs) -> ExitCode {
             return ExitCode::from(e.exit_code());
         }
     };
-    let factory = match source::make_backend(args, invocation) {
+    let factory = match source::make_backend(args) {
         Ok(factory) => factory,
         Err(message) => {
             eprintln!("attrfs mount: {message}");
@@ -123,14 +122,28 @@ pub fn run(args: &MountArgs) -> ExitCode {
     let (events_tx, events) = mpsc::channel();
     signals.spawn_waiter(phase.clone(), events_tx.clone());
 
-    let service = match start_service(factory, config) {
+    let cache = answer_cache::MountCache::open(args).map(std::sync::Arc::new);
+    let stored = cache.as_ref().and_then(|c| c.validate());
+    // Stored answers that hold need no evaluation: the worker starts with
+    // the first question they cannot answer.
+    let factory = match stored {
+        Some(_) => match source::make_lazy_backend(args) {
+            Ok(lazy) => lazy,
+            Err(_) => factory,
+        },
+        None => factory,
+    };
+    let first = cache.as_ref().map(|c| (&**c, stored));
+    let service = match start_service(factory, config.clone(), first) {
         Ok(service) => service,
         Err(e) => {
             eprintln!("attrfs mount: {e}");
             return ExitCode::from(e.exit_code());
         }
     };
-    let fs = AttrFs::new(service);
+    let generations = Generations::new(service);
+    let fs = AttrFs::new(generations.clone());
+    let inodes = fs.inodes();
 
     // Held across mounting: a signal that arrives meanwhile waits until the
     // unmounter is in place instead of leaving a stale mount behind.
@@ -145,6 +158,33 @@ pub fn run(args: &MountArgs) -> ExitCode {
     *phase_guard = Phase::Mounted;
     drop(phase_guard);
     info!("mounted on {}", mountpoint.display());
+    // The built-in test tree reads no sources.
+    if !args.no_watch && !args.fake_tree {
+        let again = args.clone();
+        let timeout = config.eval_timeout;
+        let cache = cache.clone();
+        let start: live::Start = Box::new(move || {
+            let failed = attrfs_vfs::process::FailedInputs::default();
+            let factory = source::make_backend_reporting(&again, Some(failed.clone())).map_err(
+                |message| live::Failure {
+                    message,
+                    inputs: Vec::new(),
+                },
+            )?;
+            if let Some(cache) = &cache {
+                cache.renew();
+            }
+            let fresh = cache.as_ref().map(|c| (&**c, None));
+            start_service(factory, config.clone(), fresh).map_err(|e| live::Failure {
+                message: e.to_string(),
+                inputs: std::mem::take(&mut *failed.lock()),
+            })
+        });
+        let notifier = session.notifier();
+        if let Err(e) = live::spawn(generations, inodes, notifier, start, timeout) {
+            warn!("cannot start watching the sources ({e}); edits will not be noticed");
+        }
+    }
     // Held until this function returns; its end of the pipe closing (on any
     // exit, even an abort) is the reaper's cue.
     let _reaper = spawn_reaper(&mountpoint);
@@ -162,7 +202,7 @@ pub fn run(args: &MountArgs) -> ExitCode {
         return ExitCode::FAILURE;
     }
 
-    match events.recv() {
+    let code = match events.recv() {
         Ok(Event::Signal(signal)) => {
             info!(
                 "received {}, unmounting {}",
@@ -202,7 +242,12 @@ pub fn run(args: &MountArgs) -> ExitCode {
             ExitCode::FAILURE
         }
         Err(_) => ExitCode::FAILURE,
+    };
+    // Answers evaluated since the last commit are stored before exiting.
+    if let Some(cache) = &cache {
+        cache.flush();
     }
+    code
 }
 
 fn service_config(args: &MountArgs) -> Result<ServiceConfig, String> {
@@ -240,8 +285,15 @@ fn service_config(args: &MountArgs) -> Result<ServiceConfig, String> {
 fn start_service(
     factory: attrfs_vfs::BackendFactory,
     config: ServiceConfig,
+    cache: Option<(
+        &answer_cache::MountCache,
+        Option<Vec<attrfs_vfs::inputs::Input>>,
+    )>,
 ) -> Result<EvalService, MountError> {
     let service = EvalService::start(factory, config)?;
+    if let Some((cache, stored)) = cache {
+        cache.attach(&service, stored);
+    }
     let root = service
         .stat(&AttrPath::root())
         .map_err(|e| MountError::Root(format!("cannot evaluate the root value: {e}")))?;
@@ -789,13 +841,13 @@ mod tests {
     fn a_root_that_fails_or_is_not_a_directory_is_refused() {
         use attrfs_vfs::fake::{self, FakeValue};
         let failing = fake::factory(FakeValue::Fail("error: boom".into()));
-        match start_service(failing, quick()) {
+        match start_service(failing, quick(), None) {
             Err(MountError::Root(message)) => assert_eq!(message, "error: boom"),
             Err(e) => panic!("unexpected error: {e}"),
             Ok(_) => panic!("a failing root was accepted"),
         }
         let string = fake::factory(FakeValue::Str(b"x".to_vec()));
-        match start_service(string, quick()) {
+        match start_service(string, quick(), None) {
             Err(e @ MountError::Root(_)) => {
                 assert!(
                     e.to_string().contains("a string, not an attribute set"),
@@ -808,10 +860,10 @@ mod tests {
         }
         let broken: attrfs_vfs::BackendFactory = Box::new(|_| Err("error: syntax error".into()));
         assert!(matches!(
-            start_service(broken, quick()),
+            start_service(broken, quick(), None),
             Err(MountError::Start(ServiceError::Backend(_)))
         ));
-        assert!(start_service(fake::factory(fake::sample_tree()), quick()).is_ok());
+        assert!(start_service(fake::factory(fake::sample_tree()), quick(), None).is_ok());
     }
 
     #[test]

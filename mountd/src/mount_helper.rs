@@ -95,7 +95,8 @@ fn is_ignored(option: &str) -> bool {
 /// carry what `attrfs mount` takes as flags, since an fstab line has no
 /// other place for them: `attr=ATTRPATH` (`-A`), `argstr.NAME=STRING`,
 /// `arg.NAME=EXPR` (no commas), `include=PATH` (`-I`), `eval_timeout=SECS`,
-/// `cache_size=N`, `workers=N`, `deep_derivations`, `no_compile_cache`.
+/// `cache_size=N`, `workers=N`, `deep_derivations`, `no_compile_cache`,
+/// `no_watch`, `no_cache`, `cache_max=SIZE`.
 pub fn translate(args: &[OsString], cwd: &Path) -> Result<Translated, HelperError> {
     let mut positional = Vec::new();
     let mut options: Vec<String> = Vec::new();
@@ -152,6 +153,9 @@ pub fn translate(args: &[OsString], cwd: &Path) -> Result<Translated, HelperErro
             "workers" => out.extend(["--workers".into(), value()?.into()]),
             "deep_derivations" => out.push("--deep-derivations".into()),
             "no_compile_cache" => out.push("--no-compile-cache".into()),
+            "no_watch" => out.push("--no-watch".into()),
+            "no_cache" => out.push("--no-cache".into()),
+            "cache_max" => out.extend(["--cache-max".into(), value()?.into()]),
             _ => {
                 if let Some(name) = key.strip_prefix("argstr.") {
                     out.extend(["--argstr".into(), name.into(), value()?.into()]);
@@ -322,7 +326,7 @@ mod tests {
                 "attrfs#/etc/nixos/configuration.nix",
                 "/mnt/cfg",
                 "-o",
-                "rw,allow_other,dev,suid,noauto,x-systemd.automount,attr=config,argstr.system=x86_64-linux,eval_timeout=60,noatime",
+                "rw,allow_other,dev,suid,noauto,x-systemd.automount,attr=config,argstr.system=x86_64-linux,eval_timeout=60,noatime,no_watch",
             ]),
             Path::new("/home/u"),
         )
@@ -339,6 +343,7 @@ mod tests {
                 "x86_64-linux",
                 "--eval-timeout",
                 "60",
+                "--no-watch",
                 "-o",
                 "allow_other,noatime",
             ])

@@ -294,3 +294,56 @@ fn eval_and_mount_refuse_the_same_arguments() {
     }
     let _ = std::fs::remove_dir(&mountpoint);
 }
+
+/// `attrfs eval --watch` prints the value again when an imported file is
+/// saved (also after a save that does not evaluate, once fixed), and only
+/// then.
+#[test]
+fn watch_prints_again_when_an_input_changes() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    let dir = std::env::temp_dir().join(format!("attrfs-eval-watch-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let main = dir.join("main.nix");
+    let part = dir.join("part.nix");
+    std::fs::write(&main, "{ a = import ./part.nix; }").unwrap();
+    std::fs::write(&part, "1").unwrap();
+    let save = |text: &str| {
+        let tmp = dir.join(".part.nix.tmp");
+        std::fs::write(&tmp, text).unwrap();
+        std::fs::rename(&tmp, &part).unwrap();
+    };
+
+    let mut child = Command::new(BIN)
+        .args(["eval", "--strict", "--watch"])
+        .arg(&main)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run attrfs eval --watch");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let next = || lines.recv_timeout(Duration::from_secs(5));
+    assert_eq!(next().as_deref(), Ok("{ a = 1; }"));
+    save("2");
+    assert_eq!(next().as_deref(), Ok("{ a = 2; }"));
+    save("2 +");
+    std::thread::sleep(Duration::from_millis(300));
+    save("3");
+    assert_eq!(next().as_deref(), Ok("{ a = 3; }"));
+    // The same bytes again print nothing.
+    save("3");
+    assert!(lines.recv_timeout(Duration::from_millis(600)).is_err());
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -149,6 +149,36 @@ pub trait Backend {
     /// [`Segment::Context`](crate::Segment::Context) entries too.
     fn list(&mut self, path: &AttrPath) -> Result<Vec<DirEntry>, NodeError>;
 
+    /// [`Backend::list`], then [`Backend::stat`] of the first `count`
+    /// entries: what a directory walk asks next (READDIRPLUS wants every
+    /// entry's attributes), in one question. `listed` gets the listing (or
+    /// the error) as soon as it is known; then, only if it was a listing,
+    /// `answer` gets each of the first `count` entries' stats with its
+    /// index, in order, as for [`Backend::stat_many`].
+    ///
+    /// The default lists and then stats; a backend that pays a fixed cost
+    /// per question (a worker process) answers it all in one exchange.
+    fn list_plus(
+        &mut self,
+        path: &AttrPath,
+        count: usize,
+        listed: &mut dyn FnMut(Result<Vec<DirEntry>, NodeError>),
+        answer: &mut dyn FnMut(usize, Result<Stat, NodeError>),
+    ) {
+        match self.list(path) {
+            Ok(entries) => {
+                let children: Vec<AttrPath> = entries
+                    .iter()
+                    .take(count)
+                    .map(|entry| path.child(entry.name.clone()))
+                    .collect();
+                listed(Ok(entries));
+                self.stat_many(&children, answer);
+            }
+            Err(e) => listed(Err(e)),
+        }
+    }
+
     /// The whole contents of the file at `path`; its length must equal the
     /// `size` that `stat` reported. The service caches the bytes and serves
     /// reads at any offset from them.
@@ -164,6 +194,14 @@ pub trait Backend {
     /// to compute (a derivation whose `drvPath` throws) is left out rather
     /// than failing the rest; the failure is logged.
     fn xattrs(&mut self, path: &AttrPath) -> Result<XattrList, NodeError>;
+
+    /// The inputs the evaluation recorded since the previous call (files
+    /// read, directories listed, ...: see [`crate::inputs`]). The service
+    /// asks after every request and gathers them per generation. The
+    /// default, for backends that read nothing outside themselves, is none.
+    fn take_inputs(&mut self) -> Vec<crate::inputs::Input> {
+        Vec::new()
+    }
 }
 
 /// Builds a backend on the evaluation thread.

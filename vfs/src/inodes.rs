@@ -104,6 +104,18 @@ impl InodeTable {
         self.table.read().by_path.get(path).copied()
     }
 
+    /// Every inode handed out so far, with its parent and path (the live
+    /// view tells the kernel to forget them all in a new generation).
+    pub fn snapshot(&self) -> Vec<(u64, u64, AttrPath)> {
+        let table = self.table.read();
+        table
+            .entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (i as u64 + 1, e.parent, e.path.clone()))
+            .collect()
+    }
+
     /// How many inodes have been allocated (including the root).
     pub fn len(&self) -> usize {
         self.table.read().entries.len()

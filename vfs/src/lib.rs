@@ -33,8 +33,10 @@ pub mod backend;
 #[cfg(any(test, feature = "fake"))]
 pub mod fake;
 pub mod inodes;
+pub mod inputs;
 pub mod names;
 pub mod node;
+pub mod persist;
 pub mod process;
 pub mod protocol;
 pub mod service;
@@ -42,4 +44,5 @@ pub mod service;
 pub use backend::{Backend, BackendFactory, Interrupt, NodeError, Stat};
 pub use inodes::{InodeTable, ROOT_INODE};
 pub use node::{xattr, AttrPath, DirEntry, Node, NodeKind, Segment, XattrList};
-pub use service::{CacheView, EvalService, Listing, ServiceConfig, ServiceError};
+pub use persist::AnswerStore;
+pub use service::{CacheView, EvalService, Listing, ServiceConfig, ServiceError, LIST_PLUS_STATS};

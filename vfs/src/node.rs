@@ -306,7 +306,32 @@ pub struct Node {
     pub error: Option<String>,
 }
 
+/// The Nix type names nodes normally carry, so that a name received as text
+/// (from a worker) can be kept as a borrowed literal.
+const TYPE_NAMES: &[&str] = &[
+    "set",
+    "derivation",
+    "list",
+    "string",
+    "int",
+    "float",
+    "bool",
+    "null",
+    "path",
+    "lambda",
+    "error",
+];
+
 impl Node {
+    /// A type name as [`Node::nix_type`] keeps it: the literal when it is
+    /// one of the usual names (no allocation per node), else the text.
+    pub fn type_name(name: String) -> Cow<'static, str> {
+        match TYPE_NAMES.iter().find(|&&known| known == name) {
+            Some(&known) => Cow::Borrowed(known),
+            None => Cow::Owned(name),
+        }
+    }
+
     fn new(kind: NodeKind, nix_type: impl Into<Cow<'static, str>>) -> Self {
         Node {
             kind,

@@ -17,21 +17,30 @@
 //! Restarting costs the root's evaluation again; the service's rendered
 //! answers are kept, so only what is asked next is evaluated anew.
 
+use std::cell::RefCell;
 use std::ffi::OsString;
 use std::io::{self, BufReader, BufWriter};
 use std::os::fd::AsRawFd;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::backend::{Backend, BackendFactory, Interrupt, NodeError, Stat};
+use crate::inputs::Input;
 use crate::node::{AttrPath, DirEntry, Node, XattrList};
 use crate::protocol::{self, Answer, Request};
 
 /// How often a waiting request looks at the interrupt flag.
 const POLL_INTERVAL: Duration = Duration::from_millis(20);
+
+/// How often, at most, a worker's resident memory is compared with its
+/// budget (after an answer).
+const BUDGET_CHECK_INTERVAL: Duration = Duration::from_millis(50);
 
 /// How to start a worker.
 #[derive(Clone, Debug)]
@@ -50,14 +59,49 @@ pub struct WorkerCommand {
 /// at once, so that an expression that cannot be evaluated is reported
 /// before anything is mounted.
 pub fn factory(command: WorkerCommand) -> BackendFactory {
+    factory_reporting(command, None)
+}
+
+/// Where a factory puts the inputs of a root that failed to evaluate (the
+/// live view watches them: fixing one is what makes the root evaluate).
+pub type FailedInputs = Arc<Mutex<Vec<Input>>>;
+
+/// [`factory`], putting what a failing root read into `failed`.
+pub fn factory_reporting(command: WorkerCommand, failed: Option<FailedInputs>) -> BackendFactory {
     Box::new(move |interrupt| {
         let mut backend = ProcessBackend {
             command: command.clone(),
             interrupt,
             worker: None,
+            inputs: RefCell::default(),
+            next_budget_check: Instant::now(),
         };
-        backend.worker = Some(backend.spawn()?);
+        match backend.spawn() {
+            Ok(worker) => backend.worker = Some(worker),
+            Err(message) => {
+                if let Some(failed) = &failed {
+                    failed.lock().extend(backend.take_inputs());
+                }
+                return Err(message);
+            }
+        }
         Ok(Box::new(backend) as Box<dyn Backend>)
+    })
+}
+
+/// A factory of [`ProcessBackend`]s that start their worker only when the
+/// first request comes: for a mount whose answers are expected to come
+/// from elsewhere (a persistent cache whose inputs are unchanged), so that
+/// nothing is evaluated unless something is asked that is not there.
+pub fn lazy_factory(command: WorkerCommand) -> BackendFactory {
+    Box::new(move |interrupt| {
+        Ok(Box::new(ProcessBackend {
+            command: command.clone(),
+            interrupt,
+            worker: None,
+            inputs: RefCell::default(),
+            next_budget_check: Instant::now(),
+        }) as Box<dyn Backend>)
     })
 }
 
@@ -74,19 +118,24 @@ pub struct ProcessBackend {
     command: WorkerCommand,
     interrupt: Interrupt,
     worker: Option<Worker>,
+    /// Inputs the workers reported, not yet taken by the service.
+    inputs: RefCell<Vec<Input>>,
+    /// When the worker's memory is next compared with its budget.
+    next_budget_check: Instant,
 }
 
 /// Hands a batch's answers on in order, and marks what is left when the
 /// batch cannot go on.
 struct Answers<'a> {
     next: usize,
+    /// Frames expected in all; an answer may announce more to follow.
     total: usize,
-    deliver: &'a mut dyn FnMut(usize, Result<Answer, Failure>),
+    deliver: &'a mut dyn FnMut(usize, Result<Answer, Failure>) -> usize,
 }
 
 impl Answers<'_> {
     fn push(&mut self, answer: Result<Answer, Failure>) {
-        (self.deliver)(self.next, answer);
+        self.total += (self.deliver)(self.next, answer);
         self.next += 1;
     }
 
@@ -187,7 +236,19 @@ impl ProcessBackend {
             // Bytes already buffered need no poll.
             if !worker.output.buffer().is_empty() || readable(&worker.output, POLL_INTERVAL) {
                 return match protocol::read_frame(&mut worker.output) {
-                    Ok(Some(frame)) => Waited::Answer(frame),
+                    Ok(Some(frame)) => match protocol::decode_inputs(&frame) {
+                        // Inputs come ahead of the answer they were read
+                        // for: kept for the service, and the wait goes on.
+                        Ok(Some(inputs)) => {
+                            self.inputs.borrow_mut().extend(inputs);
+                            continue;
+                        }
+                        Ok(None) => Waited::Answer(frame),
+                        Err(e) => {
+                            tracing::error!("the evaluator sent unreadable inputs: {e}");
+                            continue;
+                        }
+                    },
                     Ok(None) | Err(_) => Waited::Died(died(&mut worker.child)),
                 };
             }
@@ -214,6 +275,21 @@ impl ProcessBackend {
         &mut self,
         requests: Vec<Request>,
         deliver: &mut dyn FnMut(usize, Result<Answer, Failure>),
+    ) {
+        self.exchange(requests, &mut |i, answer| {
+            deliver(i, answer);
+            0
+        });
+    }
+
+    /// Sends `requests` and reads one answer frame for each, plus as many
+    /// more as `deliver` says follow the answer it was just given (a
+    /// [`Request::ListPlus`] listing is followed by its entries' stats).
+    /// See [`ProcessBackend::call_many`].
+    fn exchange(
+        &mut self,
+        requests: Vec<Request>,
+        deliver: &mut dyn FnMut(usize, Result<Answer, Failure>) -> usize,
     ) {
         let mut answers = Answers {
             next: 0,
@@ -279,6 +355,15 @@ impl ProcessBackend {
     /// Keeps the worker for the next request unless it is over its memory
     /// budget (then the next request starts a fresh one).
     fn keep_if_within_budget(&mut self, worker: Worker) {
+        // Reading /proc per answer was a measurable share of a walk's
+        // requests; growth within the interval is bounded by what one
+        // interval of evaluation can allocate.
+        let now = Instant::now();
+        if now < self.next_budget_check {
+            self.worker = Some(worker);
+            return;
+        }
+        self.next_budget_check = now + BUDGET_CHECK_INTERVAL;
         match resident_bytes(worker.child.id()) {
             Some(rss) if rss > self.command.memory_budget => {
                 tracing::warn!(
@@ -315,6 +400,35 @@ impl Backend for ProcessBackend {
         self.call_many(requests, &mut |i, a| answer(i, stat_answer(a)));
     }
 
+    fn list_plus(
+        &mut self,
+        path: &AttrPath,
+        count: usize,
+        listed: &mut dyn FnMut(Result<Vec<DirEntry>, NodeError>),
+        answer: &mut dyn FnMut(usize, Result<Stat, NodeError>),
+    ) {
+        self.exchange(
+            vec![Request::ListPlus(path.clone(), count)],
+            &mut |i, frame| {
+                if i > 0 {
+                    answer(i - 1, stat_answer(frame));
+                    return 0;
+                }
+                // After a failed listing the worker sends nothing more; the
+                // stats are only owed (and only answered, interrupted or
+                // not) once the listing is out.
+                let result = match frame {
+                    Ok(Answer::List(entries)) => Ok(entries),
+                    Ok(_) => Err(mismatch()),
+                    Err(failure) => Err(NodeError::from(failure)),
+                };
+                let follow = result.as_ref().map_or(0, |e| e.len().min(count));
+                listed(result);
+                follow
+            },
+        );
+    }
+
     fn list(&mut self, path: &AttrPath) -> Result<Vec<DirEntry>, NodeError> {
         match self
             .call(Request::List(path.clone()))
@@ -343,6 +457,10 @@ impl Backend for ProcessBackend {
             Answer::Xattrs(xattrs) => Ok(xattrs),
             _ => Err(mismatch()),
         }
+    }
+
+    fn take_inputs(&mut self) -> Vec<Input> {
+        std::mem::take(self.inputs.get_mut())
     }
 }
 

@@ -9,6 +9,12 @@
 //! 2. worker → daemon: a [`Hello`]: the root evaluated, or why not;
 //! 3. then, repeatedly, a [`Request`] and its [`Answer`].
 //!
+//! Before its hello and before any answer, the worker may send one inputs
+//! frame ([`encode_inputs`]): the inputs its evaluator recorded since the
+//! previous one (see [`crate::inputs`]). Its first byte,
+//! [`INPUTS_FRAME`], is no hello's or answer's tag, so a reader tells it
+//! apart with [`decode_inputs`] before decoding what it expected.
+//!
 //! Everything is plain data from [`crate::node`] and
 //! [`crate::backend`], so this module knows nothing of evaluators. The
 //! encoding is hand-written because it is small and both ends are this
@@ -19,6 +25,7 @@ use std::io::{self, Read, Write};
 use std::time::Duration;
 
 use crate::backend::{NodeError, Stat};
+use crate::inputs::{Input, InputKind};
 use crate::node::{AttrPath, DirEntry, Node, NodeKind, Segment, XattrList};
 
 /// The longest frame either side accepts: a file's contents travel in one
@@ -36,6 +43,10 @@ pub enum Request {
     Read(AttrPath),
     /// [`crate::Backend::xattrs`].
     Xattrs(AttrPath),
+    /// [`crate::Backend::list_plus`] with this count: answered by an
+    /// [`Answer::List`] (or an error) and, after a listing, one
+    /// [`Answer::Stat`] (or error) for each of the first `count` entries.
+    ListPlus(AttrPath, usize),
 }
 
 /// A worker's answer to a [`Request`] (of the matching kind).
@@ -329,7 +340,7 @@ impl<'a> Decoder<'a> {
             kind,
             size,
             target,
-            nix_type: nix_type.into(),
+            nix_type: Node::type_name(nix_type),
             xattrs,
             error,
         })
@@ -357,9 +368,13 @@ impl Request {
             Request::List(p) => (1, p),
             Request::Read(p) => (2, p),
             Request::Xattrs(p) => (3, p),
+            Request::ListPlus(p, _) => (4, p),
         };
         let mut e = Encoder::new();
         e.u8(tag).path(path);
+        if let Request::ListPlus(_, count) = self {
+            e.u64(*count as u64);
+        }
         e.finish()
     }
 
@@ -368,14 +383,20 @@ impl Request {
         let mut d = Decoder::new(frame);
         let tag = d.u8()?;
         let path = d.path()?;
-        d.end()?;
-        Ok(match tag {
+        let request = match tag {
             0 => Request::Stat(path),
             1 => Request::List(path),
             2 => Request::Read(path),
             3 => Request::Xattrs(path),
+            4 => {
+                let count =
+                    usize::try_from(d.u64()?).map_err(|_| WireError::Malformed("bad count"))?;
+                Request::ListPlus(path, count)
+            }
             _ => return Err(WireError::Malformed("bad request tag")),
-        })
+        };
+        d.end()?;
+        Ok(request)
     }
 }
 
@@ -435,6 +456,43 @@ pub fn decode_answer(frame: &[u8]) -> Result<Result<Answer, NodeError>, WireErro
     Ok(answer)
 }
 
+/// The first byte of an inputs frame (no hello or answer starts so).
+pub const INPUTS_FRAME: u8 = 0xFF;
+
+/// An inputs frame: inputs recorded since the previous one.
+pub fn encode_inputs(inputs: &[Input]) -> Vec<u8> {
+    let mut e = Encoder::new();
+    e.u8(INPUTS_FRAME).u64(inputs.len() as u64);
+    for input in inputs {
+        e.u8(input.kind.code())
+            .str(&input.name)
+            .str(&input.fingerprint);
+    }
+    e.finish()
+}
+
+/// The inputs of an inputs frame, or `None` if `frame` is another frame.
+pub fn decode_inputs(frame: &[u8]) -> Result<Option<Vec<Input>>, WireError> {
+    if frame.first() != Some(&INPUTS_FRAME) {
+        return Ok(None);
+    }
+    let mut d = Decoder::new(&frame[1..]);
+    let n = d.count()?;
+    let inputs = (0..n)
+        .map(|_| {
+            let kind =
+                InputKind::from_code(d.u8()?).ok_or(WireError::Malformed("bad input kind"))?;
+            Ok(Input {
+                kind,
+                name: d.str()?,
+                fingerprint: d.str()?,
+            })
+        })
+        .collect::<Result<Vec<_>, WireError>>()?;
+    d.end()?;
+    Ok(Some(inputs))
+}
+
 /// The worker's hello as a frame.
 pub fn encode_hello(hello: &Hello) -> Vec<u8> {
     let mut e = Encoder::new();
@@ -476,6 +534,7 @@ mod tests {
             Request::List(AttrPath::root()),
             Request::Read(path()),
             Request::Xattrs(path()),
+            Request::ListPlus(path(), 64),
         ] {
             assert_eq!(Request::decode(&r.encode()).unwrap(), r);
         }
@@ -506,7 +565,35 @@ mod tests {
         }
         for h in [Ok(()), Err("syntax error".to_owned())] {
             assert_eq!(decode_hello(&encode_hello(&h)).unwrap(), h);
+            assert_eq!(decode_inputs(&encode_hello(&h)).unwrap(), None);
         }
+    }
+
+    #[test]
+    fn inputs_frames_round_trip_and_are_told_apart() {
+        let inputs = vec![
+            Input {
+                kind: InputKind::File,
+                name: "/home/u/more.nix".into(),
+                fingerprint: "sha256:00".into(),
+            },
+            Input {
+                kind: InputKind::Impure,
+                name: "builtins.currentTime".into(),
+                fingerprint: String::new(),
+            },
+        ];
+        let frame = encode_inputs(&inputs);
+        assert_eq!(decode_inputs(&frame).unwrap(), Some(inputs));
+        assert_eq!(decode_inputs(&encode_inputs(&[])).unwrap(), Some(vec![]));
+        for a in [
+            Ok(Answer::Read(vec![0xFF])),
+            Err(NodeError::NotFound),
+            Ok(Answer::List(vec![])),
+        ] {
+            assert_eq!(decode_inputs(&encode_answer(&a)).unwrap(), None);
+        }
+        assert!(decode_inputs(&[INPUTS_FRAME, 1, 0, 0, 0, 0, 0, 0, 0, 77]).is_err());
     }
 
     #[test]

@@ -29,7 +29,9 @@
 //!
 //! ## Cache
 //!
-//! Nix evaluation is pure, so an answer never changes during a mount. Stat
+//! Nix evaluation is pure, so an answer never changes during the life of a
+//! service: a live mount that sees its sources change starts a new service
+//! (a new generation) rather than invalidating this one's answers. Stat
 //! nodes and listings are kept for the life of the mount (they are small,
 //! and keeping them keeps `st_size` and directory contents consistent), and
 //! so are the extended attributes asked for; file contents are kept in an
@@ -43,12 +45,14 @@
 //! Requests for a question already queued or in progress join it instead
 //! of being queued twice.
 
+use std::borrow::Cow;
+use std::cell::{Cell, RefCell};
 use std::collections::hash_map::Entry as MapEntry;
 use std::collections::VecDeque;
 use std::num::NonZeroUsize;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, OnceLock};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -57,8 +61,11 @@ use parking_lot::{Condvar, Mutex, MutexGuard, RwLock};
 use rustc_hash::{FxBuildHasher, FxHashMap};
 use tracing::{debug, error, info, warn};
 
-use crate::backend::{Backend, BackendFactory, Interrupt, NodeError};
-use crate::node::{AttrPath, DirEntry, Node, Segment, XattrList};
+use crate::backend::{Backend, BackendFactory, Interrupt, NodeError, Stat};
+use crate::inputs::{Input, InputKind, InputSet};
+use crate::node::{AttrPath, DirEntry, Node, NodeKind, Segment, XattrList};
+use crate::persist::AnswerStore;
+use crate::protocol::{self, Answer as WireAnswer, Request};
 
 /// Tunables of the evaluation service.
 #[derive(Clone, Debug)]
@@ -147,6 +154,9 @@ impl Listing {
 enum Op {
     Stat,
     List,
+    /// A listing whose first [`LIST_PLUS_STATS`] entries the caller will
+    /// stat next; cached as a [`Op::List`] answer.
+    ListPlus,
     Read,
     Xattrs,
 }
@@ -164,6 +174,7 @@ impl std::fmt::Display for Key {
         let op = match self.op {
             Op::Stat => "stat",
             Op::List => "list",
+            Op::ListPlus => "list+",
             Op::Read => "read",
             Op::Xattrs => "xattrs",
         };
@@ -192,6 +203,15 @@ struct Waiter {
 #[derive(Default)]
 struct Pending {
     waiters: Vec<Waiter>,
+    /// The path the first caller asked with, when the entry was made before
+    /// anyone asked (a claimed stat, see `claimed`): the answer is cached
+    /// under the caller's path, which it keeps anyway (an inode's), rather
+    /// than under a copy.
+    asked: Option<AttrPath>,
+    /// Being evaluated as part of another request (the stats that follow a
+    /// [`Op::ListPlus`] listing): no evaluation thread takes it from the
+    /// queue. Cleared when that request ends without answering it.
+    claimed: bool,
 }
 
 struct Running {
@@ -213,6 +233,10 @@ impl Running {
 /// backend for them together lets a worker-process backend pipeline them,
 /// one round trip for the batch instead of one per entry.
 const STAT_BATCH: usize = 64;
+
+/// How many entries' stats a [`EvalService::list_plus_then`] listing
+/// brings along: a READDIRPLUS reply's worth.
+pub const LIST_PLUS_STATS: usize = 64;
 
 /// One evaluation thread's place: what it runs and how to stop it.
 struct Slot {
@@ -295,6 +319,12 @@ impl State {
     }
 }
 
+/// What tells plain nodes apart: kind, type name and size.
+type PlainNode = (NodeKind, &'static str, u64);
+
+/// How many distinct plain nodes [`Cache::node`] shares.
+const NODE_POOL_SIZE: usize = 1 << 16;
+
 /// A cached answer: permanent errors are cached like values.
 type Cached<T> = Result<T, NodeError>;
 
@@ -311,6 +341,8 @@ type ByteLru = Mutex<LruCache<AttrPath, Cached<Arc<[u8]>>, FxBuildHasher>>;
 
 struct Cache {
     nodes: PathMap<Arc<Node>>,
+    /// One shared node per plain kind, type and size (see [`Cache::node`]).
+    pool: Mutex<FxHashMap<PlainNode, Arc<Node>>>,
     listings: PathMap<Arc<Listing>>,
     bytes: ByteLru,
     xattrs: PathMap<Arc<XattrList>>,
@@ -320,10 +352,38 @@ impl Cache {
     fn new(cache_size: NonZeroUsize) -> Self {
         Cache {
             nodes: RwLock::default(),
+            pool: Mutex::default(),
             listings: RwLock::default(),
             bytes: Mutex::new(LruCache::with_hasher(cache_size, FxBuildHasher)),
             xattrs: RwLock::default(),
         }
+    }
+
+    /// A rendered stat as the cache keeps it. Most nodes of a big walk are
+    /// alike (directories of type `set`, `bool` files of size 4, ...) and
+    /// carry nothing of their own, so those share one allocation: the node
+    /// cache then costs a pointer per entry for them. Bounded, so that a
+    /// tree of files of every size does not grow the pool without end.
+    fn node(&self, stat: Stat) -> Rendered {
+        let contents = stat.contents.map(Arc::from);
+        let node = stat.node;
+        let plain = node.target.is_none() && node.xattrs.is_empty() && node.error.is_none();
+        let Cow::Borrowed(nix_type) = node.nix_type else {
+            return Rendered::Node(Arc::new(node), contents);
+        };
+        if !plain {
+            return Rendered::Node(Arc::new(node), contents);
+        }
+        let mut pool = self.pool.lock();
+        let key = (node.kind, nix_type, node.size);
+        if let Some(shared) = pool.get(&key) {
+            return Rendered::Node(shared.clone(), contents);
+        }
+        let node = Arc::new(node);
+        if pool.len() < NODE_POOL_SIZE {
+            pool.insert(key, node.clone());
+        }
+        Rendered::Node(node, contents)
     }
 
     fn get(&self, op: Op, path: &AttrPath) -> Option<Answer> {
@@ -334,7 +394,7 @@ impl Cache {
                 }
                 self.stat_from_parent_listing(path)
             }
-            Op::List => self
+            Op::List | Op::ListPlus => self
                 .listings
                 .read()
                 .get(path)
@@ -382,10 +442,10 @@ impl Cache {
             (Op::Stat, Err(e)) => {
                 self.nodes.write().insert(path, Err(e.clone()));
             }
-            (Op::List, Ok(Rendered::Listing(listing))) => {
+            (Op::List | Op::ListPlus, Ok(Rendered::Listing(listing))) => {
                 self.listings.write().insert(path, Ok(listing.clone()));
             }
-            (Op::List, Err(e)) => {
+            (Op::List | Op::ListPlus, Err(e)) => {
                 self.listings.write().insert(path, Err(e.clone()));
             }
             (Op::Read, Ok(Rendered::Bytes(bytes))) => {
@@ -419,6 +479,17 @@ struct Shared {
     /// request started, or shutdown.
     watch: Condvar,
     factory: BackendFactory,
+    /// What the evaluation read (see [`crate::inputs`]).
+    inputs: Mutex<Inputs>,
+    /// Where answers are also kept beyond the mount (see [`crate::persist`]).
+    store: OnceLock<Arc<dyn AnswerStore>>,
+}
+
+/// The service's inputs and who wants to hear of new ones.
+#[derive(Default)]
+struct Inputs {
+    set: InputSet,
+    listeners: Vec<mpsc::Sender<Vec<Input>>>,
 }
 
 /// The evaluation service. Dropping it fails every waiting request with
@@ -449,6 +520,8 @@ impl EvalService {
             work: Condvar::new(),
             watch: Condvar::new(),
             factory,
+            inputs: Mutex::default(),
+            store: OnceLock::new(),
         });
         // Every backend is built before the service answers anything, so
         // that an expression that cannot be evaluated is reported at once.
@@ -523,6 +596,22 @@ impl EvalService {
         );
     }
 
+    /// Lists the directory at `path` like [`EvalService::list_then`], for a
+    /// caller that will stat the first [`LIST_PLUS_STATS`] entries next (a
+    /// READDIRPLUS reply): the backend evaluates those stats in the same
+    /// exchange, right after the listing, and they answer the stat requests
+    /// the caller makes when `done` gets the listing.
+    pub fn list_plus_then(
+        &self,
+        path: &AttrPath,
+        done: impl FnOnce(Result<Arc<Listing>, NodeError>) + Send + 'static,
+    ) {
+        self.submit(
+            make_key(Op::ListPlus, path),
+            Box::new(move |a| done(as_listing(a))),
+        );
+    }
+
     /// Reads the whole file at `path`; see [`EvalService::stat_then`].
     pub fn read_then(
         &self,
@@ -585,6 +674,56 @@ impl EvalService {
         }
     }
 
+    /// Attaches a persistent store (see [`crate::persist`]): asked after
+    /// the service's own cache and before the evaluator, and handed every
+    /// permanent answer from now on, with the inputs it was evaluated from.
+    /// Attach it before the first request; a service takes one store only
+    /// (false if it has one already).
+    pub fn attach_store(&self, store: Arc<dyn AnswerStore>) -> bool {
+        if self.shared.store.set(store.clone()).is_err() {
+            return false;
+        }
+        // What the roots' evaluation read covers every answer to come.
+        let known = self.shared.inputs.lock().set.inputs().to_vec();
+        if !known.is_empty() {
+            store.inputs(known);
+        }
+        true
+    }
+
+    /// Adds inputs the service did not read itself: those the answers of an
+    /// attached store were evaluated from, so that whoever follows the
+    /// service's inputs (the live view) follows them too.
+    pub fn add_inputs(&self, inputs: Vec<Input>) {
+        record_inputs(&self.shared, inputs);
+    }
+
+    /// How many questions are queued or being evaluated (with someone
+    /// waiting for them): a service being retired is dropped at zero.
+    pub fn pending(&self) -> usize {
+        self.shared.state.lock().pending.len()
+    }
+
+    /// Every input the evaluation read so far (each first observation),
+    /// gathered from every backend of this service: the root's evaluation
+    /// and every answer since.
+    pub fn inputs(&self) -> InputSet {
+        self.shared.inputs.lock().set.clone()
+    }
+
+    /// A channel of the inputs the evaluation reads: first all recorded so
+    /// far, then, as answers are evaluated, each batch of new ones. An
+    /// input observed again differently (the sources changed under a
+    /// replaced worker) is sent again as first recorded, so that a watcher
+    /// that re-observes what it receives notices the change.
+    pub fn subscribe_inputs(&self) -> mpsc::Receiver<Vec<Input>> {
+        let (tx, rx) = mpsc::channel();
+        let mut inputs = self.shared.inputs.lock();
+        let _ = tx.send(inputs.set.inputs().to_vec());
+        inputs.listeners.push(tx);
+        rx
+    }
+
     fn wait(&self, key: Key) -> Answer {
         let (tx, rx) = mpsc::sync_channel(1);
         self.submit(
@@ -608,6 +747,11 @@ impl EvalService {
             done(hit);
             return;
         }
+        if let Some(hit) = stored(&self.shared, &key) {
+            self.shared.cache.put(&key, &hit);
+            done(hit);
+            return;
+        }
         let deadline = Instant::now() + self.shared.config.eval_timeout;
         let mut state = self.shared.state.lock();
         if let Some(reason) = state.unavailable() {
@@ -624,12 +768,21 @@ impl EvalService {
             return;
         }
         let waiter = Waiter { deadline, done };
+        let asked = key.path.clone();
         match state.pending.entry(key) {
-            MapEntry::Occupied(mut entry) => entry.get_mut().waiters.push(waiter),
+            MapEntry::Occupied(mut entry) => {
+                let pending = entry.get_mut();
+                if pending.claimed && pending.waiters.is_empty() {
+                    pending.asked.get_or_insert(asked);
+                }
+                pending.waiters.push(waiter);
+            }
             MapEntry::Vacant(entry) => {
                 let key = entry.key().clone();
                 entry.insert(Pending {
                     waiters: vec![waiter],
+                    asked: None,
+                    claimed: false,
                 });
                 state.queue.push_back(key);
                 self.shared.work.notify_all();
@@ -739,6 +892,127 @@ fn spawn_eval_thread(
         .map(drop)
 }
 
+/// Moves the inputs a backend recorded into the service's set and tells
+/// the listeners (and the store) of the new ones. Called after each
+/// evaluation, so it is also the store's sync point: every answer handed
+/// to the store so far was evaluated before these inputs were taken.
+fn gather_inputs(shared: &Shared, backend: &mut dyn Backend) {
+    let inputs = backend.take_inputs();
+    record_inputs(shared, inputs);
+    if let Some(store) = shared.store.get() {
+        store.sync();
+    }
+}
+
+/// Adds inputs to the service's set; tells the listeners and the store of
+/// the new ones.
+fn record_inputs(shared: &Shared, inputs: Vec<Input>) {
+    if inputs.is_empty() {
+        return;
+    }
+    let mut log = shared.inputs.lock();
+    let had_conflict = log.set.inconsistent().is_some();
+    let mut new = log.set.extend(inputs);
+    if let (false, Some(changed)) = (had_conflict, log.set.inconsistent()) {
+        warn!(
+            "{} {} changed while this generation was being evaluated",
+            changed.kind.name(),
+            changed.name
+        );
+        let key = (changed.kind, changed.name.clone());
+        if let Some(first) = log
+            .set
+            .inputs()
+            .iter()
+            .find(|i| (i.kind, &i.name) == (key.0, &key.1))
+        {
+            new.push(first.clone());
+        }
+        if let Some(store) = shared.store.get() {
+            // Answers of this generation may mix old and new sources.
+            store.inputs(vec![Input {
+                kind: InputKind::Impure,
+                name: format!(
+                    "{} {} changed during the evaluation",
+                    changed.kind.name(),
+                    changed.name
+                ),
+                fingerprint: String::new(),
+            }]);
+        }
+    }
+    if !new.is_empty() {
+        if let Some(store) = shared.store.get() {
+            store.inputs(new.clone());
+        }
+        log.listeners.retain(|tx| tx.send(new.clone()).is_ok());
+    }
+}
+
+/// The request frame that keys an answer in the store (a plus listing is
+/// stored as the listing it is).
+fn request_frame(key: &Key) -> Vec<u8> {
+    let path = key.path.clone();
+    match key.op {
+        Op::Stat => Request::Stat(path),
+        Op::List | Op::ListPlus => Request::List(path),
+        Op::Read => Request::Read(path),
+        Op::Xattrs => Request::Xattrs(path),
+    }
+    .encode()
+}
+
+/// Hands a permanent answer to the store, if there is one.
+fn persist(shared: &Shared, key: &Key, answer: &Answer) {
+    let Some(store) = shared.store.get() else {
+        return;
+    };
+    if matches!(answer, Err(e) if !e.is_permanent()) {
+        return;
+    }
+    let wire = match answer {
+        Err(e) => Err(e.clone()),
+        Ok(Rendered::Node(node, contents)) => {
+            if let Some(bytes) = contents {
+                let read = make_key(Op::Read, &key.path);
+                let frame = protocol::encode_answer(&Ok(WireAnswer::Read(bytes.to_vec())));
+                store.put(request_frame(&read), frame);
+            }
+            Ok(WireAnswer::Stat(Node::clone(node).into()))
+        }
+        Ok(Rendered::Listing(listing)) => Ok(WireAnswer::List(listing.entries().to_vec())),
+        Ok(Rendered::Bytes(bytes)) => Ok(WireAnswer::Read(bytes.to_vec())),
+        Ok(Rendered::Xattrs(xattrs)) => Ok(WireAnswer::Xattrs(XattrList::clone(xattrs))),
+    };
+    store.put(request_frame(key), protocol::encode_answer(&wire));
+}
+
+/// A stored answer to `key`, if the store has one of the right kind (a
+/// frame that does not decode, or answers another kind of question, is
+/// not used).
+fn stored(shared: &Shared, key: &Key) -> Option<Answer> {
+    let frame = shared.store.get()?.get(&request_frame(key))?;
+    let answer = match protocol::decode_answer(&frame) {
+        Ok(answer) => answer,
+        Err(e) => {
+            warn!("{key}: ignoring an unreadable stored answer: {e}");
+            return None;
+        }
+    };
+    match (key.op, answer) {
+        (_, Err(e)) => Some(Err(e)),
+        (Op::Stat, Ok(WireAnswer::Stat(stat))) => Some(Ok(shared.cache.node(stat))),
+        (Op::List | Op::ListPlus, Ok(WireAnswer::List(entries))) => {
+            Some(Ok(Rendered::Listing(Arc::new(Listing::new(entries)))))
+        }
+        (Op::Read, Ok(WireAnswer::Read(bytes))) => Some(Ok(Rendered::Bytes(Arc::from(bytes)))),
+        (Op::Xattrs, Ok(WireAnswer::Xattrs(xattrs))) => {
+            Some(Ok(Rendered::Xattrs(Arc::new(xattrs))))
+        }
+        _ => None,
+    }
+}
+
 fn build_backend(factory: &Factory, interrupt: &Interrupt) -> Result<Box<dyn Backend>, String> {
     catch_unwind(AssertUnwindSafe(|| factory(interrupt.clone())))
         .unwrap_or_else(|panic| Err(format!("the evaluator panicked: {}", panic_text(&panic))))
@@ -785,6 +1059,7 @@ fn eval_thread(
             return;
         }
     };
+    gather_inputs(shared, &mut *backend);
     if let Some(ready) = ready {
         let _ = ready.send(Ok(()));
     }
@@ -796,8 +1071,9 @@ fn eval_thread(
                     return;
                 }
                 match state.queue.pop_front() {
-                    // Skip requests whose callers all gave up while queued.
-                    Some(key) if state.pending.contains_key(&key) => break key,
+                    // Skip requests whose callers all gave up while queued,
+                    // and those another request is answering.
+                    Some(key) if state.pending.get(&key).is_some_and(|p| !p.claimed) => break key,
                     Some(_) => continue,
                     None => shared.work.wait(&mut state),
                 }
@@ -812,7 +1088,7 @@ fn eval_thread(
                     let Some(next) = state.queue.pop_front() else {
                         break;
                     };
-                    if state.pending.contains_key(&next) {
+                    if state.pending.get(&next).is_some_and(|p| !p.claimed) {
                         also.push(next);
                     }
                 }
@@ -841,12 +1117,18 @@ fn eval_thread(
         let mut delivered = vec![false; keys.len()];
         let mut abandoned = false;
         let outcome = catch_unwind(AssertUnwindSafe(|| {
-            evaluate_all(&mut *backend, &keys, &mut |i, answer| {
-                delivered[i] = true;
-                if !abandoned {
-                    abandoned = !complete(shared, slot, generation, &keys[i], answer, started);
-                }
-            })
+            if key.op == Op::ListPlus {
+                let run = (shared, slot, generation, started);
+                abandoned = !evaluate_list_plus(&mut *backend, run, &key, &mut delivered[0]);
+            } else {
+                evaluate_all(&mut *backend, &shared.cache, &keys, &mut |i, answer| {
+                    delivered[i] = true;
+                    if !abandoned {
+                        abandoned = !complete(shared, slot, generation, &keys[i], answer, started);
+                    }
+                });
+            }
+            gather_inputs(shared, &mut *backend);
         }));
         if abandoned {
             return;
@@ -877,9 +1159,93 @@ fn eval_thread(
         }
         let mut state = shared.state.lock();
         if state.slots[slot].generation == generation {
-            state.slots[slot].running = None;
+            if let Some(running) = state.slots[slot].running.take() {
+                release(&mut state, running.also);
+            }
         }
     }
+}
+
+/// Hands back the requests a finished evaluation was to answer and did not
+/// (the stats after a listing whose exchange was cut short): those still
+/// awaited go back to the front of the queue, the others are dropped.
+fn release(state: &mut State, keys: Vec<Key>) {
+    for key in keys.into_iter().rev() {
+        match state.pending.get_mut(&key) {
+            Some(pending) if !pending.waiters.is_empty() => {
+                pending.claimed = false;
+                state.queue.push_front(key);
+            }
+            Some(_) => {
+                state.pending.remove(&key);
+            }
+            None => {}
+        }
+    }
+}
+
+/// Runs an [`Op::ListPlus`] request: the listing answers `key` (its
+/// waiters then ask for the entries' stats), and the stats the backend
+/// sends after it answer those requests, which this evaluation claims so
+/// that no other evaluation thread takes them meanwhile. Returns false if
+/// the thread was abandoned meanwhile (see [`complete`]).
+fn evaluate_list_plus(
+    backend: &mut dyn Backend,
+    (shared, slot, generation, started): (&Shared, usize, u64, Instant),
+    key: &Key,
+    delivered: &mut bool,
+) -> bool {
+    let children: RefCell<Vec<Key>> = RefCell::new(Vec::new());
+    let alive = Cell::new(true);
+    backend.list_plus(
+        &key.path,
+        LIST_PLUS_STATS,
+        &mut |listing| {
+            *delivered = true;
+            let answer = listing.map(|entries| Arc::new(Listing::new(entries)));
+            if let Ok(listing) = &answer {
+                *children.borrow_mut() = listing
+                    .entries()
+                    .iter()
+                    .take(LIST_PLUS_STATS)
+                    .map(|entry| make_key(Op::Stat, &key.path.child(entry.name.clone())))
+                    .collect();
+            }
+            // Claimed before the listing's waiters hear of it: the stats
+            // they ask for then join these entries instead of being queued
+            // for another evaluation thread.
+            {
+                let mut state = shared.state.lock();
+                if state.slots[slot].generation != generation {
+                    return alive.set(false);
+                }
+                let children = children.borrow();
+                for child in children.iter() {
+                    state.pending.entry(child.clone()).or_default().claimed = true;
+                }
+                if let Some(running) = state.slots[slot].running.as_mut() {
+                    running.also.extend(children.iter().cloned());
+                }
+            }
+            let answer = answer.map(Rendered::Listing);
+            if !complete(shared, slot, generation, key, answer, started) {
+                alive.set(false);
+            }
+        },
+        &mut |i, stat| {
+            if !alive.get() {
+                return;
+            }
+            let Some(child) = children.borrow().get(i).cloned() else {
+                return;
+            };
+            let answer = stat.map(|stat| shared.cache.node(stat));
+            if !complete(shared, slot, generation, &child, answer, started) {
+                alive.set(false);
+            }
+        },
+    );
+    alive.get()
 }
 
 /// Records the answer to `key` and answers its waiters. Returns false if
@@ -910,15 +1276,28 @@ fn complete(
         if matches!(answer, Err(NodeError::Interrupted)) && live {
             // Callers that joined after the interrupt still deserve an
             // attempt of their own.
+            if let Some(pending) = state.pending.get_mut(key) {
+                pending.claimed = false;
+            }
             state.queue.push_front(key.clone());
             Vec::new()
         } else {
-            shared.cache.put(key, &answer);
-            state
-                .pending
-                .remove(key)
-                .map(|p| p.waiters)
-                .unwrap_or_default()
+            persist(shared, key, &answer);
+            match state.pending.remove_entry(key) {
+                // The waiting request's key: its path is the one the caller
+                // keeps (an inode's), so the cache shares it.
+                Some((mut asked, pending)) => {
+                    if let Some(path) = pending.asked {
+                        asked.path = path;
+                    }
+                    shared.cache.put(&asked, &answer);
+                    pending.waiters
+                }
+                None => {
+                    shared.cache.put(key, &answer);
+                    Vec::new()
+                }
+            }
         }
     };
     log_answer(key, &answer, elapsed);
@@ -930,28 +1309,28 @@ fn complete(
 
 /// Evaluates `keys` (one request, or a batch of stats) in order, handing
 /// each answer to `deliver` as soon as it is known.
-fn evaluate_all(backend: &mut dyn Backend, keys: &[Key], deliver: &mut dyn FnMut(usize, Answer)) {
+fn evaluate_all(
+    backend: &mut dyn Backend,
+    cache: &Cache,
+    keys: &[Key],
+    deliver: &mut dyn FnMut(usize, Answer),
+) {
     if keys.len() > 1 && keys.iter().all(|k| k.op == Op::Stat) {
         let paths: Vec<AttrPath> = keys.iter().map(|k| k.path.clone()).collect();
         backend.stat_many(&paths, &mut |i, r| {
-            deliver(
-                i,
-                r.map(|stat| Rendered::Node(Arc::new(stat.node), stat.contents.map(Arc::from))),
-            )
+            deliver(i, r.map(|stat| cache.node(stat)))
         });
         return;
     }
     for (i, key) in keys.iter().enumerate() {
-        deliver(i, evaluate(backend, key));
+        deliver(i, evaluate(backend, cache, key));
     }
 }
 
-fn evaluate(backend: &mut dyn Backend, key: &Key) -> Answer {
+fn evaluate(backend: &mut dyn Backend, cache: &Cache, key: &Key) -> Answer {
     match key.op {
-        Op::Stat => backend
-            .stat(&key.path)
-            .map(|stat| Rendered::Node(Arc::new(stat.node), stat.contents.map(Arc::from))),
-        Op::List => backend
+        Op::Stat => backend.stat(&key.path).map(|stat| cache.node(stat)),
+        Op::List | Op::ListPlus => backend
             .list(&key.path)
             .map(|entries| Rendered::Listing(Arc::new(Listing::new(entries)))),
         Op::Read => backend
@@ -1351,6 +1730,99 @@ mod tests {
     }
 
     #[test]
+    fn plain_nodes_are_shared_and_others_are_not() {
+        let cache = Cache::new(NonZeroUsize::MIN);
+        let node = |stat: Stat| match cache.node(stat) {
+            Rendered::Node(node, _) => node,
+            _ => unreachable!("a stat renders a node"),
+        };
+        let a = node(Stat::file("bool", b"true".to_vec()));
+        let b = node(Node::file(Node::type_name("bool".to_owned()), 4).into());
+        assert!(Arc::ptr_eq(&a, &b));
+        let other_size = node(Node::file("bool", 5).into());
+        assert!(!Arc::ptr_eq(&a, &other_size));
+        let failed = node(Node::failed("boom").into());
+        let failed_again = node(Node::failed("bang").into());
+        assert_eq!(failed_again.error.as_deref(), Some("bang"));
+        assert!(!Arc::ptr_eq(&failed, &failed_again));
+        let link = node(Node::symlink("path", "/a").into());
+        let other_link = node(Node::symlink("path", "/b").into());
+        assert_eq!(other_link.target.as_deref(), Some(&b"/b"[..]));
+        assert!(!Arc::ptr_eq(&link, &other_link));
+    }
+
+    /// What READDIRPLUS does: list with `list_plus_then`, and from the
+    /// listing's callback stat every entry; returns each entry's name and
+    /// whether its stat succeeded, in the order the answers came.
+    fn readdirplus(service: &Arc<EvalService>, dir: &[&str]) -> Vec<(String, bool)> {
+        let (tx, rx) = mpsc::channel();
+        let dir_path = path(dir);
+        let for_callback = service.clone();
+        let parent = dir_path.clone();
+        service.list_plus_then(&dir_path, move |listing| {
+            let listing = listing.unwrap();
+            for entry in listing.entries() {
+                let tx = tx.clone();
+                let name = entry.name.to_string();
+                for_callback.stat_then(&parent.child(entry.name.clone()), move |r| {
+                    let _ = tx.send((name, r.is_ok()));
+                });
+            }
+        });
+        rx.iter().collect()
+    }
+
+    #[test]
+    fn a_plus_listing_answers_the_entries_stats_in_the_same_evaluation() {
+        let tree = FakeValue::Set(vec![
+            attr("a", string("one")),
+            attr("b", FakeValue::Int(2)),
+            attr("c", FakeValue::Set(vec![])),
+        ]);
+        let config = ServiceConfig {
+            workers: 2,
+            ..quick()
+        };
+        let (service, stats) = start(tree, config);
+        let service = Arc::new(service);
+        let answers = readdirplus(&service, &[]);
+        assert_eq!(
+            answers,
+            [("a".into(), true), ("b".into(), true), ("c".into(), true)]
+        );
+        // One listing and three stats, each evaluated once although two
+        // evaluation threads were free to take the stats from the queue.
+        assert_eq!(calls(&stats), 4);
+        // Everything is cached now, the entries' stats included.
+        assert_eq!(service.stat(&path(&["b"])).unwrap().nix_type, "int");
+        assert_eq!(readdirplus(&service, &[]).len(), 3);
+        assert_eq!(calls(&stats), 4);
+    }
+
+    #[test]
+    fn a_hanging_entry_of_a_plus_listing_fails_alone() {
+        // The listing is answered before any entry is evaluated, the entries
+        // before the hanging one as they come, and every answer by its
+        // deadline; the entry after the hanging one (which waited behind it,
+        // as in a batch of stats) is evaluated when asked again.
+        let tree = FakeValue::Set(vec![
+            attr("a", string("one")),
+            attr("hang", FakeValue::Hang),
+            attr("z", string("last")),
+        ]);
+        let (service, _) = start(tree, quick());
+        let service = Arc::new(service);
+        let started = Instant::now();
+        let mut answers = readdirplus(&service, &[]);
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert_eq!(answers[0], ("a".into(), true));
+        answers.sort();
+        assert_eq!(answers.len(), 3);
+        assert_eq!(answers[1], ("hang".into(), false));
+        assert_eq!(service.stat(&path(&["z"])).unwrap().size, 4);
+    }
+
+    #[test]
     fn with_two_workers_a_quick_request_does_not_wait_behind_a_slow_one() {
         let tree = FakeValue::Set(vec![
             attr(
@@ -1498,5 +1970,111 @@ mod tests {
         let answer = rx.recv_timeout(Duration::from_secs(1)).unwrap();
         assert!(matches!(answer, Err(NodeError::Unavailable(_))));
         assert!(started.elapsed() < Duration::from_secs(1));
+    }
+}
+
+#[cfg(test)]
+mod input_tests {
+    use super::*;
+    use crate::inputs::InputKind;
+
+    /// A backend whose every stat reads the files named by the path and by
+    /// its parent, with the fingerprints the test chose for them.
+    struct Reading {
+        fingerprints: Arc<Mutex<FxHashMap<String, String>>>,
+        recorded: Vec<Input>,
+    }
+
+    impl Reading {
+        fn read(&mut self, name: &str) {
+            let fingerprint = self
+                .fingerprints
+                .lock()
+                .get(name)
+                .cloned()
+                .unwrap_or_default();
+            self.recorded.push(Input {
+                kind: InputKind::File,
+                name: name.to_owned(),
+                fingerprint,
+            });
+        }
+    }
+
+    impl Backend for Reading {
+        fn stat(&mut self, path: &AttrPath) -> Result<crate::Stat, NodeError> {
+            if let Some(parent) = path.parent().filter(|p| !p.is_root()) {
+                self.read(&parent.to_string());
+            }
+            self.read(&path.to_string());
+            Ok(Node::file("string", 0).into())
+        }
+        fn list(&mut self, _: &AttrPath) -> Result<Vec<DirEntry>, NodeError> {
+            Ok(Vec::new())
+        }
+        fn read(&mut self, _: &AttrPath) -> Result<Vec<u8>, NodeError> {
+            Ok(Vec::new())
+        }
+        fn xattrs(&mut self, _: &AttrPath) -> Result<XattrList, NodeError> {
+            Ok(Vec::new())
+        }
+        fn take_inputs(&mut self) -> Vec<Input> {
+            std::mem::take(&mut self.recorded)
+        }
+    }
+
+    fn name(path: &AttrPath) -> String {
+        path.to_string()
+    }
+
+    #[test]
+    fn inputs_of_the_root_and_of_each_answer_are_gathered_and_announced() {
+        let fingerprints: Arc<Mutex<FxHashMap<String, String>>> = Arc::default();
+        let shared = fingerprints.clone();
+        let factory: BackendFactory = Box::new(move |_| {
+            let mut backend = Reading {
+                fingerprints: shared.clone(),
+                recorded: Vec::new(),
+            };
+            backend.read("root.nix");
+            Ok(Box::new(backend) as Box<dyn Backend>)
+        });
+        let config = ServiceConfig {
+            workers: 2,
+            ..ServiceConfig::default()
+        };
+        let service = EvalService::start(factory, config).unwrap();
+        let announced = service.subscribe_inputs();
+        // Both workers evaluated the root: one input.
+        let first = announced.recv().unwrap();
+        assert_eq!(first.len(), 1);
+        assert_eq!(first[0].name, "root.nix");
+
+        let a = AttrPath::root().child(Segment::name("a"));
+        fingerprints.lock().insert(name(&a), "1".into());
+        service.stat(&a).unwrap();
+        let new = announced.recv_timeout(Duration::from_secs(5)).unwrap();
+        assert_eq!(new.len(), 1);
+        assert_eq!(
+            (new[0].name.as_str(), new[0].fingerprint.as_str()),
+            (name(&a).as_str(), "1")
+        );
+        assert_eq!(service.inputs().inputs().len(), 2);
+        assert!(service.inputs().inconsistent().is_none());
+
+        // The same file seen differently by a later evaluation: announced
+        // again as first seen, and the set knows it is inconsistent.
+        fingerprints.lock().insert(name(&a), "2".into());
+        let b = a.child(Segment::name("b"));
+        fingerprints.lock().insert(name(&b), "x".into());
+        service.stat(&b).unwrap();
+        let new = announced.recv_timeout(Duration::from_secs(5)).unwrap();
+        let seen: Vec<(&str, &str)> = new
+            .iter()
+            .map(|i| (i.name.as_str(), i.fingerprint.as_str()))
+            .collect();
+        assert_eq!(seen, [(name(&b).as_str(), "x"), (name(&a).as_str(), "1")]);
+        let inconsistent = service.inputs().inconsistent().cloned();
+        assert_eq!(inconsistent.map(|i| i.fingerprint), Some("2".to_owned()));
     }
 }

@@ -12,11 +12,13 @@
 //! `deep_derivations` is set, and a set or list identical to one of its
 //! ancestors is a symlink to that ancestor, so `find` and `grep -r` end.
 
+use crate::inputs::to_wire;
 use crate::spec::RootSpec;
 use attrfs_eval::eval::Evaluator;
 use attrfs_eval::printer::format_float;
 use attrfs_eval::value::Value;
 use attrfs_eval::{Error, ErrorKind, EvalOptions};
+use attrfs_vfs::inputs::Input;
 use attrfs_vfs::{
     xattr, AttrPath, Backend, DirEntry, Interrupt, Node, NodeError, NodeKind, Segment, Stat,
     XattrList,
@@ -77,6 +79,15 @@ pub struct EvalBackend {
     memo: LruCache<AttrPath, Resolved, rustc_hash::FxBuildHasher>,
 }
 
+/// Why the root could not be evaluated, and what it read before failing.
+#[derive(Debug)]
+pub struct RootFailure {
+    /// The error, rendered like C++ Nix.
+    pub message: String,
+    /// The inputs recorded until the failure.
+    pub inputs: Vec<Input>,
+}
+
 fn render_error(ev: &Evaluator, e: &Error) -> NodeError {
     if matches!(e.kind, ErrorKind::Interrupted) {
         NodeError::Interrupted
@@ -86,8 +97,10 @@ fn render_error(ev: &Evaluator, e: &Error) -> NodeError {
 }
 
 impl EvalBackend {
-    /// Loads and forces the root.
-    pub fn new(spec: &RootSpec, interrupt: Interrupt) -> Result<Self, String> {
+    /// Loads and forces the root; the error is the root's failure and the
+    /// inputs read up to it (worth watching: fixing one of them is what
+    /// makes the root evaluate again).
+    pub fn new(spec: &RootSpec, interrupt: Interrupt) -> Result<Self, RootFailure> {
         let mut options = EvalOptions {
             interrupt: interrupt.clone(),
             ..EvalOptions::default()
@@ -101,7 +114,10 @@ impl EvalBackend {
             .invocation
             .root(&ev)
             .and_then(|v| ev.force(v))
-            .map_err(|e| ev.render_error(&e))?;
+            .map_err(|e| RootFailure {
+                message: ev.render_error(&e),
+                inputs: to_wire(ev.take_new_inputs()),
+            })?;
         let cap = NonZeroUsize::new(spec.value_cache.max(16)).unwrap_or(NonZeroUsize::MIN);
         let mut backend = EvalBackend {
             ev,
@@ -360,6 +376,10 @@ impl Backend for EvalBackend {
 
     fn xattrs(&mut self, path: &AttrPath) -> Result<XattrList, NodeError> {
         self.xattrs_inner(path)
+    }
+
+    fn take_inputs(&mut self) -> Vec<Input> {
+        to_wire(self.ev.take_new_inputs())
     }
 }
 

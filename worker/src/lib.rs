@@ -10,6 +10,7 @@
 #![warn(missing_docs)]
 
 pub mod backend;
+pub mod inputs;
 pub mod serve;
 pub mod spec;
 

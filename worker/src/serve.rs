@@ -3,6 +3,7 @@
 
 use std::io::{self, BufReader, BufWriter, Read, Write};
 
+use attrfs_vfs::inputs::Input;
 use attrfs_vfs::protocol::{self, Answer, Request};
 use attrfs_vfs::{Backend, Interrupt};
 
@@ -36,11 +37,15 @@ pub fn serve(input: impl Read, output: impl Write) -> Result<(), ServeError> {
     let spec = RootSpec::decode(&init)?;
     let mut backend = match EvalBackend::new(&spec, Interrupt::default()) {
         Ok(backend) => backend,
-        Err(message) => {
+        Err(failure) => {
+            // What the failing root read is still worth watching.
+            send_inputs(&mut output, failure.inputs)?;
+            let message = failure.message;
             protocol::write_frame(&mut output, &protocol::encode_hello(&Err(message.clone())))?;
             return Err(ServeError::Root(message));
         }
     };
+    send_inputs(&mut output, backend.take_inputs())?;
     protocol::write_frame(&mut output, &protocol::encode_hello(&Ok(())))?;
     while let Some(frame) = protocol::read_frame(&mut input)? {
         let answer = match Request::decode(&frame)? {
@@ -48,8 +53,42 @@ pub fn serve(input: impl Read, output: impl Write) -> Result<(), ServeError> {
             Request::List(path) => backend.list(&path).map(Answer::List),
             Request::Read(path) => backend.read(&path).map(Answer::Read),
             Request::Xattrs(path) => backend.xattrs(&path).map(Answer::Xattrs),
+            Request::ListPlus(path, count) => {
+                // Backend::list_plus spelled out, so that each frame goes
+                // out as soon as it is known (the daemon answers the listing
+                // while the stats are evaluated), after the inputs read for
+                // it.
+                let listing = backend.list(&path);
+                let children: Vec<_> = match &listing {
+                    Ok(entries) => entries
+                        .iter()
+                        .take(count)
+                        .map(|entry| path.child(entry.name.clone()))
+                        .collect(),
+                    Err(_) => Vec::new(),
+                };
+                send_inputs(&mut output, backend.take_inputs())?;
+                let frame = protocol::encode_answer(&listing.map(Answer::List));
+                protocol::write_frame(&mut output, &frame)?;
+                for child in children {
+                    let stat = backend.stat(&child).map(Answer::Stat);
+                    send_inputs(&mut output, backend.take_inputs())?;
+                    protocol::write_frame(&mut output, &protocol::encode_answer(&stat))?;
+                }
+                continue;
+            }
         };
+        send_inputs(&mut output, backend.take_inputs())?;
         protocol::write_frame(&mut output, &protocol::encode_answer(&answer))?;
+    }
+    Ok(())
+}
+
+/// Sends the inputs recorded since the last frame, if there are any, ahead
+/// of the answer they were read for.
+fn send_inputs(output: &mut impl Write, inputs: Vec<Input>) -> Result<(), ServeError> {
+    if !inputs.is_empty() {
+        protocol::write_frame(output, &protocol::encode_inputs(&inputs))?;
     }
     Ok(())
 }

@@ -151,9 +151,12 @@ fn get_env(state: &Rc<EvalState>, args: Vec<Value>) -> EvalResult<Value> {
     if state.options.pure_eval {
         return Ok(Value::string(""));
     }
-    Ok(Value::string(
-        std::env::var(name.to_string()).unwrap_or_default(),
-    ))
+    let name = name.to_string();
+    let value = std::env::var(&name).ok();
+    state.record_input(crate::record::InputKind::Env, &name, || {
+        crate::record::env_fingerprint(value.as_deref())
+    });
+    Ok(Value::string(value.unwrap_or_default()))
 }
 
 fn find_file(co: GenCo, state: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
@@ -163,6 +166,12 @@ fn find_file(co: GenCo, state: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
         };
         let wanted = coerce_to_string(&co, &state, args[1].clone(), Coercion::PATH_PART).await?;
         let wanted = wanted.to_string();
+        // The search path's entries come from `-I` (part of what is
+        // evaluated) and from `NIX_PATH`, an input like `getEnv`'s; what
+        // each lookup probes is recorded by the I/O door.
+        state.record_input(crate::record::InputKind::Env, "NIX_PATH", || {
+            crate::record::env_fingerprint(std::env::var("NIX_PATH").ok().as_deref())
+        });
         for e in entries.iter() {
             let e = match force(&co, e.clone()).await {
                 Value::Attrs(a) => a,

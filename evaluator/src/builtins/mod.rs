@@ -173,10 +173,6 @@ fn constants(state: &Rc<EvalState>) -> Vec<(&'static str, Value)> {
             ]))
         })
         .collect();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
     let mut constants = vec![
         ("storeDir", Value::string(o.store_dir.as_str())),
         ("nixVersion", Value::string(NIX_VERSION)),
@@ -190,10 +186,36 @@ fn constants(state: &Rc<EvalState>) -> Vec<(&'static str, Value)> {
         constants.push(("nixPath", Value::list(Vec::new())));
     } else {
         constants.push(("currentSystem", Value::string(o.system.as_str())));
-        constants.push(("currentTime", Value::Int(now)));
+        // Read when first forced: an evaluation that never looks at the
+        // clock stays repeatable (see `record.rs`).
+        let clock = Value::Builtin(Rc::new(BuiltinApp {
+            def: &CURRENT_TIME,
+            args: Vec::new(),
+        }));
+        constants.push((
+            "currentTime",
+            Value::Thunk(crate::value::Thunk::apply(clock, Value::Null)),
+        ));
         constants.push(("nixPath", Value::list(nix_path)));
     }
     constants
+}
+
+/// The clock behind `builtins.currentTime` (not itself a builtin: it is
+/// applied once, lazily, by the constant's thunk).
+static CURRENT_TIME: BuiltinDef = sync("currentTime", 1, current_time);
+
+fn current_time(state: &Rc<EvalState>, _: Vec<Value>) -> crate::errors::EvalResult<Value> {
+    state.record_input(
+        crate::record::InputKind::Impure,
+        "builtins.currentTime",
+        String::new,
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    Ok(Value::Int(now))
 }
 
 /// The Nix version reported to expressions (`builtins.nixVersion`): the C++

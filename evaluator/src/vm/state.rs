@@ -188,6 +188,8 @@ pub struct EvalState {
     /// The virtual store: sources, text files and derivation outputs this
     /// evaluation created (see `store.rs`).
     pub(crate) store: Rc<crate::store::StoreState>,
+    /// Every input the evaluation read (see `record.rs`).
+    pub(crate) inputs: Rc<crate::record::InputLog>,
 }
 
 impl EvalState {
@@ -198,7 +200,15 @@ impl EvalState {
         // above the store view that maps store paths to where their
         // contents are; fetchers read the trees they put in the store
         // through the store view alone.
-        let raw: Rc<dyn EvalIO> = Rc::from(io);
+        // The recording door is the innermost, so that whatever is read,
+        // through whichever view, is recorded once as the real path it is.
+        let fetched = attrfs_fetch::Cache::from_env();
+        let inputs = Rc::new(crate::record::InputLog::new(vec![
+            PathBuf::from(&options.store_dir),
+            fetched.nix_store().to_path_buf(),
+            fetched.root().join("store"),
+        ]));
+        let raw: Rc<dyn EvalIO> = Rc::new(crate::record::RecordingIO::new(io, inputs.clone()));
         let view = |raw: &Rc<dyn EvalIO>| -> Box<dyn EvalIO> {
             Box::new(crate::store::StoreView::new(
                 Box::new(crate::io::SharedIO(raw.clone())),
@@ -222,6 +232,7 @@ impl EvalState {
             path_cache: RefCell::default(),
             derivations: RefCell::default(),
             store,
+            inputs,
         });
         let globals = crate::builtins::globals(&state);
         let _ = state.globals.set(Rc::new(globals));
@@ -233,6 +244,16 @@ impl EvalState {
         self.globals
             .get()
             .expect("globals are set in EvalState::new")
+    }
+
+    /// Records an input that is not a file read (see `record.rs`).
+    pub fn record_input(
+        &self,
+        kind: crate::record::InputKind,
+        name: &str,
+        fingerprint: impl FnOnce() -> String,
+    ) {
+        self.inputs.record(kind, name, fingerprint);
     }
 
     /// Fails with [`ErrorKind::Interrupted`] once the interrupt flag is set;

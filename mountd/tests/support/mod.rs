@@ -91,15 +91,33 @@ impl Mount {
     /// Like [`Mount::spawn`], waiting up to `within` for the mount (the
     /// root of a big expression takes a while to evaluate).
     pub fn start_within<S: AsRef<OsStr>>(args: &[S], within: Duration) -> Mount {
+        Mount::start_cached(args, None, "info", within)
+    }
+
+    /// Like [`Mount::start_within`], with the persistent answer cache in
+    /// `cache` (`ATTRFS_CACHE_DIR`). Without one the mount runs with
+    /// `--no-cache`, so that no test answers from what another stored.
+    /// `log` is the daemon's `RUST_LOG`.
+    pub fn start_cached<S: AsRef<OsStr>>(
+        args: &[S],
+        cache: Option<&Path>,
+        log_filter: &str,
+        within: Duration,
+    ) -> Mount {
         let dir = TempDir::new();
         let mountpoint = dir.0.join("mnt");
         fs::create_dir(&mountpoint).unwrap();
         let log = dir.0.join("attrfs.log");
-        let child = Command::new(BIN)
-            .arg("mount")
+        let mut command = Command::new(BIN);
+        command.arg("mount");
+        match cache {
+            Some(cache) => command.env("ATTRFS_CACHE_DIR", cache),
+            None => command.arg("--no-cache"),
+        };
+        let child = command
             .args(args)
             .arg(&mountpoint)
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", log_filter)
             .stdout(Stdio::null())
             .stderr(fs::File::create(&log).unwrap())
             .spawn()
