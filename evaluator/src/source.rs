@@ -5,7 +5,7 @@
 //! file it belongs to. Line and column are computed only when an error is
 //! printed.
 
-use std::cell::RefCell;
+use std::cell::{OnceCell, RefCell};
 use std::path::PathBuf;
 use std::rc::Rc;
 
@@ -88,7 +88,10 @@ pub struct SourceFile {
     pub text: Rc<str>,
     /// Global offset of the first byte.
     pub base: u32,
-    line_starts: Vec<u32>,
+    /// Offset of each line's first byte, computed when a position in the
+    /// file is first asked for: most files loaded (from the compiled-file
+    /// cache, above all) never are.
+    line_starts: OnceCell<Vec<u32>>,
 }
 
 /// A resolved position: file name, 1-based line and column.
@@ -122,18 +125,12 @@ impl SourceMap {
             .last()
             .map(|f| f.base + f.text.len() as u32 + 1)
             .unwrap_or(1);
-        let mut line_starts = vec![0u32];
-        for (i, b) in text.bytes().enumerate() {
-            if b == b'\n' {
-                line_starts.push(i as u32 + 1);
-            }
-        }
         let file = Rc::new(SourceFile {
             name,
             path,
             text,
             base,
-            line_starts,
+            line_starts: OnceCell::new(),
         });
         files.push(file.clone());
         file
@@ -172,9 +169,9 @@ impl SourceMap {
         let mut out = String::new();
         let width = (line + 1).to_string().len();
         let get_line = |l: usize| -> Option<&str> {
-            let start = *file.line_starts.get(l - 1)? as usize;
+            let start = *file.line_starts().get(l - 1)? as usize;
             let end = file
-                .line_starts
+                .line_starts()
                 .get(l)
                 .map(|e| *e as usize - 1)
                 .unwrap_or(file.text.len());
@@ -201,10 +198,25 @@ impl SourceMap {
 }
 
 impl SourceFile {
+    fn line_starts(&self) -> &[u32] {
+        self.line_starts.get_or_init(|| {
+            let mut starts = vec![0u32];
+            starts.extend(
+                self.text
+                    .bytes()
+                    .enumerate()
+                    .filter(|(_, b)| *b == b'\n')
+                    .map(|(i, _)| i as u32 + 1),
+            );
+            starts
+        })
+    }
+
     /// 1-based line and column of a file-local byte offset.
     pub fn line_col(&self, local: u32) -> (usize, usize) {
-        let line_idx = self.line_starts.partition_point(|s| *s <= local) - 1;
-        let line_start = self.line_starts[line_idx] as usize;
+        let starts = self.line_starts();
+        let line_idx = starts.partition_point(|s| *s <= local) - 1;
+        let line_start = starts[line_idx] as usize;
         let col = self
             .text
             .get(line_start..local as usize)

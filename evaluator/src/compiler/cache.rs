@@ -9,7 +9,8 @@
 //! [`build_identity`]), the image format, the lints, `$HOME` (for `~/`
 //! paths), the file's name, path and directory (error positions, `__curPos`,
 //! relative paths) and the names of the global scope (which identifiers
-//! are globals); then the text itself. The values of the globals are not
+//! are globals) with whether each is a thunk (whether its use is forced);
+//! then the text itself. The values of the globals are not
 //! in the key: an image refers to them by name (see [`crate::image`]).
 //!
 //! An entry is a header (magic, format version, its key, the payload's
@@ -187,11 +188,19 @@ fn key(file: &SourceFile, env: &CompileEnv) -> [u8; 32] {
         Some(p) => field(&path_bytes(p)),
         None => field(b"\0no path"),
     }
-    let mut names: Vec<&str> = env.globals.keys().map(String::as_str).collect();
+    // Which names are globals decides what an identifier compiles to; and
+    // whether a global is a thunk decides whether a `Force` follows its
+    // constant. Nothing else of the values is read by the compiler.
+    let mut names: Vec<(&str, bool)> = env
+        .globals
+        .iter()
+        .map(|(n, v)| (n.as_str(), matches!(v, crate::value::Value::Thunk(_))))
+        .collect();
     names.sort_unstable();
     field(&(names.len() as u64).to_le_bytes());
-    for n in names {
+    for (n, thunk) in names {
         field(n.as_bytes());
+        field(&[thunk as u8]);
     }
     field(file.text.as_bytes());
     h.finalize().into()
