@@ -347,14 +347,7 @@ impl Writer {
                 Message::Clear(epoch, done) => {
                     self.epoch = epoch;
                     self.refused = false;
-                    self.unsynced.clear();
-                    self.ready.clear();
-                    self.inputs.clear();
-                    self.transact("clear", |txn| {
-                        txn.delete_table(ANSWERS)?;
-                        txn.delete_table(INPUTS)?;
-                        Ok(())
-                    });
+                    self.forget();
                     let _ = done.send(());
                 }
                 Message::Flush(done) => {
@@ -403,7 +396,12 @@ impl Writer {
 
     /// Forgets everything stored and stores nothing more this session.
     fn refuse(&mut self) {
+        self.forget();
         self.refused = true;
+    }
+
+    /// Forgets everything stored and pending.
+    fn forget(&mut self) {
         self.unsynced.clear();
         self.ready.clear();
         self.inputs.clear();

@@ -75,3 +75,18 @@ pub fn parse_error(e: &ParseError, file: &SourceFile) -> Error {
     };
     Error::new(ErrorKind::Parse(msg), span)
 }
+
+/// The syntax tree of a registered source, or its first syntax error
+/// located in it.
+pub fn parse(file: &SourceFile) -> Result<rnix::ast::Expr, Error> {
+    let parsed = rnix::Root::parse(&file.text);
+    if let Some(e) = parsed.errors().first() {
+        return Err(parse_error(e, file));
+    }
+    parsed.tree().expr().ok_or_else(|| {
+        Error::new(
+            ErrorKind::Parse("unexpected end of file".into()),
+            Some(Span::new(file.base, file.base)),
+        )
+    })
+}

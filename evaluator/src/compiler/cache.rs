@@ -29,8 +29,8 @@
 
 use super::{compile_recording, CompileEnv, Lambda};
 use crate::compiler::LintLevel;
-use crate::errors::{Error, ErrorKind};
-use crate::source::{SourceFile, Span};
+use crate::errors::Error;
+use crate::source::SourceFile;
 use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -100,7 +100,7 @@ pub fn compile_cached(
     ];
     let cache = cache.filter(|_| !lints.contains(&LintLevel::Warn));
     let Some(cache) = cache else {
-        return super::compile(&parse(file)?, file, env);
+        return super::compile(&crate::syntax::parse(file)?, file, env);
     };
     let key = key(file, env);
     let path = cache.dir.join(hex(&key));
@@ -109,26 +109,13 @@ pub fn compile_cached(
             return Ok(lambda);
         }
     }
-    let (lambda, uses) = compile_recording(&parse(file)?, file, env)?;
+    let (lambda, uses) = compile_recording(&crate::syntax::parse(file)?, file, env)?;
     if let Ok(image) = crate::image::encode(&lambda, file, &uses) {
         // A cache that cannot be written (read-only, full disk) only
         // costs the next run a compile.
         let _ = store(cache, &path, &key, &image);
     }
     Ok(lambda)
-}
-
-fn parse(file: &SourceFile) -> Result<rnix::ast::Expr, Error> {
-    let parsed = rnix::Root::parse(&file.text);
-    if let Some(e) = parsed.errors().first() {
-        return Err(crate::syntax::parse_error(e, file));
-    }
-    parsed.tree().expr().ok_or_else(|| {
-        Error::new(
-            ErrorKind::Parse("unexpected end of file".into()),
-            Some(Span::new(file.base, file.base)),
-        )
-    })
 }
 
 /// This build of attrfs: its version and the size, modification time and
@@ -392,7 +379,8 @@ mod tests {
         let key: [u8; 32] = entry[12..44].try_into().unwrap();
         let other = add("7");
         let (lambda, uses) =
-            super::super::compile_recording(&parse(&other).unwrap(), &other, &env).unwrap();
+            super::super::compile_recording(&crate::syntax::parse(&other).unwrap(), &other, &env)
+                .unwrap();
         let image = crate::image::encode(&lambda, &other, &uses).unwrap();
         std::fs::write(&path, entry_for(&key, &image)).unwrap();
         let warm = compile_cached(&add("1 + 2"), &env, Some(&cache)).unwrap();

@@ -16,7 +16,6 @@ use crate::compiler::{self, CompileEnv, Globals};
 use crate::errors::{Error, ErrorKind, EvalResult};
 use crate::io::FileType;
 use crate::path::{base_dir_of, canon_path};
-use crate::source::Span;
 use crate::value::{Closure, NixAttrs, NixString, Thunk, Value};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -119,10 +118,12 @@ impl<'s> Loader<'s> {
         match scope {
             // Not cached: the scope is a value of this evaluation.
             SourceScope::Scoped(names) => {
-                compiler::compile_scoped(&parse(&file)?, &file, &env, names)
+                compiler::compile_scoped(&crate::syntax::parse(&file)?, &file, &env, names)
             }
             // Built into the binary and small: nothing to gain.
-            SourceScope::Prelude(_) => compiler::compile(&parse(&file)?, &file, &env),
+            SourceScope::Prelude(_) => {
+                compiler::compile(&crate::syntax::parse(&file)?, &file, &env)
+            }
             SourceScope::Globals => {
                 compiler::cache::compile_cached(&file, &env, options.compile_cache.as_ref())
             }
@@ -232,21 +233,6 @@ impl<'s> Loader<'s> {
 
 /// Links followed from an imported path before giving up (C++ Nix's bound).
 const MAX_LINKS: usize = 1024;
-
-/// The value of compiled top-level code: a thunk that runs it when forced.
-/// The syntax tree of a registered source.
-fn parse(file: &crate::source::SourceFile) -> Result<rnix::ast::Expr, Error> {
-    let parsed = rnix::Root::parse(&file.text);
-    if let Some(e) = parsed.errors().first() {
-        return Err(crate::syntax::parse_error(e, file));
-    }
-    parsed.tree().expr().ok_or_else(|| {
-        Error::new(
-            ErrorKind::Parse("unexpected end of file".into()),
-            Some(Span::new(file.base, file.base)),
-        )
-    })
-}
 
 fn suspended(lambda: Rc<Lambda>) -> Value {
     Value::Thunk(Thunk::suspended(lambda, Rc::from(Vec::new())))
