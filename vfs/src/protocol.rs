@@ -77,15 +77,21 @@ pub enum WireError {
     Malformed(&'static str),
 }
 
-/// Writes one frame.
+/// Writes one frame and flushes it to the peer.
 pub fn write_frame(out: &mut impl Write, payload: &[u8]) -> io::Result<()> {
+    put_frame(out, payload)?;
+    out.flush()
+}
+
+/// Writes one frame into `out` without flushing: for a writer that sends
+/// several frames in one write (the caller flushes).
+pub fn put_frame(out: &mut impl Write, payload: &[u8]) -> io::Result<()> {
     let len = u32::try_from(payload.len())
         .ok()
         .filter(|&n| n as usize <= MAX_FRAME)
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "frame too large"))?;
     out.write_all(&len.to_le_bytes())?;
-    out.write_all(payload)?;
-    out.flush()
+    out.write_all(payload)
 }
 
 /// Reads one frame; `Ok(None)` at a clean end of the stream.
