@@ -106,18 +106,9 @@ impl MountCache {
 /// asked to evaluate, plus what else decides its answers.
 fn identity(spec: &[u8]) -> Vec<u8> {
     let mut id = b"attrfs answers 1\0".to_vec();
-    id.extend_from_slice(env!("CARGO_PKG_VERSION").as_bytes());
-    // A rebuilt attrfs may render differently: its size and modification
-    // time are part of the name.
-    if let Some(meta) = std::env::current_exe()
-        .ok()
-        .and_then(|exe| std::fs::metadata(exe).ok())
-    {
-        id.extend_from_slice(&meta.len().to_le_bytes());
-        if let Ok(modified) = meta.modified() {
-            id.extend_from_slice(format!("{modified:?}").as_bytes());
-        }
-    }
+    // A rebuilt attrfs may render differently: the build's identity (the
+    // one the compiled-file cache keys on) is part of the name.
+    id.extend_from_slice(attrfs_eval::compiler::cache::build_identity());
     id.push(0);
     id.extend_from_slice(spec);
     id.push(0);
