@@ -116,6 +116,12 @@ pub struct MountArgs {
     /// the new value within a second.)
     #[arg(long)]
     pub no_watch: bool,
+    /// Do not list subdirectories ahead of being asked: by default, when a
+    /// directory below the root is listed, its subdirectories are
+    /// evaluated in the background while nothing else is asked, so that a
+    /// walk (`find`, `grep -r`, `ls -R`) finds them ready.
+    #[arg(long)]
+    pub no_read_ahead: bool,
     /// Do not use the persistent cache (`$XDG_CACHE_HOME/attrfs/answers`):
     /// neither answer from what an earlier mount of the same expression
     /// stored nor store anything.

@@ -276,6 +276,7 @@ fn service_config(args: &MountArgs) -> Result<ServiceConfig, String> {
         // machine's scheduling delay counts as "ignored".
         stuck_grace: (timeout / 4).max(Duration::from_secs(2)),
         workers: args.workers,
+        read_ahead: !args.no_read_ahead,
         ..ServiceConfig::default()
     })
 }

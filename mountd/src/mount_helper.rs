@@ -96,7 +96,7 @@ fn is_ignored(option: &str) -> bool {
 /// other place for them: `attr=ATTRPATH` (`-A`), `argstr.NAME=STRING`,
 /// `arg.NAME=EXPR` (no commas), `include=PATH` (`-I`), `eval_timeout=SECS`,
 /// `cache_size=N`, `workers=N`, `deep_derivations`, `no_compile_cache`,
-/// `no_watch`, `no_cache`, `cache_max=SIZE`.
+/// `no_watch`, `no_read_ahead`, `no_cache`, `cache_max=SIZE`.
 pub fn translate(args: &[OsString], cwd: &Path) -> Result<Translated, HelperError> {
     let mut positional = Vec::new();
     let mut options: Vec<String> = Vec::new();
@@ -154,6 +154,7 @@ pub fn translate(args: &[OsString], cwd: &Path) -> Result<Translated, HelperErro
             "deep_derivations" => out.push("--deep-derivations".into()),
             "no_compile_cache" => out.push("--no-compile-cache".into()),
             "no_watch" => out.push("--no-watch".into()),
+            "no_read_ahead" => out.push("--no-read-ahead".into()),
             "no_cache" => out.push("--no-cache".into()),
             "cache_max" => out.extend(["--cache-max".into(), value()?.into()]),
             _ => {

@@ -616,6 +616,56 @@ fn a_second_worker_serves_while_the_first_is_busy() {
     assert_eq!(String::from_utf8_lossy(&slow.stdout), "100000000");
 }
 
+/// How many times the daemon's debug log says `what` was evaluated.
+fn evaluations(mount: &Mount, what: &str) -> usize {
+    mount
+        .log_text()
+        .matches(&format!("{what}: evaluated in"))
+        .count()
+}
+
+#[test]
+fn a_walk_finds_subdirectories_read_ahead() {
+    if !fuse_available() {
+        return;
+    }
+    let expr = r#"{ d = { f = "file"; x = { p = 1; }; y = { q = { r = 2; }; }; }; }"#;
+    let log = "info,attrfs_vfs=debug";
+    let args = ["-E", expr];
+    let mount = Mount::start_cached(&args, None, log, Duration::from_secs(30));
+    let ls = mount.sh("ls d");
+    assert_eq!(stdout(&ls), "f\nx\ny\n", "{}", stderr(&ls));
+    // Listing d reads its subdirectories ahead (not the file, and not
+    // their own subdirectories: only what a request lists is followed).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while evaluations(&mount, "list+ d.y") == 0 {
+        assert!(Instant::now() < deadline, "{}", mount.log_text());
+        sleep(Duration::from_millis(20));
+    }
+    assert_eq!(evaluations(&mount, "list+ d.x"), 1, "{}", mount.log_text());
+    assert_eq!(evaluations(&mount, "list+ d.f"), 0, "{}", mount.log_text());
+    assert_eq!(evaluations(&mount, "list+ d.y.q"), 0, "{}", mount.log_text());
+    // The walk finds them ready.
+    let find = mount.sh("find d | sort");
+    assert_eq!(
+        stdout(&find),
+        "d\nd/f\nd/x\nd/x/p\nd/y\nd/y/q\nd/y/q/r\n",
+        "{}",
+        stderr(&find)
+    );
+    assert_eq!(evaluations(&mount, "list+ d.x"), 1, "{}", mount.log_text());
+    assert_eq!(evaluations(&mount, "list+ d.y"), 1, "{}", mount.log_text());
+
+    // Turned off, nothing is listed before it is asked for.
+    let off = ["-E", expr, "--no-read-ahead"];
+    let mount = Mount::start_cached(&off, None, log, Duration::from_secs(30));
+    assert_eq!(stdout(&mount.sh("ls d")), "f\nx\ny\n");
+    sleep(Duration::from_millis(500));
+    assert_eq!(evaluations(&mount, "list+ d.x"), 0, "{}", mount.log_text());
+    assert_eq!(stdout(&mount.sh("ls d/x")), "p\n");
+    assert_eq!(evaluations(&mount, "list+ d.x"), 1, "{}", mount.log_text());
+}
+
 #[test]
 fn awkward_attribute_names_round_trip() {
     if !fuse_available() {

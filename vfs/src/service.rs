@@ -44,6 +44,24 @@
 //!
 //! Requests for a question already queued or in progress join it instead
 //! of being queued twice.
+//!
+//! ## Read-ahead
+//!
+//! A walk (`find`, `ls -R`, `grep -r`, `du`) lists a directory and then
+//! each of its subdirectories, one READDIRPLUS at a time, and waits for
+//! each: the evaluator sat idle while the kernel, `find` and the daemon
+//! handled each reply. So when a directory below the root is listed with
+//! its stats ([`EvalService::list_plus_then`]), the subdirectories among
+//! its first [`LIST_PLUS_STATS`] entries are queued to be listed the same
+//! way, *speculatively*: an evaluation thread takes them only when no
+//! request is queued, the most recently queued first (so the read-ahead
+//! follows a depth-first walk's order), and a request that asks for one
+//! joins it. At most [`READ_AHEAD_LIMIT`] are queued; the oldest are
+//! forgotten first. The mount root's children are not read ahead: `ls` of
+//! a package set's root would otherwise evaluate thousands of packages.
+//! A read-ahead evaluation running past `eval_timeout` is interrupted like
+//! a request nobody waits for. `read_ahead` in [`ServiceConfig`] turns it
+//! off (`--no-read-ahead`).
 
 use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
@@ -91,6 +109,9 @@ pub struct ServiceConfig {
     /// evaluation thread gets a generous reservation (only the pages it
     /// touches cost memory).
     pub stack_size: usize,
+    /// Whether subdirectories of a listed directory are listed ahead of
+    /// being asked for (see the module documentation, "Read-ahead").
+    pub read_ahead: bool,
 }
 
 impl Default for ServiceConfig {
@@ -102,6 +123,7 @@ impl Default for ServiceConfig {
             max_abandoned: 4,
             workers: 1,
             stack_size: 256 << 20,
+            read_ahead: true,
         }
     }
 }
@@ -212,6 +234,9 @@ struct Pending {
     /// [`Op::ListPlus`] listing): no evaluation thread takes it from the
     /// queue. Cleared when that request ends without answering it.
     claimed: bool,
+    /// Queued by read-ahead, in `State::ahead`, and nobody has asked for it
+    /// yet. Cleared when someone does.
+    speculative: bool,
 }
 
 struct Running {
@@ -220,6 +245,8 @@ struct Running {
     also: Vec<Key>,
     started: Instant,
     interrupted_at: Option<Instant>,
+    /// Taken from the read-ahead stack: nobody waited for it when it began.
+    speculative: bool,
 }
 
 impl Running {
@@ -237,6 +264,12 @@ const STAT_BATCH: usize = 64;
 /// How many entries' stats a [`EvalService::list_plus_then`] listing
 /// brings along: a READDIRPLUS reply's worth.
 pub const LIST_PLUS_STATS: usize = 64;
+
+/// How many directories read-ahead keeps queued at most (see the module
+/// documentation, "Read-ahead"): enough for the next few levels of a
+/// depth-first walk, small enough that a walk abandoned half-way leaves
+/// little speculative work behind.
+pub const READ_AHEAD_LIMIT: usize = 1024;
 
 /// One evaluation thread's place: what it runs and how to stop it.
 struct Slot {
@@ -260,6 +293,9 @@ impl Slot {
 
 struct State {
     queue: VecDeque<Key>,
+    /// Read-ahead listings, newest at the back (taken first); each has a
+    /// speculative entry in `pending` while nobody asked for it.
+    ahead: VecDeque<Key>,
     pending: FxHashMap<Key, Pending>,
     /// One per evaluation thread (`ServiceConfig::workers`).
     slots: Vec<Slot>,
@@ -315,6 +351,7 @@ impl State {
     /// cannot answer any more).
     fn drain_all(&mut self) -> Vec<Waiter> {
         self.queue.clear();
+        self.ahead.clear();
         self.pending.drain().flat_map(|(_, p)| p.waiters).collect()
     }
 }
@@ -510,6 +547,7 @@ impl EvalService {
             config,
             state: Mutex::new(State {
                 queue: VecDeque::new(),
+                ahead: VecDeque::new(),
                 pending: FxHashMap::default(),
                 slots: (0..workers).map(|_| Slot::new()).collect(),
                 abandoned: 0,
@@ -601,14 +639,33 @@ impl EvalService {
     /// READDIRPLUS reply): the backend evaluates those stats in the same
     /// exchange, right after the listing, and they answer the stat requests
     /// the caller makes when `done` gets the listing.
+    ///
+    /// Unless turned off, the subdirectories among those entries are then
+    /// read ahead (see the module documentation, "Read-ahead").
     pub fn list_plus_then(
         &self,
         path: &AttrPath,
         done: impl FnOnce(Result<Arc<Listing>, NodeError>) + Send + 'static,
     ) {
+        if !self.shared.config.read_ahead || path.is_empty() {
+            self.submit(
+                make_key(Op::ListPlus, path),
+                Box::new(move |a| done(as_listing(a))),
+            );
+            return;
+        }
+        let shared = self.shared.clone();
+        let dir = path.clone();
         self.submit(
             make_key(Op::ListPlus, path),
-            Box::new(move |a| done(as_listing(a))),
+            Box::new(move |a| {
+                let answer = as_listing(a);
+                let listing = answer.as_ref().ok().cloned();
+                done(answer);
+                if let Some(listing) = listing {
+                    read_ahead(&shared, &dir, &listing);
+                }
+            }),
         );
     }
 
@@ -701,7 +758,8 @@ impl EvalService {
     /// How many questions are queued or being evaluated (with someone
     /// waiting for them): a service being retired is dropped at zero.
     pub fn pending(&self) -> usize {
-        self.shared.state.lock().pending.len()
+        let state = self.shared.state.lock();
+        state.pending.values().filter(|p| !p.speculative).count()
     }
 
     /// Every input the evaluation read so far (each first observation),
@@ -776,6 +834,14 @@ impl EvalService {
                     pending.asked.get_or_insert(asked);
                 }
                 pending.waiters.push(waiter);
+                // Read ahead but not started: it is a request now.
+                let promote = pending.speculative && !pending.claimed;
+                pending.speculative = false;
+                if promote {
+                    let key = entry.key().clone();
+                    state.queue.push_front(key);
+                    self.shared.work.notify_all();
+                }
             }
             MapEntry::Vacant(entry) => {
                 let key = entry.key().clone();
@@ -783,6 +849,7 @@ impl EvalService {
                     waiters: vec![waiter],
                     asked: None,
                     claimed: false,
+                    speculative: false,
                 });
                 state.queue.push_back(key);
                 self.shared.work.notify_all();
@@ -1066,18 +1133,28 @@ fn eval_thread(
     loop {
         let keys = {
             let mut state = shared.state.lock();
-            let key = loop {
+            let (key, speculative) = loop {
                 if state.shutdown || state.slots[slot].generation != generation {
                     return;
                 }
                 match state.queue.pop_front() {
                     // Skip requests whose callers all gave up while queued,
                     // and those another request is answering.
-                    Some(key) if state.pending.get(&key).is_some_and(|p| !p.claimed) => break key,
+                    Some(key) if state.pending.get(&key).is_some_and(|p| !p.claimed) => {
+                        break (key, false)
+                    }
                     Some(_) => continue,
-                    None => shared.work.wait(&mut state),
+                    None => match take_read_ahead(&shared.cache, &mut state) {
+                        Some(key) => break (key, true),
+                        None => shared.work.wait(&mut state),
+                    },
                 }
             };
+            if let Some(pending) = state.pending.get_mut(&key) {
+                // Running: a request that asks for it joins it, and the
+                // copy of a promoted read-ahead left in `ahead` is skipped.
+                pending.claimed = true;
+            }
             let mut also = Vec::new();
             if key.op == Op::Stat {
                 while also.len() + 1 < STAT_BATCH {
@@ -1098,6 +1175,7 @@ fn eval_thread(
                 also: also.clone(),
                 started: Instant::now(),
                 interrupted_at: None,
+                speculative,
             });
             // Cleared under the lock, after `running` names this request,
             // so an interrupt meant for the previous request cannot leak
@@ -1163,6 +1241,89 @@ fn eval_thread(
                 release(&mut state, running.also);
             }
         }
+    }
+}
+
+/// Queues the subdirectories among the first [`LIST_PLUS_STATS`] entries
+/// of `listing` (the listing of `dir`) to be read ahead: see the module
+/// documentation, "Read-ahead". Whether an entry is a directory is only
+/// known once its stat is, so that is checked when it is taken
+/// ([`take_read_ahead`]); entries already listed (or stored), or asked
+/// for, are skipped.
+fn read_ahead(shared: &Shared, dir: &AttrPath, listing: &Listing) {
+    let candidates: Vec<Key> = listing
+        .entries()
+        .iter()
+        .take(LIST_PLUS_STATS)
+        .map(|entry| make_key(Op::ListPlus, &dir.child(entry.name.clone())))
+        // A listing the persistent store has is as good as read already.
+        .filter(|key| {
+            shared.cache.get(Op::ListPlus, &key.path).is_none() && stored(shared, key).is_none()
+        })
+        .collect();
+    if candidates.is_empty() {
+        return;
+    }
+    let mut state = shared.state.lock();
+    if state.unavailable().is_some() {
+        return;
+    }
+    let mut queued = false;
+    // The first entry ends up on top of the stack: taken first, as a
+    // depth-first walk will ask for it first.
+    for key in candidates.into_iter().rev() {
+        if let MapEntry::Vacant(entry) = state.pending.entry(key) {
+            let key = entry.key().clone();
+            entry.insert(Pending {
+                speculative: true,
+                ..Pending::default()
+            });
+            state.ahead.push_back(key);
+            queued = true;
+        }
+    }
+    while state.ahead.len() > READ_AHEAD_LIMIT {
+        if let Some(old) = state.ahead.pop_front() {
+            forget_read_ahead(&mut state, &old);
+        }
+    }
+    if queued {
+        shared.work.notify_all();
+    }
+}
+
+/// Takes the newest read-ahead listing worth evaluating: still nobody's
+/// and not started, a directory by its cached stat, and not listed yet.
+/// Those that are not worth it are forgotten on the way.
+fn take_read_ahead(cache: &Cache, state: &mut State) -> Option<Key> {
+    while let Some(key) = state.ahead.pop_back() {
+        let Some(pending) = state.pending.get(&key) else {
+            continue;
+        };
+        if !pending.speculative || pending.claimed {
+            // Asked for meanwhile: it went to the queue.
+            continue;
+        }
+        let directory = matches!(
+            cache.get(Op::Stat, &key.path),
+            Some(Ok(Rendered::Node(node, _))) if node.kind == NodeKind::Directory && node.error.is_none()
+        );
+        if directory && cache.get(Op::ListPlus, &key.path).is_none() {
+            return Some(key);
+        }
+        forget_read_ahead(state, &key);
+    }
+    None
+}
+
+/// Drops a read-ahead entry nobody asked for.
+fn forget_read_ahead(state: &mut State, key: &Key) {
+    if state
+        .pending
+        .get(key)
+        .is_some_and(|p| p.speculative && !p.claimed && p.waiters.is_empty())
+    {
+        state.pending.remove(key);
     }
 }
 
@@ -1386,7 +1547,7 @@ fn watchdog(shared: &Arc<Shared>) {
             .collect();
         state
             .pending
-            .retain(|k, p| !p.waiters.is_empty() || running_keys.contains(k));
+            .retain(|k, p| !p.waiters.is_empty() || p.speculative || running_keys.contains(k));
 
         let mut abandoned = Vec::new();
         let grace = shared.config.stuck_grace;
@@ -1398,13 +1559,23 @@ fn watchdog(shared: &Arc<Shared>) {
             else {
                 continue;
             };
-            // A batch is interrupted once nobody waits for any of it.
+            // A batch is interrupted once nobody waits for any of it; a
+            // read-ahead once it has run as long as a request may.
             let live = keys.iter().any(|key| {
                 state
                     .pending
                     .get(key)
                     .is_some_and(|p| !p.waiters.is_empty())
             });
+            let live = live
+                || state.slots[slot].running.as_ref().is_some_and(|r| {
+                    let until = r.started + timeout;
+                    let ahead = r.speculative && now < until;
+                    if ahead {
+                        next = Some(next.map_or(until, |n| n.min(until)));
+                    }
+                    ahead
+                });
             let mut stuck = false;
             let Slot {
                 running, interrupt, ..
@@ -1820,6 +1991,91 @@ mod tests {
         assert_eq!(answers.len(), 3);
         assert_eq!(answers[1], ("hang".into(), false));
         assert_eq!(service.stat(&path(&["z"])).unwrap().size, 4);
+    }
+
+    /// Waits until the backend has not been called for a while (the
+    /// read-ahead has settled); returns the number of calls.
+    fn settled(stats: &FakeStats) -> usize {
+        let mut last = calls(stats);
+        loop {
+            thread::sleep(Duration::from_millis(100));
+            let now = calls(stats);
+            if now == last {
+                return now;
+            }
+            last = now;
+        }
+    }
+
+    fn nested() -> FakeValue {
+        FakeValue::Set(vec![attr(
+            "d",
+            FakeValue::Set(vec![
+                attr("f", string("file")),
+                attr("x", FakeValue::Set(vec![attr("p", FakeValue::Int(1))])),
+                attr("y", FakeValue::Set(vec![attr("q", FakeValue::Int(2))])),
+            ]),
+        )])
+    }
+
+    #[test]
+    fn subdirectories_below_the_root_are_read_ahead() {
+        let (service, stats) = start(nested(), quick());
+        let service = Arc::new(service);
+        readdirplus(&service, &[]);
+        // The root's children are not read ahead.
+        let after_root = settled(&stats);
+        assert_eq!(after_root, 2, "the root's listing and its one stat");
+        readdirplus(&service, &["d"]);
+        // d's listing and three stats, then x and y (not the file f) are
+        // listed ahead with their entries' stats.
+        assert_eq!(settled(&stats), after_root + 4 + 4);
+        assert_eq!(service.pending(), 0, "read-ahead is nobody's request");
+        let before = calls(&stats);
+        assert_eq!(readdirplus(&service, &["d", "x"]), [("p".into(), true)]);
+        assert_eq!(readdirplus(&service, &["d", "y"]), [("q".into(), true)]);
+        assert_eq!(calls(&stats), before, "both were ready");
+    }
+
+    #[test]
+    fn read_ahead_can_be_turned_off() {
+        let config = ServiceConfig {
+            read_ahead: false,
+            ..quick()
+        };
+        let (service, stats) = start(nested(), config);
+        let service = Arc::new(service);
+        readdirplus(&service, &["d"]);
+        let listed = settled(&stats);
+        assert_eq!(listed, 4);
+        readdirplus(&service, &["d", "x"]);
+        assert_eq!(calls(&stats), listed + 2);
+    }
+
+    #[test]
+    fn a_hanging_read_ahead_is_interrupted_and_requests_go_on() {
+        let tree = FakeValue::Set(vec![
+            attr(
+                "d",
+                FakeValue::Set(vec![attr(
+                    "x",
+                    FakeValue::Set(vec![attr("h", FakeValue::Hang)]),
+                )]),
+            ),
+            attr("e", string("quick")),
+        ]);
+        let (service, _) = start(tree, quick());
+        let service = Arc::new(service);
+        readdirplus(&service, &["d"]);
+        // d/x is being read ahead, and its entry h hangs: a request waits
+        // at most until the read-ahead has run as long as a request may.
+        thread::sleep(Duration::from_millis(50));
+        let started = Instant::now();
+        assert_eq!(service.stat(&path(&["e"])).unwrap().size, 5);
+        assert!(started.elapsed() < Duration::from_secs(3));
+        // Asking for the hanging directory itself gets its own attempt.
+        let answers = readdirplus(&service, &["d", "x"]);
+        assert_eq!(answers, [("h".into(), false)]);
     }
 
     #[test]
