@@ -381,7 +381,7 @@ impl Backend for FakeBackend {
         let names = |attrs: &[(Vec<u8>, FakeValue)]| -> Vec<DirEntry> {
             attrs
                 .iter()
-                .map(|(name, _)| DirEntry::new(Segment::Name(name.clone())))
+                .map(|(name, _)| DirEntry::new(Segment::name(name)))
                 .collect()
         };
         match value {

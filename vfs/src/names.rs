@@ -104,7 +104,7 @@ pub fn decode(file_name: &[u8]) -> Option<Segment> {
     match file_name {
         DRV_FILE_NAME => Some(Segment::Drv),
         CONTEXT_FILE_NAME => Some(Segment::Context),
-        _ => decode_name(file_name).map(Segment::Name),
+        _ => decode_name(file_name).map(Segment::name),
     }
 }
 
@@ -116,7 +116,7 @@ mod tests {
         let encoded = encode_name(name);
         assert_eq!(
             decode(&encoded),
-            Some(Segment::Name(name.to_vec())),
+            Some(Segment::Name(name.into())),
             "{name:?} encoded as {encoded:?}"
         );
         encoded

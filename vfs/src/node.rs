@@ -45,7 +45,11 @@ pub enum Segment {
     /// (`b"0"`, `b"1"`, ...). Any byte string is allowed, including the
     /// empty one, `.`, `..` and names containing `/` or NUL: the file-name
     /// encoding in [`crate::names`] makes all of them representable.
-    Name(Vec<u8>),
+    ///
+    /// Shared, not copied: a walk holds each name in its parent's listing,
+    /// in the inode table's path and in the cache's keys, and a clone is a
+    /// reference count (the segment is 16 bytes, not 32).
+    Name(Arc<[u8]>),
     /// The synthetic `.drv` entry of a derivation directory (the ATerm text
     /// of the derivation). Distinct from an attribute that happens to be
     /// called `.drv`, which is `Name(b".drv")`.
@@ -57,12 +61,12 @@ pub enum Segment {
 impl Segment {
     /// A segment for an attribute name given as text.
     pub fn name(name: impl AsRef<[u8]>) -> Self {
-        Segment::Name(name.as_ref().to_vec())
+        Segment::Name(name.as_ref().into())
     }
 
     /// The segment naming element `index` of a list.
     pub fn index(index: usize) -> Self {
-        Segment::Name(index.to_string().into_bytes())
+        Segment::Name(index.to_string().into_bytes().into())
     }
 
     /// The list index this segment names, if it is a canonical decimal

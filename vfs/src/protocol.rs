@@ -298,7 +298,7 @@ impl<'a> Decoder<'a> {
 
     fn segment(&mut self) -> Result<Segment, WireError> {
         match self.u8()? {
-            0 => Ok(Segment::Name(self.bytes()?)),
+            0 => Ok(Segment::Name(self.bytes()?.into())),
             1 => Ok(Segment::Drv),
             2 => Ok(Segment::Context),
             _ => Err(WireError::Malformed("bad segment tag")),
