@@ -6,8 +6,8 @@
 #
 # Builds attrfs (release), unpacks ../shared/corpus into target/corpus, and
 # prints a table of wall-clock times (median of RUNS runs where a run is
-# cheap to repeat; "cold" always means a fresh mount) and the mount
-# daemon's peak RSS. Where nix-instantiate is installed, the NixOS row is
+# cheap to repeat; "cold" always means a fresh mount) and the peak RSS of
+# the mount daemon and of its evaluator workers. Where nix-instantiate is installed, the NixOS row is
 # compared with getting the same /etc texts from
 # `nix-instantiate --eval --strict --json` (and from `attrfs eval`).
 # Needs root (or fusermount3) and /dev/fuse. Not a test: numbers only.
@@ -66,17 +66,26 @@ start_mount() {
     MOUNT_SECS=$(awk -v s="$start" -v e="$EPOCHREALTIME" 'BEGIN { printf "%.3f", e - s }')
 }
 
+# "Cold" means a fresh mount that evaluates: without the persistent answer
+# cache (--no-cache), which would otherwise answer a remount of the same
+# expression from disk (that case has rows of its own). The compiled-file
+# cache stays on: it is warm after the first run.
+NIXPKGS_ARGS=("$NIXPKGS" --arg config '{}' --arg overlays '[]' --argstr system x86_64-linux)
 mount_nixpkgs() {
-    start_mount "$NIXPKGS" --arg config '{}' --arg overlays '[]' --argstr system x86_64-linux
+    start_mount --no-cache "${NIXPKGS_ARGS[@]}"
 }
 
 mount_nixos() {
-    start_mount "$NIXPKGS/nixos" --arg configuration "$CFG" --argstr system x86_64-linux -A config
+    start_mount --no-cache "$NIXPKGS/nixos" --arg configuration "$CFG" --argstr system x86_64-linux -A config
 }
 
-# Peak RSS of the running daemon, in MB.
+# Peak RSS of the running daemon and, summed, of its evaluator workers
+# (which hold the evaluated values), in MB.
+peak_kb() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
 daemon_peak_mb() {
-    awk '/^VmHWM:/ { printf "%d", $2 / 1024 }' "/proc/$PID/status"
+    local workers=0 w
+    for w in $(pgrep -P "$PID"); do workers=$((workers + $(peak_kb "$w"))); done
+    echo "$(( $(peak_kb "$PID") / 1024 )) MB + workers $((workers / 1024))"
 }
 
 # secs CMD...: runs CMD (in $MNT, output discarded, errors tolerated) and
@@ -127,30 +136,47 @@ row "nixpkgs: cat hello/version, cold" "$(median "${cat_cold[@]}")" "$RUNS" "= $
 row "nixpkgs: cat hello/version, warm" "$(median "${cat_warm[@]}")" "$RUNS" "second cat"
 row "nixpkgs: ls -ld 1,000 root entries, first time" "$stat_first" 1 "forces each value; $failing give EIO"
 row "nixpkgs: stat 1,000 cached root entries" "$(median "${stat_warm[@]}")" "$RUNS" "after the ls -ld"
-row "nixpkgs: daemon peak RSS" "-" "" "$nixpkgs_peak MB after the stat runs"
+row "nixpkgs: daemon peak RSS" "-" "" "daemon $nixpkgs_peak MB after the stat runs"
 
 # Colour ls (what most distributions alias ls to) stats every entry, so it
 # forces all 12,143 root values to weak head normal form: compare it with
 # forcing the same attributes by evaluation alone.
-colour_cold=() colour_warm=() colour_peak=0 colour_err=0
+colour_cold=() colour_warm=() colour_peak= colour_err=0
 for _ in $(seq "$RUNS"); do
     mount_nixpkgs
     colour_cold+=("$(secs ls --color=always)")
     colour_err=$( (cd "$MNT" && ls --color=always 2>&1 >/dev/null) | wc -l)
     colour_warm+=("$(secs ls --color=always)")
-    peak=$(daemon_peak_mb)
-    [ "$peak" -gt "$colour_peak" ] && colour_peak=$peak
+    colour_peak=$(daemon_peak_mb)
     stop_mount
 done
-row "nixpkgs: ls --color root, cold" "$(median "${colour_cold[@]}")" "$RUNS" "fresh mount; peak RSS $colour_peak MB; $colour_err lines on stderr"
+row "nixpkgs: ls --color root, cold" "$(median "${colour_cold[@]}")" "$RUNS" "fresh mount; peak RSS daemon $colour_peak MB (last run); $colour_err lines on stderr"
 row "nixpkgs: ls --color root, warm" "$(median "${colour_warm[@]}")" "$RUNS" "second ls on the same mount"
+
+# The persistent answer cache: the first mount evaluates and stores, the
+# remounts answer from disk.
+export ATTRFS_CACHE_DIR=$WORK/cache
+start_mount "${NIXPKGS_ARGS[@]}"
+(cd "$MNT" && ls --color=always >/dev/null)
+stop_mount
+remount_times=() remount_ls=()
+for _ in $(seq "$RUNS"); do
+    start_mount "${NIXPKGS_ARGS[@]}"
+    remount_times+=("$MOUNT_SECS")
+    remount_ls+=("$(secs ls --color=always)")
+    remount_peak=$(daemon_peak_mb)
+    stop_mount
+done
+unset ATTRFS_CACHE_DIR
+row "nixpkgs: remount with the persistent cache" "$(median "${remount_times[@]}")" "$RUNS" "until mounted (checks the stored inputs)"
+row "nixpkgs: ls --color root after a remount" "$(median "${remount_ls[@]}")" "$RUNS" "from the persistent cache; peak RSS daemon $remount_peak MB"
 mount_nixpkgs
 hello_l=$(secs ls -l hello)
 row "nixpkgs: ls -l hello/, cold" "$hello_l" 1 "$(cd "$MNT" && ls hello | wc -l) entries (stats each; .drv needs the derivation)"
 stop_mount
 
 # --- NixOS -------------------------------------------------------------------
-os_mount=() grep_cold=() grep_warm=() hits= files= os_peak=0
+os_mount=() grep_cold=() grep_warm=() hits= files= os_peak=
 for _ in $(seq "$RUNS"); do
     mount_nixos
     os_mount+=("$MOUNT_SECS")
@@ -158,20 +184,23 @@ for _ in $(seq "$RUNS"); do
     grep_warm+=("$(secs grep -r PermitRootLogin environment/etc)")
     hits=$( (cd "$MNT" && grep -r PermitRootLogin environment/etc 2>/dev/null || true) | wc -l)
     files=$( (cd "$MNT" && find environment/etc -type f 2>/dev/null || true) | wc -l)
-    peak=$(daemon_peak_mb)
-    [ "$peak" -gt "$os_peak" ] && os_peak=$peak
+    os_peak=$(daemon_peak_mb)
     stop_mount
 done
 row "NixOS config: mount (until mounted)" "$(median "${os_mount[@]}")" "$RUNS" "-A config, fresh mount each run"
 row "NixOS config: grep -r over environment/etc, cold" "$(median "${grep_cold[@]}")" "$RUNS" "$files files, $hits hits, fresh mount"
 row "NixOS config: grep -r over environment/etc, warm" "$(median "${grep_warm[@]}")" "$RUNS" "second grep on the same mount"
-row "NixOS config: daemon peak RSS" "-" "" "$os_peak MB after the greps"
+row "NixOS config: daemon peak RSS" "-" "" "daemon $os_peak MB after the greps (last run)"
 
 # find over the whole configuration: every attribute, forced one by one.
 mount_nixos
 find_secs=$(secs find .)
+find_peak=$(daemon_peak_mb)
 find_entries=$( (cd "$MNT" && find . 2>/dev/null || true) | wc -l)
-row "NixOS config: find, cold" "$find_secs" 1 "$find_entries entries; peak RSS $(daemon_peak_mb) MB"
+row "NixOS config: find, cold" "$find_secs" 1 "$find_entries entries; peak RSS daemon $find_peak MB"
+stop_mount
+start_mount --no-cache --no-read-ahead "$NIXPKGS/nixos" --arg configuration "$CFG" --argstr system x86_64-linux -A config
+row "NixOS config: find, cold, --no-read-ahead" "$(secs find .)" 1 "peak RSS daemon $(daemon_peak_mb) MB"
 stop_mount
 
 ETC_EXPR="let c = (import $NIXPKGS/nixos { configuration = $CFG; system = \"x86_64-linux\"; }).config;
