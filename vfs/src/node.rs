@@ -129,8 +129,18 @@ pub struct AttrPath(Option<Arc<PathLink>>);
 struct PathLink {
     parent: AttrPath,
     segment: Segment,
-    len: usize,
+    len: u32,
+    /// A hash of all the segments, computed once when the link is made:
+    /// a walk hashes each path in several maps (the inode table, the
+    /// caches, the worker's memo), and hashing segment by segment up to
+    /// the root cost a few percent of the daemon's time. 32 bits keep the
+    /// link at 48 bytes; equal paths have equal hashes, and a collision
+    /// only costs a comparison.
+    hash: u32,
 }
+
+// A link and its reference counts fit a 56-byte allocation.
+const _: () = assert!(std::mem::size_of::<PathLink>() <= 40);
 
 impl AttrPath {
     /// The path of the root value itself.
@@ -164,7 +174,11 @@ impl AttrPath {
 
     /// Number of segments.
     pub fn len(&self) -> usize {
-        self.0.as_ref().map_or(0, |l| l.len)
+        self.0.as_ref().map_or(0, |l| l.len as usize)
+    }
+
+    fn structural_hash(&self) -> u32 {
+        self.0.as_ref().map_or(0, |l| l.hash)
     }
 
     /// Whether the path has no segments (the same as [`AttrPath::is_root`],
@@ -175,10 +189,16 @@ impl AttrPath {
 
     /// The path of a child entry.
     pub fn child(&self, segment: Segment) -> Self {
+        let mut hasher = rustc_hash::FxHasher::default();
+        self.structural_hash().hash(&mut hasher);
+        segment.hash(&mut hasher);
+        // The high half: FxHasher's low bits mix least.
+        let hash = (hasher.finish() >> 32) as u32;
         AttrPath(Some(Arc::new(PathLink {
             parent: self.clone(),
             segment,
-            len: self.len() + 1,
+            len: u32::try_from(self.len() + 1).unwrap_or(u32::MAX),
+            hash,
         })))
     }
 
@@ -203,7 +223,7 @@ impl PartialEq for AttrPath {
                     if Arc::ptr_eq(x, y) {
                         return true;
                     }
-                    if x.len != y.len || x.segment != y.segment {
+                    if x.hash != y.hash || x.len != y.len || x.segment != y.segment {
                         return false;
                     }
                     a = &x.parent;
@@ -219,14 +239,9 @@ impl Eq for AttrPath {}
 
 impl Hash for AttrPath {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        // From the last segment up: the same segments give the same hash
-        // however the path was built.
-        state.write_usize(self.len());
-        let mut link = self.0.as_deref();
-        while let Some(l) = link {
-            l.segment.hash(state);
-            link = l.parent.0.as_deref();
-        }
+        // Computed from the segments alone, so the same segments give the
+        // same hash however the path was built.
+        state.write_u32(self.structural_hash());
     }
 }
 
@@ -486,6 +501,10 @@ mod tests {
         assert_eq!(a.segments(), vec![&Segment::name("x"), &Segment::name("y")]);
         let c = AttrPath::from_segments(vec![Segment::name("x"), Segment::name("z")]);
         assert_ne!(a, c);
+        assert_ne!(hash(&a), hash(&c));
+        // The hash follows the order of the segments.
+        let swapped = AttrPath::from_segments(vec![Segment::name("y"), Segment::name("x")]);
+        assert_ne!(hash(&a), hash(&swapped));
         assert_ne!(a, a.parent().unwrap());
         assert!(b < c);
         assert_eq!(a.len(), 2);
