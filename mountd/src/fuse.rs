@@ -579,6 +579,7 @@ impl Filesystem for AttrFs {
         let inodes = self.inodes.clone();
         let service = self.service();
         let attrs = self.attrs;
+        let dir_path = path.clone();
         self.service().list_plus_then(&path, move |answer| {
             let listing = match answer {
                 Ok(listing) => listing,
@@ -595,7 +596,10 @@ impl Filesystem for AttrFs {
                     if name.len() > NAME_MAX {
                         return None;
                     }
-                    let (ino, path) = inodes.child(ino.0, &entry.name)?;
+                    // A read-ahead may have cached the entry's stat
+                    // already: the inode shares that path.
+                    let path = service.shared_path(dir_path.child(entry.name.clone()));
+                    let (ino, path) = inodes.intern(ino.0, path);
                     Some(PlusChild {
                         offset: i as u64 + 3,
                         ino,
@@ -626,6 +630,8 @@ impl Filesystem for AttrFs {
                 });
             }
             batch.one_done();
+            // A walk will list the subdirectories next.
+            service.read_ahead(batch.children.iter().map(|c| c.path.clone()));
         });
     }
 

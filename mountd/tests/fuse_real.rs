@@ -644,7 +644,12 @@ fn a_walk_finds_subdirectories_read_ahead() {
     }
     assert_eq!(evaluations(&mount, "list+ d.x"), 1, "{}", mount.log_text());
     assert_eq!(evaluations(&mount, "list+ d.f"), 0, "{}", mount.log_text());
-    assert_eq!(evaluations(&mount, "list+ d.y.q"), 0, "{}", mount.log_text());
+    assert_eq!(
+        evaluations(&mount, "list+ d.y.q"),
+        0,
+        "{}",
+        mount.log_text()
+    );
     // The walk finds them ready.
     let find = mount.sh("find d | sort");
     assert_eq!(

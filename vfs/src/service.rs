@@ -50,10 +50,10 @@
 //! A walk (`find`, `ls -R`, `grep -r`, `du`) lists a directory and then
 //! each of its subdirectories, one READDIRPLUS at a time, and waits for
 //! each: the evaluator sat idle while the kernel, `find` and the daemon
-//! handled each reply. So when a directory below the root is listed with
-//! its stats ([`EvalService::list_plus_then`]), the subdirectories among
-//! its first [`LIST_PLUS_STATS`] entries are queued to be listed the same
-//! way, *speculatively*: an evaluation thread takes them only when no
+//! handled each reply. So the entries a READDIRPLUS reply returns below
+//! the root are handed to [`EvalService::read_ahead`], and those that turn
+//! out to be directories are listed the same way (with their entries'
+//! stats), *speculatively*: an evaluation thread takes them only when no
 //! request is queued, the most recently queued first (so the read-ahead
 //! follows a depth-first walk's order), and a request that asks for one
 //! joins it. At most [`READ_AHEAD_LIMIT`] are queued; the oldest are
@@ -639,34 +639,38 @@ impl EvalService {
     /// READDIRPLUS reply): the backend evaluates those stats in the same
     /// exchange, right after the listing, and they answer the stat requests
     /// the caller makes when `done` gets the listing.
-    ///
-    /// Unless turned off, the subdirectories among those entries are then
-    /// read ahead (see the module documentation, "Read-ahead").
     pub fn list_plus_then(
         &self,
         path: &AttrPath,
         done: impl FnOnce(Result<Arc<Listing>, NodeError>) + Send + 'static,
     ) {
-        if !self.shared.config.read_ahead || path.is_empty() {
-            self.submit(
-                make_key(Op::ListPlus, path),
-                Box::new(move |a| done(as_listing(a))),
-            );
-            return;
-        }
-        let shared = self.shared.clone();
-        let dir = path.clone();
         self.submit(
             make_key(Op::ListPlus, path),
-            Box::new(move |a| {
-                let answer = as_listing(a);
-                let listing = answer.as_ref().ok().cloned();
-                done(answer);
-                if let Some(listing) = listing {
-                    read_ahead(&shared, &dir, &listing);
-                }
-            }),
+            Box::new(move |a| done(as_listing(a))),
         );
+    }
+
+    /// Queues `dirs`, entries a listing just returned, to be read ahead:
+    /// see the module documentation, "Read-ahead". Entries of the root,
+    /// entries not known to be directories when their turn comes, and
+    /// those already listed (or stored) or asked for are skipped; nothing
+    /// happens when read-ahead is off. The caller passes the paths it keeps
+    /// (an inode's), so the answers are cached under them.
+    pub fn read_ahead(&self, dirs: impl IntoIterator<Item = AttrPath>) {
+        if self.shared.config.read_ahead {
+            read_ahead(&self.shared, dirs);
+        }
+    }
+
+    /// The path the cache already keeps for `path`'s stat, if it has one,
+    /// else `path`: a caller that keeps paths (the inode table) then
+    /// shares the cache's instead of holding an equal copy (a read-ahead
+    /// answers stats before the walk's READDIRPLUS makes their inodes).
+    pub fn shared_path(&self, path: AttrPath) -> AttrPath {
+        match self.shared.cache.nodes.read().get_key_value(&path) {
+            Some((kept, _)) => kept.clone(),
+            None => path,
+        }
     }
 
     /// Reads the whole file at `path`; see [`EvalService::stat_then`].
@@ -1244,18 +1248,16 @@ fn eval_thread(
     }
 }
 
-/// Queues the subdirectories among the first [`LIST_PLUS_STATS`] entries
-/// of `listing` (the listing of `dir`) to be read ahead: see the module
-/// documentation, "Read-ahead". Whether an entry is a directory is only
-/// known once its stat is, so that is checked when it is taken
-/// ([`take_read_ahead`]); entries already listed (or stored), or asked
-/// for, are skipped.
-fn read_ahead(shared: &Shared, dir: &AttrPath, listing: &Listing) {
-    let candidates: Vec<Key> = listing
-        .entries()
-        .iter()
-        .take(LIST_PLUS_STATS)
-        .map(|entry| make_key(Op::ListPlus, &dir.child(entry.name.clone())))
+/// Queues read-ahead listings of `dirs` (see [`EvalService::read_ahead`]).
+/// Whether an entry is a directory is only known once its stat is, so
+/// that is checked when it is taken ([`take_read_ahead`]).
+fn read_ahead(shared: &Shared, dirs: impl IntoIterator<Item = AttrPath>) {
+    let candidates: Vec<Key> = dirs
+        .into_iter()
+        // Below the root only: `ls` of a package set's root would
+        // otherwise evaluate every package.
+        .filter(|path| path.len() > 1)
+        .map(|path| make_key(Op::ListPlus, &path))
         // A listing the persistent store has is as good as read already.
         .filter(|key| {
             shared.cache.get(Op::ListPlus, &key.path).is_none() && stored(shared, key).is_none()
@@ -1923,8 +1925,9 @@ mod tests {
     }
 
     /// What READDIRPLUS does: list with `list_plus_then`, and from the
-    /// listing's callback stat every entry; returns each entry's name and
-    /// whether its stat succeeded, in the order the answers came.
+    /// listing's callback stat every entry and hand them to read-ahead;
+    /// returns each entry's name and whether its stat succeeded, in the
+    /// order the answers came.
     fn readdirplus(service: &Arc<EvalService>, dir: &[&str]) -> Vec<(String, bool)> {
         let (tx, rx) = mpsc::channel();
         let dir_path = path(dir);
@@ -1932,13 +1935,17 @@ mod tests {
         let parent = dir_path.clone();
         service.list_plus_then(&dir_path, move |listing| {
             let listing = listing.unwrap();
+            let mut children = Vec::new();
             for entry in listing.entries() {
                 let tx = tx.clone();
                 let name = entry.name.to_string();
-                for_callback.stat_then(&parent.child(entry.name.clone()), move |r| {
+                let child = for_callback.shared_path(parent.child(entry.name.clone()));
+                for_callback.stat_then(&child, move |r| {
                     let _ = tx.send((name, r.is_ok()));
                 });
+                children.push(child);
             }
+            for_callback.read_ahead(children);
         });
         rx.iter().collect()
     }
