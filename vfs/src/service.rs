@@ -363,7 +363,10 @@ type PlainNode = (NodeKind, &'static str, u64);
 const NODE_POOL_SIZE: usize = 1 << 16;
 
 /// A cached answer: permanent errors are cached like values.
-type Cached<T> = Result<T, NodeError>;
+///
+/// The error is boxed: errors are rare, and a `NodeError` inline would make
+/// every entry of a walk's node cache twice as big.
+type Cached<T> = Result<T, Box<NodeError>>;
 
 /// Answers kept for the life of the mount, by path.
 ///
@@ -427,7 +430,7 @@ impl Cache {
         match op {
             Op::Stat => {
                 if let Some(hit) = self.nodes.read().get(path) {
-                    return Some(hit.clone().map(|node| Rendered::Node(node, None)));
+                    return Some(unbox(hit).map(|node| Rendered::Node(node, None)));
                 }
                 self.stat_from_parent_listing(path)
             }
@@ -435,17 +438,17 @@ impl Cache {
                 .listings
                 .read()
                 .get(path)
-                .map(|hit| hit.clone().map(Rendered::Listing)),
+                .map(|hit| unbox(hit).map(Rendered::Listing)),
             Op::Read => self
                 .bytes
                 .lock()
                 .get(path)
-                .map(|hit| hit.clone().map(Rendered::Bytes)),
+                .map(|hit| unbox(hit).map(Rendered::Bytes)),
             Op::Xattrs => self
                 .xattrs
                 .read()
                 .get(path)
-                .map(|hit| hit.clone().map(Rendered::Xattrs)),
+                .map(|hit| unbox(hit).map(Rendered::Xattrs)),
         }
     }
 
@@ -457,7 +460,7 @@ impl Cache {
         match self.listings.read().get(&parent)? {
             Ok(listing) if !listing.contains(name) => Some(Err(NodeError::NotFound)),
             Ok(_) => None,
-            Err(NodeError::NotADirectory) => Some(Err(NodeError::NotADirectory)),
+            Err(e) if **e == NodeError::NotADirectory => Some(Err(NodeError::NotADirectory)),
             Err(_) => None,
         }
     }
@@ -477,30 +480,38 @@ impl Cache {
                 self.nodes.write().insert(path, Ok(node.clone()));
             }
             (Op::Stat, Err(e)) => {
-                self.nodes.write().insert(path, Err(e.clone()));
+                self.nodes.write().insert(path, Err(Box::new(e.clone())));
             }
             (Op::List | Op::ListPlus, Ok(Rendered::Listing(listing))) => {
                 self.listings.write().insert(path, Ok(listing.clone()));
             }
             (Op::List | Op::ListPlus, Err(e)) => {
-                self.listings.write().insert(path, Err(e.clone()));
+                self.listings.write().insert(path, Err(Box::new(e.clone())));
             }
             (Op::Read, Ok(Rendered::Bytes(bytes))) => {
                 self.bytes.lock().put(path, Ok(bytes.clone()));
             }
             (Op::Read, Err(e)) => {
-                self.bytes.lock().put(path, Err(e.clone()));
+                self.bytes.lock().put(path, Err(Box::new(e.clone())));
             }
             (Op::Xattrs, Ok(Rendered::Xattrs(xattrs))) => {
                 self.xattrs.write().insert(path, Ok(xattrs.clone()));
             }
             (Op::Xattrs, Err(e)) => {
-                self.xattrs.write().insert(path, Err(e.clone()));
+                self.xattrs.write().insert(path, Err(Box::new(e.clone())));
             }
             // The evaluation thread builds answers from the key's op, so a
             // mismatch cannot happen; not caching it is the safe reaction.
             _ => {}
         }
+    }
+}
+
+/// A cached answer as callers get it.
+fn unbox<T: Clone>(hit: &Cached<T>) -> Result<T, NodeError> {
+    match hit {
+        Ok(value) => Ok(value.clone()),
+        Err(e) => Err(NodeError::clone(e)),
     }
 }
 
