@@ -223,7 +223,10 @@ impl EvalBackend {
                 }
             };
             let shape = self.shape_of(&child, &chain);
-            if !matches!(shape, Shape::Value(_)) {
+            // Only directories need the chain (their entries look at
+            // ancestors); most entries of a walk are files.
+            let directory = matches!(child, Value::Attrs(_) | Value::List(_));
+            if !matches!(shape, Shape::Value(_)) || !directory {
                 if !last {
                     return Err(NodeError::NotADirectory);
                 }
