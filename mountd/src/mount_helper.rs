@@ -327,7 +327,7 @@ mod tests {
                 "attrfs#/etc/nixos/configuration.nix",
                 "/mnt/cfg",
                 "-o",
-                "rw,allow_other,dev,suid,noauto,x-systemd.automount,attr=config,argstr.system=x86_64-linux,eval_timeout=60,noatime,no_watch",
+                "rw,allow_other,dev,suid,noauto,x-systemd.automount,attr=config,argstr.system=x86_64-linux,eval_timeout=60,noatime,no_watch,no_read_ahead",
             ]),
             Path::new("/home/u"),
         )
@@ -345,6 +345,7 @@ mod tests {
                 "--eval-timeout",
                 "60",
                 "--no-watch",
+                "--no-read-ahead",
                 "-o",
                 "allow_other,noatime",
             ])
