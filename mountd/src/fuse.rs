@@ -630,8 +630,15 @@ impl Filesystem for AttrFs {
                 });
             }
             batch.one_done();
-            // A walk will list the subdirectories next.
+            // A walk will list the subdirectories next, and the next
+            // READDIRPLUS of a big directory will stat the entries after
+            // these.
             service.read_ahead(batch.children.iter().map(|c| c.path.clone()));
+            if let Some(last) = batch.children.last() {
+                let next = usize::try_from(last.offset - 2).unwrap_or(usize::MAX);
+                let after = listing.entries().iter().skip(next).take(PLUS_BATCH);
+                service.read_ahead_stats(after.map(|entry| dir_path.child(entry.name.clone())));
+            }
         });
     }
 

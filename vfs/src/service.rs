@@ -53,7 +53,10 @@
 //! handled each reply. So the entries a READDIRPLUS reply returns below
 //! the root are handed to [`EvalService::read_ahead`], and those that turn
 //! out to be directories are listed the same way (with their entries'
-//! stats), *speculatively*: an evaluation thread takes them only when no
+//! stats); and the stats of the next reply's worth of a big directory
+//! ([`EvalService::read_ahead_stats`]) are evaluated before the next
+//! READDIRPLUS asks for them. Both are *speculative*: an evaluation thread
+//! takes them only when no
 //! request is queued, the most recently queued first (so the read-ahead
 //! follows a depth-first walk's order), and a request that asks for one
 //! joins it. At most [`READ_AHEAD_LIMIT`] are queued; the oldest are
@@ -669,7 +672,21 @@ impl EvalService {
     /// (an inode's), so the answers are cached under them.
     pub fn read_ahead(&self, dirs: impl IntoIterator<Item = AttrPath>) {
         if self.shared.config.read_ahead {
-            read_ahead(&self.shared, dirs);
+            // Below the root only: `ls` of a package set's root would
+            // otherwise evaluate every package.
+            let below_root = dirs.into_iter().filter(|path| path.len() > 1);
+            read_ahead(&self.shared, Op::ListPlus, below_root);
+        }
+    }
+
+    /// Queues the stats of `entries` to be read ahead: the part of a big
+    /// directory's listing after the entries a READDIRPLUS reply just
+    /// returned, which the next READDIRPLUS will ask for (see the module
+    /// documentation, "Read-ahead"). At the root too: one reply's worth
+    /// ahead of what a colour `ls` stats anyway.
+    pub fn read_ahead_stats(&self, entries: impl IntoIterator<Item = AttrPath>) {
+        if self.shared.config.read_ahead {
+            read_ahead(&self.shared, Op::Stat, entries);
         }
     }
 
@@ -1171,7 +1188,26 @@ fn eval_thread(
                 pending.claimed = true;
             }
             let mut also = Vec::new();
-            if key.op == Op::Stat {
+            if key.op == Op::Stat && speculative {
+                // The read-ahead stats queued with it, together.
+                while also.len() + 1 < STAT_BATCH {
+                    let Some(next) = state.ahead.back() else {
+                        break;
+                    };
+                    if next.op != Op::Stat {
+                        break;
+                    }
+                    let Some(next) = state.ahead.pop_back() else {
+                        break;
+                    };
+                    if let Some(pending) = state.pending.get_mut(&next) {
+                        if pending.speculative && !pending.claimed {
+                            pending.claimed = true;
+                            also.push(next);
+                        }
+                    }
+                }
+            } else if key.op == Op::Stat {
                 while also.len() + 1 < STAT_BATCH {
                     match state.queue.front() {
                         Some(next) if next.op == Op::Stat => {}
@@ -1259,20 +1295,16 @@ fn eval_thread(
     }
 }
 
-/// Queues read-ahead listings of `dirs` (see [`EvalService::read_ahead`]).
-/// Whether an entry is a directory is only known once its stat is, so
-/// that is checked when it is taken ([`take_read_ahead`]).
-fn read_ahead(shared: &Shared, dirs: impl IntoIterator<Item = AttrPath>) {
-    let candidates: Vec<Key> = dirs
+/// Queues read-ahead questions (listings or stats) about `paths` (see
+/// [`EvalService::read_ahead`]). Whether an entry to be listed is a
+/// directory is only known once its stat is, so that is checked when it is
+/// taken ([`take_read_ahead`]).
+fn read_ahead(shared: &Shared, op: Op, paths: impl IntoIterator<Item = AttrPath>) {
+    let candidates: Vec<Key> = paths
         .into_iter()
-        // Below the root only: `ls` of a package set's root would
-        // otherwise evaluate every package.
-        .filter(|path| path.len() > 1)
-        .map(|path| make_key(Op::ListPlus, &path))
-        // A listing the persistent store has is as good as read already.
-        .filter(|key| {
-            shared.cache.get(Op::ListPlus, &key.path).is_none() && stored(shared, key).is_none()
-        })
+        .map(|path| make_key(op, &path))
+        // An answer the persistent store has is as good as read already.
+        .filter(|key| shared.cache.get(op, &key.path).is_none() && stored(shared, key).is_none())
         .collect();
     if candidates.is_empty() {
         return;
@@ -1317,11 +1349,17 @@ fn take_read_ahead(cache: &Cache, state: &mut State) -> Option<Key> {
             // Asked for meanwhile: it went to the queue.
             continue;
         }
-        let directory = matches!(
-            cache.get(Op::Stat, &key.path),
-            Some(Ok(Rendered::Node(node, _))) if node.kind == NodeKind::Directory && node.error.is_none()
-        );
-        if directory && cache.get(Op::ListPlus, &key.path).is_none() {
+        let worth = match key.op {
+            Op::ListPlus => {
+                let directory = matches!(
+                    cache.get(Op::Stat, &key.path),
+                    Some(Ok(Rendered::Node(node, _))) if node.kind == NodeKind::Directory && node.error.is_none()
+                );
+                directory && cache.get(Op::ListPlus, &key.path).is_none()
+            }
+            op => cache.get(op, &key.path).is_none(),
+        };
+        if worth {
             return Some(key);
         }
         forget_read_ahead(state, &key);
@@ -2053,6 +2091,29 @@ mod tests {
         assert_eq!(readdirplus(&service, &["d", "x"]), [("p".into(), true)]);
         assert_eq!(readdirplus(&service, &["d", "y"]), [("q".into(), true)]);
         assert_eq!(calls(&stats), before, "both were ready");
+    }
+
+    #[test]
+    fn stats_are_read_ahead_in_one_batch_and_answer_later_requests() {
+        let tree = FakeValue::Set(
+            (0..100)
+                .map(|i| attr(&format!("e{i:03}"), FakeValue::Int(i)))
+                .collect(),
+        );
+        let (service, stats) = start(tree, quick());
+        let start_calls = settled(&stats);
+        let paths: Vec<AttrPath> = (10..74).map(|i| path(&[&format!("e{i:03}")])).collect();
+        service.read_ahead_stats(paths.clone());
+        // All 64 evaluated, though nobody asked yet.
+        assert_eq!(settled(&stats), start_calls + 64);
+        assert_eq!(service.pending(), 0);
+        for p in &paths {
+            assert_eq!(service.stat(p).unwrap().nix_type, "int");
+        }
+        assert_eq!(calls(&stats), start_calls + 64, "all were ready");
+        // Entries not read ahead are evaluated when asked.
+        service.stat(&path(&["e000"])).unwrap();
+        assert_eq!(calls(&stats), start_calls + 65);
     }
 
     #[test]
