@@ -274,6 +274,11 @@ pub const LIST_PLUS_STATS: usize = 64;
 /// little speculative work behind.
 pub const READ_AHEAD_LIMIT: usize = 1024;
 
+/// How many read-ahead stats are evaluated together: fewer than a
+/// request's batch, since a request that arrives meanwhile waits for the
+/// whole batch (a stat of a package can take a while).
+const READ_AHEAD_STAT_BATCH: usize = 16;
+
 /// One evaluation thread's place: what it runs and how to stop it.
 struct Slot {
     running: Option<Running>,
@@ -1189,8 +1194,8 @@ fn eval_thread(
             }
             let mut also = Vec::new();
             if key.op == Op::Stat && speculative {
-                // The read-ahead stats queued with it, together.
-                while also.len() + 1 < STAT_BATCH {
+                // The read-ahead stats queued with it, a few together.
+                while also.len() + 1 < READ_AHEAD_STAT_BATCH {
                     let Some(next) = state.ahead.back() else {
                         break;
                     };
