@@ -62,8 +62,9 @@
 //! joins it. At most [`READ_AHEAD_LIMIT`] are queued; the oldest are
 //! forgotten first. The mount root's children are not read ahead: `ls` of
 //! a package set's root would otherwise evaluate thousands of packages.
-//! A read-ahead evaluation running past `eval_timeout` is interrupted like
-//! a request nobody waits for. `read_ahead` in [`ServiceConfig`] turns it
+//! A read-ahead evaluation running past `eval_timeout`, or past
+//! `READ_AHEAD_PATIENCE` (2 s) while a request waits behind it, is
+//! interrupted like a request nobody waits for. `read_ahead` in [`ServiceConfig`] turns it
 //! off (`--no-read-ahead`).
 
 use std::borrow::Cow;
@@ -273,6 +274,11 @@ pub const LIST_PLUS_STATS: usize = 64;
 /// depth-first walk, small enough that a walk abandoned half-way leaves
 /// little speculative work behind.
 pub const READ_AHEAD_LIMIT: usize = 1024;
+
+/// How long a read-ahead may keep a request waiting before it is
+/// interrupted (stopping a worker process costs a new one, so not at once:
+/// most read-aheads take milliseconds).
+const READ_AHEAD_PATIENCE: Duration = Duration::from_secs(2);
 
 /// How many read-ahead stats are evaluated together: fewer than a
 /// request's batch, since a request that arrives meanwhile waits for the
@@ -892,7 +898,14 @@ impl EvalService {
                 self.shared.work.notify_all();
             }
         }
-        if state.watchdog.must_wake_for(deadline) {
+        // A read-ahead past its patience must now give way, and the
+        // watchdog may be asleep until its timeout.
+        let overdue_read_ahead = state.slots.iter().any(|slot| {
+            slot.running
+                .as_ref()
+                .is_some_and(|r| r.speculative && r.started.elapsed() >= READ_AHEAD_PATIENCE)
+        });
+        if state.watchdog.must_wake_for(deadline) || overdue_read_ahead {
             state.watchdog = WatchdogSleep::Awake;
             self.shared.watch.notify_all();
         }
@@ -1605,6 +1618,13 @@ fn watchdog(shared: &Arc<Shared>) {
             .pending
             .retain(|k, p| !p.waiters.is_empty() || p.speculative || running_keys.contains(k));
 
+        // Whether a request waits in the queue (behind whatever runs).
+        let waited = state.queue.iter().any(|key| {
+            state
+                .pending
+                .get(key)
+                .is_some_and(|p| !p.waiters.is_empty())
+        });
         let mut abandoned = Vec::new();
         let grace = shared.config.stuck_grace;
         for slot in 0..state.slots.len() {
@@ -1623,14 +1643,21 @@ fn watchdog(shared: &Arc<Shared>) {
                     .get(key)
                     .is_some_and(|p| !p.waiters.is_empty())
             });
+            // A read-ahead runs until the timeout, or while a request
+            // waits, until READ_AHEAD_PATIENCE.
             let live = live
                 || state.slots[slot].running.as_ref().is_some_and(|r| {
-                    let until = r.started + timeout;
-                    let ahead = r.speculative && now < until;
-                    if ahead {
-                        next = Some(next.map_or(until, |n| n.min(until)));
+                    if !r.speculative {
+                        return false;
                     }
-                    ahead
+                    let patience = r.started + READ_AHEAD_PATIENCE.min(timeout);
+                    let limit = r.started + timeout;
+                    let keep = now < limit && (now < patience || !waited);
+                    if keep {
+                        let at = if now < patience { patience } else { limit };
+                        next = Some(next.map_or(at, |n| n.min(at)));
+                    }
+                    keep
                 });
             let mut stuck = false;
             let Slot {
@@ -2119,6 +2146,33 @@ mod tests {
         // Entries not read ahead are evaluated when asked.
         service.stat(&path(&["e000"])).unwrap();
         assert_eq!(calls(&stats), start_calls + 65);
+    }
+
+    #[test]
+    fn a_request_waits_at_most_read_ahead_patience_behind_a_read_ahead() {
+        let tree = FakeValue::Set(vec![
+            attr(
+                "d",
+                FakeValue::Set(vec![attr(
+                    "x",
+                    FakeValue::Set(vec![attr("h", FakeValue::Hang)]),
+                )]),
+            ),
+            attr("e", string("quick")),
+        ]);
+        // A long timeout: only the patience can explain a quick answer.
+        let config = ServiceConfig {
+            eval_timeout: Duration::from_secs(20),
+            ..quick()
+        };
+        let (service, _) = start(tree, config);
+        let service = Arc::new(service);
+        readdirplus(&service, &["d"]);
+        thread::sleep(Duration::from_millis(100));
+        let started = Instant::now();
+        assert_eq!(service.stat(&path(&["e"])).unwrap().size, 5);
+        let waited = started.elapsed();
+        assert!(waited < Duration::from_secs(5), "{waited:?}");
     }
 
     #[test]
