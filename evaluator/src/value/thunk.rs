@@ -47,6 +47,7 @@ impl Thunk {
     }
 
     /// The value if already evaluated.
+    #[inline]
     pub fn value(&self) -> Option<Value> {
         match &*self.0.borrow() {
             ThunkRepr::Evaluated(v) => Some(v.clone()),
@@ -55,6 +56,7 @@ impl Thunk {
     }
 
     /// Whether forcing it needs no work.
+    #[inline]
     pub fn is_evaluated(&self) -> bool {
         matches!(&*self.0.borrow(), ThunkRepr::Evaluated(_))
     }

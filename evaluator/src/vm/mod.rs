@@ -703,6 +703,22 @@ impl Vm {
                 Op::Add | Op::Sub | Op::Mul | Op::Div => {
                     let b = self.pop();
                     let a = self.pop();
+                    // Integers, the common case, without the generic path's
+                    // call; overflow and division by zero take that path
+                    // for its error.
+                    if let (Value::Int(x), Value::Int(y)) = (&a, &b) {
+                        let r = match op {
+                            Op::Add => x.checked_add(*y),
+                            Op::Sub => x.checked_sub(*y),
+                            Op::Mul => x.checked_mul(*y),
+                            _ if *y != 0 => x.checked_div(*y),
+                            _ => None,
+                        };
+                        if let Some(r) = r {
+                            self.stack.push(Value::Int(r));
+                            continue;
+                        }
+                    }
                     let kind = match op {
                         Op::Add => ops::Arith::Add,
                         Op::Sub => ops::Arith::Sub,
@@ -755,6 +771,16 @@ impl Vm {
                     let b = self.pop();
                     let a = self.pop();
                     // a <= b is !(b < a); a > b is b < a; a >= b is !(a < b)
+                    if let (Value::Int(x), Value::Int(y)) = (&a, &b) {
+                        let r = match op {
+                            Op::Less => x < y,
+                            Op::LessEq => x <= y,
+                            Op::More => x > y,
+                            _ => x >= y,
+                        };
+                        self.stack.push(Value::Bool(r));
+                        continue;
+                    }
                     let (x, y, negate) = match op {
                         Op::Less => (a, b, false),
                         Op::LessEq => (b, a, true),
