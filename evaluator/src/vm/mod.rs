@@ -490,7 +490,12 @@ impl Vm {
 
     #[inline]
     fn pop(&mut self) -> Value {
-        self.stack.pop().unwrap_or(Value::Null)
+        // Not `unwrap_or(Value::Null)`: that drops the unused default,
+        // an out-of-line call on every pop.
+        match self.stack.pop() {
+            Some(v) => v,
+            None => Value::Null,
+        }
     }
 
     fn run_bytecode(&mut self, mut f: BytecodeFrame) -> Result<(), Error> {
@@ -536,7 +541,16 @@ impl Vm {
                     self.stack.pop();
                 }
                 Op::GetLocal(i) => {
-                    let v = self.stack[f.base + i as usize].clone();
+                    let slot = &mut self.stack[f.base + i as usize];
+                    // A local whose thunk was forced is replaced by its
+                    // value: later reads (and the `Force` that usually
+                    // follows) skip the thunk.
+                    if let Value::Thunk(t) = slot {
+                        if let Some(v) = t.value() {
+                            *slot = v;
+                        }
+                    }
+                    let v = slot.clone();
                     self.stack.push(v);
                 }
                 Op::GetUpvalue(i) => {
@@ -717,6 +731,8 @@ impl Vm {
                         };
                         if let Some(r) = r {
                             self.stack.push(Value::Int(r));
+                            // Integers own nothing: skip the out-of-line drop.
+                            std::mem::forget((a, b));
                             continue;
                         }
                     }
@@ -780,6 +796,7 @@ impl Vm {
                             _ => x >= y,
                         };
                         self.stack.push(Value::Bool(r));
+                        std::mem::forget((a, b));
                         continue;
                     }
                     let (x, y, negate) = match op {
