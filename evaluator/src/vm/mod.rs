@@ -582,11 +582,30 @@ impl Vm {
                                     };
                                     continue;
                                 }
-                                Some(entered) => {
+                                Some(Entered::Apply(func, arg)) => {
+                                    // An application of a closure (`map`'s
+                                    // and `genList`'s elements) runs inline
+                                    // too; anything else takes push_entered.
                                     self.frames.push(Frame::Bytecode(f));
-                                    return self
-                                        .push_entered(t, entered)
-                                        .map_err(|k| Error::new(k, Some(span)));
+                                    match func.shallow() {
+                                        Value::Closure(c) => {
+                                            self.frames.push(Frame::ThunkUpdate(t));
+                                            let base = self.stack.len();
+                                            self.stack.push(arg);
+                                            f = BytecodeFrame {
+                                                lambda: c.lambda.clone(),
+                                                env: Env::Closure(c),
+                                                ip: 0,
+                                                base,
+                                            };
+                                            continue;
+                                        }
+                                        func => {
+                                            return self
+                                                .push_entered(t, Entered::Apply(func, arg))
+                                                .map_err(|k| Error::new(k, Some(span)));
+                                        }
+                                    }
                                 }
                                 None => fail!(ErrorKind::InfiniteRecursion),
                             }
@@ -673,12 +692,34 @@ impl Vm {
                             _ => break,
                         }
                     }
-                    self.stack.push(result);
-                    if let Some(Frame::Bytecode(_)) = self.frames.last() {
-                        if let Some(Frame::Bytecode(next)) = self.frames.pop() {
-                            f = next;
+                    match self.frames.last() {
+                        Some(Frame::Bytecode(_)) => {
+                            self.stack.push(result);
+                            if let Some(Frame::Bytecode(next)) = self.frames.pop() {
+                                f = next;
+                                continue;
+                            }
+                        }
+                        // A curried call from a builtin (`foldl'`'s `f acc
+                        // x`): a closure result is applied right here.
+                        Some(Frame::ApplyArg(..)) if matches!(result, Value::Closure(_)) => {
+                            let Some(Frame::ApplyArg(arg, _)) = self.frames.pop() else {
+                                unreachable!("checked above")
+                            };
+                            let Value::Closure(c) = result else {
+                                unreachable!("checked above")
+                            };
+                            let base = self.stack.len();
+                            self.stack.push(arg);
+                            f = BytecodeFrame {
+                                lambda: c.lambda.clone(),
+                                env: Env::Closure(c),
+                                ip: 0,
+                                base,
+                            };
                             continue;
                         }
+                        _ => self.stack.push(result),
                     }
                     return Ok(());
                 }
