@@ -77,6 +77,8 @@ pub enum BuiltinFn {
     Sync(fn(&Rc<EvalState>, Vec<Value>) -> EvalResult<Value>),
     /// A generator: may ask the VM to force values or call functions.
     Gen(fn(GenCo, Rc<EvalState>, Vec<Value>) -> GenFuture),
+    /// Run by the VM as a frame of its own (hot loops over lists).
+    Native(crate::vm::Native),
 }
 
 /// The static description of a builtin.

@@ -5,6 +5,7 @@
 mod coerce;
 mod generators;
 mod loader;
+mod native;
 mod ops;
 mod state;
 
@@ -14,6 +15,7 @@ pub use generators::{
     try_force, type_error, Gen, GenCo, GenFuture, VMRequest, VMResponse, MAX_DEPTH,
 };
 pub use loader::{Loader, SourceScope, SourceUnit};
+pub use native::Native;
 pub use ops::{nix_eq, nix_less};
 pub use state::{io_msg, EvalOptions, EvalState, KnownDerivation, SearchPathEntry};
 
@@ -82,6 +84,8 @@ enum Frame {
     /// When the frame above completes, force its result and apply it to
     /// this argument (curried calls from generators without resuming them).
     ApplyArg(Value, Option<Span>),
+    /// A `foldl'` in progress (vm/native.rs).
+    Fold(Box<native::Fold>),
 }
 
 thread_local! {
@@ -151,6 +155,7 @@ impl Vm {
                 Frame::Generator(g) => self.run_generator(g),
                 Frame::ThunkUpdate(t) => self.finish_thunk(t),
                 Frame::ApplyArg(arg, span) => self.apply_arg(arg, span),
+                Frame::Fold(st) => self.run_fold(st),
             };
             if let Err(e) = r {
                 self.unwind(e)?;
@@ -194,6 +199,11 @@ impl Vm {
                     }
                     if err.span.is_none() {
                         err.span = g.span;
+                    }
+                }
+                Frame::Fold(st) => {
+                    if err.span.is_none() {
+                        err.span = st.span();
                     }
                 }
                 Frame::Bytecode(_) | Frame::ApplyArg(..) => {}
@@ -422,6 +432,9 @@ impl Vm {
         let mut args = Vec::with_capacity(def.arity);
         args.extend(app.args.iter().cloned());
         args.push(arg);
+        if let BuiltinFn::Native(native) = def.func {
+            return Ok(Some(Vm::native_frame(native, args, span)));
+        }
         let strict = |i: usize| def.lazy_args & (1 << i) == 0;
         let all_forced = args
             .iter()
@@ -456,6 +469,7 @@ impl Vm {
                 match func {
                     BuiltinFn::Sync(f) => f(&state, args),
                     BuiltinFn::Gen(g) => g(co, state, args).await,
+                    BuiltinFn::Native(_) => unreachable!("native builtins get frames above"),
                 }
             })
         });
