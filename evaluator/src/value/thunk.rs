@@ -166,6 +166,14 @@ impl Thunk {
     #[inline(never)]
     fn drop_last(&mut self) {
         if let Ok(mut r) = self.0.try_borrow_mut() {
+            // A scalar value owns nothing to recurse into: the thunk is
+            // freed in place, without the bounded teardown's bookkeeping.
+            if let ThunkRepr::Evaluated(
+                Value::Null | Value::Bool(_) | Value::Int(_) | Value::Float(_),
+            ) = &*r
+            {
+                return;
+            }
             let repr = std::mem::replace(&mut *r, ThunkRepr::Evaluated(Value::Null));
             drop(r);
             super::teardown::dispose(repr);
