@@ -109,6 +109,16 @@ impl Thunk {
         }
     }
 
+    /// `read` applied to captured variable `i` of the code this thunk is
+    /// running, without cloning it first.
+    #[inline]
+    pub(crate) fn with_upvalue<R>(&self, i: usize, read: impl FnOnce(&Value) -> R) -> R {
+        match &*self.0.borrow() {
+            ThunkRepr::Forcing(Pending::Code(c)) => read(&c.upvalues[i]),
+            _ => unreachable!("upvalues are read only while the thunk's code runs"),
+        }
+    }
+
     /// Makes a thunk being forced pending again, after an error unwound
     /// its evaluation.
     pub(crate) fn restore(&self) {

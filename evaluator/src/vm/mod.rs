@@ -60,6 +60,25 @@ impl Env {
             Env::Thunk(t) => t.upvalue(i),
         }
     }
+
+    /// Upvalue `i`, or its value if it is a forced thunk (what a read
+    /// followed by `Force` wants), without cloning and dropping the thunk.
+    #[inline]
+    fn upvalue_shallow(&self, i: usize) -> Value {
+        match self {
+            Env::Closure(c) => shallow_ref(&c.upvalues[i]),
+            Env::Thunk(t) => t.with_upvalue(i, shallow_ref),
+        }
+    }
+}
+
+/// `v`, or its value if it is a forced thunk.
+#[inline]
+fn shallow_ref(v: &Value) -> Value {
+    match v {
+        Value::Thunk(t) => t.value().unwrap_or_else(|| v.clone()),
+        v => v.clone(),
+    }
 }
 
 enum GenState {
@@ -568,7 +587,7 @@ impl Vm {
                     self.stack.push(v);
                 }
                 Op::GetUpvalue(i) => {
-                    let v = f.env.upvalue(i as usize);
+                    let v = f.env.upvalue_shallow(i as usize);
                     self.stack.push(v);
                 }
                 Op::Force => {
