@@ -7,9 +7,12 @@
 
 use super::{expect_int, expect_list, gen, lazy, sync};
 use crate::errors::{ErrorKind, EvalResult};
-use crate::value::{BuiltinApp, BuiltinDef, NixAttrs, NixString, Thunk, ThunkRepr, Value};
+use crate::value::{
+    BuiltinApp, BuiltinDef, BuiltinFn, NixAttrs, NixString, Thunk, ThunkRepr, Value,
+};
 use crate::vm::{
     call, call2, force, force_list, nix_eq, nix_less, type_error, EvalState, GenCo, GenFuture,
+    Native,
 };
 use rustc_hash::FxHashSet;
 use std::collections::VecDeque;
@@ -21,7 +24,13 @@ use std::rc::Rc;
 pub(super) const BUILTINS: &[BuiltinDef] = &[
     lazy(sync("map", 2, map), 0b01),
     lazy(gen("filter", 2, filter), 0b01),
-    lazy(gen("foldl'", 3, foldl_strict), 0b111),
+    BuiltinDef {
+        name: "foldl'",
+        arity: 3,
+        lazy_args: 0b111,
+        // A frame of the VM's own, not a generator (vm/native.rs).
+        func: BuiltinFn::Native(Native::FoldlStrict),
+    },
     sync("genList", 2, gen_list),
     lazy(gen("concatMap", 2, concat_map), 0b11),
     lazy(gen("elem", 2, elem), 0b01),
@@ -38,7 +47,7 @@ pub(super) const BUILTINS: &[BuiltinDef] = &[
 ];
 
 /// Whether a forced value can be called: a function or a set with `__functor`.
-pub(super) fn is_callable(v: &Value) -> bool {
+pub(crate) fn is_callable(v: &Value) -> bool {
     match v {
         Value::Closure(_) | Value::Builtin(_) => true,
         Value::Attrs(a) => a.contains(b"__functor"),
@@ -148,22 +157,6 @@ fn filter(co: GenCo, _: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
             return Ok(args[1].clone());
         }
         Ok(Value::list(out))
-    })
-}
-
-fn foldl_strict(co: GenCo, _: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
-    Box::pin(async move {
-        let f = force(&co, args[0].clone()).await;
-        expect_function(&f)?;
-        let list = force_list(&co, args[2].clone()).await?;
-        if list.is_empty() {
-            return Ok(force(&co, args[1].clone()).await);
-        }
-        let mut acc = args[1].clone();
-        for x in list.iter() {
-            acc = call2(&co, f.clone(), acc, x.clone()).await;
-        }
-        Ok(acc)
     })
 }
 
@@ -746,6 +739,30 @@ mod tests {
         assert!(
             err("builtins.foldl' (_: f: f null) null [ (_: throw \"forced\") (_: 23) ]")
                 .contains("forced")
+        );
+        // The function and the list are checked even for an empty list;
+        // the initial accumulator is forced only then.
+        assert!(err("builtins.foldl' 1 0 []").contains("expected a function"));
+        assert!(err("builtins.foldl' (a: b: a) 0 1").contains("expected a list"));
+        assert!(err("builtins.foldl' (a: b: a) (throw \"init\") []").contains("init"));
+        assert!(err("builtins.foldl' (a: b: b) 0 [ 1 (throw \"last\") ]").contains("last"));
+        // Any callable, partially applied, and a caught error inside.
+        assert_eq!(ok("builtins.foldl' builtins.add 0 [ 1 2 ]"), "3");
+        assert_eq!(
+            ok("builtins.foldl' { __functor = s: a: b: a + b; } 0 [ 1 2 ]"),
+            "3"
+        );
+        assert_eq!(
+            ok("let f = builtins.foldl' (a: b: a ++ [ b ]); in f [ 0 ] [ 1 2 ]"),
+            "[ 0 1 2 ]"
+        );
+        assert_eq!(
+            ok("(builtins.tryEval (builtins.foldl' (a: b: throw \"x\") 0 [ 1 ])).success"),
+            "false"
+        );
+        assert_eq!(
+            ok("builtins.foldl' (a: b: a + b) 0 (builtins.genList (x: x) 100000)"),
+            "4999950000"
         );
         assert_eq!(ok("builtins.genList (x: x * x) 4"), "[ 0 1 4 9 ]");
         assert!(err("builtins.genList false (-3)").contains("cannot create list of size -3"));

@@ -23,6 +23,7 @@ mod versions;
 pub(crate) mod xml;
 
 pub use json::value_to_json;
+pub(crate) use lists::is_callable;
 
 use crate::compiler::Globals;
 use crate::errors::ErrorKind;

@@ -13,9 +13,10 @@ mod teardown;
 mod thunk;
 
 pub use attrs::NixAttrs;
-pub use function::{BuiltinApp, BuiltinDef, BuiltinFn, Closure};
+pub use function::{BuiltinApp, BuiltinDef, BuiltinFn, Closure, Upvalues};
 pub use string::{merge_contexts, ContextElem, NixContext, NixString, StringBuilder};
-pub use thunk::{Thunk, ThunkRepr};
+pub(crate) use thunk::Entered;
+pub use thunk::{Pending, Thunk, ThunkRepr};
 
 use std::path::{Path, PathBuf};
 use std::rc::Rc;

@@ -48,7 +48,7 @@ pub(crate) fn dispose<T: 'static>(children: T) {
 
 #[cfg(test)]
 mod tests {
-    use crate::value::{NixAttrs, NixString, Thunk, ThunkRepr, Value};
+    use crate::value::{NixAttrs, NixString, Thunk, Value};
 
     #[test]
     fn a_million_links_drop_without_overflow() {
@@ -65,6 +65,5 @@ mod tests {
             t = Value::Thunk(th);
         }
         drop(t);
-        let _ = ThunkRepr::Blackhole;
     }
 }

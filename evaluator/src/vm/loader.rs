@@ -16,7 +16,7 @@ use crate::compiler::{self, CompileEnv, Globals};
 use crate::errors::{Error, ErrorKind, EvalResult};
 use crate::io::FileType;
 use crate::path::{base_dir_of, canon_path};
-use crate::value::{Closure, NixAttrs, NixString, Thunk, Value};
+use crate::value::{Closure, NixAttrs, NixString, Thunk, Upvalues, Value};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
@@ -188,7 +188,7 @@ impl<'s> Loader<'s> {
             .map_err(|e| ErrorKind::Located(Box::new(e)))?;
         Ok(Value::Closure(Rc::new(Closure {
             lambda,
-            upvalues: Rc::from(Vec::new()),
+            upvalues: Upvalues::None,
         })))
     }
 
@@ -235,7 +235,7 @@ impl<'s> Loader<'s> {
 const MAX_LINKS: usize = 1024;
 
 fn suspended(lambda: Rc<Lambda>) -> Value {
-    Value::Thunk(Thunk::suspended(lambda, Rc::from(Vec::new())))
+    Value::Thunk(Thunk::suspended(lambda, Upvalues::None))
 }
 
 /// Replaces each `\r` not followed by `\n` with `\n`.

@@ -5,6 +5,7 @@
 mod coerce;
 mod generators;
 mod loader;
+mod native;
 mod ops;
 mod state;
 
@@ -14,13 +15,16 @@ pub use generators::{
     try_force, type_error, Gen, GenCo, GenFuture, VMRequest, VMResponse, MAX_DEPTH,
 };
 pub use loader::{Loader, SourceScope, SourceUnit};
+pub use native::Native;
 pub use ops::{nix_eq, nix_less};
 pub use state::{io_msg, EvalOptions, EvalState, KnownDerivation, SearchPathEntry};
 
 use crate::bytecode::{Lambda, Op, UpvalueSource};
 use crate::errors::{Error, ErrorKind, EvalResult};
 use crate::source::Span;
-use crate::value::{BuiltinApp, BuiltinFn, Closure, NixAttrs, NixString, Thunk, ThunkRepr, Value};
+use crate::value::{
+    BuiltinApp, BuiltinFn, Closure, Entered, NixAttrs, NixString, Thunk, Upvalues, Value,
+};
 use genawaiter::GeneratorState;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
@@ -35,9 +39,46 @@ const INTERRUPT_INTERVAL: u32 = 4096;
 
 struct BytecodeFrame {
     lambda: Rc<Lambda>,
-    upvalues: Rc<[Value]>,
+    env: Env,
     ip: usize,
     base: usize,
+}
+
+/// Where a bytecode frame's upvalues are: in the closure it calls, or in
+/// the thunk it is forcing (which holds them while it runs).
+#[derive(Clone)]
+enum Env {
+    Closure(Rc<Closure>),
+    Thunk(Thunk),
+}
+
+impl Env {
+    #[inline]
+    fn upvalue(&self, i: usize) -> Value {
+        match self {
+            Env::Closure(c) => c.upvalues[i].clone(),
+            Env::Thunk(t) => t.upvalue(i),
+        }
+    }
+
+    /// Upvalue `i`, or its value if it is a forced thunk (what a read
+    /// followed by `Force` wants), without cloning and dropping the thunk.
+    #[inline]
+    fn upvalue_shallow(&self, i: usize) -> Value {
+        match self {
+            Env::Closure(c) => shallow_ref(&c.upvalues[i]),
+            Env::Thunk(t) => t.with_upvalue(i, shallow_ref),
+        }
+    }
+}
+
+/// `v`, or its value if it is a forced thunk.
+#[inline]
+fn shallow_ref(v: &Value) -> Value {
+    match v {
+        Value::Thunk(t) => t.value().unwrap_or_else(|| v.clone()),
+        v => v.clone(),
+    }
 }
 
 enum GenState {
@@ -57,11 +98,13 @@ enum Frame {
     Bytecode(BytecodeFrame),
     Generator(Box<GenFrame>),
     /// When the frame above completes, store its (forced) result in the
-    /// thunk; on an error, put the original state back.
-    ThunkUpdate(Thunk, ThunkRepr),
+    /// thunk; on an error, make it pending again.
+    ThunkUpdate(Thunk),
     /// When the frame above completes, force its result and apply it to
     /// this argument (curried calls from generators without resuming them).
     ApplyArg(Value, Option<Span>),
+    /// A `foldl'` in progress (vm/native.rs).
+    Fold(Box<native::Fold>),
 }
 
 thread_local! {
@@ -129,8 +172,9 @@ impl Vm {
             let r = match frame {
                 Frame::Bytecode(f) => self.run_bytecode(f),
                 Frame::Generator(g) => self.run_generator(g),
-                Frame::ThunkUpdate(t, orig) => self.finish_thunk(t, orig),
+                Frame::ThunkUpdate(t) => self.finish_thunk(t),
                 Frame::ApplyArg(arg, span) => self.apply_arg(arg, span),
+                Frame::Fold(st) => self.run_fold(st),
             };
             if let Err(e) = r {
                 self.unwind(e)?;
@@ -162,7 +206,7 @@ impl Vm {
                 }
             }
             match frame {
-                Frame::ThunkUpdate(t, orig) => t.restore_from(orig),
+                Frame::ThunkUpdate(t) => t.restore(),
                 Frame::Generator(mut g) => {
                     if let GenState::AwaitCatch { stack_len } = g.state {
                         if err.kind.is_catchable() {
@@ -174,6 +218,11 @@ impl Vm {
                     }
                     if err.span.is_none() {
                         err.span = g.span;
+                    }
+                }
+                Frame::Fold(st) => {
+                    if err.span.is_none() {
+                        err.span = st.span();
                     }
                 }
                 Frame::Bytecode(_) | Frame::ApplyArg(..) => {}
@@ -197,39 +246,33 @@ impl Vm {
             return Ok(());
         }
         match t.enter() {
-            Some(ThunkRepr::Suspended { lambda, upvalues }) => {
-                let orig = ThunkRepr::Suspended {
-                    lambda: lambda.clone(),
-                    upvalues: upvalues.clone(),
-                };
-                self.push_frame(Frame::ThunkUpdate(t, orig))?;
+            Some(entered) => self.push_entered(t, entered),
+            None => Err(ErrorKind::InfiniteRecursion),
+        }
+    }
+
+    /// Sets up frames to run what forcing `t` entered.
+    fn push_entered(&mut self, t: Thunk, entered: Entered) -> EvalResult<()> {
+        self.push_frame(Frame::ThunkUpdate(t.clone()))?;
+        match entered {
+            Entered::Code(lambda) => {
                 let base = self.stack.len();
                 self.push_frame(Frame::Bytecode(BytecodeFrame {
                     lambda,
-                    upvalues,
+                    env: Env::Thunk(t),
                     ip: 0,
                     base,
                 }))
             }
-            Some(ThunkRepr::Apply { func, arg }) if func.is_whnf() => {
+            Entered::Apply(func, arg) if func.is_whnf() => {
                 // The function is a value: call it directly, no generator.
-                let orig = ThunkRepr::Apply {
-                    func: func.clone(),
-                    arg: arg.clone(),
-                };
-                self.push_frame(Frame::ThunkUpdate(t, orig))?;
                 match self.call_value(func.shallow(), arg, None) {
                     Ok(Some(frame)) => self.push_frame(frame),
                     Ok(None) => Ok(()),
                     Err(e) => Err(ErrorKind::Located(Box::new(e))),
                 }
             }
-            Some(ThunkRepr::Apply { func, arg }) => {
-                let orig = ThunkRepr::Apply {
-                    func: func.clone(),
-                    arg: arg.clone(),
-                };
-                self.push_frame(Frame::ThunkUpdate(t, orig))?;
+            Entered::Apply(func, arg) => {
                 let gen = Gen::new(move |co| -> GenFuture {
                     Box::pin(async move {
                         let f = force(&co, func).await;
@@ -245,11 +288,10 @@ impl Vm {
                     span: None,
                 })))
             }
-            _ => Err(ErrorKind::InfiniteRecursion),
         }
     }
 
-    fn finish_thunk(&mut self, t: Thunk, orig: ThunkRepr) -> Result<(), Error> {
+    fn finish_thunk(&mut self, t: Thunk) -> Result<(), Error> {
         let top = self.stack.pop().unwrap_or(Value::Null);
         match top {
             Value::Thunk(inner) => {
@@ -257,7 +299,7 @@ impl Vm {
                     t.update(v.clone());
                     self.stack.push(v);
                 } else {
-                    self.frames.push(Frame::ThunkUpdate(t, orig));
+                    self.frames.push(Frame::ThunkUpdate(t));
                     self.push_force(inner).map_err(Error::from)?;
                 }
             }
@@ -357,7 +399,7 @@ impl Vm {
                 self.stack.push(arg);
                 Ok(Some(Frame::Bytecode(BytecodeFrame {
                     lambda: c.lambda.clone(),
-                    upvalues: c.upvalues.clone(),
+                    env: Env::Closure(c),
                     ip: 0,
                     base,
                 })))
@@ -409,6 +451,9 @@ impl Vm {
         let mut args = Vec::with_capacity(def.arity);
         args.extend(app.args.iter().cloned());
         args.push(arg);
+        if let BuiltinFn::Native(native) = def.func {
+            return Ok(Some(Vm::native_frame(native, args, span)));
+        }
         let strict = |i: usize| def.lazy_args & (1 << i) == 0;
         let all_forced = args
             .iter()
@@ -443,6 +488,7 @@ impl Vm {
                 match func {
                     BuiltinFn::Sync(f) => f(&state, args),
                     BuiltinFn::Gen(g) => g(co, state, args).await,
+                    BuiltinFn::Native(_) => unreachable!("native builtins get frames above"),
                 }
             })
         });
@@ -465,21 +511,24 @@ impl Vm {
         .map_err(|k| Error::new(k, Some(span)))
     }
 
-    fn capture(&self, f: &BytecodeFrame, lambda: &Lambda) -> Rc<[Value]> {
-        lambda
-            .upvalues
-            .iter()
-            .map(|u| match *u {
-                UpvalueSource::Local(s) => self.stack[f.base + s as usize].clone(),
-                UpvalueSource::Upvalue(i) => f.upvalues[i as usize].clone(),
-                UpvalueSource::Deferred(_) => deferred_placeholder(),
-            })
-            .collect()
+    #[inline]
+    fn capture(&self, f: &BytecodeFrame, lambda: &Lambda) -> Upvalues {
+        let sources = &lambda.upvalues;
+        Upvalues::build(sources.len(), |i| match sources[i] {
+            UpvalueSource::Local(s) => self.stack[f.base + s as usize].clone(),
+            UpvalueSource::Upvalue(i) => f.env.upvalue(i as usize),
+            UpvalueSource::Deferred(_) => deferred_placeholder(),
+        })
     }
 
     #[inline]
     fn pop(&mut self) -> Value {
-        self.stack.pop().unwrap_or(Value::Null)
+        // Not `unwrap_or(Value::Null)`: that drops the unused default,
+        // an out-of-line call on every pop.
+        match self.stack.pop() {
+            Some(v) => v,
+            None => Value::Null,
+        }
     }
 
     fn run_bytecode(&mut self, mut f: BytecodeFrame) -> Result<(), Error> {
@@ -501,7 +550,7 @@ impl Vm {
                     // Keep the failing frame for the trace; unwinding drops it.
                     self.frames.push(Frame::Bytecode(BytecodeFrame {
                         lambda: f.lambda.clone(),
-                        upvalues: f.upvalues.clone(),
+                        env: f.env.clone(),
                         ip: f.ip,
                         base: f.base,
                     }));
@@ -525,11 +574,20 @@ impl Vm {
                     self.stack.pop();
                 }
                 Op::GetLocal(i) => {
-                    let v = self.stack[f.base + i as usize].clone();
+                    let slot = &mut self.stack[f.base + i as usize];
+                    // A local whose thunk was forced is replaced by its
+                    // value: later reads (and the `Force` that usually
+                    // follows) skip the thunk.
+                    if let Value::Thunk(t) = slot {
+                        if let Some(v) = t.value() {
+                            *slot = v;
+                        }
+                    }
+                    let v = slot.clone();
                     self.stack.push(v);
                 }
                 Op::GetUpvalue(i) => {
-                    let v = f.upvalues[i as usize].clone();
+                    let v = f.env.upvalue_shallow(i as usize);
                     self.stack.push(v);
                 }
                 Op::Force => {
@@ -546,27 +604,41 @@ impl Vm {
                             // Compiled thunks run inline in this loop; their
                             // Return finishes the update (see Op::Return).
                             match t.enter() {
-                                Some(ThunkRepr::Suspended { lambda, upvalues }) => {
-                                    let orig = ThunkRepr::Suspended {
-                                        lambda: lambda.clone(),
-                                        upvalues: upvalues.clone(),
-                                    };
+                                Some(Entered::Code(lambda)) => {
                                     self.frames.push(Frame::Bytecode(f));
-                                    self.frames.push(Frame::ThunkUpdate(t, orig));
+                                    self.frames.push(Frame::ThunkUpdate(t.clone()));
                                     f = BytecodeFrame {
                                         lambda,
-                                        upvalues,
+                                        env: Env::Thunk(t),
                                         ip: 0,
                                         base: self.stack.len(),
                                     };
                                     continue;
                                 }
-                                Some(other) => {
-                                    t.restore_from(other);
+                                Some(Entered::Apply(func, arg)) => {
+                                    // An application of a closure (`map`'s
+                                    // and `genList`'s elements) runs inline
+                                    // too; anything else takes push_entered.
                                     self.frames.push(Frame::Bytecode(f));
-                                    return self
-                                        .push_force(t)
-                                        .map_err(|k| Error::new(k, Some(span)));
+                                    match func.shallow() {
+                                        Value::Closure(c) => {
+                                            self.frames.push(Frame::ThunkUpdate(t));
+                                            let base = self.stack.len();
+                                            self.stack.push(arg);
+                                            f = BytecodeFrame {
+                                                lambda: c.lambda.clone(),
+                                                env: Env::Closure(c),
+                                                ip: 0,
+                                                base,
+                                            };
+                                            continue;
+                                        }
+                                        func => {
+                                            return self
+                                                .push_entered(t, Entered::Apply(func, arg))
+                                                .map_err(|k| Error::new(k, Some(span)));
+                                        }
+                                    }
                                 }
                                 None => fail!(ErrorKind::InfiniteRecursion),
                             }
@@ -586,51 +658,46 @@ impl Vm {
                         .push(Value::Thunk(Thunk::suspended(lambda, upvalues)));
                 }
                 Op::Finalise(slot) => {
-                    let v = &self.stack[f.base + slot as usize];
-                    if let Value::Thunk(t) = v {
-                        let t = t.clone();
-                        let lambda = match &*t.repr() {
-                            ThunkRepr::Suspended { lambda, .. } => Some(lambda.clone()),
-                            _ => None,
-                        };
-                        if let Some(lambda) = lambda {
-                            let stack = &self.stack;
-                            let base = f.base;
-                            t.finalise(|ups| {
-                                for (i, src) in lambda.upvalues.iter().enumerate() {
-                                    // Only placeholders are filled: a formal's
-                                    // slot may hold the caller's (already
-                                    // finalised) thunk instead of its default.
-                                    if let UpvalueSource::Deferred(s) = src {
-                                        if is_deferred_placeholder(&ups[i]) {
-                                            ups[i] = stack[base + *s as usize].clone();
-                                        }
+                    if let Value::Thunk(t) = &self.stack[f.base + slot as usize] {
+                        let stack = &self.stack;
+                        let base = f.base;
+                        t.finalise(|lambda, ups| {
+                            for (i, src) in lambda.upvalues.iter().enumerate() {
+                                // Only placeholders are filled: a formal's
+                                // slot may hold the caller's (already
+                                // finalised) thunk instead of its default.
+                                if let UpvalueSource::Deferred(s) = src {
+                                    if is_deferred_placeholder(&ups[i]) {
+                                        ups[i] = stack[base + *s as usize].clone();
                                     }
                                 }
-                            });
-                        }
+                            }
+                        });
                     }
                 }
                 Op::Call => {
                     let arg = self.pop();
                     let func = self.pop();
                     let span = Some(f.lambda.chunk.spans[f.ip - 1]);
-                    if let Value::Closure(c) = &func {
-                        if self.frames.len() >= self.max_frames {
-                            fail!(ErrorKind::StackOverflow);
+                    let func = match func {
+                        Value::Closure(c) => {
+                            if self.frames.len() >= self.max_frames {
+                                fail!(ErrorKind::StackOverflow);
+                            }
+                            let base = self.stack.len();
+                            self.stack.push(arg);
+                            let callee = BytecodeFrame {
+                                lambda: c.lambda.clone(),
+                                env: Env::Closure(c),
+                                ip: 0,
+                                base,
+                            };
+                            self.frames.push(Frame::Bytecode(f));
+                            f = callee;
+                            continue;
                         }
-                        let base = self.stack.len();
-                        self.stack.push(arg);
-                        let callee = BytecodeFrame {
-                            lambda: c.lambda.clone(),
-                            upvalues: c.upvalues.clone(),
-                            ip: 0,
-                            base,
-                        };
-                        self.frames.push(Frame::Bytecode(f));
-                        f = callee;
-                        continue;
-                    }
+                        other => other,
+                    };
                     match self.call_value(func, arg, span)? {
                         None => {}
                         Some(frame) => {
@@ -648,8 +715,8 @@ impl Vm {
                     let mut result = result;
                     loop {
                         match self.frames.last() {
-                            Some(Frame::ThunkUpdate(..)) if result.is_whnf() => {
-                                let Some(Frame::ThunkUpdate(t, _)) = self.frames.pop() else {
+                            Some(Frame::ThunkUpdate(_)) if result.is_whnf() => {
+                                let Some(Frame::ThunkUpdate(t)) = self.frames.pop() else {
                                     unreachable!("checked above")
                                 };
                                 result = result.shallow();
@@ -658,12 +725,34 @@ impl Vm {
                             _ => break,
                         }
                     }
-                    self.stack.push(result);
-                    if let Some(Frame::Bytecode(_)) = self.frames.last() {
-                        if let Some(Frame::Bytecode(next)) = self.frames.pop() {
-                            f = next;
+                    match self.frames.last() {
+                        Some(Frame::Bytecode(_)) => {
+                            self.stack.push(result);
+                            if let Some(Frame::Bytecode(next)) = self.frames.pop() {
+                                f = next;
+                                continue;
+                            }
+                        }
+                        // A curried call from a builtin (`foldl'`'s `f acc
+                        // x`): a closure result is applied right here.
+                        Some(Frame::ApplyArg(..)) if matches!(result, Value::Closure(_)) => {
+                            let Some(Frame::ApplyArg(arg, _)) = self.frames.pop() else {
+                                unreachable!("checked above")
+                            };
+                            let Value::Closure(c) = result else {
+                                unreachable!("checked above")
+                            };
+                            let base = self.stack.len();
+                            self.stack.push(arg);
+                            f = BytecodeFrame {
+                                lambda: c.lambda.clone(),
+                                env: Env::Closure(c),
+                                ip: 0,
+                                base,
+                            };
                             continue;
                         }
+                        _ => self.stack.push(result),
                     }
                     return Ok(());
                 }
@@ -703,6 +792,24 @@ impl Vm {
                 Op::Add | Op::Sub | Op::Mul | Op::Div => {
                     let b = self.pop();
                     let a = self.pop();
+                    // Integers, the common case, without the generic path's
+                    // call; overflow and division by zero take that path
+                    // for its error.
+                    if let (Value::Int(x), Value::Int(y)) = (&a, &b) {
+                        let r = match op {
+                            Op::Add => x.checked_add(*y),
+                            Op::Sub => x.checked_sub(*y),
+                            Op::Mul => x.checked_mul(*y),
+                            _ if *y != 0 => x.checked_div(*y),
+                            _ => None,
+                        };
+                        if let Some(r) = r {
+                            self.stack.push(Value::Int(r));
+                            // Integers own nothing: skip the out-of-line drop.
+                            std::mem::forget((a, b));
+                            continue;
+                        }
+                    }
                     let kind = match op {
                         Op::Add => ops::Arith::Add,
                         Op::Sub => ops::Arith::Sub,
@@ -755,6 +862,17 @@ impl Vm {
                     let b = self.pop();
                     let a = self.pop();
                     // a <= b is !(b < a); a > b is b < a; a >= b is !(a < b)
+                    if let (Value::Int(x), Value::Int(y)) = (&a, &b) {
+                        let r = match op {
+                            Op::Less => x < y,
+                            Op::LessEq => x <= y,
+                            Op::More => x > y,
+                            _ => x >= y,
+                        };
+                        self.stack.push(Value::Bool(r));
+                        std::mem::forget((a, b));
+                        continue;
+                    }
                     let (x, y, negate) = match op {
                         Op::Less => (a, b, false),
                         Op::LessEq => (b, a, true),
