@@ -263,11 +263,34 @@ fn store(cache: &CacheConfig, path: &Path, key: &[u8; 32], image: &[u8]) -> std:
         return written;
     }
     let total = WRITTEN.fetch_add(entry.len() as u64, Ordering::Relaxed) + entry.len() as u64;
-    if !SCANNED.swap(true, Ordering::Relaxed) || total > cache.max_bytes / 8 {
+    // A process's first write scans the directory only if no process has
+    // for a while: with tens of thousands of entries a scan costs more
+    // than a small evaluation.
+    let first = !SCANNED.swap(true, Ordering::Relaxed);
+    if total > cache.max_bytes / 8 || (first && scan_due(&cache.dir)) {
         WRITTEN.store(0, Ordering::Relaxed);
         evict(&cache.dir, cache.max_bytes)?;
+        let _ = std::fs::File::create(cache.dir.join(SCANNED_MARKER));
     }
     Ok(())
+}
+
+/// The file whose modification time says when the directory was last
+/// scanned for its size (by any process).
+const SCANNED_MARKER: &str = ".scanned";
+
+/// How often a process's first write scans the directory at most. Between
+/// scans, each process still scans once it has written an eighth of the
+/// bound, so the bound can be passed by that much per process meanwhile.
+const SCAN_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// Whether no process has scanned `dir` within [`SCAN_INTERVAL`].
+fn scan_due(dir: &Path) -> bool {
+    std::fs::metadata(dir.join(SCANNED_MARKER))
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|at| SystemTime::now().duration_since(at).ok())
+        .is_none_or(|age| age > SCAN_INTERVAL)
 }
 
 /// Removes the least recently used entries of `dir` until their total is
@@ -284,7 +307,11 @@ pub fn evict(dir: &Path, max_bytes: u64) -> std::io::Result<()> {
             continue;
         }
         let modified = meta.modified().unwrap_or(now);
-        if e.file_name().as_encoded_bytes().starts_with(b".tmp-") {
+        let name = e.file_name();
+        if name == SCANNED_MARKER {
+            continue;
+        }
+        if name.as_encoded_bytes().starts_with(b".tmp-") {
             if now
                 .duration_since(modified)
                 .is_ok_and(|age| age > STALE_TMP)
@@ -370,9 +397,14 @@ mod tests {
         let file = add("1 + 2");
         let cold = compile_cached(&file, &env, Some(&cache)).unwrap();
         assert_eq!(constant(&cold), "[1, 2]");
-        let stored: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
+        // One entry (and the marker of the size scan).
+        let stored: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.file_name() != Some(SCANNED_MARKER.as_ref()))
+            .collect();
         assert_eq!(stored.len(), 1);
-        let path = stored[0].as_ref().unwrap().path();
+        let path = stored[0].clone();
         // Put another compile's image under this entry's key: the next
         // load must return it, which shows it neither parsed nor compiled.
         let entry = std::fs::read(&path).unwrap();
@@ -422,6 +454,12 @@ mod tests {
         // Under the bound: nothing goes.
         evict(&dir, 400).unwrap();
         assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 3);
+        // The scan marker is not an entry.
+        assert!(scan_due(&dir));
+        std::fs::write(dir.join(SCANNED_MARKER), b"").unwrap();
+        assert!(!scan_due(&dir));
+        evict(&dir, 1).unwrap();
+        assert!(dir.join(SCANNED_MARKER).exists());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
