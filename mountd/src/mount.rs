@@ -142,6 +142,7 @@ pub fn run(args: &MountArgs) -> ExitCode {
         }
     };
     let generations = Generations::new(service);
+    let current = generations.clone();
     let fs = AttrFs::new(generations.clone());
     let inodes = fs.inodes();
 
@@ -243,8 +244,10 @@ pub fn run(args: &MountArgs) -> ExitCode {
         }
         Err(_) => ExitCode::FAILURE,
     };
-    // Answers evaluated since the last commit are stored before exiting.
+    // Answers evaluated since the last commit are stored before exiting,
+    // once the evaluation that answered the last read has synced them.
     if let Some(cache) = &cache {
+        current.current().settle(Duration::from_secs(1));
         cache.flush();
     }
     code

@@ -701,6 +701,28 @@ impl EvalService {
         }
     }
 
+    /// Waits, at most `within`, until no request is being evaluated: an
+    /// answer is delivered before its evaluation thread reaches the
+    /// persistent store's sync point (see [`crate::persist`]), so an
+    /// unmount right after a read would otherwise lose it. Read-ahead
+    /// still queued is dropped, and one running is not waited for.
+    pub fn settle(&self, within: Duration) {
+        let deadline = Instant::now() + within;
+        let mut state = self.shared.state.lock();
+        while let Some(key) = state.ahead.pop_back() {
+            forget_read_ahead(&mut state, &key);
+        }
+        let busy = |state: &State| {
+            state
+                .slots
+                .iter()
+                .any(|slot| slot.running.as_ref().is_some_and(|r| !r.speculative))
+        };
+        while busy(&state) && Instant::now() < deadline {
+            MutexGuard::unlocked(&mut state, || thread::sleep(Duration::from_millis(2)));
+        }
+    }
+
     /// The path the cache already keeps for `path`'s stat, if it has one,
     /// else `path`: a caller that keeps paths (the inode table) then
     /// shares the cache's instead of holding an equal copy (a read-ahead
