@@ -17,7 +17,7 @@
 //! Decoding checks bounds and every table index an instruction uses, so a
 //! damaged image is an error, never a panic in the VM.
 
-use crate::bytecode::{AttrNames, Chunk, Formals, Lambda, Op, UpvalueSource};
+use crate::bytecode::{AttrNames, Chunk, ChunkBuilder, Formals, Lambda, Op, UpvalueSource};
 use crate::compiler::{GlobalUses, Globals};
 use crate::source::{SourceFile, Span};
 use crate::value::{NixAttrs, NixString, Value};
@@ -526,11 +526,7 @@ impl Decoder<'_> {
             return Err(DecodeError::Malformed("lambda flags"));
         }
         let name = if flags & L_NAMED != 0 {
-            let s = self.string()?;
-            let s = s
-                .as_str()
-                .ok_or(DecodeError::Malformed("lambda name not UTF-8"))?;
-            Some(s.to_string())
+            Some(self.string()?)
         } else {
             None
         };
@@ -565,7 +561,7 @@ impl Decoder<'_> {
         Ok(Lambda {
             takes_argument: flags & L_TAKES_ARGUMENT != 0,
             chunk,
-            upvalues,
+            upvalues: upvalues.into_boxed_slice(),
             name,
             span,
             formals,
@@ -633,14 +629,15 @@ impl Decoder<'_> {
                 .ok_or(DecodeError::Malformed("span outside the file"))?;
             spans.push(Span::new(start as u32, end));
         }
-        Ok(Chunk {
+        Ok(ChunkBuilder {
             code,
             spans,
             constants,
             lambdas,
             names,
             formals,
-        })
+        }
+        .finish())
     }
 
     fn formals(&mut self) -> DResult<Formals> {
