@@ -107,7 +107,7 @@ pub fn decode(
     let mut strings = Vec::with_capacity(n);
     for _ in 0..n {
         let len = d.len()?;
-        strings.push(NixString::plain(d.take(len)?));
+        strings.push(NixString::interned(d.take(len)?));
     }
     d.strings = strings;
     let lambda = d.lambda(0)?;
