@@ -1,6 +1,10 @@
 //! Attribute sets: immutable, sorted by name, cheap to share.
 
 use super::{NixString, Value};
+use hashbrown::hash_table::{Entry, HashTable};
+use rustc_hash::FxBuildHasher;
+use std::cell::RefCell;
+use std::hash::BuildHasher;
 use std::rc::Rc;
 
 /// An attribute set. Entries are sorted by name bytes, so lookups use
@@ -13,6 +17,51 @@ pub struct NixAttrs {
     /// parallel to `entries`; absent for sets built by builtins. Sets from
     /// literals share their compiled table, so this costs no allocation.
     positions: Option<Rc<[u32]>>,
+}
+
+/// Merged sets at least this big share equal position tables.
+const SHARE_POSITIONS_MIN: usize = 256;
+
+/// How many position tables [`shared_positions`] keeps before it forgets
+/// those that no set uses any more.
+const SHARED_POSITIONS_PRUNE: usize = 64;
+
+thread_local! {
+    static SHARED_POSITIONS: RefCell<HashTable<Rc<[u32]>>> = RefCell::default();
+}
+
+/// The position table of a merged set, shared with an equal one made
+/// before if the set is big.
+///
+/// The nixpkgs fixpoint merges its ~12,000-attribute layers with `//` once
+/// per layer in every instantiation of the package set (each stdenv
+/// bootstrap stage, `pkgsi686Linux`, ...): hundreds of copies in a big
+/// evaluation, whose entries differ (their values are each instantiation's
+/// own) but whose positions are the same, as the same files define the same
+/// names. Hashing a table costs far less than the merge that made it.
+fn shared_positions(pos: Vec<u32>) -> Rc<[u32]> {
+    if pos.len() < SHARE_POSITIONS_MIN {
+        return pos.into();
+    }
+    let hash = FxBuildHasher.hash_one(&pos[..]);
+    SHARED_POSITIONS.with(|t| {
+        let mut t = t.borrow_mut();
+        let rehash = |p: &Rc<[u32]>| FxBuildHasher.hash_one(&p[..]);
+        if let Some(p) = t.find(hash, |p| p[..] == pos[..]) {
+            return p.clone();
+        }
+        if t.len() >= SHARED_POSITIONS_PRUNE {
+            t.retain(|p| Rc::strong_count(p) > 1);
+        }
+        let p: Rc<[u32]> = pos.into();
+        match t.entry(hash, |q| q[..] == p[..], rehash) {
+            Entry::Occupied(e) => e.get().clone(),
+            Entry::Vacant(e) => {
+                e.insert(p.clone());
+                p
+            }
+        }
+    })
 }
 
 /// Sets this small are searched linearly: faster than binary search.
@@ -230,7 +279,7 @@ impl NixAttrs {
         out.extend_from_slice(&b[j..]);
         Rc::new(NixAttrs {
             entries: out,
-            positions: track.then(|| pos.into()),
+            positions: track.then(|| shared_positions(pos)),
         })
     }
 
@@ -248,5 +297,48 @@ impl NixAttrs {
             }
             _ => false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A set of `n` attributes `a0000`... with positions `base + i`.
+    fn set(n: usize, base: u32, value: i64) -> Rc<NixAttrs> {
+        let entries = (0..n)
+            .map(|i| (NixString::from(format!("a{i:04}")), Value::Int(value)))
+            .collect();
+        let positions: Rc<[u32]> = (0..n as u32).map(|i| base + i).collect();
+        Rc::new(NixAttrs::from_sorted_with_positions(entries, positions))
+    }
+
+    #[test]
+    fn big_merges_with_equal_positions_share_them() {
+        let (a, b) = (set(300, 1000, 1), set(10, 5000, 2));
+        let one = a.update(&b);
+        // Another instantiation: other values, the same definitions.
+        let two = set(300, 1000, 3).update(&set(10, 5000, 4));
+        let (p1, p2) = (one.positions.as_ref(), two.positions.as_ref());
+        assert!(Rc::ptr_eq(p1.unwrap(), p2.unwrap()));
+        assert_eq!(one.position(b"a0005"), Some(5000 + 5));
+        assert_eq!(one.position(b"a0200"), Some(1200));
+        assert!(matches!(two.get(b"a0200"), Some(Value::Int(3))));
+        // Other positions are not mixed up with them.
+        let three = set(300, 2000, 1).update(&b);
+        assert!(!Rc::ptr_eq(p1.unwrap(), three.positions.as_ref().unwrap()));
+        assert_eq!(three.position(b"a0200"), Some(2200));
+    }
+
+    #[test]
+    fn small_merges_keep_their_own_positions() {
+        let one = set(3, 10, 1).update(&set(2, 20, 2));
+        let two = set(3, 10, 1).update(&set(2, 20, 2));
+        assert!(!Rc::ptr_eq(
+            one.positions.as_ref().unwrap(),
+            two.positions.as_ref().unwrap()
+        ));
+        assert_eq!(one.position(b"a0002"), Some(12));
+        assert_eq!(one.position(b"a0001"), Some(21));
     }
 }
