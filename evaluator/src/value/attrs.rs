@@ -12,7 +12,7 @@ use std::rc::Rc;
 /// `attrNames`, equality) needs no sorting.
 #[derive(Clone, Default)]
 pub struct NixAttrs {
-    entries: Vec<(NixString, Value)>,
+    entries: Box<[(NixString, Value)]>,
     /// Where each attribute was defined (global source offsets, 0 = unknown),
     /// parallel to `entries`; absent for sets built by builtins. Sets from
     /// literals share their compiled table, so this costs no allocation.
@@ -86,7 +86,7 @@ impl NixAttrs {
     pub fn from_sorted(entries: Vec<(NixString, Value)>) -> Self {
         debug_assert!(entries.windows(2).all(|w| w[0].0 < w[1].0));
         NixAttrs {
-            entries,
+            entries: entries.into_boxed_slice(),
             positions: None,
         }
     }
@@ -98,7 +98,7 @@ impl NixAttrs {
     ) -> Self {
         debug_assert_eq!(entries.len(), positions.len());
         NixAttrs {
-            entries,
+            entries: entries.into_boxed_slice(),
             positions: Some(positions),
         }
     }
@@ -118,7 +118,7 @@ impl NixAttrs {
         entries.sort_by(|a, b| a.0.cmp(&b.0)); // stable: first occurrence stays first
         entries.dedup_by(|later, earlier| later.0 == earlier.0);
         NixAttrs {
-            entries,
+            entries: entries.into_boxed_slice(),
             positions: None,
         }
     }
@@ -179,10 +179,20 @@ impl NixAttrs {
         match self.position_index(name.as_bytes()) {
             Ok(i) => self.entries[i].1 = value,
             Err(i) => {
-                self.entries.insert(i, (name, value));
+                self.insert_entry(i, (name, value));
                 self.insert_position(i, 0);
             }
         }
+    }
+
+    /// Inserts an entry at index `i`. Entries are a boxed slice, exactly as
+    /// long as the set (sets are built whole far more often than grown one
+    /// dynamic attribute at a time, and a vector's capacity costs 8 bytes
+    /// in every set), so this reallocates.
+    fn insert_entry(&mut self, i: usize, entry: (NixString, Value)) {
+        let mut v = std::mem::take(&mut self.entries).into_vec();
+        v.insert(i, entry);
+        self.entries = v.into_boxed_slice();
     }
 
     fn insert_position(&mut self, i: usize, pos: u32) {
@@ -203,7 +213,7 @@ impl NixAttrs {
         match self.position_index(name.as_bytes()) {
             Ok(_) => false,
             Err(i) => {
-                self.entries.insert(i, (name, value));
+                self.insert_entry(i, (name, value));
                 if self.positions.is_none() && pos != 0 {
                     self.positions = Some(vec![0; self.entries.len() - 1].into());
                 }
@@ -278,14 +288,14 @@ impl NixAttrs {
         out.extend_from_slice(&a[i..]);
         out.extend_from_slice(&b[j..]);
         Rc::new(NixAttrs {
-            entries: out,
+            entries: out.into_boxed_slice(),
             positions: track.then(|| shared_positions(pos)),
         })
     }
 
     /// Consumes the set into its sorted entries.
     pub fn into_entries(mut self) -> Vec<(NixString, Value)> {
-        std::mem::take(&mut self.entries)
+        std::mem::take(&mut self.entries).into_vec()
     }
 
     /// Whether this set is a derivation (`type = "derivation"`, already forced).

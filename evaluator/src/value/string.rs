@@ -3,9 +3,9 @@
 use hashbrown::hash_table::{Entry, HashTable};
 use rustc_hash::FxBuildHasher;
 use std::cell::RefCell;
-use std::hash::BuildHasher;
 use std::collections::BTreeSet;
 use std::fmt;
+use std::hash::BuildHasher;
 use std::rc::Rc;
 
 /// One element of a string context (docs/evaluator.md, "String contexts
