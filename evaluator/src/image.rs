@@ -448,7 +448,21 @@ impl Decoder<'_> {
         Ok(b)
     }
 
+    /// A LEB128 integer. Most are below 128 (table indices, counts, span
+    /// lengths): one byte, taken without the loop.
+    #[inline]
     fn u64(&mut self) -> DResult<u64> {
+        match self.bytes.get(self.pos) {
+            Some(&b) if b < 0x80 => {
+                self.pos += 1;
+                Ok(b as u64)
+            }
+            _ => self.u64_long(),
+        }
+    }
+
+    #[inline(never)]
+    fn u64_long(&mut self) -> DResult<u64> {
         let mut v = 0u64;
         let mut shift = 0;
         loop {
