@@ -19,15 +19,17 @@ pub struct NixAttrs {
     positions: Option<Rc<[u32]>>,
 }
 
-/// Merged sets at least this big share equal position tables.
-const SHARE_POSITIONS_MIN: usize = 256;
+/// Merged sets at least this big share equal position tables (smaller
+/// ones are most sets, and their tables cost less than the sharing).
+const SHARE_POSITIONS_MIN: usize = 32;
 
-/// How many position tables [`shared_positions`] keeps before it forgets
-/// those that no set uses any more.
+/// How many position tables [`shared_positions`] keeps before it first
+/// forgets those that no set uses any more (then again each time the
+/// table has doubled, so forgetting costs a constant per table made).
 const SHARED_POSITIONS_PRUNE: usize = 64;
 
 thread_local! {
-    static SHARED_POSITIONS: RefCell<HashTable<Rc<[u32]>>> = RefCell::default();
+    static SHARED_POSITIONS: RefCell<(HashTable<Rc<[u32]>>, usize)> = RefCell::new((HashTable::new(), SHARED_POSITIONS_PRUNE));
 }
 
 /// The position table of a merged set, shared with an equal one made
@@ -38,20 +40,23 @@ thread_local! {
 /// bootstrap stage, `pkgsi686Linux`, ...): hundreds of copies in a big
 /// evaluation, whose entries differ (their values are each instantiation's
 /// own) but whose positions are the same, as the same files define the same
-/// names. Hashing a table costs far less than the merge that made it.
+/// names. Likewise a derivation's attributes, merged once per output with
+/// the same names. Hashing a table costs less than the merge that made it.
 fn shared_positions(pos: Vec<u32>) -> Rc<[u32]> {
     if pos.len() < SHARE_POSITIONS_MIN {
         return pos.into();
     }
     let hash = FxBuildHasher.hash_one(&pos[..]);
     SHARED_POSITIONS.with(|t| {
-        let mut t = t.borrow_mut();
+        let mut guard = t.borrow_mut();
+        let (t, next_prune) = &mut *guard;
         let rehash = |p: &Rc<[u32]>| FxBuildHasher.hash_one(&p[..]);
         if let Some(p) = t.find(hash, |p| p[..] == pos[..]) {
             return p.clone();
         }
-        if t.len() >= SHARED_POSITIONS_PRUNE {
+        if t.len() >= *next_prune {
             t.retain(|p| Rc::strong_count(p) > 1);
+            *next_prune = SHARED_POSITIONS_PRUNE.max(2 * t.len());
         }
         let p: Rc<[u32]> = pos.into();
         match t.entry(hash, |q| q[..] == p[..], rehash) {
