@@ -29,7 +29,9 @@ const SHARE_POSITIONS_MIN: usize = 32;
 const SHARED_POSITIONS_PRUNE: usize = 64;
 
 thread_local! {
-    static SHARED_POSITIONS: RefCell<(HashTable<Rc<[u32]>>, usize)> = RefCell::new((HashTable::new(), SHARED_POSITIONS_PRUNE));
+    /// The tables, and the size at which to forget unused ones next.
+    static SHARED_POSITIONS: RefCell<(HashTable<Rc<[u32]>>, usize)> =
+        const { RefCell::new((HashTable::new(), SHARED_POSITIONS_PRUNE)) };
 }
 
 /// The position table of a merged set, shared with an equal one made

@@ -172,7 +172,8 @@ thread_local! {
     // Sized for a small evaluation's distinct names (hello.drvPath: 34,000
     // strings looked up), so that growing it, which hashes every string
     // again, happens only in big ones.
-    static INTERNED: RefCell<HashTable<NixString>> = RefCell::new(HashTable::with_capacity(1 << 14));
+    static INTERNED: RefCell<HashTable<NixString>> =
+        RefCell::new(HashTable::with_capacity(1 << 14));
 }
 
 /// Unites several optional contexts.
