@@ -133,8 +133,31 @@ pub struct Formals {
 pub type AttrNames = (Rc<[NixString]>, Rc<[u32]>);
 
 /// Compiled code and its tables.
+///
+/// Boxed slices, not vectors: compiled code lives as long as any closure or
+/// thunk of it, and was the biggest part of a nixpkgs evaluation's heap after
+/// the values (docs/notes-performance.md, "Where the bytes go"), so a chunk
+/// carries neither capacities nor spare room. The compiler builds one in a
+/// [`ChunkBuilder`].
 #[derive(Default)]
 pub struct Chunk {
+    /// Instructions.
+    pub code: Box<[Op]>,
+    /// Source span of each instruction.
+    pub spans: Box<[Span]>,
+    /// Literal values.
+    pub constants: Box<[Value]>,
+    /// Nested lambdas and thunks.
+    pub lambdas: Box<[Rc<Lambda>]>,
+    /// Sorted name lists for [`Op::Attrs`], with each name's definition offset.
+    pub names: Box<[AttrNames]>,
+    /// Formal parameter tables.
+    pub formals: Box<[Rc<Formals>]>,
+}
+
+/// A [`Chunk`] being compiled: its tables still growing.
+#[derive(Default)]
+pub struct ChunkBuilder {
     /// Instructions.
     pub code: Vec<Op>,
     /// Source span of each instruction.
@@ -143,10 +166,24 @@ pub struct Chunk {
     pub constants: Vec<Value>,
     /// Nested lambdas and thunks.
     pub lambdas: Vec<Rc<Lambda>>,
-    /// Sorted name lists for [`Op::Attrs`], with each name's definition offset.
+    /// Sorted name lists for [`Op::Attrs`].
     pub names: Vec<AttrNames>,
     /// Formal parameter tables.
     pub formals: Vec<Rc<Formals>>,
+}
+
+impl ChunkBuilder {
+    /// The finished chunk (each table exactly as long as its contents).
+    pub fn finish(self) -> Chunk {
+        Chunk {
+            code: self.code.into_boxed_slice(),
+            spans: self.spans.into_boxed_slice(),
+            constants: self.constants.into_boxed_slice(),
+            lambdas: self.lambdas.into_boxed_slice(),
+            names: self.names.into_boxed_slice(),
+            formals: self.formals.into_boxed_slice(),
+        }
+    }
 }
 
 impl Lambda {
@@ -163,10 +200,11 @@ pub struct Lambda {
     /// The code.
     pub chunk: Chunk,
     /// What to capture when a closure or thunk of it is made.
-    pub upvalues: Vec<UpvalueSource>,
+    pub upvalues: Box<[UpvalueSource]>,
     /// Name for traces: `f` in `f = x: ...`, or for a thunk the attribute
-    /// whose value it is.
-    pub name: Option<String>,
+    /// whose value it is. A [`NixString`], so that lambdas loaded from the
+    /// compiled-file cache share it with the attribute names of the file.
+    pub name: Option<NixString>,
     /// Source span of the whole lambda or thunk expression.
     pub span: Span,
     /// Formals, for `functionArgs` and error messages.
@@ -174,3 +212,7 @@ pub struct Lambda {
     /// Whether any upvalue is deferred.
     pub has_deferred: bool,
 }
+
+// Compiled code is kept for as long as closures of it live: a million
+// lambdas for a walk over nixpkgs. Keep it compact.
+const _: () = assert!(std::mem::size_of::<Lambda>() <= 144);

@@ -17,7 +17,7 @@
 //! Decoding checks bounds and every table index an instruction uses, so a
 //! damaged image is an error, never a panic in the VM.
 
-use crate::bytecode::{AttrNames, Chunk, Formals, Lambda, Op, UpvalueSource};
+use crate::bytecode::{AttrNames, Chunk, ChunkBuilder, Formals, Lambda, Op, UpvalueSource};
 use crate::compiler::{GlobalUses, Globals};
 use crate::source::{SourceFile, Span};
 use crate::value::{NixAttrs, NixString, Value};
@@ -107,7 +107,7 @@ pub fn decode(
     let mut strings = Vec::with_capacity(n);
     for _ in 0..n {
         let len = d.len()?;
-        strings.push(NixString::plain(d.take(len)?));
+        strings.push(NixString::interned(d.take(len)?));
     }
     d.strings = strings;
     let lambda = d.lambda(0)?;
@@ -448,7 +448,21 @@ impl Decoder<'_> {
         Ok(b)
     }
 
+    /// A LEB128 integer. Most are below 128 (table indices, counts, span
+    /// lengths): one byte, taken without the loop.
+    #[inline]
     fn u64(&mut self) -> DResult<u64> {
+        match self.bytes.get(self.pos) {
+            Some(&b) if b < 0x80 => {
+                self.pos += 1;
+                Ok(b as u64)
+            }
+            _ => self.u64_long(),
+        }
+    }
+
+    #[inline(never)]
+    fn u64_long(&mut self) -> DResult<u64> {
         let mut v = 0u64;
         let mut shift = 0;
         loop {
@@ -526,11 +540,7 @@ impl Decoder<'_> {
             return Err(DecodeError::Malformed("lambda flags"));
         }
         let name = if flags & L_NAMED != 0 {
-            let s = self.string()?;
-            let s = s
-                .as_str()
-                .ok_or(DecodeError::Malformed("lambda name not UTF-8"))?;
-            Some(s.to_string())
+            Some(self.string()?)
         } else {
             None
         };
@@ -565,7 +575,7 @@ impl Decoder<'_> {
         Ok(Lambda {
             takes_argument: flags & L_TAKES_ARGUMENT != 0,
             chunk,
-            upvalues,
+            upvalues: upvalues.into_boxed_slice(),
             name,
             span,
             formals,
@@ -633,14 +643,15 @@ impl Decoder<'_> {
                 .ok_or(DecodeError::Malformed("span outside the file"))?;
             spans.push(Span::new(start as u32, end));
         }
-        Ok(Chunk {
+        Ok(ChunkBuilder {
             code,
             spans,
             constants,
             lambdas,
             names,
             formals,
-        })
+        }
+        .finish())
     }
 
     fn formals(&mut self) -> DResult<Formals> {

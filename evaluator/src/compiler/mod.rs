@@ -15,7 +15,7 @@ mod scope;
 
 pub use lints::{LintLevel, Lints};
 
-use crate::bytecode::{Chunk, Formals, Lambda, Op, UpvalueSource};
+use crate::bytecode::{ChunkBuilder, Formals, Lambda, Op, UpvalueSource};
 use crate::errors::{Error, ErrorKind};
 use crate::path::canon_path;
 use crate::source::{SourceFile, Span};
@@ -43,7 +43,7 @@ pub struct CompileEnv<'a> {
 }
 
 struct Ctx {
-    chunk: Chunk,
+    chunk: ChunkBuilder,
     /// Index of each context-free string constant already in the chunk, so
     /// that a name used many times (`callPackage`, `lib`, `meta`) is one
     /// constant and one allocation.
@@ -59,24 +59,34 @@ struct Ctx {
 }
 
 impl Ctx {
-    /// The context of a finished lambda, its chunk without the spare
-    /// capacity its vectors grew: compiled code is kept for the whole
-    /// evaluation and was a third of hello.drvPath's peak heap.
-    fn finish(mut self) -> Self {
-        let c = &mut self.chunk;
-        c.code.shrink_to_fit();
-        c.spans.shrink_to_fit();
-        c.constants.shrink_to_fit();
-        c.lambdas.shrink_to_fit();
-        c.names.shrink_to_fit();
-        c.formals.shrink_to_fit();
-        self.upvalues.shrink_to_fit();
-        self
+    /// A finished context's lambda, its tables without the spare capacity
+    /// their vectors grew: compiled code is kept for the whole evaluation
+    /// and was a third of hello.drvPath's peak heap.
+    fn into_lambda(
+        self,
+        takes_argument: bool,
+        name: Option<String>,
+        span: Span,
+        formals: Option<Rc<Formals>>,
+    ) -> Lambda {
+        let upvalues = self.upvalues.into_boxed_slice();
+        let has_deferred = upvalues
+            .iter()
+            .any(|u| matches!(u, UpvalueSource::Deferred(_)));
+        Lambda {
+            takes_argument,
+            chunk: self.chunk.finish(),
+            upvalues,
+            name: name.map(NixString::from),
+            span,
+            formals,
+            has_deferred,
+        }
     }
 
     fn new() -> Self {
         Ctx {
-            chunk: Chunk::default(),
+            chunk: ChunkBuilder::default(),
             strings: FxHashMap::default(),
             scope: Scope::default(),
             upvalues: Vec::new(),
@@ -136,17 +146,10 @@ fn compile_root(
     c.compile_expr(root)?;
     c.emit(Op::Force, root.syntax());
     c.emit(Op::Return, root.syntax());
-    let mut ctx = c.ctxs.pop().expect("root context").finish();
+    let mut ctx = c.ctxs.pop().expect("root context");
     let globals = std::mem::take(&mut ctx.globals);
-    let lambda = Rc::new(Lambda {
-        takes_argument: false,
-        chunk: ctx.chunk,
-        upvalues: ctx.upvalues,
-        name: None,
-        span: c.span_of(root.syntax()),
-        formals: None,
-        has_deferred: false,
-    });
+    let span = c.span_of(root.syntax());
+    let lambda = Rc::new(ctx.into_lambda(false, None, span, None));
     c.note_globals(&lambda, globals);
     Ok(lambda)
 }
@@ -178,16 +181,14 @@ pub fn compile_scoped(
     }
     c.compile_expr(root)?;
     c.emit(Op::Return, node);
-    let ctx = c.ctxs.pop().expect("root context").finish();
-    Ok(Rc::new(Lambda {
-        takes_argument: true,
-        chunk: ctx.chunk,
-        upvalues: ctx.upvalues,
-        name: Some("scopedImport".into()),
-        span: c.span_of(node),
-        formals: None,
-        has_deferred: false,
-    }))
+    let ctx = c.ctxs.pop().expect("root context");
+    let span = c.span_of(node);
+    Ok(Rc::new(ctx.into_lambda(
+        true,
+        Some("scopedImport".into()),
+        span,
+        None,
+    )))
 }
 
 struct Compiler<'a, 'r> {
@@ -410,22 +411,12 @@ impl Compiler<'_, '_> {
     ) -> CResult<bool> {
         self.ctxs.push(Ctx::new());
         let r = body(self);
-        let mut ctx = self.ctxs.pop().expect("pushed above").finish();
+        let mut ctx = self.ctxs.pop().expect("pushed above");
         r?;
         let globals = std::mem::take(&mut ctx.globals);
-        let has_deferred = ctx
-            .upvalues
-            .iter()
-            .any(|u| matches!(u, UpvalueSource::Deferred(_)));
-        let lambda = Rc::new(Lambda {
-            takes_argument: !thunk,
-            chunk: ctx.chunk,
-            upvalues: ctx.upvalues,
-            name,
-            span: self.span_of(node),
-            formals,
-            has_deferred,
-        });
+        let span = self.span_of(node);
+        let lambda = Rc::new(ctx.into_lambda(!thunk, name, span, formals));
+        let has_deferred = lambda.has_deferred;
         self.note_globals(&lambda, globals);
         let lambdas = &mut self.ctx().chunk.lambdas;
         lambdas.push(lambda);

@@ -1,6 +1,10 @@
 //! Attribute sets: immutable, sorted by name, cheap to share.
 
 use super::{NixString, Value};
+use hashbrown::hash_table::{Entry, HashTable};
+use rustc_hash::FxBuildHasher;
+use std::cell::RefCell;
+use std::hash::BuildHasher;
 use std::rc::Rc;
 
 /// An attribute set. Entries are sorted by name bytes, so lookups use
@@ -8,11 +12,63 @@ use std::rc::Rc;
 /// `attrNames`, equality) needs no sorting.
 #[derive(Clone, Default)]
 pub struct NixAttrs {
-    entries: Vec<(NixString, Value)>,
+    entries: Box<[(NixString, Value)]>,
     /// Where each attribute was defined (global source offsets, 0 = unknown),
     /// parallel to `entries`; absent for sets built by builtins. Sets from
     /// literals share their compiled table, so this costs no allocation.
     positions: Option<Rc<[u32]>>,
+}
+
+/// Merged sets at least this big share equal position tables (smaller
+/// ones are most sets, and their tables cost less than the sharing).
+const SHARE_POSITIONS_MIN: usize = 32;
+
+/// How many position tables [`shared_positions`] keeps before it first
+/// forgets those that no set uses any more (then again each time the
+/// table has doubled, so forgetting costs a constant per table made).
+const SHARED_POSITIONS_PRUNE: usize = 64;
+
+thread_local! {
+    /// The tables, and the size at which to forget unused ones next.
+    static SHARED_POSITIONS: RefCell<(HashTable<Rc<[u32]>>, usize)> =
+        const { RefCell::new((HashTable::new(), SHARED_POSITIONS_PRUNE)) };
+}
+
+/// The position table of a merged set, shared with an equal one made
+/// before if the set is big.
+///
+/// The nixpkgs fixpoint merges its ~12,000-attribute layers with `//` once
+/// per layer in every instantiation of the package set (each stdenv
+/// bootstrap stage, `pkgsi686Linux`, ...): hundreds of copies in a big
+/// evaluation, whose entries differ (their values are each instantiation's
+/// own) but whose positions are the same, as the same files define the same
+/// names. Likewise a derivation's attributes, merged once per output with
+/// the same names. Hashing a table costs less than the merge that made it.
+fn shared_positions(pos: Vec<u32>) -> Rc<[u32]> {
+    if pos.len() < SHARE_POSITIONS_MIN {
+        return pos.into();
+    }
+    let hash = FxBuildHasher.hash_one(&pos[..]);
+    SHARED_POSITIONS.with(|t| {
+        let mut guard = t.borrow_mut();
+        let (t, next_prune) = &mut *guard;
+        let rehash = |p: &Rc<[u32]>| FxBuildHasher.hash_one(&p[..]);
+        if let Some(p) = t.find(hash, |p| p[..] == pos[..]) {
+            return p.clone();
+        }
+        if t.len() >= *next_prune {
+            t.retain(|p| Rc::strong_count(p) > 1);
+            *next_prune = SHARED_POSITIONS_PRUNE.max(2 * t.len());
+        }
+        let p: Rc<[u32]> = pos.into();
+        match t.entry(hash, |q| q[..] == p[..], rehash) {
+            Entry::Occupied(e) => e.get().clone(),
+            Entry::Vacant(e) => {
+                e.insert(p.clone());
+                p
+            }
+        }
+    })
 }
 
 /// Sets this small are searched linearly: faster than binary search.
@@ -37,7 +93,7 @@ impl NixAttrs {
     pub fn from_sorted(entries: Vec<(NixString, Value)>) -> Self {
         debug_assert!(entries.windows(2).all(|w| w[0].0 < w[1].0));
         NixAttrs {
-            entries,
+            entries: entries.into_boxed_slice(),
             positions: None,
         }
     }
@@ -49,7 +105,7 @@ impl NixAttrs {
     ) -> Self {
         debug_assert_eq!(entries.len(), positions.len());
         NixAttrs {
-            entries,
+            entries: entries.into_boxed_slice(),
             positions: Some(positions),
         }
     }
@@ -69,7 +125,7 @@ impl NixAttrs {
         entries.sort_by(|a, b| a.0.cmp(&b.0)); // stable: first occurrence stays first
         entries.dedup_by(|later, earlier| later.0 == earlier.0);
         NixAttrs {
-            entries,
+            entries: entries.into_boxed_slice(),
             positions: None,
         }
     }
@@ -130,10 +186,20 @@ impl NixAttrs {
         match self.position_index(name.as_bytes()) {
             Ok(i) => self.entries[i].1 = value,
             Err(i) => {
-                self.entries.insert(i, (name, value));
+                self.insert_entry(i, (name, value));
                 self.insert_position(i, 0);
             }
         }
+    }
+
+    /// Inserts an entry at index `i`. Entries are a boxed slice, exactly as
+    /// long as the set (sets are built whole far more often than grown one
+    /// dynamic attribute at a time, and a vector's capacity costs 8 bytes
+    /// in every set), so this reallocates.
+    fn insert_entry(&mut self, i: usize, entry: (NixString, Value)) {
+        let mut v = std::mem::take(&mut self.entries).into_vec();
+        v.insert(i, entry);
+        self.entries = v.into_boxed_slice();
     }
 
     fn insert_position(&mut self, i: usize, pos: u32) {
@@ -154,7 +220,7 @@ impl NixAttrs {
         match self.position_index(name.as_bytes()) {
             Ok(_) => false,
             Err(i) => {
-                self.entries.insert(i, (name, value));
+                self.insert_entry(i, (name, value));
                 if self.positions.is_none() && pos != 0 {
                     self.positions = Some(vec![0; self.entries.len() - 1].into());
                 }
@@ -229,14 +295,14 @@ impl NixAttrs {
         out.extend_from_slice(&a[i..]);
         out.extend_from_slice(&b[j..]);
         Rc::new(NixAttrs {
-            entries: out,
-            positions: track.then(|| pos.into()),
+            entries: out.into_boxed_slice(),
+            positions: track.then(|| shared_positions(pos)),
         })
     }
 
     /// Consumes the set into its sorted entries.
     pub fn into_entries(mut self) -> Vec<(NixString, Value)> {
-        std::mem::take(&mut self.entries)
+        std::mem::take(&mut self.entries).into_vec()
     }
 
     /// Whether this set is a derivation (`type = "derivation"`, already forced).
@@ -248,5 +314,48 @@ impl NixAttrs {
             }
             _ => false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A set of `n` attributes `a0000`... with positions `base + i`.
+    fn set(n: usize, base: u32, value: i64) -> Rc<NixAttrs> {
+        let entries = (0..n)
+            .map(|i| (NixString::from(format!("a{i:04}")), Value::Int(value)))
+            .collect();
+        let positions: Rc<[u32]> = (0..n as u32).map(|i| base + i).collect();
+        Rc::new(NixAttrs::from_sorted_with_positions(entries, positions))
+    }
+
+    #[test]
+    fn big_merges_with_equal_positions_share_them() {
+        let (a, b) = (set(300, 1000, 1), set(10, 5000, 2));
+        let one = a.update(&b);
+        // Another instantiation: other values, the same definitions.
+        let two = set(300, 1000, 3).update(&set(10, 5000, 4));
+        let (p1, p2) = (one.positions.as_ref(), two.positions.as_ref());
+        assert!(Rc::ptr_eq(p1.unwrap(), p2.unwrap()));
+        assert_eq!(one.position(b"a0005"), Some(5000 + 5));
+        assert_eq!(one.position(b"a0200"), Some(1200));
+        assert!(matches!(two.get(b"a0200"), Some(Value::Int(3))));
+        // Other positions are not mixed up with them.
+        let three = set(300, 2000, 1).update(&b);
+        assert!(!Rc::ptr_eq(p1.unwrap(), three.positions.as_ref().unwrap()));
+        assert_eq!(three.position(b"a0200"), Some(2200));
+    }
+
+    #[test]
+    fn small_merges_keep_their_own_positions() {
+        let one = set(3, 10, 1).update(&set(2, 20, 2));
+        let two = set(3, 10, 1).update(&set(2, 20, 2));
+        assert!(!Rc::ptr_eq(
+            one.positions.as_ref().unwrap(),
+            two.positions.as_ref().unwrap()
+        ));
+        assert_eq!(one.position(b"a0002"), Some(12));
+        assert_eq!(one.position(b"a0001"), Some(21));
     }
 }

@@ -1,7 +1,11 @@
 //! Nix strings: immutable byte strings with a string context.
 
+use hashbrown::hash_table::{Entry, HashTable};
+use rustc_hash::FxBuildHasher;
+use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::fmt;
+use std::hash::BuildHasher;
 use std::rc::Rc;
 
 /// One element of a string context (docs/evaluator.md, "String contexts
@@ -58,6 +62,39 @@ impl NixString {
     /// A string without context.
     pub fn plain(s: impl Into<Box<[u8]>>) -> Self {
         Self::new(s, None)
+    }
+
+    /// A string without context, shared with every other interned string
+    /// of the same bytes on this thread.
+    ///
+    /// For the strings of compiled code: the same attribute names and
+    /// identifiers (`name`, `meta`, `stdenv`, `fetchurl`) recur in thousands
+    /// of files, and one copy each saves a header and a byte allocation per
+    /// occurrence (docs/notes-performance.md). Strings longer than
+    /// [`INTERN_MAX`] (descriptions, scripts) rarely recur and are not
+    /// shared. The table keeps what it holds for the thread's life: it is
+    /// bounded by the distinct short strings of the source code read.
+    pub fn interned(bytes: &[u8]) -> Self {
+        if bytes.len() > INTERN_MAX {
+            return NixString::plain(bytes);
+        }
+        let hash = FxBuildHasher.hash_one(bytes);
+        INTERNED.with(|t| {
+            let mut t = t.borrow_mut();
+            let entry = t.entry(
+                hash,
+                |s| s.as_bytes() == bytes,
+                |s| FxBuildHasher.hash_one(s.as_bytes()),
+            );
+            match entry {
+                Entry::Occupied(e) => e.get().clone(),
+                Entry::Vacant(e) => {
+                    let s = NixString::plain(bytes);
+                    e.insert(s.clone());
+                    s
+                }
+            }
+        })
     }
 
     /// The bytes.
@@ -126,6 +163,17 @@ impl NixString {
     pub fn ptr_eq(&self, other: &NixString) -> bool {
         Rc::ptr_eq(&self.0, &other.0)
     }
+}
+
+/// The longest string [`NixString::interned`] shares.
+pub const INTERN_MAX: usize = 64;
+
+thread_local! {
+    // Sized for a small evaluation's distinct names (hello.drvPath: 34,000
+    // strings looked up), so that growing it, which hashes every string
+    // again, happens only in big ones.
+    static INTERNED: RefCell<HashTable<NixString>> =
+        RefCell::new(HashTable::with_capacity(1 << 14));
 }
 
 /// Unites several optional contexts.

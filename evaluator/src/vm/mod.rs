@@ -1145,7 +1145,7 @@ impl Vm {
                     for (name, has_default) in &formals.entries {
                         if !has_default && !args.contains(name.as_bytes()) {
                             fail!(ErrorKind::MissingArgument {
-                                func,
+                                func: func.to_string(),
                                 arg: name.to_string()
                             });
                         }
@@ -1158,7 +1158,7 @@ impl Vm {
                                 .is_err()
                             {
                                 fail!(ErrorKind::UnexpectedArgument {
-                                    func,
+                                    func: func.to_string(),
                                     arg: k.to_string()
                                 });
                             }
