@@ -2172,16 +2172,7 @@ mod tests {
 
     #[test]
     fn a_request_waits_at_most_read_ahead_patience_behind_a_read_ahead() {
-        let tree = FakeValue::Set(vec![
-            attr(
-                "d",
-                FakeValue::Set(vec![attr(
-                    "x",
-                    FakeValue::Set(vec![attr("h", FakeValue::Hang)]),
-                )]),
-            ),
-            attr("e", string("quick")),
-        ]);
+        let tree = hang_below_d_x();
         // A long timeout: only the patience can explain a quick answer.
         let config = ServiceConfig {
             eval_timeout: Duration::from_secs(20),
@@ -2212,9 +2203,10 @@ mod tests {
         assert_eq!(calls(&stats), listed + 2);
     }
 
-    #[test]
-    fn a_hanging_read_ahead_is_interrupted_and_requests_go_on() {
-        let tree = FakeValue::Set(vec![
+    /// `{ d.x.h = <hangs>; e = "quick"; }`: listing `d` reads `d.x` ahead,
+    /// which hangs.
+    fn hang_below_d_x() -> FakeValue {
+        FakeValue::Set(vec![
             attr(
                 "d",
                 FakeValue::Set(vec![attr(
@@ -2223,7 +2215,12 @@ mod tests {
                 )]),
             ),
             attr("e", string("quick")),
-        ]);
+        ])
+    }
+
+    #[test]
+    fn a_hanging_read_ahead_is_interrupted_and_requests_go_on() {
+        let tree = hang_below_d_x();
         let (service, _) = start(tree, quick());
         let service = Arc::new(service);
         readdirplus(&service, &["d"]);
