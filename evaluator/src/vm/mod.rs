@@ -387,6 +387,20 @@ impl Vm {
 
     /// Applies a forced function. Either the result is pushed on the stack
     /// (`None`) or a frame is returned that will leave it there.
+    /// The frame of a call of closure `c`: its argument goes on the stack
+    /// as the frame's slot 0.
+    #[inline]
+    fn enter_closure(&mut self, c: Rc<Closure>, arg: Value) -> BytecodeFrame {
+        let base = self.stack.len();
+        self.stack.push(arg);
+        BytecodeFrame {
+            lambda: c.lambda.clone(),
+            env: Env::Closure(c),
+            ip: 0,
+            base,
+        }
+    }
+
     fn call_value(
         &mut self,
         f: Value,
@@ -394,16 +408,7 @@ impl Vm {
         span: Option<Span>,
     ) -> Result<Option<Frame>, Error> {
         match f {
-            Value::Closure(c) => {
-                let base = self.stack.len();
-                self.stack.push(arg);
-                Ok(Some(Frame::Bytecode(BytecodeFrame {
-                    lambda: c.lambda.clone(),
-                    env: Env::Closure(c),
-                    ip: 0,
-                    base,
-                })))
-            }
+            Value::Closure(c) => Ok(Some(Frame::Bytecode(self.enter_closure(c, arg)))),
             Value::Builtin(app) => self.call_builtin(&app, arg, span),
             Value::Attrs(a) if a.contains(b"__functor") => {
                 let functor = a.get(b"__functor").cloned().unwrap_or(Value::Null);
@@ -623,14 +628,7 @@ impl Vm {
                                     match func.shallow() {
                                         Value::Closure(c) => {
                                             self.frames.push(Frame::ThunkUpdate(t));
-                                            let base = self.stack.len();
-                                            self.stack.push(arg);
-                                            f = BytecodeFrame {
-                                                lambda: c.lambda.clone(),
-                                                env: Env::Closure(c),
-                                                ip: 0,
-                                                base,
-                                            };
+                                            f = self.enter_closure(c, arg);
                                             continue;
                                         }
                                         func => {
@@ -684,14 +682,7 @@ impl Vm {
                             if self.frames.len() >= self.max_frames {
                                 fail!(ErrorKind::StackOverflow);
                             }
-                            let base = self.stack.len();
-                            self.stack.push(arg);
-                            let callee = BytecodeFrame {
-                                lambda: c.lambda.clone(),
-                                env: Env::Closure(c),
-                                ip: 0,
-                                base,
-                            };
+                            let callee = self.enter_closure(c, arg);
                             self.frames.push(Frame::Bytecode(f));
                             f = callee;
                             continue;
@@ -742,14 +733,7 @@ impl Vm {
                             let Value::Closure(c) = result else {
                                 unreachable!("checked above")
                             };
-                            let base = self.stack.len();
-                            self.stack.push(arg);
-                            f = BytecodeFrame {
-                                lambda: c.lambda.clone(),
-                                env: Env::Closure(c),
-                                ip: 0,
-                                base,
-                            };
+                            f = self.enter_closure(c, arg);
                             continue;
                         }
                         _ => self.stack.push(result),
