@@ -56,16 +56,15 @@
 //! stats); and the stats of the next reply's worth of a big directory
 //! ([`EvalService::read_ahead_stats`]) are evaluated before the next
 //! READDIRPLUS asks for them. Both are *speculative*: an evaluation thread
-//! takes them only when no
-//! request is queued, the most recently queued first (so the read-ahead
-//! follows a depth-first walk's order), and a request that asks for one
-//! joins it. At most [`READ_AHEAD_LIMIT`] are queued; the oldest are
-//! forgotten first. The mount root's children are not read ahead: `ls` of
-//! a package set's root would otherwise evaluate thousands of packages.
-//! A read-ahead evaluation running past `eval_timeout`, or past
-//! `READ_AHEAD_PATIENCE` (2 s) while a request waits behind it, is
-//! interrupted like a request nobody waits for. `read_ahead` in [`ServiceConfig`] turns it
-//! off (`--no-read-ahead`).
+//! takes them only when no request is queued, the most recently queued
+//! first (so the read-ahead follows a depth-first walk's order), and a
+//! request that asks for one joins it. At most [`READ_AHEAD_LIMIT`] are
+//! queued; the oldest are forgotten first. The mount root's children are
+//! not listed ahead: `ls` of a package set's root would otherwise evaluate
+//! thousands of packages. A read-ahead evaluation running past
+//! `eval_timeout`, or past `READ_AHEAD_PATIENCE` (2 s) while a request
+//! waits behind it, is interrupted like a request nobody waits for.
+//! `read_ahead` in [`ServiceConfig`] turns it off (`--no-read-ahead`).
 
 use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
@@ -113,8 +112,9 @@ pub struct ServiceConfig {
     /// evaluation thread gets a generous reservation (only the pages it
     /// touches cost memory).
     pub stack_size: usize,
-    /// Whether subdirectories of a listed directory are listed ahead of
-    /// being asked for (see the module documentation, "Read-ahead").
+    /// Whether subdirectories of a listed directory, and the next stats of
+    /// a big one, are evaluated ahead of being asked for (see the module
+    /// documentation, "Read-ahead").
     pub read_ahead: bool,
 }
 
@@ -269,7 +269,7 @@ const STAT_BATCH: usize = 64;
 /// brings along: a READDIRPLUS reply's worth.
 pub const LIST_PLUS_STATS: usize = 64;
 
-/// How many directories read-ahead keeps queued at most (see the module
+/// How many listings and stats read-ahead keeps queued at most (see the module
 /// documentation, "Read-ahead"): enough for the next few levels of a
 /// depth-first walk, small enough that a walk abandoned half-way leaves
 /// little speculative work behind.
@@ -307,7 +307,7 @@ impl Slot {
 
 struct State {
     queue: VecDeque<Key>,
-    /// Read-ahead listings, newest at the back (taken first); each has a
+    /// Read-ahead listings and stats, newest at the back (taken first); each has a
     /// speculative entry in `pending` while nobody asked for it.
     ahead: VecDeque<Key>,
     pending: FxHashMap<Key, Pending>,
@@ -1377,9 +1377,9 @@ fn read_ahead(shared: &Shared, op: Op, paths: impl IntoIterator<Item = AttrPath>
     }
 }
 
-/// Takes the newest read-ahead listing worth evaluating: still nobody's
-/// and not started, a directory by its cached stat, and not listed yet.
-/// Those that are not worth it are forgotten on the way.
+/// Takes the newest read-ahead question worth evaluating: still nobody's,
+/// not started and not answered yet, and for a listing, a directory by
+/// its cached stat. Those that are not worth it are forgotten on the way.
 fn take_read_ahead(cache: &Cache, state: &mut State) -> Option<Key> {
     while let Some(key) = state.ahead.pop_back() {
         let Some(pending) = state.pending.get(&key) else {
