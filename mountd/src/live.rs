@@ -159,27 +159,44 @@ impl Live {
             };
             let mut changed: Option<String> = None;
             let mut burst: Option<Burst> = None;
+            // Takes a message; true when it shows a change (an event, or a
+            // recorded input that differs from what is on disk now).
             let mut take = |message: Message| match message {
                 Message::Inputs(g, inputs) if g == generation => {
                     let recorded: Vec<_> = inputs
                         .iter()
                         .map(attrfs_worker::inputs::from_wire)
                         .collect();
-                    if let Some(input) = watcher.add(recorded) {
-                        changed.get_or_insert_with(|| describe(&input));
-                    }
+                    let edited = watcher.add(recorded);
                     let (inputs, dirs) = watcher.extent();
                     debug!(
                         "generation {generation}: watching {inputs} inputs in {dirs} directories"
                     );
+                    match edited {
+                        Some(input) => {
+                            changed.get_or_insert_with(|| describe(&input));
+                            true
+                        }
+                        None => false,
+                    }
                 }
-                Message::Inputs(..) => {}
-                Message::Paths(paths) => burst.get_or_insert_with(Burst::default).add(paths),
+                Message::Inputs(..) => false,
+                Message::Paths(paths) => {
+                    burst.get_or_insert_with(Burst::default).add(paths);
+                    true
+                }
             };
-            let first_is_event = matches!(first, Message::Paths(_));
-            take(first);
-            // Only events are debounced: inputs are looked at as they come.
-            if first_is_event && settle(&messages, &mut take).is_err() {
+            // A change is debounced however it was noticed: by an event, or
+            // by a generation's inputs edited before they were watched (the
+            // first save of a burst that began while that generation was
+            // evaluated; its other saves are events still to come). Inputs
+            // that changed nothing are looked at as they come.
+            if take(first)
+                && settle(&messages, |message| {
+                    take(message);
+                })
+                .is_err()
+            {
                 return;
             }
             if let (Some(burst), None) = (&burst, &changed) {
