@@ -22,8 +22,8 @@
 //! a lint is at `warn` (a cached file would skip its warnings).
 //!
 //! The directory is kept under a size bound (default 512 MiB): the first
-//! store of a process, and every eighth of the bound written after, scans
-//! it and removes the least recently used entries (a hit refreshes an
+//! store of a process (if no process has within the hour), and every eighth
+//! of the bound written after, scans it in the background and removes the least recently used entries (a hit refreshes an
 //! entry's modification time, at most once a day) until it is under three
 //! quarters of the bound.
 
@@ -36,6 +36,8 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
 /// Bump whenever the image layout ([`crate::image`]), the bytecode or the
@@ -269,10 +271,48 @@ fn store(cache: &CacheConfig, path: &Path, key: &[u8; 32], image: &[u8]) -> std:
     let first = !SCANNED.swap(true, Ordering::Relaxed);
     if total > cache.max_bytes / 8 || (first && scan_due(&cache.dir)) {
         WRITTEN.store(0, Ordering::Relaxed);
-        evict(&cache.dir, cache.max_bytes)?;
-        let _ = std::fs::File::create(cache.dir.join(SCANNED_MARKER));
+        start_eviction(&cache.dir, cache.max_bytes);
     }
     Ok(())
+}
+
+/// The eviction running in the background, if any.
+static EVICTION: Mutex<Option<JoinHandle<()>>> = Mutex::new(None);
+
+/// Scans and evicts on a thread of its own, so that no evaluation waits for
+/// it: removing tens of thousands of entries from a directory that has
+/// outgrown its bound took 10 s of wall time (with 0.1 s of CPU) on the
+/// development machine, and that would be the latency of whatever read
+/// caused the write. A process that exits first leaves its scan unfinished
+/// (the entries it removed stay removed) and the marker unwritten, so the
+/// next process's first write scans again. One eviction at a time per
+/// process; a write meanwhile starts none.
+fn start_eviction(dir: &Path, max_bytes: u64) {
+    let Ok(mut running) = EVICTION.lock() else {
+        return;
+    };
+    if running.as_ref().is_some_and(|t| !t.is_finished()) {
+        return;
+    }
+    let dir = dir.to_path_buf();
+    *running = std::thread::Builder::new()
+        .name("attrfs-compile-cache-evict".into())
+        .spawn(move || {
+            if evict(&dir, max_bytes).is_ok() {
+                let _ = std::fs::File::create(dir.join(SCANNED_MARKER));
+            }
+        })
+        .ok();
+}
+
+/// Waits for the background eviction, if one runs (tests, which remove the
+/// directory afterwards).
+#[cfg(test)]
+fn finish_eviction() {
+    let running = EVICTION.lock().ok().and_then(|mut r| r.take());
+    if let Some(t) = running {
+        let _ = t.join();
+    }
 }
 
 /// The file whose modification time says when the directory was last
@@ -354,6 +394,45 @@ mod tests {
         e
     }
 
+    /// Held by the tests that write entries: a process runs one background
+    /// eviction at a time, so one test's could otherwise stand in for
+    /// another's.
+    static WRITERS: Mutex<()> = Mutex::new(());
+
+    #[test]
+    fn a_write_over_the_bound_evicts_in_the_background() {
+        let _writers = WRITERS.lock().unwrap_or_else(|e| e.into_inner());
+        finish_eviction();
+        let dir = std::env::temp_dir().join(format!("attrfs-bg-evict-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let old = SystemTime::now() - Duration::from_secs(1000);
+        for i in 0..4 {
+            let p = dir.join(format!("old{i}"));
+            std::fs::write(&p, vec![0u8; 1000]).unwrap();
+            let f = std::fs::File::options().write(true).open(&p).unwrap();
+            f.set_modified(old + Duration::from_secs(i)).unwrap();
+        }
+        let cache = CacheConfig {
+            dir: dir.clone(),
+            max_bytes: 2000,
+        };
+        let key = [9u8; 32];
+        store(&cache, &dir.join(hex(&key)), &key, b"image").unwrap();
+        finish_eviction();
+        let mut left: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        // 4,000 old bytes and the new entry against a bound of 2,000: the
+        // old ones go down to three quarters of it, and the scan is marked.
+        let mut expected = [".scanned".to_string(), "old3".to_string(), hex(&key)];
+        expected.sort();
+        assert_eq!(left, expected);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     #[test]
     fn damaged_entries_are_refused() {
         let key = [7u8; 32];
@@ -375,6 +454,7 @@ mod tests {
 
     #[test]
     fn the_next_load_is_served_from_the_entry() {
+        let _writers = WRITERS.lock().unwrap_or_else(|e| e.into_inner());
         use crate::compiler::Globals;
         use crate::source::SourceMap;
         let dir = std::env::temp_dir().join(format!("attrfs-cc-hit-{}", std::process::id()));
@@ -420,6 +500,7 @@ mod tests {
         // Without the cache, the text is what counts.
         let fresh = compile_cached(&add("1 + 2"), &env, None).unwrap();
         assert_eq!(constant(&fresh), "[1, 2]");
+        finish_eviction();
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
