@@ -7,9 +7,7 @@
 
 use super::{expect_int, expect_list, gen, lazy, sync};
 use crate::errors::{ErrorKind, EvalResult};
-use crate::value::{
-    BuiltinApp, BuiltinDef, BuiltinFn, NixAttrs, NixString, Thunk, ThunkRepr, Value,
-};
+use crate::value::{BuiltinApp, BuiltinDef, BuiltinFn, NixAttrs, NixString, Thunk, Value};
 use crate::vm::{
     call, call2, force, force_list, nix_eq, nix_less, type_error, EvalState, GenCo, GenFuture,
     Native,
@@ -237,10 +235,7 @@ fn elem(co: GenCo, _: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
         for x in list.iter() {
             // Compare in place, without cloning an evaluated thunk's value.
             let fast = match x {
-                Value::Thunk(t) => match &*t.repr() {
-                    ThunkRepr::Evaluated(v) => scalar_eq(&needle, v),
-                    _ => None,
-                },
+                Value::Thunk(t) => t.with_evaluated(|v| scalar_eq(&needle, v)).flatten(),
                 v => scalar_eq(&needle, v),
             };
             let found = match fast {
