@@ -71,7 +71,7 @@ pub fn encode(
 ) -> Result<Vec<u8>, EncodeError> {
     let mut enc = Encoder {
         base: file.base,
-        len: file.text.len() as u32,
+        len: file.len(),
         uses,
         strings: FxHashMap::default(),
         table: Vec::new(),
@@ -99,7 +99,7 @@ pub fn decode(
         bytes: image,
         pos: 0,
         base: file.base,
-        end: file.base + file.text.len() as u32,
+        end: file.base + file.len(),
         globals,
         strings: Vec::new(),
     };

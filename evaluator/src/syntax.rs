@@ -37,16 +37,13 @@ pub fn parse_error(e: &ParseError, file: &SourceFile) -> Error {
             file.base + u32::from(r.end()),
         ))
     };
+    let text = file.text().unwrap_or_default();
     let text_of = |r: rnix::TextRange| -> String {
-        file.text
-            .get(usize::from(r.start())..usize::from(r.end()))
+        text.get(usize::from(r.start())..usize::from(r.end()))
             .unwrap_or("")
             .to_string()
     };
-    let end = Some(Span::new(
-        file.base + file.text.len() as u32,
-        file.base + file.text.len() as u32,
-    ));
+    let end = Some(Span::new(file.base + file.len(), file.base + file.len()));
     let (msg, span) = match e {
         ParseError::Unexpected(r) | ParseError::UnexpectedExtra(r) => {
             (format!("unexpected '{}'", text_of(*r)), at(*r))
@@ -79,7 +76,8 @@ pub fn parse_error(e: &ParseError, file: &SourceFile) -> Error {
 /// The syntax tree of a registered source, or its first syntax error
 /// located in it.
 pub fn parse(file: &SourceFile) -> Result<rnix::ast::Expr, Error> {
-    let parsed = rnix::Root::parse(&file.text);
+    // Files are parsed before their text may be released.
+    let parsed = rnix::Root::parse(&file.text().unwrap_or_default());
     if let Some(e) = parsed.errors().first() {
         return Err(parse_error(e, file));
     }

@@ -230,7 +230,8 @@ fn param_name(state: &EvalState, c: &Closure) -> Option<String> {
     let file = state.sources.file_of(span.start)?;
     let start = (span.start - file.base) as usize;
     let end = (span.end - file.base) as usize;
-    let text = file.text.get(start..end)?;
+    let text = state.sources.text(&file)?;
+    let text = text.get(start..end)?;
     let root = rnix::Root::parse(text).tree();
     let ast::Expr::Lambda(lambda) = root.expr()? else {
         return None;

@@ -191,7 +191,7 @@ fn key(file: &SourceFile, env: &CompileEnv) -> [u8; 32] {
         field(n.as_bytes());
         field(&[thunk as u8]);
     }
-    field(file.text.as_bytes());
+    field(file.text().unwrap_or_default().as_bytes());
     h.finalize().into()
 }
 

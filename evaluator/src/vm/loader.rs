@@ -125,7 +125,18 @@ impl<'s> Loader<'s> {
                 compiler::compile(&crate::syntax::parse(&file)?, &file, &env)
             }
             SourceScope::Globals => {
-                compiler::cache::compile_cached(&file, &env, options.compile_cache.as_ref())
+                let lambda =
+                    compiler::cache::compile_cached(&file, &env, options.compile_cache.as_ref())?;
+                // Compiled: the text is needed again only for an error's
+                // snippet, and a file on disk can be read again for that.
+                let on_disk = file
+                    .path
+                    .as_deref()
+                    .is_some_and(|p| crate::store::corepkg_source(p).is_none());
+                if on_disk {
+                    self.state.sources.release_text(&file, text_of_file);
+                }
+                Ok(lambda)
             }
         }
     }
@@ -239,6 +250,17 @@ fn suspended(lambda: Rc<Lambda>) -> Value {
 }
 
 /// Replaces each `\r` not followed by `\n` with `\n`.
+/// A file's text as [`Loader::compile_source`] registers the text that
+/// [`Loader::read`] read: how a released text is read again.
+fn text_of_file(bytes: &[u8]) -> Rc<str> {
+    let text = crate::source::decode_source(bytes);
+    if text.contains('\r') {
+        normalise_cr(&text).into()
+    } else {
+        text.into()
+    }
+}
+
 fn normalise_cr(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut out = String::with_capacity(text.len());

@@ -216,14 +216,15 @@ impl EvalState {
             ))
         };
         let fetch_io = view(&raw);
-        let io: Box<dyn EvalIO> = if options.pure_eval {
-            Box::new(crate::io::PureIO::new(view(&raw), &options.store_dir))
+        let io: Rc<dyn EvalIO> = if options.pure_eval {
+            Rc::new(crate::io::PureIO::new(view(&raw), &options.store_dir))
         } else {
-            view(&raw)
+            Rc::from(view(&raw))
         };
         let state = Rc::new(EvalState {
-            sources: SourceMap::default(),
-            io,
+            // Released source texts are read again as the evaluation reads.
+            sources: SourceMap::with_reader(io.clone()),
+            io: Box::new(crate::io::SharedIO(io)),
             fetch_io,
             interrupt: options.interrupt.clone(),
             options,
