@@ -143,8 +143,10 @@ pub type AttrNames = (Rc<[NixString]>, Rc<[u32]>);
 pub struct Chunk {
     /// Instructions.
     pub code: Box<[Op]>,
-    /// Source span of each instruction.
-    pub spans: Box<[Span]>,
+    /// Source offset of each instruction: where an error it raises points
+    /// (only the start of a span is ever shown, so only that is kept: 4
+    /// bytes an instruction less, on every loaded file).
+    pub spans: Box<[u32]>,
     /// Literal values.
     pub constants: Box<[Value]>,
     /// Nested lambdas and thunks.
@@ -160,8 +162,8 @@ pub struct Chunk {
 pub struct ChunkBuilder {
     /// Instructions.
     pub code: Vec<Op>,
-    /// Source span of each instruction.
-    pub spans: Vec<Span>,
+    /// Source offset of each instruction.
+    pub spans: Vec<u32>,
     /// Literal values.
     pub constants: Vec<Value>,
     /// Nested lambdas and thunks.
@@ -170,6 +172,22 @@ pub struct ChunkBuilder {
     pub names: Vec<AttrNames>,
     /// Formal parameter tables.
     pub formals: Vec<Rc<Formals>>,
+}
+
+impl Chunk {
+    /// Where instruction `ip` points in the source (an empty span at its
+    /// offset), if there is such an instruction.
+    #[inline]
+    pub fn span(&self, ip: usize) -> Option<Span> {
+        self.spans.get(ip).map(|&at| Span::new(at, at))
+    }
+
+    /// Where instruction `ip`, which exists, points in the source.
+    #[inline]
+    pub fn span_at(&self, ip: usize) -> Span {
+        let at = self.spans[ip];
+        Span::new(at, at)
+    }
 }
 
 impl ChunkBuilder {

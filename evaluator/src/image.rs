@@ -286,18 +286,13 @@ impl<'a> Encoder<'a> {
         // Spans as deltas from the previous instruction's start: most
         // instructions sit close together, so most deltas fit one byte.
         let mut prev = self.base as i64;
-        for s in &c.spans {
-            if s.start < self.base || s.start - self.base > self.len {
-                return Err(EncodeError::Offset(s.start));
+        for &at in &c.spans {
+            if at < self.base || at - self.base > self.len {
+                return Err(EncodeError::Offset(at));
             }
-            let delta = s.start as i64 - prev;
+            let delta = at as i64 - prev;
             self.u(((delta << 1) ^ (delta >> 63)) as u64);
-            prev = s.start as i64;
-            let len = s
-                .end
-                .checked_sub(s.start)
-                .ok_or(EncodeError::Offset(s.end))?;
-            self.u(len as u64);
+            prev = at as i64;
         }
         if c.spans.len() != c.code.len() {
             return Err(EncodeError::Constant(
@@ -636,12 +631,7 @@ impl Decoder<'_> {
                 .filter(|s| *s >= self.base as i64 && *s <= self.end as i64)
                 .ok_or(DecodeError::Malformed("span outside the file"))?;
             prev = start;
-            let len = self.u32()?;
-            let end = (start as u32)
-                .checked_add(len)
-                .filter(|e| *e <= self.end)
-                .ok_or(DecodeError::Malformed("span outside the file"))?;
-            spans.push(Span::new(start as u32, end));
+            spans.push(start as u32);
         }
         Ok(ChunkBuilder {
             code,
@@ -872,8 +862,8 @@ in { inherit rec' f s ind fl n paths pos dyn sel has w ch store storeLiteral; t 
             dump_formals(f, out);
         }
         let c = &l.chunk;
-        for (op, span) in c.code.iter().zip(&c.spans) {
-            let _ = writeln!(out, "  {op:?} @ {}..{}", span.start, span.end);
+        for (op, at) in c.code.iter().zip(&c.spans) {
+            let _ = writeln!(out, "  {op:?} @ {at}");
         }
         for v in &c.constants {
             out.push_str("  const ");

@@ -262,7 +262,7 @@ impl Compiler<'_, '_> {
         let ctx = self.ctx();
         ctx.scope.stack_depth = (ctx.scope.stack_depth as i64 + effect) as u32;
         ctx.chunk.code.push(op);
-        ctx.chunk.spans.push(span);
+        ctx.chunk.spans.push(span.start);
         ctx.chunk.code.len() - 1
     }
 

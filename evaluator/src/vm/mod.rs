@@ -542,7 +542,7 @@ impl Vm {
             if self.until_check == 0 {
                 self.until_check = INTERRUPT_INTERVAL;
                 if self.state.interrupt.load(Ordering::Relaxed) {
-                    let span = f.lambda.chunk.spans.get(f.ip).copied();
+                    let span = f.lambda.chunk.span(f.ip);
                     return Err(Error::new(ErrorKind::Interrupted, span));
                 }
             }
@@ -551,7 +551,7 @@ impl Vm {
             macro_rules! fail {
                 ($kind:expr) => {{
                     let kind = $kind;
-                    let span = Some(f.lambda.chunk.spans[f.ip - 1]);
+                    let span = f.lambda.chunk.span(f.ip - 1);
                     // Keep the failing frame for the trace; unwinding drops it.
                     self.frames.push(Frame::Bytecode(BytecodeFrame {
                         lambda: f.lambda.clone(),
@@ -602,7 +602,7 @@ impl Vm {
                         } else {
                             let t = t.clone();
                             self.stack.pop();
-                            let span = f.lambda.chunk.spans[f.ip - 1];
+                            let span = f.lambda.chunk.span_at(f.ip - 1);
                             if self.frames.len() >= self.max_frames {
                                 fail!(ErrorKind::StackOverflow);
                             }
@@ -676,7 +676,7 @@ impl Vm {
                 Op::Call => {
                     let arg = self.pop();
                     let func = self.pop();
-                    let span = Some(f.lambda.chunk.spans[f.ip - 1]);
+                    let span = f.lambda.chunk.span(f.ip - 1);
                     let func = match func {
                         Value::Closure(c) => {
                             if self.frames.len() >= self.max_frames {
@@ -807,7 +807,7 @@ impl Vm {
                             match tri!(ops::add_strings_fast(&self.state, &a, &b)) {
                                 Some(v) => self.stack.push(v),
                                 None => {
-                                    let span = f.lambda.chunk.spans[f.ip - 1];
+                                    let span = f.lambda.chunk.span_at(f.ip - 1);
                                     let state = self.state.clone();
                                     let gen = Gen::new(move |co| -> GenFuture {
                                         Box::pin(async move {
@@ -831,7 +831,7 @@ impl Vm {
                     match ops::eq_fast(&a, &b) {
                         Some(r) => self.stack.push(Value::Bool(r != negate)),
                         None => {
-                            let span = f.lambda.chunk.spans[f.ip - 1];
+                            let span = f.lambda.chunk.span_at(f.ip - 1);
                             let gen = Gen::new(move |co| -> GenFuture {
                                 Box::pin(async move {
                                     let r = nix_eq(&co, a, b).await?;
@@ -867,7 +867,7 @@ impl Vm {
                         Some(Ok(r)) => self.stack.push(Value::Bool(r != negate)),
                         Some(Err(k)) => fail!(k),
                         None => {
-                            let span = f.lambda.chunk.spans[f.ip - 1];
+                            let span = f.lambda.chunk.span_at(f.ip - 1);
                             let gen = Gen::new(move |co| -> GenFuture {
                                 Box::pin(async move {
                                     let r = nix_less(&co, x, y).await?;
@@ -920,7 +920,7 @@ impl Vm {
                         ))));
                 }
                 Op::AttrsDyn => {
-                    let pos = f.lambda.chunk.spans[f.ip - 1].start;
+                    let pos = f.lambda.chunk.spans[f.ip - 1];
                     let value = self.pop();
                     let key = self.pop();
                     let key = match key {
@@ -1036,7 +1036,7 @@ impl Vm {
                             self.stack.push(v);
                         }
                         None => {
-                            let span = f.lambda.chunk.spans[f.ip - 1];
+                            let span = f.lambda.chunk.span_at(f.ip - 1);
                             let state = self.state.clone();
                             let gen = Gen::new(move |co| -> GenFuture {
                                 Box::pin(async move {
@@ -1079,7 +1079,7 @@ impl Vm {
                         (None, Some(rest)) => {
                             // An unevaluated namespace: force the rest one by
                             // one, stopping at the first that has the name.
-                            let span = f.lambda.chunk.spans[f.ip - 1];
+                            let span = f.lambda.chunk.span_at(f.ip - 1);
                             let name = name.clone();
                             let gen = Gen::new(move |co| -> GenFuture {
                                 Box::pin(async move {
