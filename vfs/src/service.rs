@@ -920,18 +920,28 @@ impl EvalService {
                 self.shared.work.notify_all();
             }
         }
-        // A read-ahead past its patience must now give way, and the
-        // watchdog may be asleep until its timeout.
-        let overdue_read_ahead = state.slots.iter().any(|slot| {
-            slot.running
-                .as_ref()
-                .is_some_and(|r| r.speculative && r.started.elapsed() >= READ_AHEAD_PATIENCE)
-        });
-        if state.watchdog.must_wake_for(deadline) || overdue_read_ahead {
+        // The watchdog must look by this request's deadline, and by the end
+        // of the patience of a read-ahead running ahead of it (which gives
+        // way then).
+        let timeout = self.shared.config.eval_timeout;
+        let look_by = patience_ends(&state, timeout).map_or(deadline, |p| p.min(deadline));
+        if state.watchdog.must_wake_for(look_by) {
             state.watchdog = WatchdogSleep::Awake;
             self.shared.watch.notify_all();
         }
     }
+}
+
+/// When the first running read-ahead's patience ends: a request waiting
+/// behind it interrupts it then (see the watchdog).
+fn patience_ends(state: &State, timeout: Duration) -> Option<Instant> {
+    state
+        .slots
+        .iter()
+        .filter_map(|slot| slot.running.as_ref())
+        .filter(|r| r.speculative)
+        .map(|r| r.started + READ_AHEAD_PATIENCE.min(timeout))
+        .min()
 }
 
 /// Read-only access to the service's cache; see [`EvalService::cache_view`].
@@ -1270,10 +1280,27 @@ fn eval_thread(
             });
             // Cleared under the lock, after `running` names this request,
             // so an interrupt meant for the previous request cannot leak
-            // into this one. The watchdog need not hear of it: it only acts
-            // on a running evaluation once a waiter's deadline passes, and
-            // it is already due to wake for that deadline.
+            // into this one. The watchdog acts on a running request once a
+            // waiter's deadline passes, and it is already due to wake for
+            // that deadline; but a read-ahead gives way to a waiting request
+            // when its patience ends, which the watchdog hears of here if a
+            // request already waits (one that comes later tells it then).
             interrupt.store(false, Ordering::SeqCst);
+            if speculative {
+                let waits = state
+                    .queue
+                    .iter()
+                    .any(|k| state.pending.get(k).is_some_and(|p| !p.waiters.is_empty()));
+                let timeout = shared.config.eval_timeout;
+                if waits {
+                    if let Some(at) = patience_ends(&state, timeout) {
+                        if state.watchdog.must_wake_for(at) {
+                            state.watchdog = WatchdogSleep::Awake;
+                            shared.watch.notify_all();
+                        }
+                    }
+                }
+            }
             let mut keys = vec![key];
             keys.extend(also);
             keys
