@@ -74,6 +74,10 @@ fn shared_positions(pos: Vec<u32>) -> Rc<[u32]> {
 /// Sets this small are searched linearly: faster than binary search.
 const LINEAR_LIMIT: usize = 8;
 
+/// Sets this small are scanned for a key that is the looked-up name's own
+/// allocation before they are searched by bytes (`NixAttrs::find_key`).
+const POINTER_SCAN_LIMIT: usize = 16;
+
 impl Drop for NixAttrs {
     fn drop(&mut self) {
         if !self.entries.is_empty() {
@@ -153,6 +157,47 @@ impl NixAttrs {
         }
         self.entries
             .binary_search_by(|(k, _)| k.as_bytes().cmp(name))
+    }
+
+    /// Index of an attribute named by a [`NixString`], for lookups whose
+    /// name is usually the very allocation the set's key is: names in
+    /// compiled code are interned per thread (`NixString::interned`), and
+    /// sets made by builtins keep the keys they were given, so `pkgs.hello`
+    /// or `lib.mkIf` finds its key by comparing pointers in the contiguous
+    /// entry array, without loading either string. Sets up to
+    /// [`POINTER_SCAN_LIMIT`] are scanned for the pointer first and by bytes
+    /// only if that fails (a name made at run time, or a missing one);
+    /// bigger ones are binary-searched with the pointer compared before the
+    /// bytes at each probe.
+    fn find_key(&self, name: &NixString) -> Option<usize> {
+        if self.entries.len() <= POINTER_SCAN_LIMIT {
+            if let Some(i) = self.entries.iter().position(|(k, _)| k.ptr_eq(name)) {
+                return Some(i);
+            }
+            return self.find(name.as_bytes());
+        }
+        let bytes = name.as_bytes();
+        self.entries
+            .binary_search_by(|(k, _)| {
+                if k.ptr_eq(name) {
+                    std::cmp::Ordering::Equal
+                } else {
+                    k.as_bytes().cmp(bytes)
+                }
+            })
+            .ok()
+    }
+
+    /// Looks up an attribute by a name held as a [`NixString`]: faster than
+    /// [`NixAttrs::get`] when the name is shared with the set's key (see
+    /// `find_key`), as the names of compiled code and of sets' own keys are.
+    pub fn get_key(&self, name: &NixString) -> Option<&Value> {
+        self.find_key(name).map(|i| &self.entries[i].1)
+    }
+
+    /// Whether an attribute exists, by a name held as a [`NixString`].
+    pub fn contains_key(&self, name: &NixString) -> bool {
+        self.find_key(name).is_some()
     }
 
     /// Index of an attribute, for lookups: small sets compare by equality
@@ -345,6 +390,21 @@ mod tests {
         let three = set(300, 2000, 1).update(&b);
         assert!(!Rc::ptr_eq(p1.unwrap(), three.positions.as_ref().unwrap()));
         assert_eq!(three.position(b"a0200"), Some(2200));
+    }
+
+    #[test]
+    fn lookup_by_shared_or_equal_name() {
+        let s = set(40, 1, 7);
+        let shared = s.keys().nth(17).unwrap().clone();
+        assert!(matches!(s.get_key(&shared), Some(Value::Int(7))));
+        // The same bytes in another allocation, and a missing name.
+        assert!(s.get_key(&NixString::from("a0017")).is_some());
+        assert!(s.get_key(&NixString::from("a0040")).is_none());
+        let small = set(5, 1, 8);
+        let shared = small.keys().nth(3).unwrap().clone();
+        assert!(small.contains_key(&shared));
+        assert!(small.contains_key(&NixString::from("a0004")));
+        assert!(!small.contains_key(&NixString::from("a")));
     }
 
     #[test]

@@ -238,6 +238,11 @@ impl PartialOrd for NixString {
 }
 impl Ord for NixString {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        // Interned names make equal keys one allocation: merging sets by
+        // name (`//`) mostly meets those.
+        if self.ptr_eq(other) {
+            return std::cmp::Ordering::Equal;
+        }
         self.as_bytes().cmp(other.as_bytes())
     }
 }
