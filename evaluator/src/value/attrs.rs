@@ -78,6 +78,95 @@ const LINEAR_LIMIT: usize = 8;
 /// allocation before they are searched by bytes (`NixAttrs::find_key`).
 const POINTER_SCAN_LIMIT: usize = 16;
 
+/// `//` merges by binary search when one side is at least this many times
+/// smaller than the other (`NixAttrs::update`).
+const GALLOP_RATIO: usize = 8;
+
+/// One operand of a merge: its entries and their positions, if tracked.
+#[derive(Clone, Copy)]
+struct Side<'a> {
+    entries: &'a [(NixString, Value)],
+    positions: Option<&'a [u32]>,
+}
+
+/// The entries (and positions, if either operand has them) of a merged set
+/// being built.
+struct Merge {
+    out: Vec<(NixString, Value)>,
+    pos: Option<Vec<u32>>,
+}
+
+impl Merge {
+    fn new(capacity: usize, track: bool) -> Self {
+        Merge {
+            out: Vec::with_capacity(capacity),
+            pos: track.then(|| Vec::with_capacity(capacity)),
+        }
+    }
+
+    /// Appends the entries `range` of `side`.
+    fn copy(&mut self, side: Side<'_>, range: std::ops::Range<usize>) {
+        if let Some(pos) = &mut self.pos {
+            match side.positions {
+                Some(p) => pos.extend_from_slice(&p[range.clone()]),
+                None => pos.resize(pos.len() + range.len(), 0),
+            }
+        }
+        self.out.extend_from_slice(&side.entries[range]);
+    }
+
+    /// The classic merge, for operands of comparable size.
+    fn linear(&mut self, a: Side<'_>, b: Side<'_>) {
+        let (mut i, mut j) = (0, 0);
+        while i < a.entries.len() && j < b.entries.len() {
+            match a.entries[i].0.cmp(&b.entries[j].0) {
+                std::cmp::Ordering::Less => {
+                    self.copy(a, i..i + 1);
+                    i += 1;
+                }
+                std::cmp::Ordering::Greater => {
+                    self.copy(b, j..j + 1);
+                    j += 1;
+                }
+                std::cmp::Ordering::Equal => {
+                    self.copy(b, j..j + 1);
+                    i += 1;
+                    j += 1;
+                }
+            }
+        }
+        self.copy(a, i..a.entries.len());
+        self.copy(b, j..b.entries.len());
+    }
+
+    /// Merges a small side into a big one: each small entry's place in the
+    /// big side is found by binary search from where the last one went, and
+    /// the big entries before it are copied as a run. On equal names the
+    /// right operand of `//` wins: the small side if `small_wins`.
+    fn gallop(&mut self, big: Side<'_>, small: Side<'_>, small_wins: bool) {
+        let mut i = 0;
+        for (j, (name, _)) in small.entries.iter().enumerate() {
+            match big.entries[i..].binary_search_by(|(k, _)| k.cmp(name)) {
+                Ok(p) if small_wins => {
+                    self.copy(big, i..i + p);
+                    self.copy(small, j..j + 1);
+                    i += p + 1;
+                }
+                Ok(p) => {
+                    self.copy(big, i..i + p + 1);
+                    i += p + 1;
+                }
+                Err(p) => {
+                    self.copy(big, i..i + p);
+                    self.copy(small, j..j + 1);
+                    i += p;
+                }
+            }
+        }
+        self.copy(big, i..big.entries.len());
+    }
+}
+
 impl Drop for NixAttrs {
     fn drop(&mut self) {
         if !self.entries.is_empty() {
@@ -292,7 +381,13 @@ impl NixAttrs {
         self.entries.iter().map(|(_, v)| v)
     }
 
-    /// `self // other`: a linear merge of two sorted arrays.
+    /// `self // other`: a merge of two sorted arrays.
+    ///
+    /// When one side is much smaller (`pkgs // { hello = ...; }`, the
+    /// nixpkgs fixpoint's layers, `attrs // { name = ...; }` in every
+    /// derivation), each of its names is found in the other by binary
+    /// search and the runs between them are copied without comparing a
+    /// name: `m log n` comparisons instead of `n + m`.
     pub fn update(self: &Rc<Self>, other: &Rc<Self>) -> Rc<Self> {
         if other.is_empty() {
             return self.clone();
@@ -300,49 +395,27 @@ impl NixAttrs {
         if self.is_empty() {
             return other.clone();
         }
-        let (a, b) = (&self.entries, &other.entries);
-        let track = self.positions.is_some() || other.positions.is_some();
-        let pa = |i: usize| self.positions.as_ref().map_or(0, |p| p[i]);
-        let pb = |j: usize| other.positions.as_ref().map_or(0, |p| p[j]);
-        let mut out = Vec::with_capacity(a.len() + b.len());
-        let mut pos = Vec::with_capacity(if track { a.len() + b.len() } else { 0 });
-        let (mut i, mut j) = (0, 0);
-        while i < a.len() && j < b.len() {
-            match a[i].0.cmp(&b[j].0) {
-                std::cmp::Ordering::Less => {
-                    out.push(a[i].clone());
-                    if track {
-                        pos.push(pa(i));
-                    }
-                    i += 1;
-                }
-                std::cmp::Ordering::Greater => {
-                    out.push(b[j].clone());
-                    if track {
-                        pos.push(pb(j));
-                    }
-                    j += 1;
-                }
-                std::cmp::Ordering::Equal => {
-                    out.push(b[j].clone());
-                    if track {
-                        pos.push(pb(j));
-                    }
-                    i += 1;
-                    j += 1;
-                }
-            }
+        let (a, b) = (self.side(), other.side());
+        let track = a.positions.is_some() || b.positions.is_some();
+        let mut m = Merge::new(a.entries.len() + b.entries.len(), track);
+        if b.entries.len() * GALLOP_RATIO <= a.entries.len() {
+            m.gallop(a, b, true);
+        } else if a.entries.len() * GALLOP_RATIO <= b.entries.len() {
+            m.gallop(b, a, false);
+        } else {
+            m.linear(a, b);
         }
-        if track {
-            pos.extend((i..a.len()).map(pa));
-            pos.extend((j..b.len()).map(pb));
-        }
-        out.extend_from_slice(&a[i..]);
-        out.extend_from_slice(&b[j..]);
         Rc::new(NixAttrs {
-            entries: out.into_boxed_slice(),
-            positions: track.then(|| shared_positions(pos)),
+            entries: m.out.into_boxed_slice(),
+            positions: m.pos.map(shared_positions),
         })
+    }
+
+    fn side(&self) -> Side<'_> {
+        Side {
+            entries: &self.entries,
+            positions: self.positions.as_deref(),
+        }
     }
 
     /// Consumes the set into its sorted entries.
@@ -390,6 +463,66 @@ mod tests {
         let three = set(300, 2000, 1).update(&b);
         assert!(!Rc::ptr_eq(p1.unwrap(), three.positions.as_ref().unwrap()));
         assert_eq!(three.position(b"a0200"), Some(2200));
+    }
+
+    /// A set of the names `n{k:05}` for each `k` in `keys`, valued `tag`,
+    /// with positions `tag * 100_000 + k` when `positioned`.
+    fn keyed(keys: &[u32], tag: i64, positioned: bool) -> Rc<NixAttrs> {
+        let mut keys = keys.to_vec();
+        keys.sort();
+        keys.dedup();
+        let entries = keys
+            .iter()
+            .map(|k| (NixString::from(format!("n{k:05}")), Value::Int(tag)))
+            .collect();
+        let positions: Rc<[u32]> = keys.iter().map(|k| tag as u32 * 100_000 + k).collect();
+        Rc::new(match positioned {
+            true => NixAttrs::from_sorted_with_positions(entries, positions),
+            false => NixAttrs::from_sorted(entries),
+        })
+    }
+
+    /// `update` by every strategy (linear merge, small right side, small
+    /// left side) against the definition: the right side's names win, all
+    /// others are kept, positions follow their entries.
+    #[test]
+    fn update_agrees_with_the_definition_for_all_shapes() {
+        let mut seed = 12345u32;
+        let mut next = |n: u32| {
+            seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            (seed >> 8) % n
+        };
+        for round in 0..60 {
+            let sizes = [
+                (0, 5),
+                (5, 0),
+                (300, 3),
+                (3, 300),
+                (40, 30),
+                (1000, 1),
+                (1, 1000),
+            ];
+            let (na, nb) = sizes[round % sizes.len()];
+            let ka: Vec<u32> = (0..na).map(|_| next(2000)).collect();
+            let kb: Vec<u32> = (0..nb).map(|_| next(2000)).collect();
+            let (pa, pb) = (round % 3 != 0, round % 4 != 0);
+            let (a, b) = (keyed(&ka, 1, pa), keyed(&kb, 2, pb));
+            let merged = a.update(&b);
+            let mut expected = std::collections::BTreeMap::new();
+            for (side, tag, positioned) in [(&a, 1, pa), (&b, 2, pb)] {
+                for (k, _) in side.iter() {
+                    let key: u32 = k.as_str().unwrap()[1..].parse().unwrap();
+                    let pos = positioned.then_some(tag as u32 * 100_000 + key);
+                    expected.insert(k.as_bytes().to_vec(), (tag, pos));
+                }
+            }
+            assert_eq!(merged.len(), expected.len(), "round {round}");
+            for ((k, v), (ek, (tag, pos))) in merged.iter().zip(&expected) {
+                assert_eq!(k.as_bytes(), &ek[..], "round {round}");
+                assert!(matches!(v, Value::Int(t) if t == tag), "round {round}");
+                assert_eq!(merged.position(k.as_bytes()), *pos, "round {round}");
+            }
+        }
     }
 
     #[test]
