@@ -3,7 +3,7 @@
 use super::{NixString, Value};
 use hashbrown::hash_table::{Entry, HashTable};
 use rustc_hash::FxBuildHasher;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::hash::BuildHasher;
 use std::rc::Rc;
 
@@ -74,9 +74,36 @@ fn shared_positions(pos: Vec<u32>) -> Rc<[u32]> {
 /// Sets this small are searched linearly: faster than binary search.
 const LINEAR_LIMIT: usize = 8;
 
+/// How many lookup hints [`LOOKUP_HINTS`] holds (a power of two).
+const LOOKUP_HINT_SLOTS: usize = 1 << 12;
+
+thread_local! {
+    /// For each name (by the address of its string, hashed into a slot),
+    /// the index at which it was last found in a set too big to scan.
+    ///
+    /// The same name is mostly looked up in sets of the same shape: `lib`
+    /// and its functions, the nixpkgs fixpoint's many copies of the package
+    /// set (the same names, so the same indices), a module's `config`. A
+    /// guess is checked by comparing the key there with the name's pointer,
+    /// so a wrong one (another set, a slot shared by two names, a freed
+    /// string's address reused) only costs that one comparison: a key that
+    /// is the name's own allocation is the name.
+    static LOOKUP_HINTS: [Cell<u32>; LOOKUP_HINT_SLOTS] =
+        const { [const { Cell::new(0) }; LOOKUP_HINT_SLOTS] };
+}
+
+/// The slot of [`LOOKUP_HINTS`] for a name.
+fn hint_slot(name: &NixString) -> usize {
+    // Fibonacci hashing: the top bits of the product mix all the
+    // address's bits, whose low ones are the allocator's alignment.
+    let h = (name.address() as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    (h >> (64 - LOOKUP_HINT_SLOTS.trailing_zeros())) as usize
+}
+
 /// Sets this small are scanned for a key that is the looked-up name's own
-/// allocation before they are searched by bytes (`NixAttrs::find_key`).
-const POINTER_SCAN_LIMIT: usize = 16;
+/// allocation before they are searched by bytes (`NixAttrs::find_key`);
+/// bigger ones try the name's [`LOOKUP_HINTS`] first.
+const POINTER_SCAN_LIMIT: usize = 8;
 
 /// `//` merges by binary search when one side is at least this many times
 /// smaller than the other (`NixAttrs::update`).
@@ -256,8 +283,9 @@ impl NixAttrs {
     /// entry array, without loading either string. Sets up to
     /// [`POINTER_SCAN_LIMIT`] are scanned for the pointer first and by bytes
     /// only if that fails (a name made at run time, or a missing one);
-    /// bigger ones are binary-searched with the pointer compared before the
-    /// bytes at each probe.
+    /// bigger ones try the index where the name was last found (its
+    /// [`LOOKUP_HINTS`] slot), then binary search with the pointer compared
+    /// before the bytes at each probe.
     fn find_key(&self, name: &NixString) -> Option<usize> {
         if self.entries.len() <= POINTER_SCAN_LIMIT {
             if let Some(i) = self.entries.iter().position(|(k, _)| k.ptr_eq(name)) {
@@ -265,8 +293,14 @@ impl NixAttrs {
             }
             return self.find(name.as_bytes());
         }
+        let slot = hint_slot(name);
+        let guess = LOOKUP_HINTS.with(|h| h[slot].get()) as usize;
+        if self.entries.get(guess).is_some_and(|(k, _)| k.ptr_eq(name)) {
+            return Some(guess);
+        }
         let bytes = name.as_bytes();
-        self.entries
+        let found = self
+            .entries
             .binary_search_by(|(k, _)| {
                 if k.ptr_eq(name) {
                     std::cmp::Ordering::Equal
@@ -274,7 +308,11 @@ impl NixAttrs {
                     k.as_bytes().cmp(bytes)
                 }
             })
-            .ok()
+            .ok();
+        if let Some(i) = found {
+            LOOKUP_HINTS.with(|h| h[slot].set(i as u32));
+        }
+        found
     }
 
     /// Looks up an attribute by a name held as a [`NixString`]: faster than

@@ -159,6 +159,13 @@ impl NixString {
         NixString::new(bytes, merge_contexts([self.context(), other.context()]))
     }
 
+    /// The address of the shared allocation: equal for clones, so a key for
+    /// per-string caches (a hint, never proof of equality: an address is
+    /// reused once its string is freed).
+    pub fn address(&self) -> usize {
+        Rc::as_ptr(&self.0) as usize
+    }
+
     /// Pointer identity (cheap equality fast path).
     pub fn ptr_eq(&self, other: &NixString) -> bool {
         Rc::ptr_eq(&self.0, &other.0)
