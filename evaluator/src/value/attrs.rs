@@ -1,5 +1,6 @@
 //! Attribute sets: immutable, sorted by name, cheap to share.
 
+use super::string::cmp_bytes;
 use super::{NixString, Value};
 use hashbrown::hash_table::{Entry, HashTable};
 use rustc_hash::FxBuildHasher;
@@ -263,7 +264,7 @@ impl NixAttrs {
     fn position_index(&self, name: &[u8]) -> Result<usize, usize> {
         if self.entries.len() <= LINEAR_LIMIT {
             for (i, (k, _)) in self.entries.iter().enumerate() {
-                match k.as_bytes().cmp(name) {
+                match cmp_bytes(k.as_bytes(), name) {
                     std::cmp::Ordering::Less => continue,
                     std::cmp::Ordering::Equal => return Ok(i),
                     std::cmp::Ordering::Greater => return Err(i),
@@ -272,7 +273,7 @@ impl NixAttrs {
             return Err(self.entries.len());
         }
         self.entries
-            .binary_search_by(|(k, _)| k.as_bytes().cmp(name))
+            .binary_search_by(|(k, _)| cmp_bytes(k.as_bytes(), name))
     }
 
     /// Index of an attribute named by a [`NixString`], for lookups whose
@@ -305,7 +306,7 @@ impl NixAttrs {
                 if k.ptr_eq(name) {
                     std::cmp::Ordering::Equal
                 } else {
-                    k.as_bytes().cmp(bytes)
+                    cmp_bytes(k.as_bytes(), bytes)
                 }
             })
             .ok();
@@ -334,7 +335,7 @@ impl NixAttrs {
             return self.entries.iter().position(|(k, _)| k.as_bytes() == name);
         }
         self.entries
-            .binary_search_by(|(k, _)| k.as_bytes().cmp(name))
+            .binary_search_by(|(k, _)| cmp_bytes(k.as_bytes(), name))
             .ok()
     }
 
