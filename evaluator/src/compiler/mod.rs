@@ -394,7 +394,7 @@ impl Compiler<'_, '_> {
     }
 
     fn string_constant(&mut self, s: &str) -> u32 {
-        self.constant(Value::String(NixString::from(s)))
+        self.constant(Value::String(NixString::interned(s.as_bytes())))
     }
 
     // ---- contexts ---------------------------------------------------------
@@ -1065,7 +1065,11 @@ impl Compiler<'_, '_> {
                 return Err(self.error(ErrorKind::DuplicateFormal(name), e.syntax()));
             }
             let pos = self.span_of(e.syntax()).start;
-            entries.push((NixString::from(name), e.default().is_some(), pos));
+            entries.push((
+                NixString::interned(name.as_bytes()),
+                e.default().is_some(),
+                pos,
+            ));
         }
         if let Some(bind) = p.pat_bind().and_then(|b| b.ident()) {
             let name = ident_text(&bind);
@@ -1177,10 +1181,10 @@ pub(crate) fn static_attr_name(attr: &ast::Attr) -> Option<NixString> {
                 InterpolPart::Interpolation(_) => return None,
             }
         }
-        Some(NixString::from(out))
+        Some(NixString::interned(out.as_bytes()))
     }
     match attr {
-        ast::Attr::Ident(i) => Some(with_ident_text(i, |n| NixString::from(n))),
+        ast::Attr::Ident(i) => Some(with_ident_text(i, |n| NixString::interned(n.as_bytes()))),
         ast::Attr::Str(s) => literal_str(s),
         ast::Attr::Dynamic(d) => match d.expr()? {
             ast::Expr::Str(s) => literal_str(&s),

@@ -1,9 +1,10 @@
 //! Attribute sets: immutable, sorted by name, cheap to share.
 
+use super::string::cmp_bytes;
 use super::{NixString, Value};
 use hashbrown::hash_table::{Entry, HashTable};
 use rustc_hash::FxBuildHasher;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::hash::BuildHasher;
 use std::rc::Rc;
 
@@ -74,6 +75,126 @@ fn shared_positions(pos: Vec<u32>) -> Rc<[u32]> {
 /// Sets this small are searched linearly: faster than binary search.
 const LINEAR_LIMIT: usize = 8;
 
+/// How many lookup hints [`LOOKUP_HINTS`] holds (a power of two).
+const LOOKUP_HINT_SLOTS: usize = 1 << 12;
+
+thread_local! {
+    /// For each name (by the address of its string, hashed into a slot),
+    /// the index at which it was last found in a set too big to scan.
+    ///
+    /// The same name is mostly looked up in sets of the same shape: `lib`
+    /// and its functions, the nixpkgs fixpoint's many copies of the package
+    /// set (the same names, so the same indices), a module's `config`. A
+    /// guess is checked by comparing the key there with the name's pointer,
+    /// so a wrong one (another set, a slot shared by two names, a freed
+    /// string's address reused) only costs that one comparison: a key that
+    /// is the name's own allocation is the name.
+    static LOOKUP_HINTS: [Cell<u32>; LOOKUP_HINT_SLOTS] =
+        const { [const { Cell::new(0) }; LOOKUP_HINT_SLOTS] };
+}
+
+/// The slot of [`LOOKUP_HINTS`] for a name.
+fn hint_slot(name: &NixString) -> usize {
+    // Fibonacci hashing: the top bits of the product mix all the
+    // address's bits, whose low ones are the allocator's alignment.
+    let h = (name.address() as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    (h >> (64 - LOOKUP_HINT_SLOTS.trailing_zeros())) as usize
+}
+
+/// Sets this small are scanned for a key that is the looked-up name's own
+/// allocation before they are searched by bytes (`NixAttrs::find_key`);
+/// bigger ones try the name's [`LOOKUP_HINTS`] first.
+const POINTER_SCAN_LIMIT: usize = 8;
+
+/// `//` merges by binary search when one side is at least this many times
+/// smaller than the other (`NixAttrs::update`).
+const GALLOP_RATIO: usize = 8;
+
+/// One operand of a merge: its entries and their positions, if tracked.
+#[derive(Clone, Copy)]
+struct Side<'a> {
+    entries: &'a [(NixString, Value)],
+    positions: Option<&'a [u32]>,
+}
+
+/// The entries (and positions, if either operand has them) of a merged set
+/// being built.
+struct Merge {
+    out: Vec<(NixString, Value)>,
+    pos: Option<Vec<u32>>,
+}
+
+impl Merge {
+    fn new(capacity: usize, track: bool) -> Self {
+        Merge {
+            out: Vec::with_capacity(capacity),
+            pos: track.then(|| Vec::with_capacity(capacity)),
+        }
+    }
+
+    /// Appends the entries `range` of `side`.
+    fn copy(&mut self, side: Side<'_>, range: std::ops::Range<usize>) {
+        if let Some(pos) = &mut self.pos {
+            match side.positions {
+                Some(p) => pos.extend_from_slice(&p[range.clone()]),
+                None => pos.resize(pos.len() + range.len(), 0),
+            }
+        }
+        self.out.extend_from_slice(&side.entries[range]);
+    }
+
+    /// The classic merge, for operands of comparable size.
+    fn linear(&mut self, a: Side<'_>, b: Side<'_>) {
+        let (mut i, mut j) = (0, 0);
+        while i < a.entries.len() && j < b.entries.len() {
+            match a.entries[i].0.cmp(&b.entries[j].0) {
+                std::cmp::Ordering::Less => {
+                    self.copy(a, i..i + 1);
+                    i += 1;
+                }
+                std::cmp::Ordering::Greater => {
+                    self.copy(b, j..j + 1);
+                    j += 1;
+                }
+                std::cmp::Ordering::Equal => {
+                    self.copy(b, j..j + 1);
+                    i += 1;
+                    j += 1;
+                }
+            }
+        }
+        self.copy(a, i..a.entries.len());
+        self.copy(b, j..b.entries.len());
+    }
+
+    /// Merges a small side into a big one: each small entry's place in the
+    /// big side is found by binary search from where the last one went, and
+    /// the big entries before it are copied as a run. On equal names the
+    /// right operand of `//` wins: the small side if `small_wins`.
+    fn gallop(&mut self, big: Side<'_>, small: Side<'_>, small_wins: bool) {
+        let mut i = 0;
+        for (j, (name, _)) in small.entries.iter().enumerate() {
+            match big.entries[i..].binary_search_by(|(k, _)| k.cmp(name)) {
+                Ok(p) if small_wins => {
+                    self.copy(big, i..i + p);
+                    self.copy(small, j..j + 1);
+                    i += p + 1;
+                }
+                Ok(p) => {
+                    self.copy(big, i..i + p + 1);
+                    i += p + 1;
+                }
+                Err(p) => {
+                    self.copy(big, i..i + p);
+                    self.copy(small, j..j + 1);
+                    i += p;
+                }
+            }
+        }
+        self.copy(big, i..big.entries.len());
+    }
+}
+
 impl Drop for NixAttrs {
     fn drop(&mut self) {
         if !self.entries.is_empty() {
@@ -143,7 +264,7 @@ impl NixAttrs {
     fn position_index(&self, name: &[u8]) -> Result<usize, usize> {
         if self.entries.len() <= LINEAR_LIMIT {
             for (i, (k, _)) in self.entries.iter().enumerate() {
-                match k.as_bytes().cmp(name) {
+                match cmp_bytes(k.as_bytes(), name) {
                     std::cmp::Ordering::Less => continue,
                     std::cmp::Ordering::Equal => return Ok(i),
                     std::cmp::Ordering::Greater => return Err(i),
@@ -152,7 +273,59 @@ impl NixAttrs {
             return Err(self.entries.len());
         }
         self.entries
-            .binary_search_by(|(k, _)| k.as_bytes().cmp(name))
+            .binary_search_by(|(k, _)| cmp_bytes(k.as_bytes(), name))
+    }
+
+    /// Index of an attribute named by a [`NixString`], for lookups whose
+    /// name is usually the very allocation the set's key is: names in
+    /// compiled code are interned per thread (`NixString::interned`), and
+    /// sets made by builtins keep the keys they were given, so `pkgs.hello`
+    /// or `lib.mkIf` finds its key by comparing pointers in the contiguous
+    /// entry array, without loading either string. Sets up to
+    /// [`POINTER_SCAN_LIMIT`] are scanned for the pointer first and by bytes
+    /// only if that fails (a name made at run time, or a missing one);
+    /// bigger ones try the index where the name was last found (its
+    /// [`LOOKUP_HINTS`] slot), then binary search with the pointer compared
+    /// before the bytes at each probe.
+    fn find_key(&self, name: &NixString) -> Option<usize> {
+        if self.entries.len() <= POINTER_SCAN_LIMIT {
+            if let Some(i) = self.entries.iter().position(|(k, _)| k.ptr_eq(name)) {
+                return Some(i);
+            }
+            return self.find(name.as_bytes());
+        }
+        let slot = hint_slot(name);
+        let guess = LOOKUP_HINTS.with(|h| h[slot].get()) as usize;
+        if self.entries.get(guess).is_some_and(|(k, _)| k.ptr_eq(name)) {
+            return Some(guess);
+        }
+        let bytes = name.as_bytes();
+        let found = self
+            .entries
+            .binary_search_by(|(k, _)| {
+                if k.ptr_eq(name) {
+                    std::cmp::Ordering::Equal
+                } else {
+                    cmp_bytes(k.as_bytes(), bytes)
+                }
+            })
+            .ok();
+        if let Some(i) = found {
+            LOOKUP_HINTS.with(|h| h[slot].set(i as u32));
+        }
+        found
+    }
+
+    /// Looks up an attribute by a name held as a [`NixString`]: faster than
+    /// [`NixAttrs::get`] when the name is shared with the set's key (see
+    /// `find_key`), as the names of compiled code and of sets' own keys are.
+    pub fn get_key(&self, name: &NixString) -> Option<&Value> {
+        self.find_key(name).map(|i| &self.entries[i].1)
+    }
+
+    /// Whether an attribute exists, by a name held as a [`NixString`].
+    pub fn contains_key(&self, name: &NixString) -> bool {
+        self.find_key(name).is_some()
     }
 
     /// Index of an attribute, for lookups: small sets compare by equality
@@ -162,7 +335,7 @@ impl NixAttrs {
             return self.entries.iter().position(|(k, _)| k.as_bytes() == name);
         }
         self.entries
-            .binary_search_by(|(k, _)| k.as_bytes().cmp(name))
+            .binary_search_by(|(k, _)| cmp_bytes(k.as_bytes(), name))
             .ok()
     }
 
@@ -247,7 +420,13 @@ impl NixAttrs {
         self.entries.iter().map(|(_, v)| v)
     }
 
-    /// `self // other`: a linear merge of two sorted arrays.
+    /// `self // other`: a merge of two sorted arrays.
+    ///
+    /// When one side is much smaller (`pkgs // { hello = ...; }`, the
+    /// nixpkgs fixpoint's layers, `attrs // { name = ...; }` in every
+    /// derivation), each of its names is found in the other by binary
+    /// search and the runs between them are copied without comparing a
+    /// name: `m log n` comparisons instead of `n + m`.
     pub fn update(self: &Rc<Self>, other: &Rc<Self>) -> Rc<Self> {
         if other.is_empty() {
             return self.clone();
@@ -255,49 +434,27 @@ impl NixAttrs {
         if self.is_empty() {
             return other.clone();
         }
-        let (a, b) = (&self.entries, &other.entries);
-        let track = self.positions.is_some() || other.positions.is_some();
-        let pa = |i: usize| self.positions.as_ref().map_or(0, |p| p[i]);
-        let pb = |j: usize| other.positions.as_ref().map_or(0, |p| p[j]);
-        let mut out = Vec::with_capacity(a.len() + b.len());
-        let mut pos = Vec::with_capacity(if track { a.len() + b.len() } else { 0 });
-        let (mut i, mut j) = (0, 0);
-        while i < a.len() && j < b.len() {
-            match a[i].0.cmp(&b[j].0) {
-                std::cmp::Ordering::Less => {
-                    out.push(a[i].clone());
-                    if track {
-                        pos.push(pa(i));
-                    }
-                    i += 1;
-                }
-                std::cmp::Ordering::Greater => {
-                    out.push(b[j].clone());
-                    if track {
-                        pos.push(pb(j));
-                    }
-                    j += 1;
-                }
-                std::cmp::Ordering::Equal => {
-                    out.push(b[j].clone());
-                    if track {
-                        pos.push(pb(j));
-                    }
-                    i += 1;
-                    j += 1;
-                }
-            }
+        let (a, b) = (self.side(), other.side());
+        let track = a.positions.is_some() || b.positions.is_some();
+        let mut m = Merge::new(a.entries.len() + b.entries.len(), track);
+        if b.entries.len() * GALLOP_RATIO <= a.entries.len() {
+            m.gallop(a, b, true);
+        } else if a.entries.len() * GALLOP_RATIO <= b.entries.len() {
+            m.gallop(b, a, false);
+        } else {
+            m.linear(a, b);
         }
-        if track {
-            pos.extend((i..a.len()).map(pa));
-            pos.extend((j..b.len()).map(pb));
-        }
-        out.extend_from_slice(&a[i..]);
-        out.extend_from_slice(&b[j..]);
         Rc::new(NixAttrs {
-            entries: out.into_boxed_slice(),
-            positions: track.then(|| shared_positions(pos)),
+            entries: m.out.into_boxed_slice(),
+            positions: m.pos.map(shared_positions),
         })
+    }
+
+    fn side(&self) -> Side<'_> {
+        Side {
+            entries: &self.entries,
+            positions: self.positions.as_deref(),
+        }
     }
 
     /// Consumes the set into its sorted entries.
@@ -345,6 +502,81 @@ mod tests {
         let three = set(300, 2000, 1).update(&b);
         assert!(!Rc::ptr_eq(p1.unwrap(), three.positions.as_ref().unwrap()));
         assert_eq!(three.position(b"a0200"), Some(2200));
+    }
+
+    /// A set of the names `n{k:05}` for each `k` in `keys`, valued `tag`,
+    /// with positions `tag * 100_000 + k` when `positioned`.
+    fn keyed(keys: &[u32], tag: i64, positioned: bool) -> Rc<NixAttrs> {
+        let mut keys = keys.to_vec();
+        keys.sort();
+        keys.dedup();
+        let entries = keys
+            .iter()
+            .map(|k| (NixString::from(format!("n{k:05}")), Value::Int(tag)))
+            .collect();
+        let positions: Rc<[u32]> = keys.iter().map(|k| tag as u32 * 100_000 + k).collect();
+        Rc::new(match positioned {
+            true => NixAttrs::from_sorted_with_positions(entries, positions),
+            false => NixAttrs::from_sorted(entries),
+        })
+    }
+
+    /// `update` by every strategy (linear merge, small right side, small
+    /// left side) against the definition: the right side's names win, all
+    /// others are kept, positions follow their entries.
+    #[test]
+    fn update_agrees_with_the_definition_for_all_shapes() {
+        let mut seed = 12345u32;
+        let mut next = |n: u32| {
+            seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            (seed >> 8) % n
+        };
+        for round in 0..60 {
+            let sizes = [
+                (0, 5),
+                (5, 0),
+                (300, 3),
+                (3, 300),
+                (40, 30),
+                (1000, 1),
+                (1, 1000),
+            ];
+            let (na, nb) = sizes[round % sizes.len()];
+            let ka: Vec<u32> = (0..na).map(|_| next(2000)).collect();
+            let kb: Vec<u32> = (0..nb).map(|_| next(2000)).collect();
+            let (pa, pb) = (round % 3 != 0, round % 4 != 0);
+            let (a, b) = (keyed(&ka, 1, pa), keyed(&kb, 2, pb));
+            let merged = a.update(&b);
+            let mut expected = std::collections::BTreeMap::new();
+            for (side, tag, positioned) in [(&a, 1, pa), (&b, 2, pb)] {
+                for (k, _) in side.iter() {
+                    let key: u32 = k.as_str().unwrap()[1..].parse().unwrap();
+                    let pos = positioned.then_some(tag as u32 * 100_000 + key);
+                    expected.insert(k.as_bytes().to_vec(), (tag, pos));
+                }
+            }
+            assert_eq!(merged.len(), expected.len(), "round {round}");
+            for ((k, v), (ek, (tag, pos))) in merged.iter().zip(&expected) {
+                assert_eq!(k.as_bytes(), &ek[..], "round {round}");
+                assert!(matches!(v, Value::Int(t) if t == tag), "round {round}");
+                assert_eq!(merged.position(k.as_bytes()), *pos, "round {round}");
+            }
+        }
+    }
+
+    #[test]
+    fn lookup_by_shared_or_equal_name() {
+        let s = set(40, 1, 7);
+        let shared = s.keys().nth(17).unwrap().clone();
+        assert!(matches!(s.get_key(&shared), Some(Value::Int(7))));
+        // The same bytes in another allocation, and a missing name.
+        assert!(s.get_key(&NixString::from("a0017")).is_some());
+        assert!(s.get_key(&NixString::from("a0040")).is_none());
+        let small = set(5, 1, 8);
+        let shared = small.keys().nth(3).unwrap().clone();
+        assert!(small.contains_key(&shared));
+        assert!(small.contains_key(&NixString::from("a0004")));
+        assert!(!small.contains_key(&NixString::from("a")));
     }
 
     #[test]

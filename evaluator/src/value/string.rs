@@ -159,6 +159,13 @@ impl NixString {
         NixString::new(bytes, merge_contexts([self.context(), other.context()]))
     }
 
+    /// The address of the shared allocation: equal for clones, so a key for
+    /// per-string caches (a hint, never proof of equality: an address is
+    /// reused once its string is freed).
+    pub fn address(&self) -> usize {
+        Rc::as_ptr(&self.0) as usize
+    }
+
     /// Pointer identity (cheap equality fast path).
     pub fn ptr_eq(&self, other: &NixString) -> bool {
         Rc::ptr_eq(&self.0, &other.0)
@@ -238,9 +245,29 @@ impl PartialOrd for NixString {
 }
 impl Ord for NixString {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.as_bytes().cmp(other.as_bytes())
+        // Interned names make equal keys one allocation: merging sets by
+        // name (`//`) mostly meets those.
+        if self.ptr_eq(other) {
+            return std::cmp::Ordering::Equal;
+        }
+        cmp_bytes(self.as_bytes(), other.as_bytes())
     }
 }
+/// The byte order of two strings, the order of attribute names.
+///
+/// Compared inline rather than by `<[u8]>::cmp`, whose call to `memcmp`
+/// costs more than the comparison itself when names differ in their first
+/// bytes, as they mostly do in the probes of a binary search over a set.
+#[inline]
+pub fn cmp_bytes(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
+    for (x, y) in a.iter().zip(b) {
+        if x != y {
+            return x.cmp(y);
+        }
+    }
+    a.len().cmp(&b.len())
+}
+
 impl std::hash::Hash for NixString {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
         self.as_bytes().hash(state)

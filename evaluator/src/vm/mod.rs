@@ -952,7 +952,7 @@ impl Vm {
                         unreachable!("Select names are strings")
                     };
                     match top {
-                        Value::Attrs(a) => match a.get(name.as_bytes()) {
+                        Value::Attrs(a) => match a.get_key(name) {
                             Some(v) => self.stack.push(v.clone()),
                             None => fail!(ErrorKind::AttrMissing {
                                 name: name.to_string()
@@ -966,7 +966,7 @@ impl Vm {
                     let Value::String(name) = &f.lambda.chunk.constants[i as usize] else {
                         unreachable!("Select names are strings")
                     };
-                    match top.as_attrs().and_then(|a| a.get(name.as_bytes())) {
+                    match top.as_attrs().and_then(|a| a.get_key(name)) {
                         Some(v) => self.stack.push(v.clone()),
                         None => f.ip = target as usize,
                     }
@@ -979,7 +979,7 @@ impl Vm {
                         other => fail!(type_error("string", &other)),
                     };
                     let found = match (&top, op) {
-                        (Value::Attrs(a), _) => a.get(key.as_bytes()).cloned(),
+                        (Value::Attrs(a), _) => a.get_key(&key).cloned(),
                         (other, Op::SelectDyn) => fail!(type_error("set", other)),
                         _ => None,
                     };
@@ -996,7 +996,7 @@ impl Vm {
                     let Value::String(name) = &f.lambda.chunk.constants[i as usize] else {
                         unreachable!("attribute names are strings")
                     };
-                    match top.as_attrs().and_then(|a| a.get(name.as_bytes())) {
+                    match top.as_attrs().and_then(|a| a.get_key(name)) {
                         Some(v) => self.stack.push(v.clone()),
                         None => {
                             self.stack.push(Value::Bool(false));
@@ -1011,7 +1011,7 @@ impl Vm {
                         Value::String(s) => s,
                         other => fail!(type_error("string", &other)),
                     };
-                    match top.as_attrs().and_then(|a| a.get(key.as_bytes())) {
+                    match top.as_attrs().and_then(|a| a.get_key(&key)) {
                         Some(v) => self.stack.push(v.clone()),
                         None => {
                             self.stack.push(Value::Bool(false));
@@ -1064,7 +1064,7 @@ impl Vm {
                         }
                         match ns.shallow() {
                             Value::Attrs(a) => {
-                                if let Some(v) = a.get(name.as_bytes()) {
+                                if let Some(v) = a.get_key(name) {
                                     found = Some(v.clone());
                                     break;
                                 }
@@ -1086,7 +1086,7 @@ impl Vm {
                                     for ns in rest {
                                         match force(&co, ns).await {
                                             Value::Attrs(a) => {
-                                                if let Some(v) = a.get(name.as_bytes()) {
+                                                if let Some(v) = a.get_key(&name) {
                                                     return Ok(v.clone());
                                                 }
                                             }
@@ -1127,7 +1127,7 @@ impl Vm {
                         None => fail!(ErrorKind::other("missing argument")),
                     };
                     for (name, has_default) in &formals.entries {
-                        if !has_default && !args.contains(name.as_bytes()) {
+                        if !has_default && !args.contains_key(name) {
                             fail!(ErrorKind::MissingArgument {
                                 func: func.to_string(),
                                 arg: name.to_string()
