@@ -12,7 +12,9 @@ use super::{expect_int, expect_list, gen, sync};
 use crate::errors::{ErrorKind, EvalResult};
 use crate::path::canon_path;
 use crate::value::{BuiltinDef, NixString, StringBuilder, Value};
-use crate::vm::{coerce_to_string, force, type_error, Coercion, EvalState, GenCo, GenFuture};
+use crate::vm::{
+    coerce_fast, coerce_to_string, force, type_error, Coercion, EvalState, GenCo, GenFuture,
+};
 use std::path::Path;
 use std::rc::Rc;
 
@@ -41,30 +43,6 @@ pub(crate) fn expect_string_no_ctx(v: &Value) -> EvalResult<NixString> {
         },
         other => Err(type_error("string", other)),
     }
-}
-
-/// A coercion that needs no VM, or `None` if the value needs one (sets,
-/// lists, unforced thunks) or cannot be coerced (the slow path reports it).
-pub(crate) fn coerce_fast(
-    state: &EvalState,
-    v: &Value,
-    mode: Coercion,
-) -> Option<EvalResult<NixString>> {
-    Some(match v {
-        Value::String(s) => Ok(s.clone()),
-        Value::Path(p) => {
-            if mode.copy_to_store {
-                state.copy_path_to_store(p)
-            } else {
-                Ok(NixString::from(p.to_string_lossy().into_owned()))
-            }
-        }
-        Value::Int(i) if mode.more => Ok(NixString::from(i.to_string())),
-        Value::Bool(true) if mode.more => Ok(NixString::from("1")),
-        Value::Bool(false) | Value::Null if mode.more => Ok(NixString::from("")),
-        Value::Thunk(t) => return coerce_fast(state, &t.value()?, mode),
-        _ => return None,
-    })
 }
 
 // ---------------------------------------------------------------------------

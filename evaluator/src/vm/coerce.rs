@@ -35,6 +35,26 @@ impl Coercion {
     };
 }
 
+/// A coercion that needs no VM, or `None` if the value needs one (sets,
+/// lists, unforced thunks) or cannot be coerced (the slow path reports it).
+pub fn coerce_fast(state: &EvalState, v: &Value, mode: Coercion) -> Option<EvalResult<NixString>> {
+    Some(match v {
+        Value::String(s) => Ok(s.clone()),
+        Value::Path(p) => {
+            if mode.copy_to_store {
+                state.copy_path_to_store(p)
+            } else {
+                Ok(NixString::from(p.to_string_lossy().into_owned()))
+            }
+        }
+        Value::Int(i) if mode.more => Ok(NixString::from(i.to_string())),
+        Value::Bool(true) if mode.more => Ok(NixString::from("1")),
+        Value::Bool(false) | Value::Null if mode.more => Ok(NixString::from("")),
+        Value::Thunk(t) => return coerce_fast(state, &t.value()?, mode),
+        _ => return None,
+    })
+}
+
 /// Coerces a value to a string, as C++ Nix's `coerceToString` does.
 pub fn coerce_to_string<'a>(
     co: &'a GenCo,

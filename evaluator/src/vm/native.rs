@@ -1,13 +1,15 @@
 //! Builtins the VM runs as frames of its own instead of generators: the
-//! hot loops that call a Nix function per list element. A generator costs
-//! a resumption (and its request and response) per call; a native frame is
-//! popped, does its step and pushes the next call directly.
+//! hot loops that call a Nix function per list element, and the forcing of
+//! a builtin's strict arguments. A generator costs an allocation to start
+//! and a resumption (and its request and response) per value it waits for;
+//! a native frame is popped, does its step and pushes the next force or
+//! call directly.
 
-use super::{type_error, Frame, Vm};
+use super::{type_error, Frame, Gen, GenFrame, GenState, Vm};
 use crate::builtins::is_callable;
 use crate::errors::{Error, ErrorKind};
 use crate::source::Span;
-use crate::value::{NixList, Value};
+use crate::value::{BuiltinDef, BuiltinFn, NixList, Value};
 
 /// Which native builtin (see [`crate::value::BuiltinFn::Native`]).
 #[derive(Clone, Copy, Debug)]
@@ -120,5 +122,121 @@ impl Vm {
         };
         self.push_force(t)
             .map_err(|k: ErrorKind| Error::new(k, span))
+    }
+}
+
+/// A fully applied builtin whose strict arguments are being forced, in
+/// order, before it runs: what a generator that forced them and then
+/// called the builtin did, without the generator.
+pub(super) struct PendingCall {
+    def: &'static BuiltinDef,
+    args: Vec<Value>,
+    /// The first argument not yet known to be forced.
+    next: usize,
+    /// Whether `args[next]` is being forced (its value is on top of the
+    /// stack when the frame resumes).
+    awaiting: bool,
+    span: Option<Span>,
+}
+
+impl PendingCall {
+    /// The span the frame reports errors at.
+    pub(super) fn span(&self) -> Option<Span> {
+        self.span
+    }
+}
+
+impl Vm {
+    /// Calls a fully applied `Sync` or `Gen` builtin: at once if its strict
+    /// arguments are in weak head normal form, else through a frame that
+    /// forces them first.
+    pub(super) fn start_builtin(
+        &mut self,
+        def: &'static BuiltinDef,
+        args: Vec<Value>,
+        span: Option<Span>,
+    ) -> Result<Option<Frame>, Error> {
+        let strict = |i: usize| def.lazy_args & (1 << i) == 0;
+        let unforced = args
+            .iter()
+            .enumerate()
+            .position(|(i, a)| strict(i) && !a.is_whnf());
+        match unforced {
+            Some(next) => Ok(Some(Frame::Args(Box::new(PendingCall {
+                def,
+                args,
+                next,
+                awaiting: false,
+                span,
+            })))),
+            None => self.run_builtin(def, args, span),
+        }
+    }
+
+    /// One step of a [`PendingCall`]: takes the argument just forced and
+    /// forces the next strict one, or runs the builtin.
+    pub(super) fn run_pending(&mut self, mut st: Box<PendingCall>) -> Result<(), Error> {
+        if std::mem::replace(&mut st.awaiting, false) {
+            st.args[st.next] = self.pop();
+            st.next += 1;
+        }
+        let def = st.def;
+        while st.next < st.args.len() {
+            let strict = def.lazy_args & (1 << st.next) == 0;
+            if strict {
+                if let Value::Thunk(t) = &st.args[st.next] {
+                    if !t.is_evaluated() {
+                        let (t, span) = (t.clone(), st.span);
+                        st.awaiting = true;
+                        self.frames.push(Frame::Args(st));
+                        return self.push_force(t).map_err(|k| Error::new(k, span));
+                    }
+                }
+            }
+            st.next += 1;
+        }
+        let PendingCall { args, span, .. } = *st;
+        if let Some(frame) = self.run_builtin(def, args, span)? {
+            self.push_frame(frame).map_err(|k| Error::new(k, span))?;
+        }
+        Ok(())
+    }
+
+    /// Runs a builtin whose strict arguments are all in weak head normal
+    /// form: a `Sync` one pushes its result, a `Gen` one becomes a
+    /// generator frame.
+    fn run_builtin(
+        &mut self,
+        def: &'static BuiltinDef,
+        mut args: Vec<Value>,
+        span: Option<Span>,
+    ) -> Result<Option<Frame>, Error> {
+        for (i, a) in args.iter_mut().enumerate() {
+            if def.lazy_args & (1 << i) == 0 {
+                if let Value::Thunk(t) = a {
+                    if let Some(v) = t.value() {
+                        *a = v;
+                    }
+                }
+            }
+        }
+        match def.func {
+            BuiltinFn::Sync(f) => match f(&self.state, args) {
+                Ok(v) => {
+                    self.stack.push(v);
+                    Ok(None)
+                }
+                Err(k) => Err(Error::new(k, span)),
+            },
+            BuiltinFn::Gen(g) => {
+                let state = self.state.clone();
+                Ok(Some(Frame::Generator(Box::new(GenFrame {
+                    gen: Gen::new(move |co| g(co, state, args)),
+                    state: GenState::Start,
+                    span,
+                }))))
+            }
+            BuiltinFn::Native(native) => Ok(Some(Vm::native_frame(native, args, span))),
+        }
     }
 }
