@@ -8,12 +8,12 @@
 //! `__toString`/`outPath`.
 
 use super::lists::defer;
-use super::{expect_int, expect_list, gen, sync};
+use super::{expect_int, expect_list, gen, native, sync};
 use crate::errors::{ErrorKind, EvalResult};
 use crate::path::canon_path;
 use crate::value::{BuiltinDef, NixString, StringBuilder, Value};
 use crate::vm::{
-    coerce_fast, coerce_to_string, force, type_error, Coercion, EvalState, GenCo, GenFuture,
+    coerce_fast, coerce_to_string, force, type_error, Coercion, EvalState, GenCo, GenFuture, Native,
 };
 use std::path::Path;
 use std::rc::Rc;
@@ -24,7 +24,7 @@ pub(super) const BUILTINS: &[BuiltinDef] = &[
     sync("substring", 3, substring),
     sync("stringLength", 1, string_length),
     sync("replaceStrings", 3, replace_strings),
-    sync("concatStringsSep", 2, concat_strings_sep),
+    native("concatStringsSep", 2, Native::ConcatStringsSep),
     sync("baseNameOf", 1, base_name_of),
     sync("dirOf", 1, dir_of),
 ];
@@ -249,49 +249,6 @@ fn replace(
         }
     }
     Ok(out.finish())
-}
-
-// ---------------------------------------------------------------------------
-// concatStringsSep
-
-static CONCAT_STRINGS_SEP_GEN: BuiltinDef = gen("concatStringsSep", 2, concat_strings_sep_gen);
-
-fn concat_strings_sep(state: &Rc<EvalState>, args: Vec<Value>) -> EvalResult<Value> {
-    let Value::String(sep) = &args[0] else {
-        return Err(type_error("string", &args[0]));
-    };
-    let list = expect_list(&args[1])?;
-    let mut out = StringBuilder::default();
-    out.add_context(sep.context());
-    for (i, item) in list.iter().enumerate() {
-        if i > 0 {
-            out.push(sep);
-        }
-        match coerce_fast(state, item, Coercion::INTERPOLATION) {
-            Some(s) => out.push(&s?),
-            None => return Ok(defer(&CONCAT_STRINGS_SEP_GEN, args)),
-        }
-    }
-    Ok(Value::String(out.finish()))
-}
-
-fn concat_strings_sep_gen(co: GenCo, state: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
-    Box::pin(async move {
-        let Value::String(sep) = &args[0] else {
-            return Err(type_error("string", &args[0]));
-        };
-        let list = expect_list(&args[1])?;
-        let mut out = StringBuilder::default();
-        out.add_context(sep.context());
-        for (i, item) in list.iter().enumerate() {
-            if i > 0 {
-                out.push(sep);
-            }
-            let s = coerce_to_string(&co, &state, item.clone(), Coercion::INTERPOLATION).await?;
-            out.push(&s);
-        }
-        Ok(Value::String(out.finish()))
-    })
 }
 
 // ---------------------------------------------------------------------------

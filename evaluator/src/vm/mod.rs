@@ -107,6 +107,8 @@ enum Frame {
     Fold(Box<native::Fold>),
     /// A builtin call forcing its strict arguments (vm/native.rs).
     Args(Box<native::PendingCall>),
+    /// A list builtin in progress (vm/native.rs).
+    Walk(Box<native::Walk>),
 }
 
 thread_local! {
@@ -178,6 +180,7 @@ impl Vm {
                 Frame::ApplyArg(arg, span) => self.apply_arg(arg, span),
                 Frame::Fold(st) => self.run_fold(st),
                 Frame::Args(st) => self.run_pending(st),
+                Frame::Walk(st) => self.run_walk(st),
             };
             if let Err(e) = r {
                 self.unwind(e)?;
@@ -229,6 +232,11 @@ impl Vm {
                     }
                 }
                 Frame::Args(st) => {
+                    if err.span.is_none() {
+                        err.span = st.span();
+                    }
+                }
+                Frame::Walk(st) => {
                     if err.span.is_none() {
                         err.span = st.span();
                     }
