@@ -33,7 +33,7 @@ pub(super) const BUILTINS: &[BuiltinDef] = &[
     lazy(gen("partition", 2, partition), 0b11),
     native("all", 2, Native::All),
     native("any", 2, Native::Any),
-    gen("concatLists", 1, concat_lists),
+    native("concatLists", 1, Native::ConcatLists),
     gen("genericClosure", 1, generic_closure),
 ];
 
@@ -198,32 +198,6 @@ fn partition(co: GenCo, _: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
             (NixString::from("right"), Value::list(right)),
             (NixString::from("wrong"), Value::list(wrong)),
         ])))
-    })
-}
-
-fn concat_lists(co: GenCo, _: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
-    Box::pin(async move {
-        let list = expect_list(&args[0])?;
-        let mut parts = Vec::with_capacity(list.len());
-        let mut total = 0;
-        for x in list.iter() {
-            match force(&co, x.clone()).await {
-                Value::List(l) => {
-                    total += l.len();
-                    parts.push(l);
-                }
-                other => return Err(type_error("list", &other)),
-            }
-        }
-        let mut nonempty = parts.iter().filter(|p| !p.is_empty());
-        if let (Some(only), None) = (nonempty.next(), nonempty.next()) {
-            return Ok(Value::List(only.clone()));
-        }
-        let mut out = Vec::with_capacity(total);
-        for p in &parts {
-            out.extend(p.iter().cloned());
-        }
-        Ok(Value::list(out))
     })
 }
 

@@ -32,6 +32,8 @@ pub enum Native {
     ConcatStringsSep,
     /// `elem x list`.
     Elem,
+    /// `concatLists lists`.
+    ConcatLists,
 }
 
 /// What the value on top of the stack is when a native frame resumes.
@@ -289,7 +291,7 @@ enum Output {
 }
 
 /// A list builtin in progress (`filter`, `any`, `all`, `concatMap`,
-/// `concatStringsSep`, `elem`): one frame that forces or calls per element
+/// `concatStringsSep`, `elem`, `concatLists`): one frame that forces or calls per element
 /// and is resumed with the value, where a generator took a resumption per
 /// element. Elements that need no VM (evaluated, plain strings, scalars)
 /// are handled in a loop without leaving the frame.
@@ -331,7 +333,11 @@ impl Vm {
     fn walk_frame(op: Native, args: Vec<Value>, span: Option<Span>) -> Frame {
         let mut args = args.into_iter();
         let mut next = || args.next().unwrap_or(Value::Null);
-        let (first, second) = (next(), next());
+        let (first, second) = match op {
+            // The one argument is the list.
+            Native::ConcatLists => (Value::Null, next()),
+            _ => (next(), next()),
+        };
         Frame::Walk(Box::new(Walk {
             op,
             first,
@@ -469,7 +475,7 @@ impl Vm {
     fn walk_prologue(&mut self, mut st: Box<Walk>) -> Result<Step, Error> {
         let span = st.span;
         let order = match st.op {
-            Native::Filter | Native::Elem => [Wait::Second, Wait::First],
+            Native::Filter | Native::Elem | Native::ConcatLists => [Wait::Second, Wait::First],
             _ => [Wait::First, Wait::Second],
         };
         for which in order {
@@ -499,7 +505,11 @@ impl Vm {
                     }
                 }
                 (
-                    Native::Any | Native::All | Native::ConcatMap | Native::ConcatStringsSep,
+                    Native::Any
+                    | Native::All
+                    | Native::ConcatMap
+                    | Native::ConcatStringsSep
+                    | Native::ConcatLists,
                     Wait::Second,
                 ) => {
                     st.list = expect_list(&v, span)?;
@@ -521,7 +531,9 @@ impl Vm {
         }
         st.out = match st.op {
             Native::Filter => Output::Kept(Vec::new()),
-            Native::ConcatMap => Output::Lists(Vec::with_capacity(st.list.len()), 0),
+            Native::ConcatMap | Native::ConcatLists => {
+                Output::Lists(Vec::with_capacity(st.list.len()), 0)
+            }
             Native::ConcatStringsSep => std::mem::replace(&mut st.out, Output::None),
             _ => Output::None,
         };
@@ -549,10 +561,23 @@ impl Vm {
         }
     }
 
-    /// Works on a forced element of `concatStringsSep` or `elem`, starting
+    /// Works on a forced element of `concatStringsSep`, `elem` or
+    /// `concatLists`, starting
     /// a generator for the coercions and comparisons that need the VM.
     fn walk_element(&mut self, mut st: Box<Walk>, x: Value) -> Result<Step, Error> {
         let span = st.span;
+        if matches!(st.op, Native::ConcatLists) {
+            let Value::List(l) = x else {
+                return Err(Error::new(type_error("list", &x), span));
+            };
+            // Only non-empty parts: one of them alone is the result as is.
+            if let (false, Output::Lists(parts, total)) = (l.is_empty(), &mut st.out) {
+                *total += l.len();
+                parts.push(l);
+            }
+            st.next += 1;
+            return Ok(Step::Continue(st));
+        }
         if matches!(st.op, Native::Elem) {
             return match eq_fast(&st.first, &x) {
                 Some(true) => Ok(Step::Done(Value::Bool(true))),
@@ -714,6 +739,15 @@ mod tests {
         );
         assert!(err("builtins.concatMap (x: x) [ [ 1 ] 2 ]")
             .contains("expected a list but found an integer"));
+        assert_eq!(
+            ok("builtins.concatLists [ [ 1 ] [ ] (builtins.genList (x: x) 2) ]"),
+            "[ 1 0 1 ]"
+        );
+        assert_eq!(ok("builtins.concatLists [ [ ] [ ] ]"), "[ ]");
+        assert!(err("builtins.concatLists [ [ 1 ] 2 ]")
+            .contains("expected a list but found an integer"));
+        assert!(err("builtins.concatLists 1").contains("expected a list but found an integer"));
+        assert!(err("builtins.concatLists [ [ ] (throw \"x\") ]").contains("x"));
         // A caught error inside the walk.
         assert_eq!(
             ok("builtins.length (builtins.filter (n: (builtins.tryEval \
