@@ -499,10 +499,10 @@ impl Vm {
                     }
                     st.list = list;
                 }
-                (Native::Filter | Native::Any | Native::All | Native::ConcatMap, Wait::First) => {
-                    if !is_callable(&v) {
-                        return Err(Error::new(type_error("function", &v), span));
-                    }
+                (Native::Filter | Native::Any | Native::All | Native::ConcatMap, Wait::First)
+                    if !is_callable(&v) =>
+                {
+                    return Err(Error::new(type_error("function", &v), span));
                 }
                 (
                     Native::Any
