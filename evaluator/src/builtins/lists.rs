@@ -5,12 +5,11 @@
 //! unless the list is empty but forces every intermediate one, `sort` forces
 //! every element before comparing.
 
-use super::{expect_int, expect_list, gen, lazy, sync};
+use super::{expect_int, expect_list, gen, lazy, native, sync};
 use crate::errors::{ErrorKind, EvalResult};
-use crate::value::{BuiltinApp, BuiltinDef, BuiltinFn, NixAttrs, NixString, Thunk, Value};
+use crate::value::{BuiltinApp, BuiltinDef, NixAttrs, NixString, Thunk, Value};
 use crate::vm::{
-    call, call2, force, force_list, nix_eq, nix_less, type_error, EvalState, GenCo, GenFuture,
-    Native,
+    call, call2, force, force_list, nix_less, type_error, EvalState, GenCo, GenFuture, Native,
 };
 use rustc_hash::FxHashSet;
 use std::collections::VecDeque;
@@ -21,26 +20,20 @@ use std::rc::Rc;
 /// The builtins of this module.
 pub(super) const BUILTINS: &[BuiltinDef] = &[
     lazy(sync("map", 2, map), 0b01),
-    lazy(gen("filter", 2, filter), 0b01),
-    BuiltinDef {
-        name: "foldl'",
-        arity: 3,
-        lazy_args: 0b111,
-        // A frame of the VM's own, not a generator (vm/native.rs).
-        func: BuiltinFn::Native(Native::FoldlStrict),
-    },
+    native("filter", 2, Native::Filter),
+    native("foldl'", 3, Native::FoldlStrict),
     sync("genList", 2, gen_list),
-    lazy(gen("concatMap", 2, concat_map), 0b11),
-    lazy(gen("elem", 2, elem), 0b01),
+    native("concatMap", 2, Native::ConcatMap),
+    native("elem", 2, Native::Elem),
     sync("elemAt", 2, elem_at),
     sync("head", 1, head),
     sync("tail", 1, tail),
     sync("length", 1, length),
     lazy(gen("sort", 2, sort), 0b01),
     lazy(gen("partition", 2, partition), 0b11),
-    lazy(gen("all", 2, all), 0b11),
-    lazy(gen("any", 2, any), 0b11),
-    gen("concatLists", 1, concat_lists),
+    native("all", 2, Native::All),
+    native("any", 2, Native::Any),
+    native("concatLists", 1, Native::ConcatLists),
     gen("genericClosure", 1, generic_closure),
 ];
 
@@ -86,29 +79,6 @@ fn scalar_less(a: &Value, b: &Value) -> Option<bool> {
     })
 }
 
-/// `a == b` for null, Booleans, numbers and strings; `None` for anything
-/// else, which [`nix_eq`] handles.
-fn scalar_eq(a: &Value, b: &Value) -> Option<bool> {
-    let scalar = |v: &Value| {
-        matches!(
-            v,
-            Value::Null | Value::Bool(_) | Value::Int(_) | Value::Float(_) | Value::String(_)
-        )
-    };
-    if !scalar(a) || !scalar(b) {
-        return None;
-    }
-    Some(match (a, b) {
-        (Value::Null, Value::Null) => true,
-        (Value::Bool(x), Value::Bool(y)) => x == y,
-        (Value::Int(x), Value::Int(y)) => x == y,
-        (Value::Float(x), Value::Float(y)) => x == y,
-        (Value::Int(x), Value::Float(y)) | (Value::Float(y), Value::Int(x)) => *x as f64 == *y,
-        (Value::String(x), Value::String(y)) => x.as_bytes() == y.as_bytes(),
-        _ => false,
-    })
-}
-
 /// Forces the result of a predicate to a Boolean.
 fn expect_bool(v: Value) -> EvalResult<bool> {
     match v {
@@ -135,27 +105,6 @@ fn map(_: &Rc<EvalState>, args: Vec<Value>) -> EvalResult<Value> {
             .map(|x| Value::Thunk(Thunk::apply(f.clone(), x.clone())))
             .collect(),
     ))
-}
-
-fn filter(co: GenCo, _: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
-    Box::pin(async move {
-        let list = expect_list(&args[1])?;
-        if list.is_empty() {
-            return Ok(args[1].clone());
-        }
-        let f = force(&co, args[0].clone()).await;
-        expect_function(&f)?;
-        let mut out = Vec::with_capacity(list.len());
-        for x in list.iter() {
-            if expect_bool(call(&co, f.clone(), x.clone()).await)? {
-                out.push(x.clone());
-            }
-        }
-        if out.len() == list.len() {
-            return Ok(args[1].clone());
-        }
-        Ok(Value::list(out))
-    })
 }
 
 /// Splits `0..n` into ranges of 64Ki, between which a loop checks for
@@ -195,59 +144,6 @@ fn gen_list(state: &Rc<EvalState>, args: Vec<Value>) -> EvalResult<Value> {
         items.extend(chunk.map(|i| Value::Thunk(Thunk::apply(f.clone(), Value::Int(i)))));
     }
     Ok(Value::list(items))
-}
-
-fn concat_map(co: GenCo, _: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
-    Box::pin(async move {
-        let f = force(&co, args[0].clone()).await;
-        expect_function(&f)?;
-        let list = force_list(&co, args[1].clone()).await?;
-        let mut parts = Vec::with_capacity(list.len());
-        let mut total = 0;
-        for x in list.iter() {
-            match call(&co, f.clone(), x.clone()).await {
-                Value::List(l) => {
-                    total += l.len();
-                    parts.push(l);
-                }
-                other => return Err(type_error("list", &other)),
-            }
-        }
-        if parts.len() == 1 {
-            return Ok(Value::List(parts.swap_remove(0)));
-        }
-        let mut out = Vec::with_capacity(total);
-        for p in &parts {
-            out.extend(p.iter().cloned());
-        }
-        Ok(Value::list(out))
-    })
-}
-
-fn elem(co: GenCo, _: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
-    Box::pin(async move {
-        let list = expect_list(&args[1])?;
-        if list.is_empty() {
-            return Ok(Value::Bool(false));
-        }
-        // The first comparison forces the needle anyway.
-        let needle = force(&co, args[0].clone()).await;
-        for x in list.iter() {
-            // Compare in place, without cloning an evaluated thunk's value.
-            let fast = match x {
-                Value::Thunk(t) => t.with_evaluated(|v| scalar_eq(&needle, v)).flatten(),
-                v => scalar_eq(&needle, v),
-            };
-            let found = match fast {
-                Some(r) => r,
-                None => nix_eq(&co, needle.clone(), x.clone()).await?,
-            };
-            if found {
-                return Ok(Value::Bool(true));
-            }
-        }
-        Ok(Value::Bool(false))
-    })
 }
 
 fn elem_at(_: &Rc<EvalState>, args: Vec<Value>) -> EvalResult<Value> {
@@ -302,54 +198,6 @@ fn partition(co: GenCo, _: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
             (NixString::from("right"), Value::list(right)),
             (NixString::from("wrong"), Value::list(wrong)),
         ])))
-    })
-}
-
-fn any_or_all(co: GenCo, args: Vec<Value>, any: bool) -> GenFuture {
-    Box::pin(async move {
-        let f = force(&co, args[0].clone()).await;
-        expect_function(&f)?;
-        let list = force_list(&co, args[1].clone()).await?;
-        for x in list.iter() {
-            if expect_bool(call(&co, f.clone(), x.clone()).await)? == any {
-                return Ok(Value::Bool(any));
-            }
-        }
-        Ok(Value::Bool(!any))
-    })
-}
-
-fn all(co: GenCo, _: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
-    any_or_all(co, args, false)
-}
-
-fn any(co: GenCo, _: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
-    any_or_all(co, args, true)
-}
-
-fn concat_lists(co: GenCo, _: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
-    Box::pin(async move {
-        let list = expect_list(&args[0])?;
-        let mut parts = Vec::with_capacity(list.len());
-        let mut total = 0;
-        for x in list.iter() {
-            match force(&co, x.clone()).await {
-                Value::List(l) => {
-                    total += l.len();
-                    parts.push(l);
-                }
-                other => return Err(type_error("list", &other)),
-            }
-        }
-        let mut nonempty = parts.iter().filter(|p| !p.is_empty());
-        if let (Some(only), None) = (nonempty.next(), nonempty.next()) {
-            return Ok(Value::List(only.clone()));
-        }
-        let mut out = Vec::with_capacity(total);
-        for p in &parts {
-            out.extend(p.iter().cloned());
-        }
-        Ok(Value::list(out))
     })
 }
 

@@ -2,8 +2,9 @@
 //! and the global scope assembled from them.
 //!
 //! A builtin is either `Sync` (runs to completion; its arguments arrive
-//! forced unless marked lazy) or `Gen` (async code that asks the VM to
-//! force values or call functions; see `vm/generators.rs`).
+//! forced unless marked lazy), `Gen` (async code that asks the VM to
+//! force values or call functions; see `vm/generators.rs`) or `Native` (a
+//! frame of the VM's own for the hot loops over lists; see `vm/native.rs`).
 
 mod attrs;
 mod context;
@@ -56,6 +57,18 @@ pub(crate) const fn gen(
         arity,
         lazy_args: 0,
         func: BuiltinFn::Gen(f),
+    }
+}
+
+/// A builtin the VM runs as a frame of its own (`vm/native.rs`), which
+/// forces its arguments itself, in the builtin's order: all are passed
+/// unforced.
+pub(crate) const fn native(name: &'static str, arity: usize, n: crate::vm::Native) -> BuiltinDef {
+    BuiltinDef {
+        name,
+        arity,
+        lazy_args: u8::MAX,
+        func: BuiltinFn::Native(n),
     }
 }
 

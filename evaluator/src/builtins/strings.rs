@@ -8,11 +8,13 @@
 //! `__toString`/`outPath`.
 
 use super::lists::defer;
-use super::{expect_int, expect_list, gen, sync};
+use super::{expect_int, expect_list, gen, native, sync};
 use crate::errors::{ErrorKind, EvalResult};
 use crate::path::canon_path;
 use crate::value::{BuiltinDef, NixString, StringBuilder, Value};
-use crate::vm::{coerce_to_string, force, type_error, Coercion, EvalState, GenCo, GenFuture};
+use crate::vm::{
+    coerce_fast, coerce_to_string, force, type_error, Coercion, EvalState, GenCo, GenFuture, Native,
+};
 use std::path::Path;
 use std::rc::Rc;
 
@@ -22,7 +24,7 @@ pub(super) const BUILTINS: &[BuiltinDef] = &[
     sync("substring", 3, substring),
     sync("stringLength", 1, string_length),
     sync("replaceStrings", 3, replace_strings),
-    sync("concatStringsSep", 2, concat_strings_sep),
+    native("concatStringsSep", 2, Native::ConcatStringsSep),
     sync("baseNameOf", 1, base_name_of),
     sync("dirOf", 1, dir_of),
 ];
@@ -41,30 +43,6 @@ pub(crate) fn expect_string_no_ctx(v: &Value) -> EvalResult<NixString> {
         },
         other => Err(type_error("string", other)),
     }
-}
-
-/// A coercion that needs no VM, or `None` if the value needs one (sets,
-/// lists, unforced thunks) or cannot be coerced (the slow path reports it).
-pub(crate) fn coerce_fast(
-    state: &EvalState,
-    v: &Value,
-    mode: Coercion,
-) -> Option<EvalResult<NixString>> {
-    Some(match v {
-        Value::String(s) => Ok(s.clone()),
-        Value::Path(p) => {
-            if mode.copy_to_store {
-                state.copy_path_to_store(p)
-            } else {
-                Ok(NixString::from(p.to_string_lossy().into_owned()))
-            }
-        }
-        Value::Int(i) if mode.more => Ok(NixString::from(i.to_string())),
-        Value::Bool(true) if mode.more => Ok(NixString::from("1")),
-        Value::Bool(false) | Value::Null if mode.more => Ok(NixString::from("")),
-        Value::Thunk(t) => return coerce_fast(state, &t.value()?, mode),
-        _ => return None,
-    })
 }
 
 // ---------------------------------------------------------------------------
@@ -271,49 +249,6 @@ fn replace(
         }
     }
     Ok(out.finish())
-}
-
-// ---------------------------------------------------------------------------
-// concatStringsSep
-
-static CONCAT_STRINGS_SEP_GEN: BuiltinDef = gen("concatStringsSep", 2, concat_strings_sep_gen);
-
-fn concat_strings_sep(state: &Rc<EvalState>, args: Vec<Value>) -> EvalResult<Value> {
-    let Value::String(sep) = &args[0] else {
-        return Err(type_error("string", &args[0]));
-    };
-    let list = expect_list(&args[1])?;
-    let mut out = StringBuilder::default();
-    out.add_context(sep.context());
-    for (i, item) in list.iter().enumerate() {
-        if i > 0 {
-            out.push(sep);
-        }
-        match coerce_fast(state, item, Coercion::INTERPOLATION) {
-            Some(s) => out.push(&s?),
-            None => return Ok(defer(&CONCAT_STRINGS_SEP_GEN, args)),
-        }
-    }
-    Ok(Value::String(out.finish()))
-}
-
-fn concat_strings_sep_gen(co: GenCo, state: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
-    Box::pin(async move {
-        let Value::String(sep) = &args[0] else {
-            return Err(type_error("string", &args[0]));
-        };
-        let list = expect_list(&args[1])?;
-        let mut out = StringBuilder::default();
-        out.add_context(sep.context());
-        for (i, item) in list.iter().enumerate() {
-            if i > 0 {
-                out.push(sep);
-            }
-            let s = coerce_to_string(&co, &state, item.clone(), Coercion::INTERPOLATION).await?;
-            out.push(&s);
-        }
-        Ok(Value::String(out.finish()))
-    })
 }
 
 // ---------------------------------------------------------------------------

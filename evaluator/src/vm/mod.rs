@@ -9,7 +9,7 @@ mod native;
 mod ops;
 mod state;
 
-pub use coerce::{coerce_to_string, Coercion};
+pub use coerce::{coerce_fast, coerce_to_string, Coercion};
 pub use generators::{
     call, call2, deep_force, force, force_attrs, force_bool, force_int, force_list, force_string,
     try_force, type_error, Gen, GenCo, GenFuture, VMRequest, VMResponse, MAX_DEPTH,
@@ -105,6 +105,10 @@ enum Frame {
     ApplyArg(Value, Option<Span>),
     /// A `foldl'` in progress (vm/native.rs).
     Fold(Box<native::Fold>),
+    /// A builtin call forcing its strict arguments (vm/native.rs).
+    Args(Box<native::PendingCall>),
+    /// A list builtin in progress (vm/native.rs).
+    Walk(Box<native::Walk>),
 }
 
 thread_local! {
@@ -175,6 +179,8 @@ impl Vm {
                 Frame::ThunkUpdate(t) => self.finish_thunk(t),
                 Frame::ApplyArg(arg, span) => self.apply_arg(arg, span),
                 Frame::Fold(st) => self.run_fold(st),
+                Frame::Args(st) => self.run_pending(st),
+                Frame::Walk(st) => self.run_walk(st),
             };
             if let Err(e) = r {
                 self.unwind(e)?;
@@ -221,6 +227,16 @@ impl Vm {
                     }
                 }
                 Frame::Fold(st) => {
+                    if err.span.is_none() {
+                        err.span = st.span();
+                    }
+                }
+                Frame::Args(st) => {
+                    if err.span.is_none() {
+                        err.span = st.span();
+                    }
+                }
+                Frame::Walk(st) => {
                     if err.span.is_none() {
                         err.span = st.span();
                     }
@@ -459,49 +475,7 @@ impl Vm {
         if let BuiltinFn::Native(native) = def.func {
             return Ok(Some(Vm::native_frame(native, args, span)));
         }
-        let strict = |i: usize| def.lazy_args & (1 << i) == 0;
-        let all_forced = args
-            .iter()
-            .enumerate()
-            .all(|(i, a)| !strict(i) || a.is_whnf());
-        if all_forced {
-            for (i, a) in args.iter_mut().enumerate() {
-                if strict(i) {
-                    *a = a.shallow();
-                }
-            }
-            if let BuiltinFn::Sync(f) = def.func {
-                return match f(&self.state, args) {
-                    Ok(v) => {
-                        self.stack.push(v);
-                        Ok(None)
-                    }
-                    Err(k) => Err(Error::new(k, span)),
-                };
-            }
-        }
-        let state = self.state.clone();
-        let lazy = def.lazy_args;
-        let func = def.func;
-        let gen = Gen::new(move |co| -> GenFuture {
-            Box::pin(async move {
-                for (i, a) in args.iter_mut().enumerate() {
-                    if lazy & (1 << i) == 0 {
-                        *a = force(&co, a.clone()).await;
-                    }
-                }
-                match func {
-                    BuiltinFn::Sync(f) => f(&state, args),
-                    BuiltinFn::Gen(g) => g(co, state, args).await,
-                    BuiltinFn::Native(_) => unreachable!("native builtins get frames above"),
-                }
-            })
-        });
-        Ok(Some(Frame::Generator(Box::new(GenFrame {
-            gen,
-            state: GenState::Start,
-            span,
-        }))))
+        self.start_builtin(def, args, span)
     }
 
     /// Runs a generator for an operator that needs the VM (deep equality,

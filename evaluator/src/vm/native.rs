@@ -1,19 +1,39 @@
 //! Builtins the VM runs as frames of its own instead of generators: the
-//! hot loops that call a Nix function per list element. A generator costs
-//! a resumption (and its request and response) per call; a native frame is
-//! popped, does its step and pushes the next call directly.
+//! hot loops that call a Nix function per list element, and the forcing of
+//! a builtin's strict arguments. A generator costs an allocation to start
+//! and a resumption (and its request and response) per value it waits for;
+//! a native frame is popped, does its step and pushes the next force or
+//! call directly.
 
-use super::{type_error, Frame, Vm};
+use super::ops::eq_fast;
+use super::{
+    coerce_fast, coerce_to_string, nix_eq, type_error, Coercion, Frame, Gen, GenCo, GenFrame,
+    GenFuture, GenState, Vm,
+};
 use crate::builtins::is_callable;
 use crate::errors::{Error, ErrorKind};
 use crate::source::Span;
-use crate::value::{NixList, Value};
+use crate::value::{BuiltinDef, BuiltinFn, NixList, NixString, StringBuilder, Value};
 
 /// Which native builtin (see [`crate::value::BuiltinFn::Native`]).
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Native {
     /// `foldl' op nul list`.
     FoldlStrict,
+    /// `filter f list`.
+    Filter,
+    /// `any f list`.
+    Any,
+    /// `all f list`.
+    All,
+    /// `concatMap f list`.
+    ConcatMap,
+    /// `concatStringsSep sep list`.
+    ConcatStringsSep,
+    /// `elem x list`.
+    Elem,
+    /// `concatLists lists`.
+    ConcatLists,
 }
 
 /// What the value on top of the stack is when a native frame resumes.
@@ -59,6 +79,7 @@ impl Vm {
                     span,
                 }))
             }
+            _ => Vm::walk_frame(native, args, span),
         }
     }
 
@@ -120,5 +141,667 @@ impl Vm {
         };
         self.push_force(t)
             .map_err(|k: ErrorKind| Error::new(k, span))
+    }
+}
+
+/// A fully applied builtin whose strict arguments are being forced, in
+/// order, before it runs: what a generator that forced them and then
+/// called the builtin did, without the generator.
+pub(super) struct PendingCall {
+    def: &'static BuiltinDef,
+    args: Vec<Value>,
+    /// The first argument not yet known to be forced.
+    next: usize,
+    /// Whether `args[next]` is being forced (its value is on top of the
+    /// stack when the frame resumes).
+    awaiting: bool,
+    span: Option<Span>,
+}
+
+impl PendingCall {
+    /// The span the frame reports errors at.
+    pub(super) fn span(&self) -> Option<Span> {
+        self.span
+    }
+}
+
+impl Vm {
+    /// Calls a fully applied `Sync` or `Gen` builtin: at once if its strict
+    /// arguments are in weak head normal form, else through a frame that
+    /// forces them first.
+    pub(super) fn start_builtin(
+        &mut self,
+        def: &'static BuiltinDef,
+        args: Vec<Value>,
+        span: Option<Span>,
+    ) -> Result<Option<Frame>, Error> {
+        let strict = |i: usize| def.lazy_args & (1 << i) == 0;
+        let unforced = args
+            .iter()
+            .enumerate()
+            .position(|(i, a)| strict(i) && !a.is_whnf());
+        match unforced {
+            Some(next) => Ok(Some(Frame::Args(Box::new(PendingCall {
+                def,
+                args,
+                next,
+                awaiting: false,
+                span,
+            })))),
+            None => self.run_builtin(def, args, span),
+        }
+    }
+
+    /// One step of a [`PendingCall`]: takes the argument just forced and
+    /// forces the next strict one, or runs the builtin.
+    pub(super) fn run_pending(&mut self, mut st: Box<PendingCall>) -> Result<(), Error> {
+        if std::mem::replace(&mut st.awaiting, false) {
+            st.args[st.next] = self.pop();
+            st.next += 1;
+        }
+        let def = st.def;
+        while st.next < st.args.len() {
+            let strict = def.lazy_args & (1 << st.next) == 0;
+            if strict {
+                if let Value::Thunk(t) = &st.args[st.next] {
+                    if !t.is_evaluated() {
+                        let (t, span) = (t.clone(), st.span);
+                        st.awaiting = true;
+                        self.frames.push(Frame::Args(st));
+                        return self.push_force(t).map_err(|k| Error::new(k, span));
+                    }
+                }
+            }
+            st.next += 1;
+        }
+        let PendingCall { args, span, .. } = *st;
+        if let Some(frame) = self.run_builtin(def, args, span)? {
+            self.push_frame(frame).map_err(|k| Error::new(k, span))?;
+        }
+        Ok(())
+    }
+
+    /// Runs a builtin whose strict arguments are all in weak head normal
+    /// form: a `Sync` one pushes its result, a `Gen` one becomes a
+    /// generator frame.
+    fn run_builtin(
+        &mut self,
+        def: &'static BuiltinDef,
+        mut args: Vec<Value>,
+        span: Option<Span>,
+    ) -> Result<Option<Frame>, Error> {
+        for (i, a) in args.iter_mut().enumerate() {
+            if def.lazy_args & (1 << i) == 0 {
+                if let Value::Thunk(t) = a {
+                    if let Some(v) = t.value() {
+                        *a = v;
+                    }
+                }
+            }
+        }
+        match def.func {
+            BuiltinFn::Sync(f) => match f(&self.state, args) {
+                Ok(v) => {
+                    self.stack.push(v);
+                    Ok(None)
+                }
+                Err(k) => Err(Error::new(k, span)),
+            },
+            BuiltinFn::Gen(g) => {
+                let state = self.state.clone();
+                Ok(Some(Frame::Generator(Box::new(GenFrame {
+                    gen: Gen::new(move |co| g(co, state, args)),
+                    state: GenState::Start,
+                    span,
+                }))))
+            }
+            BuiltinFn::Native(native) => Ok(Some(Vm::native_frame(native, args, span))),
+        }
+    }
+}
+
+/// What a [`Walk`] waits for: the value on top of the stack when its frame
+/// resumes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Wait {
+    Nothing,
+    /// The first argument (function, separator or needle), forced.
+    First,
+    /// The list argument, forced.
+    Second,
+    /// The current element, forced.
+    Element,
+    /// The result of calling the function on the current element.
+    Result,
+    /// The current element coerced to a string by a generator.
+    Coerced,
+    /// Whether the needle equals the current element, from a generator.
+    Equal,
+}
+
+/// What a [`Walk`] has built so far.
+enum Output {
+    None,
+    /// `filter`'s kept elements.
+    Kept(Vec<Value>),
+    /// `concatMap`'s lists and their total length.
+    Lists(Vec<NixList>, usize),
+    /// `concatStringsSep`'s string.
+    Text(StringBuilder),
+}
+
+/// A list builtin in progress (`filter`, `any`, `all`, `concatMap`,
+/// `concatStringsSep`, `elem`, `concatLists`): one frame that forces or calls per element
+/// and is resumed with the value, where a generator took a resumption per
+/// element. Elements that need no VM (evaluated, plain strings, scalars)
+/// are handled in a loop without leaving the frame.
+pub(super) struct Walk {
+    op: Native,
+    /// The function, separator or needle.
+    first: Value,
+    /// The list argument; `list` once it is forced and checked.
+    second: Value,
+    list: NixList,
+    /// Whether the arguments are forced and checked.
+    ready: bool,
+    /// The element being worked on.
+    next: usize,
+    wait: Wait,
+    out: Output,
+    span: Option<Span>,
+}
+
+impl Walk {
+    /// The span the frame reports errors at.
+    pub(super) fn span(&self) -> Option<Span> {
+        self.span
+    }
+}
+
+/// Where a step of a [`Walk`] left it.
+enum Step {
+    /// Go on (with the next element, if the step handled one).
+    Continue(Box<Walk>),
+    /// The frame is pushed again, below what it waits for.
+    Suspended,
+    /// The builtin's result.
+    Done(Value),
+}
+
+impl Vm {
+    /// The frame of a fully applied list builtin run by a [`Walk`].
+    fn walk_frame(op: Native, args: Vec<Value>, span: Option<Span>) -> Frame {
+        let mut args = args.into_iter();
+        let mut next = || args.next().unwrap_or(Value::Null);
+        let (first, second) = match op {
+            // The one argument is the list.
+            Native::ConcatLists => (Value::Null, next()),
+            _ => (next(), next()),
+        };
+        Frame::Walk(Box::new(Walk {
+            op,
+            first,
+            second,
+            list: NixList::default(),
+            ready: false,
+            next: 0,
+            wait: Wait::Nothing,
+            out: Output::None,
+            span,
+        }))
+    }
+
+    /// One step of a [`Walk`]: takes the value it waited for, then goes as
+    /// far as it can without the VM.
+    pub(super) fn run_walk(&mut self, mut st: Box<Walk>) -> Result<(), Error> {
+        let waited = std::mem::replace(&mut st.wait, Wait::Nothing);
+        if waited != Wait::Nothing {
+            let v = self.pop();
+            if let Value::Thunk(t) = &v {
+                if !t.is_evaluated() {
+                    // A call's result, not forced yet.
+                    return self.await_walk(st, waited, v);
+                }
+            }
+            match self.walk_resume(st, waited, v.shallow())? {
+                Step::Continue(s) => st = s,
+                Step::Suspended => return Ok(()),
+                Step::Done(v) => {
+                    self.stack.push(v);
+                    return Ok(());
+                }
+            }
+        }
+        if !st.ready {
+            match self.walk_prologue(st)? {
+                Step::Continue(s) => st = s,
+                Step::Suspended => return Ok(()),
+                Step::Done(v) => {
+                    self.stack.push(v);
+                    return Ok(());
+                }
+            }
+        }
+        while let Some(x) = st.list.get(st.next).cloned() {
+            match self.walk_step(st, x)? {
+                Step::Continue(s) => st = s,
+                Step::Suspended => return Ok(()),
+                Step::Done(v) => {
+                    self.stack.push(v);
+                    return Ok(());
+                }
+            }
+        }
+        let result = match std::mem::replace(&mut st.out, Output::None) {
+            Output::Kept(kept) if kept.len() == st.list.len() => Value::List(st.list.clone()),
+            Output::Kept(kept) => Value::list(kept),
+            Output::Lists(mut parts, total) => {
+                if parts.len() == 1 {
+                    Value::List(parts.swap_remove(0))
+                } else {
+                    let mut out = Vec::with_capacity(total);
+                    for p in &parts {
+                        out.extend(p.iter().cloned());
+                    }
+                    Value::list(out)
+                }
+            }
+            Output::Text(b) => Value::String(b.finish()),
+            // `any` and `elem` found nothing; `all` found no counterexample.
+            Output::None => Value::Bool(matches!(st.op, Native::All)),
+        };
+        self.stack.push(result);
+        Ok(())
+    }
+
+    /// Takes the value the walk waited for.
+    fn walk_resume(&mut self, mut st: Box<Walk>, waited: Wait, v: Value) -> Result<Step, Error> {
+        let span = st.span;
+        match waited {
+            Wait::First => st.first = v,
+            Wait::Second => st.second = v,
+            Wait::Element => return self.walk_element(st, v),
+            Wait::Result => {
+                let next = st.next;
+                st.next += 1;
+                match (st.op, v) {
+                    (Native::Filter, Value::Bool(keep)) => {
+                        if keep {
+                            if let Output::Kept(kept) = &mut st.out {
+                                kept.push(st.list[next].clone());
+                            }
+                        }
+                    }
+                    (Native::Any, Value::Bool(b)) | (Native::All, Value::Bool(b)) => {
+                        if b == matches!(st.op, Native::Any) {
+                            return Ok(Step::Done(Value::Bool(b)));
+                        }
+                    }
+                    (Native::ConcatMap, Value::List(l)) => {
+                        if let Output::Lists(parts, total) = &mut st.out {
+                            *total += l.len();
+                            parts.push(l);
+                        }
+                    }
+                    (Native::ConcatMap, other) => {
+                        return Err(Error::new(type_error("list", &other), span))
+                    }
+                    (_, other) => return Err(Error::new(type_error("Boolean", &other), span)),
+                }
+            }
+            Wait::Coerced => {
+                if let Value::String(s) = &v {
+                    walk_text(&mut st, s);
+                }
+                st.next += 1;
+            }
+            Wait::Equal => {
+                if let Value::Bool(true) = v {
+                    return Ok(Step::Done(v));
+                }
+                st.next += 1;
+            }
+            Wait::Nothing => {}
+        }
+        Ok(Step::Continue(st))
+    }
+
+    /// Forces and checks the arguments: `filter` and `elem` force the list
+    /// first and stop at an empty one, as the generator versions did
+    /// (C++ Nix 2.8's `filter` forces its function first: see
+    /// docs/notes-performance.md, session 5); the others force and check
+    /// their first argument first, so `concatStringsSep 1 (throw "l")` is
+    /// C++ Nix's type error, not the `throw`.
+    fn walk_prologue(&mut self, mut st: Box<Walk>) -> Result<Step, Error> {
+        let span = st.span;
+        let order = match st.op {
+            Native::Filter | Native::Elem | Native::ConcatLists => [Wait::Second, Wait::First],
+            _ => [Wait::First, Wait::Second],
+        };
+        for which in order {
+            let v = match which {
+                Wait::First => st.first.clone(),
+                _ => st.second.clone(),
+            };
+            if !v.is_whnf() {
+                return self.await_walk(st, which, v).map(|()| Step::Suspended);
+            }
+            let v = v.shallow();
+            // What is checked as soon as it is forced.
+            match (st.op, which) {
+                (Native::Filter | Native::Elem, Wait::Second) => {
+                    let list = expect_list(&v, span)?;
+                    if list.is_empty() {
+                        return Ok(Step::Done(match st.op {
+                            Native::Elem => Value::Bool(false),
+                            _ => v,
+                        }));
+                    }
+                    st.list = list;
+                }
+                (Native::Filter | Native::Any | Native::All | Native::ConcatMap, Wait::First)
+                    if !is_callable(&v) =>
+                {
+                    return Err(Error::new(type_error("function", &v), span));
+                }
+                (
+                    Native::Any
+                    | Native::All
+                    | Native::ConcatMap
+                    | Native::ConcatStringsSep
+                    | Native::ConcatLists,
+                    Wait::Second,
+                ) => {
+                    st.list = expect_list(&v, span)?;
+                }
+                (Native::ConcatStringsSep, Wait::First) => {
+                    let Value::String(sep) = &v else {
+                        return Err(Error::new(type_error("string", &v), span));
+                    };
+                    let mut b = StringBuilder::default();
+                    b.add_context(sep.context());
+                    st.out = Output::Text(b);
+                }
+                _ => {}
+            }
+            match which {
+                Wait::First => st.first = v,
+                _ => st.second = v,
+            }
+        }
+        st.out = match st.op {
+            Native::Filter => Output::Kept(Vec::new()),
+            Native::ConcatMap | Native::ConcatLists => {
+                Output::Lists(Vec::with_capacity(st.list.len()), 0)
+            }
+            Native::ConcatStringsSep => std::mem::replace(&mut st.out, Output::None),
+            _ => Output::None,
+        };
+        st.ready = true;
+        Ok(Step::Continue(st))
+    }
+
+    /// Works on element `x` (unforced) of the list.
+    fn walk_step(&mut self, mut st: Box<Walk>, x: Value) -> Result<Step, Error> {
+        let span = st.span;
+        match st.op {
+            Native::Filter | Native::Any | Native::All | Native::ConcatMap => {
+                let f = st.first.clone();
+                st.wait = Wait::Result;
+                self.frames.push(Frame::Walk(st));
+                if let Some(frame) = self.call_value(f, x, span)? {
+                    self.push_frame(frame).map_err(|k| Error::new(k, span))?;
+                }
+                Ok(Step::Suspended)
+            }
+            _ if !x.is_whnf() => self
+                .await_walk(st, Wait::Element, x)
+                .map(|()| Step::Suspended),
+            _ => self.walk_element(st, x.shallow()),
+        }
+    }
+
+    /// Works on a forced element of `concatStringsSep`, `elem` or
+    /// `concatLists`, starting
+    /// a generator for the coercions and comparisons that need the VM.
+    fn walk_element(&mut self, mut st: Box<Walk>, x: Value) -> Result<Step, Error> {
+        let span = st.span;
+        if matches!(st.op, Native::ConcatLists) {
+            let Value::List(l) = x else {
+                return Err(Error::new(type_error("list", &x), span));
+            };
+            // Only non-empty parts: one of them alone is the result as is.
+            if let (false, Output::Lists(parts, total)) = (l.is_empty(), &mut st.out) {
+                *total += l.len();
+                parts.push(l);
+            }
+            st.next += 1;
+            return Ok(Step::Continue(st));
+        }
+        if matches!(st.op, Native::Elem) {
+            return match eq_fast(&st.first, &x) {
+                Some(true) => Ok(Step::Done(Value::Bool(true))),
+                Some(false) => {
+                    st.next += 1;
+                    Ok(Step::Continue(st))
+                }
+                None => {
+                    let needle = st.first.clone();
+                    self.walk_generator(st, Wait::Equal, move |co| -> GenFuture {
+                        Box::pin(async move { Ok(Value::Bool(nix_eq(&co, needle, x).await?)) })
+                    })
+                }
+            };
+        }
+        match coerce_fast(&self.state, &x, Coercion::INTERPOLATION) {
+            Some(s) => {
+                walk_text(&mut st, &s.map_err(|k| Error::new(k, span))?);
+                st.next += 1;
+                Ok(Step::Continue(st))
+            }
+            None => {
+                let state = self.state.clone();
+                self.walk_generator(st, Wait::Coerced, move |co| -> GenFuture {
+                    Box::pin(async move {
+                        let s = coerce_to_string(&co, &state, x, Coercion::INTERPOLATION).await?;
+                        Ok(Value::String(s))
+                    })
+                })
+            }
+        }
+    }
+
+    /// Runs `f` as a generator frame above the walk, which resumes with
+    /// its result.
+    fn walk_generator(
+        &mut self,
+        mut st: Box<Walk>,
+        what: Wait,
+        f: impl FnOnce(GenCo) -> GenFuture + 'static,
+    ) -> Result<Step, Error> {
+        let span = st.span;
+        st.wait = what;
+        self.frames.push(Frame::Walk(st));
+        self.push_frame(Frame::Generator(Box::new(GenFrame {
+            gen: Gen::new(f),
+            state: GenState::Start,
+            span,
+        })))
+        .map_err(|k| Error::new(k, span))?;
+        Ok(Step::Suspended)
+    }
+
+    /// Suspends the walk until `v` is forced.
+    fn await_walk(&mut self, mut st: Box<Walk>, what: Wait, v: Value) -> Result<(), Error> {
+        let span = st.span;
+        st.wait = what;
+        self.frames.push(Frame::Walk(st));
+        let Value::Thunk(t) = v else {
+            unreachable!("only unevaluated thunks are awaited")
+        };
+        self.push_force(t).map_err(|k| Error::new(k, span))
+    }
+}
+
+/// Appends an element's string to `concatStringsSep`'s result, after the
+/// separator unless it is the first.
+fn walk_text(st: &mut Walk, s: &NixString) {
+    if let (Output::Text(b), Value::String(sep)) = (&mut st.out, &st.first) {
+        if st.next > 0 {
+            b.push(sep);
+        }
+        b.push(s);
+    }
+}
+
+/// The forced list argument, or C++ Nix's type error.
+fn expect_list(v: &Value, span: Option<Span>) -> Result<NixList, Error> {
+    match v {
+        Value::List(l) => Ok(l.clone()),
+        other => Err(Error::new(type_error("list", other), span)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::eval::testing::{err, ok};
+
+    #[test]
+    fn strict_arguments_are_forced_in_order_before_the_builtin_runs() {
+        assert_eq!(ok("let x = 1 + 2; in toString x"), "\"3\"");
+        assert_eq!(ok("let l = [ 1 ] ++ [ 2 ]; in builtins.length l"), "2");
+        // Both arguments of a two-argument builtin, in order.
+        assert!(err("builtins.elemAt (throw \"first\") (throw \"second\")").contains("first"));
+        assert!(err("builtins.elemAt [ 1 ] (throw \"second\")").contains("second"));
+        // A generator builtin gets its arguments forced too.
+        assert_eq!(
+            ok("let s = { a = 1; }; in builtins.toJSON (s // { })"),
+            "\"{\\\"a\\\":1}\""
+        );
+        assert_eq!(
+            ok("(builtins.tryEval (toString (throw \"x\"))).success"),
+            "false"
+        );
+    }
+
+    #[test]
+    fn list_walks_force_and_check_in_cpp_nix_order() {
+        // filter and elem stop at an empty list before forcing the rest.
+        assert_eq!(ok("builtins.filter (throw \"f\") [ ]"), "[ ]");
+        assert_eq!(ok("builtins.elem (throw \"n\") [ ]"), "false");
+        assert!(err("builtins.elem (throw \"n\") [ 1 ]").contains("n"));
+        // The others force and check the function first.
+        assert!(err("builtins.any (throw \"f\") [ ]").contains("f"));
+        assert!(err("builtins.all 1 [ ]").contains("expected a function but found an integer"));
+        assert!(err("builtins.concatMap (x: x) \"s\"").contains("expected a list"));
+        assert!(err("builtins.concatStringsSep 1 (throw \"l\")")
+            .contains("expected a string but found an integer"));
+        assert!(err("builtins.concatStringsSep \",\" 1").contains("expected a list"));
+    }
+
+    #[test]
+    fn list_walks_call_force_and_stop_like_the_generators_did() {
+        assert_eq!(
+            ok("builtins.filter (x: x) [ true false true ]"),
+            "[ true true ]"
+        );
+        assert_eq!(
+            ok("let l = [ 1 2 ]; in builtins.filter (x: true) l == l"),
+            "true"
+        );
+        // filter does not force the elements it keeps; the predicate may.
+        assert_eq!(
+            ok("builtins.length (builtins.filter (x: true) [ (throw \"no\") ])"),
+            "1"
+        );
+        assert!(err("builtins.filter (x: 1) [ 1 ]").contains("expected a Boolean"));
+        // any and all stop at the first deciding element.
+        assert_eq!(
+            ok("builtins.any (x: x == 2) [ 1 2 (throw \"no\") ]"),
+            "true"
+        );
+        assert_eq!(ok("builtins.all (x: x == 2) [ 1 (throw \"no\") ]"), "false");
+        assert_eq!(ok("builtins.any builtins.isInt [ \"a\" 1 ]"), "true");
+        assert_eq!(ok("builtins.all (x: x) [ ]"), "true");
+        assert_eq!(ok("builtins.any (x: x) [ ]"), "false");
+        // Any callable: partial builtins, functors, results that are thunks.
+        assert_eq!(
+            ok("builtins.filter { __functor = self: x: x > 1; } [ 1 2 3 ]"),
+            "[ 2 3 ]"
+        );
+        assert_eq!(
+            ok("builtins.concatMap (builtins.genList (x: x)) [ 1 2 3 ]"),
+            "[ 0 0 1 0 1 2 ]"
+        );
+        assert_eq!(
+            ok("builtins.concatMap (x: if x == 1 then [ 1 2 ] else [ ]) [ 0 1 2 ]"),
+            "[ 1 2 ]"
+        );
+        assert!(err("builtins.concatMap (x: x) [ [ 1 ] 2 ]")
+            .contains("expected a list but found an integer"));
+        assert_eq!(
+            ok("builtins.concatLists [ [ 1 ] [ ] (builtins.genList (x: x) 2) ]"),
+            "[ 1 0 1 ]"
+        );
+        assert_eq!(ok("builtins.concatLists [ [ ] [ ] ]"), "[ ]");
+        assert!(err("builtins.concatLists [ [ 1 ] 2 ]")
+            .contains("expected a list but found an integer"));
+        assert!(err("builtins.concatLists 1").contains("expected a list but found an integer"));
+        assert!(err("builtins.concatLists [ [ ] (throw \"x\") ]").contains("x"));
+        // A caught error inside the walk.
+        assert_eq!(
+            ok("builtins.length (builtins.filter (n: (builtins.tryEval \
+                (if n == 3 then throw \"x\" else n)).success) [ 1 2 3 4 ])"),
+            "3"
+        );
+        assert_eq!(
+            ok("(builtins.tryEval (builtins.filter (x: throw \"e\") [ 1 ])).success"),
+            "false"
+        );
+        // Long lists run in constant frame depth.
+        assert_eq!(
+            ok("builtins.length (builtins.filter (x: x > 5) (builtins.genList (x: x) 100000))"),
+            "99994"
+        );
+    }
+
+    #[test]
+    fn concat_strings_sep_coerces_each_element_as_interpolation_does() {
+        assert_eq!(
+            ok("builtins.concatStringsSep \",\" (map toString [ 1 2 3 ])"),
+            "\"1,2,3\""
+        );
+        assert_eq!(
+            ok(
+                "builtins.concatStringsSep \",\" [ \"a\" { outPath = \"o\"; } \
+                { __toString = s: \"t\"; } ]"
+            ),
+            "\"a,o,t\""
+        );
+        assert_eq!(ok("builtins.concatStringsSep \",\" [ \"\" \"\" ]"), "\",\"");
+        assert!(err("builtins.concatStringsSep \",\" [ \"a\" 1 ]")
+            .contains("cannot coerce an integer to a string"));
+        assert!(err("builtins.concatStringsSep \",\" [ \"a\" { } ]")
+            .contains("cannot coerce a set to a string"));
+        assert!(err("builtins.concatStringsSep \",\" [ \"a\" (throw \"x\") ]").contains("x"));
+        // The separator's context is kept even for an empty list.
+        assert_eq!(
+            ok("let sep = \"${builtins.toFile \"a\" \"b\"}\"; in \
+                builtins.attrNames (builtins.getContext (builtins.concatStringsSep sep [ ]))"),
+            "[ \"/nix/store/g76zcpqc540lrc8i6g7xy6ip0npn2hnp-a\" ]"
+        );
+    }
+
+    #[test]
+    fn elem_compares_like_equality() {
+        assert_eq!(ok("builtins.elem 2 [ 1 2 (throw \"x\") ]"), "true");
+        assert!(err("builtins.elem 3 [ 1 2 (throw \"x\") ]").contains("x"));
+        assert_eq!(
+            ok("builtins.elem { a = 1; } [ { a = 2; } { a = 1; } ]"),
+            "true"
+        );
+        assert_eq!(ok("builtins.elem [ 1 ] [ [ 2 ] [ 1 ] ]"), "true");
+        assert_eq!(ok("builtins.elem 1 [ 1.0 ]"), "true");
+        assert_eq!(ok("builtins.elem (x: x) [ (x: x) ]"), "false");
     }
 }
