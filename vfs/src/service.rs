@@ -266,8 +266,9 @@ impl Running {
 const STAT_BATCH: usize = 64;
 
 /// How many entries' stats a [`EvalService::list_plus_then`] listing
-/// brings along: a READDIRPLUS reply's worth.
-pub const LIST_PLUS_STATS: usize = 64;
+/// brings along: a READDIRPLUS reply's worth (a 32 KiB reply holds about
+/// 200 entries with their attributes).
+pub const LIST_PLUS_STATS: usize = 200;
 
 /// How many listings and stats read-ahead keeps queued at most (see the module
 /// documentation, "Read-ahead"): enough for the next few levels of a
