@@ -921,14 +921,19 @@ impl EvalService {
                 self.shared.work.notify_all();
             }
         }
-        // A read-ahead past its patience must now give way, and the
-        // watchdog may be asleep until its timeout.
-        let overdue_read_ahead = state.slots.iter().any(|slot| {
-            slot.running
-                .as_ref()
-                .is_some_and(|r| r.speculative && r.started.elapsed() >= READ_AHEAD_PATIENCE)
-        });
-        if state.watchdog.must_wake_for(deadline) || overdue_read_ahead {
+        // A read-ahead running must give way once past its patience, and
+        // the watchdog may be asleep until later (a request's timeout, or
+        // an earlier read-ahead's patience).
+        let read_ahead_patience = state
+            .slots
+            .iter()
+            .filter_map(|slot| slot.running.as_ref())
+            .filter(|r| r.speculative)
+            .map(|r| r.started + READ_AHEAD_PATIENCE)
+            .min();
+        if state.watchdog.must_wake_for(deadline)
+            || read_ahead_patience.is_some_and(|at| state.watchdog.must_wake_for(at))
+        {
             state.watchdog = WatchdogSleep::Awake;
             self.shared.watch.notify_all();
         }
