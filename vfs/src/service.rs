@@ -53,13 +53,21 @@
 //! handled each reply. So the entries a READDIRPLUS reply returns below
 //! the root are handed to [`EvalService::read_ahead`], and those that turn
 //! out to be directories are listed the same way (with their entries'
-//! stats); and the stats of the next reply's worth of a big directory
-//! ([`EvalService::read_ahead_stats`]) are evaluated before the next
-//! READDIRPLUS asks for them. Both are *speculative*: an evaluation thread
-//! takes them only when no request is queued, the most recently queued
-//! first (so the read-ahead follows a depth-first walk's order), and a
-//! request that asks for one joins it. At most [`READ_AHEAD_LIMIT`] are
-//! queued; the oldest are forgotten first. The mount root's children are
+//! stats), and so are the subdirectories those listings find, level after
+//! level, so that the evaluation runs ahead of the walk instead of one
+//! level behind its next step; and the stats of the next reply's worth of
+//! a big directory ([`EvalService::read_ahead_stats`]) are evaluated
+//! before the next READDIRPLUS asks for them. All are *speculative*: an
+//! evaluation thread takes them only when no request is queued, the most
+//! recently queued first (so the read-ahead follows a depth-first walk's
+//! order), a few listings in one exchange with the worker
+//! (`READ_AHEAD_LIST_BATCH`), and a request that asks for one joins it.
+//! At most [`READ_AHEAD_LIMIT`] are queued; the oldest are forgotten
+//! first. Read-ahead goes deeper only while the walk keeps asking: after
+//! `READ_AHEAD_DEPTH_BUDGET` (64) read-ahead listings have queued their
+//! subdirectories with no READDIRPLUS in between, it stops queueing more
+//! (a single `ls` of a directory costs at most that many listings below
+//! it, plus what was queued). The mount root's children are
 //! not listed ahead: `ls` of a package set's root would otherwise evaluate
 //! thousands of packages. A read-ahead evaluation running past
 //! `eval_timeout`, or past `READ_AHEAD_PATIENCE` (2 s) while a request
@@ -72,7 +80,7 @@ use std::collections::hash_map::Entry as MapEntry;
 use std::collections::VecDeque;
 use std::num::NonZeroUsize;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, OnceLock};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -276,10 +284,23 @@ pub const LIST_PLUS_STATS: usize = 200;
 /// little speculative work behind.
 pub const READ_AHEAD_LIMIT: usize = 1024;
 
+/// How many read-ahead listings may queue their own subdirectories
+/// (see the module documentation, "Read-ahead") before the walk asks for
+/// a listing again: enough for the evaluation to run a few levels ahead of
+/// a depth-first walk, few enough that a walk that stops (or a single
+/// `ls`) leaves little speculative work behind.
+const READ_AHEAD_DEPTH_BUDGET: usize = 64;
+
 /// How long a read-ahead may keep a request waiting before it is
 /// interrupted (stopping a worker process costs a new one, so not at once:
 /// most read-aheads take milliseconds).
 const READ_AHEAD_PATIENCE: Duration = Duration::from_secs(2);
+
+/// How many read-ahead listings are evaluated together. Each exchange
+/// with a worker costs both processes a wake-up; a few listings in one
+/// let the worker go from one to the next, while a request that arrives
+/// meanwhile waits for no more than these few (they take milliseconds).
+const READ_AHEAD_LIST_BATCH: usize = 4;
 
 /// How many read-ahead stats are evaluated together: fewer than a
 /// request's batch, since a request that arrives meanwhile waits for the
@@ -546,6 +567,10 @@ struct Shared {
     inputs: Mutex<Inputs>,
     /// Where answers are also kept beyond the mount (see [`crate::persist`]).
     store: OnceLock<Arc<dyn AnswerStore>>,
+    /// How many more read-ahead listings may queue their subdirectories
+    /// before the walk asks for a listing again (reset by each
+    /// [`EvalService::list_plus_then`]).
+    ahead_budget: AtomicUsize,
 }
 
 /// The service's inputs and who wants to hear of new ones.
@@ -586,6 +611,7 @@ impl EvalService {
             factory,
             inputs: Mutex::default(),
             store: OnceLock::new(),
+            ahead_budget: AtomicUsize::new(0),
         });
         // Every backend is built before the service answers anything, so
         // that an expression that cannot be evaluated is reported at once.
@@ -670,6 +696,12 @@ impl EvalService {
         path: &AttrPath,
         done: impl FnOnce(Result<Arc<Listing>, NodeError>) + Send + 'static,
     ) {
+        // A walk goes on: read-ahead may run further ahead of it.
+        if self.shared.ahead_budget.load(Ordering::Relaxed) != READ_AHEAD_DEPTH_BUDGET {
+            self.shared
+                .ahead_budget
+                .store(READ_AHEAD_DEPTH_BUDGET, Ordering::Relaxed);
+        }
         self.submit(
             make_key(Op::ListPlus, path),
             Box::new(move |a| done(as_listing(a))),
@@ -1209,7 +1241,7 @@ fn eval_thread(
         let _ = ready.send(Ok(()));
     }
     loop {
-        let keys = {
+        let (keys, speculative) = {
             let mut state = shared.state.lock();
             let (key, speculative) = loop {
                 if state.shutdown || state.slots[slot].generation != generation {
@@ -1234,7 +1266,29 @@ fn eval_thread(
                 pending.claimed = true;
             }
             let mut also = Vec::new();
-            if key.op == Op::Stat && speculative {
+            if key.op == Op::ListPlus && speculative {
+                // The next read-ahead listings, a few together: the worker
+                // goes from one to the next without waiting for this
+                // thread (see `READ_AHEAD_LIST_BATCH`).
+                while also.len() + 1 < READ_AHEAD_LIST_BATCH
+                    && state
+                        .ahead
+                        .back()
+                        .is_some_and(|next| next.op == Op::ListPlus)
+                {
+                    let Some(next) = take_read_ahead(&shared.cache, &mut state) else {
+                        break;
+                    };
+                    if next.op != Op::ListPlus {
+                        state.ahead.push_back(next);
+                        break;
+                    }
+                    if let Some(pending) = state.pending.get_mut(&next) {
+                        pending.claimed = true;
+                    }
+                    also.push(next);
+                }
+            } else if key.op == Op::Stat && speculative {
                 // The read-ahead stats queued with it, a few together.
                 while also.len() + 1 < READ_AHEAD_STAT_BATCH {
                     let Some(next) = state.ahead.back() else {
@@ -1282,7 +1336,7 @@ fn eval_thread(
             interrupt.store(false, Ordering::SeqCst);
             let mut keys = vec![key];
             keys.extend(also);
-            keys
+            (keys, speculative)
         };
         let key = keys[0].clone();
 
@@ -1294,7 +1348,22 @@ fn eval_thread(
         let outcome = catch_unwind(AssertUnwindSafe(|| {
             if key.op == Op::ListPlus {
                 let run = (shared, slot, generation, started);
-                abandoned = !evaluate_list_plus(&mut *backend, run, &key, &mut delivered[0]);
+                match evaluate_list_plus(&mut *backend, run, &keys, &mut delivered) {
+                    None => abandoned = true,
+                    // A read-ahead's subdirectories are read ahead too,
+                    // while the walk keeps asking (see `ahead_budget`).
+                    Some(subdirs) if speculative && !subdirs.is_empty() => {
+                        let budget = shared.ahead_budget.fetch_update(
+                            Ordering::Relaxed,
+                            Ordering::Relaxed,
+                            |left| left.checked_sub(1),
+                        );
+                        if budget.is_ok() && shared.config.read_ahead {
+                            read_ahead(shared, Op::ListPlus, subdirs);
+                        }
+                    }
+                    Some(_) => {}
+                }
             } else {
                 evaluate_all(&mut *backend, &shared.cache, &keys, &mut |i, answer| {
                     delivered[i] = true;
@@ -1442,27 +1511,37 @@ fn release(state: &mut State, keys: Vec<Key>) {
     }
 }
 
-/// Runs an [`Op::ListPlus`] request: the listing answers `key` (its
-/// waiters then ask for the entries' stats), and the stats the backend
-/// sends after it answer those requests, which this evaluation claims so
-/// that no other evaluation thread takes them meanwhile. Returns false if
-/// the thread was abandoned meanwhile (see [`complete`]).
+/// Runs [`Op::ListPlus`] requests (one, or a few read-ahead listings
+/// together): each listing answers its key (its waiters then ask for the
+/// entries' stats), and the stats the backend sends after it answer those
+/// requests, which this evaluation claims so that no other evaluation
+/// thread takes them meanwhile. Returns the entries found to be
+/// directories, or `None` if the thread was abandoned meanwhile (see
+/// [`complete`]).
 fn evaluate_list_plus(
     backend: &mut dyn Backend,
     (shared, slot, generation, started): (&Shared, usize, u64, Instant),
-    key: &Key,
-    delivered: &mut bool,
-) -> bool {
-    let children: RefCell<Vec<Key>> = RefCell::new(Vec::new());
+    keys: &[Key],
+    delivered: &mut [bool],
+) -> Option<Vec<AttrPath>> {
+    // The stat keys of each listing's first entries, by listing.
+    let children: RefCell<Vec<Vec<Key>>> = RefCell::new(vec![Vec::new(); keys.len()]);
     let alive = Cell::new(true);
-    backend.list_plus(
-        &key.path,
+    let mut subdirs = Vec::new();
+    let paths: Vec<AttrPath> = keys.iter().map(|k| k.path.clone()).collect();
+    backend.list_plus_many(
+        &paths,
         LIST_PLUS_STATS,
-        &mut |listing| {
-            *delivered = true;
+        &mut |d, listing| {
+            let (Some(key), true) = (keys.get(d), alive.get()) else {
+                return;
+            };
+            if let Some(done) = delivered.get_mut(d) {
+                *done = true;
+            }
             let answer = listing.map(|entries| Arc::new(Listing::new(entries)));
             if let Ok(listing) = &answer {
-                *children.borrow_mut() = listing
+                children.borrow_mut()[d] = listing
                     .entries()
                     .iter()
                     .take(LIST_PLUS_STATS)
@@ -1478,11 +1557,11 @@ fn evaluate_list_plus(
                     return alive.set(false);
                 }
                 let children = children.borrow();
-                for child in children.iter() {
+                for child in children[d].iter() {
                     state.pending.entry(child.clone()).or_default().claimed = true;
                 }
                 if let Some(running) = state.slots[slot].running.as_mut() {
-                    running.also.extend(children.iter().cloned());
+                    running.also.extend(children[d].iter().cloned());
                 }
             }
             let answer = answer.map(Rendered::Listing);
@@ -1490,20 +1569,25 @@ fn evaluate_list_plus(
                 alive.set(false);
             }
         },
-        &mut |i, stat| {
+        &mut |d, i, stat| {
             if !alive.get() {
                 return;
             }
-            let Some(child) = children.borrow().get(i).cloned() else {
+            let Some(child) = children.borrow().get(d).and_then(|c| c.get(i)).cloned() else {
                 return;
             };
             let answer = stat.map(|stat| shared.cache.node(stat));
+            if let Ok(Rendered::Node(node, _)) = &answer {
+                if node.kind == NodeKind::Directory && node.error.is_none() {
+                    subdirs.push(child.path.clone());
+                }
+            }
             if !complete(shared, slot, generation, &child, answer, started) {
                 alive.set(false);
             }
         },
     );
-    alive.get()
+    alive.get().then_some(subdirs)
 }
 
 /// Records the answer to `key` and answers its waiters. Returns false if
@@ -2151,6 +2235,54 @@ mod tests {
         assert_eq!(readdirplus(&service, &["d", "x"]), [("p".into(), true)]);
         assert_eq!(readdirplus(&service, &["d", "y"]), [("q".into(), true)]);
         assert_eq!(calls(&stats), before, "both were ready");
+    }
+
+    /// `{ d = { n = { n = ... { leaf = 1; } } } }` with `depth` sets named
+    /// `n` below `d`.
+    fn chain(depth: usize) -> FakeValue {
+        let mut value = FakeValue::Set(vec![attr("leaf", FakeValue::Int(1))]);
+        for _ in 0..depth {
+            value = FakeValue::Set(vec![attr("n", value)]);
+        }
+        FakeValue::Set(vec![attr("d", value)])
+    }
+
+    #[test]
+    fn a_read_ahead_listing_reads_its_subdirectories_ahead_too() {
+        let (service, stats) = start(chain(3), quick());
+        let service = Arc::new(service);
+        let before = settled(&stats);
+        readdirplus(&service, &["d"]);
+        // d's listing and stat of n; then d/n, d/n/n and d/n/n/n are
+        // listed ahead, one below the other, each with its one stat.
+        assert_eq!(settled(&stats), before + 2 + 3 * 2);
+        let walked = calls(&stats);
+        let mut dir = vec!["d"];
+        for _ in 0..3 {
+            dir.push("n");
+            assert_eq!(readdirplus(&service, &dir).len(), 1);
+        }
+        assert_eq!(calls(&stats), walked, "the walk found every level ready");
+    }
+
+    #[test]
+    fn read_ahead_stops_going_deeper_when_the_walk_stops_asking() {
+        let depth = READ_AHEAD_DEPTH_BUDGET + 20;
+        let (service, stats) = start(chain(depth), quick());
+        let service = Arc::new(service);
+        let before = settled(&stats);
+        readdirplus(&service, &["d"]);
+        // The listing of d/n that d's reply queues, then as many levels
+        // below it as the budget allows; each listing comes with one stat.
+        let ahead = 1 + READ_AHEAD_DEPTH_BUDGET;
+        assert_eq!(settled(&stats), before + 2 + 2 * ahead);
+        // The walk asks again (the deepest listing read ahead is ready):
+        // read-ahead goes on below it.
+        let mut dir = vec!["d"];
+        dir.extend(std::iter::repeat_n("n", ahead));
+        let asked = calls(&stats);
+        assert_eq!(readdirplus(&service, &dir).len(), 1);
+        assert_eq!(settled(&stats), asked + 2 * (depth - ahead));
     }
 
     #[test]
