@@ -1578,7 +1578,11 @@ fn evaluate_list_plus(
             };
             let answer = stat.map(|stat| shared.cache.node(stat));
             if let Ok(Rendered::Node(node, _)) = &answer {
-                if node.kind == NodeKind::Directory && node.error.is_none() {
+                // Not a derivation's attributes: their stats can each cost
+                // a whole `derivationStrict` (`outPath`), worth spending
+                // only once something lists the derivation.
+                let plain = node.nix_type != "derivation" && node.error.is_none();
+                if node.kind == NodeKind::Directory && plain {
                     subdirs.push(child.path.clone());
                 }
             }
@@ -2263,6 +2267,42 @@ mod tests {
             assert_eq!(readdirplus(&service, &dir).len(), 1);
         }
         assert_eq!(calls(&stats), walked, "the walk found every level ready");
+    }
+
+    #[test]
+    fn read_ahead_does_not_go_on_into_a_derivation() {
+        let derivation = fake::FakeDerivation {
+            attrs: vec![attr(
+                "meta",
+                FakeValue::Set(vec![attr("a", FakeValue::Int(1))]),
+            )],
+            drv_text: String::new(),
+            context: Vec::new(),
+            drv_path: "/nix/store/x.drv".into(),
+            out_path: "/nix/store/x".into(),
+        };
+        let tree = FakeValue::Set(vec![attr(
+            "d",
+            FakeValue::Set(vec![attr(
+                "x",
+                FakeValue::Set(vec![attr(
+                    "pkg",
+                    FakeValue::Derivation(Box::new(derivation)),
+                )]),
+            )]),
+        )]);
+        let (service, stats) = start(tree, quick());
+        let service = Arc::new(service);
+        let before = settled(&stats);
+        readdirplus(&service, &["d"]);
+        // d with its stat of x, then d/x (listed by d's reply) with its
+        // stat of pkg; pkg itself waits until something lists d/x.
+        assert_eq!(settled(&stats), before + 2 + 2);
+        readdirplus(&service, &["d", "x"]);
+        assert!(
+            settled(&stats) > before + 2 + 2 + 2,
+            "pkg is read ahead now"
+        );
     }
 
     #[test]
