@@ -84,11 +84,25 @@ const NAME_MAX: usize = 255;
 /// Block size reported in `stat` and `statfs`.
 const BLOCK_SIZE: u32 = 4096;
 
-/// How many entries one READDIRPLUS reply evaluates at most. A reply
-/// buffer holds a few dozen entries (their names and attributes); asking
-/// for more would only evaluate entries that do not fit. The service's
-/// `list_plus_then` evaluates the first reply's worth with the listing.
+/// How many entries one READDIRPLUS reply evaluates at most. The
+/// service's `list_plus_then` evaluates the first reply's worth with the
+/// listing.
 const PLUS_BATCH: usize = attrfs_vfs::LIST_PLUS_STATS;
+
+/// The reply buffer a READDIRPLUS is assumed to have. glibc's `readdir`
+/// asks `getdents64` for 32 KiB, and Linux (6.16 and later) passes that
+/// size on to the filesystem (a page before): about 200 entries with
+/// their attributes. A reply that stops short of the buffer costs a walk a
+/// READDIR for the rest of the directory and a LOOKUP for each entry in
+/// it; entries stat'ed beyond what an older kernel's buffer holds answer
+/// those LOOKUPs from the cache.
+const READDIRPLUS_BUFFER: usize = 32 << 10;
+
+/// The bytes an entry takes in a READDIRPLUS reply: `fuse_entry_out` (128)
+/// and `fuse_dirent` (24) before the name, padded to 8 bytes.
+fn direntplus_size(name_len: usize) -> usize {
+    152 + name_len.next_multiple_of(8)
+}
 
 /// Builds `FileAttr`s; copied into reply callbacks.
 #[derive(Clone, Copy)]
@@ -586,27 +600,34 @@ impl Filesystem for AttrFs {
                 Err(e) => return reply.error(errno(&e)),
             };
             let first = usize::try_from(offset.saturating_sub(2)).unwrap_or(usize::MAX);
+            // `.` and `..` come first in the reply.
+            let dots = (2 - offset.min(2)) as usize * direntplus_size(2);
+            let mut room = READDIRPLUS_BUFFER.saturating_sub(dots);
             let children: Vec<PlusChild> = listing
                 .entries()
                 .iter()
                 .enumerate()
                 .skip(first)
-                .filter_map(|(i, entry)| {
+                .map_while(|(i, entry)| {
                     let name = names::encode(&entry.name);
                     if name.len() > NAME_MAX {
-                        return None;
+                        return Some(None);
                     }
+                    // Only what fits in the reply: the rest would be
+                    // evaluated for nothing.
+                    room = room.checked_sub(direntplus_size(name.len()))?;
                     // A read-ahead may have cached the entry's stat
                     // already: the inode shares that path.
                     let path = service.shared_path(dir_path.child(entry.name.clone()));
                     let (ino, path) = inodes.intern(ino.0, path);
-                    Some(PlusChild {
+                    Some(Some(PlusChild {
                         offset: i as u64 + 3,
                         ino,
                         path,
                         name,
-                    })
+                    }))
                 })
+                .flatten()
                 .take(PLUS_BATCH)
                 .collect();
             let parent = inodes.parent(ino.0).unwrap_or(ino.0);

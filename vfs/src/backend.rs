@@ -179,6 +179,27 @@ pub trait Backend {
         }
     }
 
+    /// [`Backend::list_plus`] of several directories, one after the other
+    /// (read-ahead of a walk's next few directories): `listed` and
+    /// `answer` get the directory's index first. If the interrupt flag is
+    /// set midway, the directories not listed yet are answered
+    /// [`NodeError::Interrupted`]. The default asks `list_plus` for each; a
+    /// worker process gets them all in one exchange, so that it goes from
+    /// one to the next without waiting for the daemon.
+    fn list_plus_many(
+        &mut self,
+        paths: &[AttrPath],
+        count: usize,
+        listed: &mut dyn FnMut(usize, Result<Vec<DirEntry>, NodeError>),
+        answer: &mut dyn FnMut(usize, usize, Result<Stat, NodeError>),
+    ) {
+        for (d, path) in paths.iter().enumerate() {
+            self.list_plus(path, count, &mut |l| listed(d, l), &mut |i, s| {
+                answer(d, i, s)
+            });
+        }
+    }
+
     /// The whole contents of the file at `path`; its length must equal the
     /// `size` that `stat` reported. The service caches the bytes and serves
     /// reads at any offset from them.

@@ -19,7 +19,7 @@
 
 use std::cell::RefCell;
 use std::ffi::OsString;
-use std::io::{self, BufReader, BufWriter};
+use std::io::{self, BufReader, BufWriter, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
@@ -320,13 +320,17 @@ impl ProcessBackend {
         };
         // A batch is a few dozen short paths: far less than a pipe holds,
         // so writing it all before reading cannot block on the answers.
-        for request in &requests {
-            if let Err(e) = protocol::write_frame(&mut worker.input, &request.encode()) {
-                let why = died(&mut worker.child);
-                tracing::error!("cannot send a request to the evaluator ({e}): {why}");
-                answers.push(Err(Failure::Died(why)));
-                return answers.interrupt_rest();
-            }
+        // Written together, so that the worker reads them in one go (and
+        // knows more are waiting: it then keeps its answers for one write).
+        let sent = requests
+            .iter()
+            .try_for_each(|request| protocol::put_frame(&mut worker.input, &request.encode()))
+            .and_then(|()| worker.input.flush());
+        if let Err(e) = sent {
+            let why = died(&mut worker.child);
+            tracing::error!("cannot send a request to the evaluator ({e}): {why}");
+            answers.push(Err(Failure::Died(why)));
+            return answers.interrupt_rest();
         }
         while answers.next < answers.total {
             match self.wait(&mut worker) {
@@ -407,26 +411,51 @@ impl Backend for ProcessBackend {
         listed: &mut dyn FnMut(Result<Vec<DirEntry>, NodeError>),
         answer: &mut dyn FnMut(usize, Result<Stat, NodeError>),
     ) {
-        self.exchange(
-            vec![Request::ListPlus(path.clone(), count)],
-            &mut |i, frame| {
-                if i > 0 {
-                    answer(i - 1, stat_answer(frame));
-                    return 0;
-                }
-                // After a failed listing the worker sends nothing more; the
-                // stats are only owed (and only answered, interrupted or
-                // not) once the listing is out.
-                let result = match frame {
-                    Ok(Answer::List(entries)) => Ok(entries),
-                    Ok(_) => Err(mismatch()),
-                    Err(failure) => Err(NodeError::from(failure)),
-                };
-                let follow = result.as_ref().map_or(0, |e| e.len().min(count));
-                listed(result);
-                follow
-            },
+        self.list_plus_many(
+            std::slice::from_ref(path),
+            count,
+            &mut |_, l| listed(l),
+            &mut |_, i, s| answer(i, s),
         );
+    }
+
+    fn list_plus_many(
+        &mut self,
+        paths: &[AttrPath],
+        count: usize,
+        listed: &mut dyn FnMut(usize, Result<Vec<DirEntry>, NodeError>),
+        answer: &mut dyn FnMut(usize, usize, Result<Stat, NodeError>),
+    ) {
+        let requests = paths
+            .iter()
+            .map(|path| Request::ListPlus(path.clone(), count))
+            .collect();
+        // Frames come in order: a listing, its entries' stats, the next
+        // listing, ... The directory whose stats are arriving, how many
+        // have come, how many are still owed, and the next listing's index.
+        let (mut dir, mut stat, mut owed, mut next) = (0, 0, 0, 0);
+        self.exchange(requests, &mut |_, frame| {
+            if owed > 0 {
+                answer(dir, stat, stat_answer(frame));
+                stat += 1;
+                owed -= 1;
+                return 0;
+            }
+            dir = next;
+            next += 1;
+            // After a failed listing the worker sends nothing more for
+            // it; the stats are only owed (and only answered, interrupted
+            // or not) once the listing is out.
+            let result = match frame {
+                Ok(Answer::List(entries)) => Ok(entries),
+                Ok(_) => Err(mismatch()),
+                Err(failure) => Err(NodeError::from(failure)),
+            };
+            let follow = result.as_ref().map_or(0, |e| e.len().min(count));
+            listed(dir, result);
+            (stat, owed) = (0, follow);
+            follow
+        });
     }
 
     fn list(&mut self, path: &AttrPath) -> Result<Vec<DirEntry>, NodeError> {

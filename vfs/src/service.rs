@@ -53,17 +53,30 @@
 //! handled each reply. So the entries a READDIRPLUS reply returns below
 //! the root are handed to [`EvalService::read_ahead`], and those that turn
 //! out to be directories are listed the same way (with their entries'
-//! stats); and the stats of the next reply's worth of a big directory
-//! ([`EvalService::read_ahead_stats`]) are evaluated before the next
-//! READDIRPLUS asks for them. Both are *speculative*: an evaluation thread
-//! takes them only when no request is queued, the most recently queued
-//! first (so the read-ahead follows a depth-first walk's order), and a
-//! request that asks for one joins it. At most [`READ_AHEAD_LIMIT`] are
-//! queued; the oldest are forgotten first. The mount root's children are
+//! stats), and so are the subdirectories those listings find, level after
+//! level, so that the evaluation runs ahead of the walk instead of one
+//! level behind its next step; and the stats of the next reply's worth of
+//! a big directory ([`EvalService::read_ahead_stats`]) are evaluated
+//! before the next READDIRPLUS asks for them. All are *speculative*: an
+//! evaluation thread takes them only when no request is queued, the most
+//! recently queued first (so the read-ahead follows a depth-first walk's
+//! order), a few listings in one exchange with the worker
+//! (`READ_AHEAD_LIST_BATCH`), and a request that asks for one joins it.
+//! At most [`READ_AHEAD_LIMIT`] are queued; the oldest are forgotten
+//! first. Read-ahead goes deeper only while the walk keeps asking: after
+//! `READ_AHEAD_DEPTH_BUDGET` (64) read-ahead listings have queued their
+//! subdirectories with no READDIRPLUS in between, it stops queueing more
+//! (a single `ls` of a directory costs at most that many listings below
+//! it, plus what was queued). The mount root's children are
 //! not listed ahead: `ls` of a package set's root would otherwise evaluate
 //! thousands of packages. A read-ahead evaluation running past
 //! `eval_timeout`, or past `READ_AHEAD_PATIENCE` (2 s) while a request
-//! waits behind it, is interrupted like a request nobody waits for.
+//! waits behind it, is interrupted like a request nobody waits for; since
+//! that costs the worker and everything it had evaluated, the patience
+//! doubles for each read-ahead interrupted within a minute of the one
+//! before (up to 32 s). Only quick read-ahead listings (under 20 ms each,
+//! `READ_AHEAD_CHEAP`) go deeper or are batched: where values are costly,
+//! read-ahead stays one level ahead.
 //! `read_ahead` in [`ServiceConfig`] turns it off (`--no-read-ahead`).
 
 use std::borrow::Cow;
@@ -72,7 +85,7 @@ use std::collections::hash_map::Entry as MapEntry;
 use std::collections::VecDeque;
 use std::num::NonZeroUsize;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, OnceLock};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -266,8 +279,9 @@ impl Running {
 const STAT_BATCH: usize = 64;
 
 /// How many entries' stats a [`EvalService::list_plus_then`] listing
-/// brings along: a READDIRPLUS reply's worth.
-pub const LIST_PLUS_STATS: usize = 64;
+/// brings along: a READDIRPLUS reply's worth (a 32 KiB reply holds about
+/// 200 entries with their attributes).
+pub const LIST_PLUS_STATS: usize = 200;
 
 /// How many listings and stats read-ahead keeps queued at most (see the module
 /// documentation, "Read-ahead"): enough for the next few levels of a
@@ -275,10 +289,36 @@ pub const LIST_PLUS_STATS: usize = 64;
 /// little speculative work behind.
 pub const READ_AHEAD_LIMIT: usize = 1024;
 
+/// How many read-ahead listings may queue their own subdirectories
+/// (see the module documentation, "Read-ahead") before the walk asks for
+/// a listing again: enough for the evaluation to run a few levels ahead of
+/// a depth-first walk, few enough that a walk that stops (or a single
+/// `ls`) leaves little speculative work behind.
+const READ_AHEAD_DEPTH_BUDGET: usize = 64;
+
 /// How long a read-ahead may keep a request waiting before it is
 /// interrupted (stopping a worker process costs a new one, so not at once:
 /// most read-aheads take milliseconds).
 const READ_AHEAD_PATIENCE: Duration = Duration::from_secs(2);
+
+/// How long after a read-ahead was interrupted the next one gets twice
+/// the patience (see `State::read_ahead_patience`).
+const READ_AHEAD_BACKOFF: Duration = Duration::from_secs(60);
+
+/// How long a read-ahead listing (with its entries' stats) may take and
+/// still count as quick. Only the subdirectories of quick ones are read
+/// ahead in turn, and read-ahead listings are taken together only while
+/// they are quick: where the values are costly (a service's `script`
+/// renders packages' store paths), speculation stays one level deep, so
+/// that a request rarely waits behind it until READ_AHEAD_PATIENCE, whose
+/// interrupt costs a worker process and the root's evaluation.
+const READ_AHEAD_CHEAP: Duration = Duration::from_millis(20);
+
+/// How many read-ahead listings are evaluated together. Each exchange
+/// with a worker costs both processes a wake-up; a few listings in one
+/// let the worker go from one to the next, while a request that arrives
+/// meanwhile waits for no more than these few (they take milliseconds).
+const READ_AHEAD_LIST_BATCH: usize = 4;
 
 /// How many read-ahead stats are evaluated together: fewer than a
 /// request's batch, since a request that arrives meanwhile waits for the
@@ -320,6 +360,10 @@ struct State {
     /// What the watchdog is doing, so that a new request wakes it only when
     /// its deadline is earlier than the watchdog's next look.
     watchdog: WatchdogSleep,
+    /// Read-ahead evaluations interrupted, each within
+    /// `READ_AHEAD_BACKOFF` of the one before, and when the last was (see
+    /// [`State::read_ahead_patience`]).
+    ahead_interrupts: (u32, Option<Instant>),
 }
 
 /// The watchdog's state, as seen by those who might have to wake it.
@@ -353,6 +397,30 @@ impl WatchdogSleep {
 }
 
 impl State {
+    /// How long a read-ahead may keep a request waiting:
+    /// `READ_AHEAD_PATIENCE`, doubled for each read-ahead interrupted
+    /// within `READ_AHEAD_BACKOFF` of the one before (up to 16 times).
+    /// Interrupting costs the worker process and all it had evaluated, so
+    /// the next read-ahead in the same costly region takes as long again
+    /// and would be interrupted in turn: a walk into a region of costly
+    /// values saw three workers killed in ten seconds.
+    fn read_ahead_patience(&self) -> Duration {
+        match self.ahead_interrupts {
+            (n, Some(last)) if last.elapsed() < READ_AHEAD_BACKOFF => {
+                READ_AHEAD_PATIENCE * (1 << n.min(4))
+            }
+            _ => READ_AHEAD_PATIENCE,
+        }
+    }
+
+    /// Records a read-ahead interrupted now.
+    fn read_ahead_interrupted(&mut self) {
+        let (before, last) = self.ahead_interrupts;
+        let recent = last.is_some_and(|last| last.elapsed() < READ_AHEAD_BACKOFF);
+        let n = if recent { before.saturating_add(1) } else { 1 };
+        self.ahead_interrupts = (n, Some(Instant::now()));
+    }
+
     fn unavailable(&self) -> Option<String> {
         if self.shutdown {
             Some("the mount is shutting down".to_owned())
@@ -545,6 +613,10 @@ struct Shared {
     inputs: Mutex<Inputs>,
     /// Where answers are also kept beyond the mount (see [`crate::persist`]).
     store: OnceLock<Arc<dyn AnswerStore>>,
+    /// How many more read-ahead listings may queue their subdirectories
+    /// before the walk asks for a listing again (reset by each
+    /// [`EvalService::list_plus_then`]).
+    ahead_budget: AtomicUsize,
 }
 
 /// The service's inputs and who wants to hear of new ones.
@@ -579,12 +651,14 @@ impl EvalService {
                 broken: None,
                 shutdown: false,
                 watchdog: WatchdogSleep::Awake,
+                ahead_interrupts: (0, None),
             }),
             work: Condvar::new(),
             watch: Condvar::new(),
             factory,
             inputs: Mutex::default(),
             store: OnceLock::new(),
+            ahead_budget: AtomicUsize::new(0),
         });
         // Every backend is built before the service answers anything, so
         // that an expression that cannot be evaluated is reported at once.
@@ -669,6 +743,12 @@ impl EvalService {
         path: &AttrPath,
         done: impl FnOnce(Result<Arc<Listing>, NodeError>) + Send + 'static,
     ) {
+        // A walk goes on: read-ahead may run further ahead of it.
+        if self.shared.ahead_budget.load(Ordering::Relaxed) != READ_AHEAD_DEPTH_BUDGET {
+            self.shared
+                .ahead_budget
+                .store(READ_AHEAD_DEPTH_BUDGET, Ordering::Relaxed);
+        }
         self.submit(
             make_key(Op::ListPlus, path),
             Box::new(move |a| done(as_listing(a))),
@@ -940,7 +1020,7 @@ fn patience_ends(state: &State, timeout: Duration) -> Option<Instant> {
         .iter()
         .filter_map(|slot| slot.running.as_ref())
         .filter(|r| r.speculative)
-        .map(|r| r.started + READ_AHEAD_PATIENCE.min(timeout))
+        .map(|r| r.started + state.read_ahead_patience().min(timeout))
         .min()
 }
 
@@ -1212,8 +1292,11 @@ fn eval_thread(
     if let Some(ready) = ready {
         let _ = ready.send(Ok(()));
     }
+    // Whether the last read-ahead listings were quick (see
+    // `READ_AHEAD_CHEAP`): only then are several taken together.
+    let mut ahead_cheap = true;
     loop {
-        let keys = {
+        let (keys, speculative) = {
             let mut state = shared.state.lock();
             let (key, speculative) = loop {
                 if state.shutdown || state.slots[slot].generation != generation {
@@ -1238,7 +1321,29 @@ fn eval_thread(
                 pending.claimed = true;
             }
             let mut also = Vec::new();
-            if key.op == Op::Stat && speculative {
+            if key.op == Op::ListPlus && speculative && ahead_cheap {
+                // The next read-ahead listings, a few together: the worker
+                // goes from one to the next without waiting for this
+                // thread (see `READ_AHEAD_LIST_BATCH`).
+                while also.len() + 1 < READ_AHEAD_LIST_BATCH
+                    && state
+                        .ahead
+                        .back()
+                        .is_some_and(|next| next.op == Op::ListPlus)
+                {
+                    let Some(next) = take_read_ahead(&shared.cache, &mut state) else {
+                        break;
+                    };
+                    if next.op != Op::ListPlus {
+                        state.ahead.push_back(next);
+                        break;
+                    }
+                    if let Some(pending) = state.pending.get_mut(&next) {
+                        pending.claimed = true;
+                    }
+                    also.push(next);
+                }
+            } else if key.op == Op::Stat && speculative {
                 // The read-ahead stats queued with it, a few together.
                 while also.len() + 1 < READ_AHEAD_STAT_BATCH {
                     let Some(next) = state.ahead.back() else {
@@ -1303,7 +1408,7 @@ fn eval_thread(
             }
             let mut keys = vec![key];
             keys.extend(also);
-            keys
+            (keys, speculative)
         };
         let key = keys[0].clone();
 
@@ -1315,7 +1420,27 @@ fn eval_thread(
         let outcome = catch_unwind(AssertUnwindSafe(|| {
             if key.op == Op::ListPlus {
                 let run = (shared, slot, generation, started);
-                abandoned = !evaluate_list_plus(&mut *backend, run, &key, &mut delivered[0]);
+                let listed = evaluate_list_plus(&mut *backend, run, &keys, &mut delivered);
+                if speculative {
+                    let per_listing = started.elapsed() / keys.len().max(1) as u32;
+                    ahead_cheap = per_listing < READ_AHEAD_CHEAP;
+                }
+                match listed {
+                    None => abandoned = true,
+                    // A quick read-ahead's subdirectories are read ahead
+                    // too, while the walk keeps asking (see `ahead_budget`).
+                    Some(subdirs) if speculative && ahead_cheap && !subdirs.is_empty() => {
+                        let budget = shared.ahead_budget.fetch_update(
+                            Ordering::Relaxed,
+                            Ordering::Relaxed,
+                            |left| left.checked_sub(1),
+                        );
+                        if budget.is_ok() && shared.config.read_ahead {
+                            read_ahead(shared, Op::ListPlus, subdirs);
+                        }
+                    }
+                    Some(_) => {}
+                }
             } else {
                 evaluate_all(&mut *backend, &shared.cache, &keys, &mut |i, answer| {
                     delivered[i] = true;
@@ -1463,27 +1588,37 @@ fn release(state: &mut State, keys: Vec<Key>) {
     }
 }
 
-/// Runs an [`Op::ListPlus`] request: the listing answers `key` (its
-/// waiters then ask for the entries' stats), and the stats the backend
-/// sends after it answer those requests, which this evaluation claims so
-/// that no other evaluation thread takes them meanwhile. Returns false if
-/// the thread was abandoned meanwhile (see [`complete`]).
+/// Runs [`Op::ListPlus`] requests (one, or a few read-ahead listings
+/// together): each listing answers its key (its waiters then ask for the
+/// entries' stats), and the stats the backend sends after it answer those
+/// requests, which this evaluation claims so that no other evaluation
+/// thread takes them meanwhile. Returns the entries found to be
+/// directories, or `None` if the thread was abandoned meanwhile (see
+/// [`complete`]).
 fn evaluate_list_plus(
     backend: &mut dyn Backend,
     (shared, slot, generation, started): (&Shared, usize, u64, Instant),
-    key: &Key,
-    delivered: &mut bool,
-) -> bool {
-    let children: RefCell<Vec<Key>> = RefCell::new(Vec::new());
+    keys: &[Key],
+    delivered: &mut [bool],
+) -> Option<Vec<AttrPath>> {
+    // The stat keys of each listing's first entries, by listing.
+    let children: RefCell<Vec<Vec<Key>>> = RefCell::new(vec![Vec::new(); keys.len()]);
     let alive = Cell::new(true);
-    backend.list_plus(
-        &key.path,
+    let mut subdirs = Vec::new();
+    let paths: Vec<AttrPath> = keys.iter().map(|k| k.path.clone()).collect();
+    backend.list_plus_many(
+        &paths,
         LIST_PLUS_STATS,
-        &mut |listing| {
-            *delivered = true;
+        &mut |d, listing| {
+            let (Some(key), true) = (keys.get(d), alive.get()) else {
+                return;
+            };
+            if let Some(done) = delivered.get_mut(d) {
+                *done = true;
+            }
             let answer = listing.map(|entries| Arc::new(Listing::new(entries)));
             if let Ok(listing) = &answer {
-                *children.borrow_mut() = listing
+                children.borrow_mut()[d] = listing
                     .entries()
                     .iter()
                     .take(LIST_PLUS_STATS)
@@ -1499,11 +1634,11 @@ fn evaluate_list_plus(
                     return alive.set(false);
                 }
                 let children = children.borrow();
-                for child in children.iter() {
+                for child in children[d].iter() {
                     state.pending.entry(child.clone()).or_default().claimed = true;
                 }
                 if let Some(running) = state.slots[slot].running.as_mut() {
-                    running.also.extend(children.iter().cloned());
+                    running.also.extend(children[d].iter().cloned());
                 }
             }
             let answer = answer.map(Rendered::Listing);
@@ -1511,20 +1646,29 @@ fn evaluate_list_plus(
                 alive.set(false);
             }
         },
-        &mut |i, stat| {
+        &mut |d, i, stat| {
             if !alive.get() {
                 return;
             }
-            let Some(child) = children.borrow().get(i).cloned() else {
+            let Some(child) = children.borrow().get(d).and_then(|c| c.get(i)).cloned() else {
                 return;
             };
             let answer = stat.map(|stat| shared.cache.node(stat));
+            if let Ok(Rendered::Node(node, _)) = &answer {
+                // Not a derivation's attributes: their stats can each cost
+                // a whole `derivationStrict` (`outPath`), worth spending
+                // only once something lists the derivation.
+                let plain = node.nix_type != "derivation" && node.error.is_none();
+                if node.kind == NodeKind::Directory && plain {
+                    subdirs.push(child.path.clone());
+                }
+            }
             if !complete(shared, slot, generation, &child, answer, started) {
                 alive.set(false);
             }
         },
     );
-    alive.get()
+    alive.get().then_some(subdirs)
 }
 
 /// Records the answer to `key` and answers its waiters. Returns false if
@@ -1676,6 +1820,8 @@ fn watchdog(shared: &Arc<Shared>) {
         });
         let mut abandoned = Vec::new();
         let grace = shared.config.stuck_grace;
+        let patience = state.read_ahead_patience();
+        let mut interrupted_ahead = false;
         for slot in 0..state.slots.len() {
             let Some(keys) = state.slots[slot]
                 .running
@@ -1699,7 +1845,7 @@ fn watchdog(shared: &Arc<Shared>) {
                     if !r.speculative {
                         return false;
                     }
-                    let patience = r.started + READ_AHEAD_PATIENCE.min(timeout);
+                    let patience = r.started + patience.min(timeout);
                     let limit = r.started + timeout;
                     let keep = now < limit && (now < patience || !waited);
                     if keep {
@@ -1714,6 +1860,9 @@ fn watchdog(shared: &Arc<Shared>) {
             } = &mut state.slots[slot];
             if let Some(running) = running.as_mut() {
                 if !live && running.interrupted_at.is_none() {
+                    if running.speculative {
+                        interrupted_ahead = true;
+                    }
                     warn!(
                         "{}: nobody waits any more (deadline {timeout:?}) after {:?}; interrupting the evaluation",
                         running.key,
@@ -1735,6 +1884,9 @@ fn watchdog(shared: &Arc<Shared>) {
             }
         }
 
+        if interrupted_ahead {
+            state.read_ahead_interrupted();
+        }
         if !expired.is_empty() || !abandoned.is_empty() {
             MutexGuard::unlocked(&mut state, || {
                 for (key, waiter) in expired {
@@ -2174,6 +2326,90 @@ mod tests {
         assert_eq!(calls(&stats), before, "both were ready");
     }
 
+    /// `{ d = { n = { n = ... { leaf = 1; } } } }` with `depth` sets named
+    /// `n` below `d`.
+    fn chain(depth: usize) -> FakeValue {
+        let mut value = FakeValue::Set(vec![attr("leaf", FakeValue::Int(1))]);
+        for _ in 0..depth {
+            value = FakeValue::Set(vec![attr("n", value)]);
+        }
+        FakeValue::Set(vec![attr("d", value)])
+    }
+
+    #[test]
+    fn a_read_ahead_listing_reads_its_subdirectories_ahead_too() {
+        let (service, stats) = start(chain(3), quick());
+        let service = Arc::new(service);
+        let before = settled(&stats);
+        readdirplus(&service, &["d"]);
+        // d's listing and stat of n; then d/n, d/n/n and d/n/n/n are
+        // listed ahead, one below the other, each with its one stat.
+        assert_eq!(settled(&stats), before + 2 + 3 * 2);
+        let walked = calls(&stats);
+        let mut dir = vec!["d"];
+        for _ in 0..3 {
+            dir.push("n");
+            assert_eq!(readdirplus(&service, &dir).len(), 1);
+        }
+        assert_eq!(calls(&stats), walked, "the walk found every level ready");
+    }
+
+    #[test]
+    fn read_ahead_does_not_go_on_into_a_derivation() {
+        let derivation = fake::FakeDerivation {
+            attrs: vec![attr(
+                "meta",
+                FakeValue::Set(vec![attr("a", FakeValue::Int(1))]),
+            )],
+            drv_text: String::new(),
+            context: Vec::new(),
+            drv_path: "/nix/store/x.drv".into(),
+            out_path: "/nix/store/x".into(),
+        };
+        let tree = FakeValue::Set(vec![attr(
+            "d",
+            FakeValue::Set(vec![attr(
+                "x",
+                FakeValue::Set(vec![attr(
+                    "pkg",
+                    FakeValue::Derivation(Box::new(derivation)),
+                )]),
+            )]),
+        )]);
+        let (service, stats) = start(tree, quick());
+        let service = Arc::new(service);
+        let before = settled(&stats);
+        readdirplus(&service, &["d"]);
+        // d with its stat of x, then d/x (listed by d's reply) with its
+        // stat of pkg; pkg itself waits until something lists d/x.
+        assert_eq!(settled(&stats), before + 2 + 2);
+        readdirplus(&service, &["d", "x"]);
+        assert!(
+            settled(&stats) > before + 2 + 2 + 2,
+            "pkg is read ahead now"
+        );
+    }
+
+    #[test]
+    fn read_ahead_stops_going_deeper_when_the_walk_stops_asking() {
+        let depth = READ_AHEAD_DEPTH_BUDGET + 20;
+        let (service, stats) = start(chain(depth), quick());
+        let service = Arc::new(service);
+        let before = settled(&stats);
+        readdirplus(&service, &["d"]);
+        // The listing of d/n that d's reply queues, then as many levels
+        // below it as the budget allows; each listing comes with one stat.
+        let ahead = 1 + READ_AHEAD_DEPTH_BUDGET;
+        assert_eq!(settled(&stats), before + 2 + 2 * ahead);
+        // The walk asks again (the deepest listing read ahead is ready):
+        // read-ahead goes on below it.
+        let mut dir = vec!["d"];
+        dir.extend(std::iter::repeat_n("n", ahead));
+        let asked = calls(&stats);
+        assert_eq!(readdirplus(&service, &dir).len(), 1);
+        assert_eq!(settled(&stats), asked + 2 * (depth - ahead));
+    }
+
     #[test]
     fn stats_are_read_ahead_in_one_batch_and_answer_later_requests() {
         let tree = FakeValue::Set(
@@ -2213,6 +2449,39 @@ mod tests {
         assert_eq!(service.stat(&path(&["e"])).unwrap().size, 5);
         let waited = started.elapsed();
         assert!(waited < Duration::from_secs(5), "{waited:?}");
+    }
+
+    #[test]
+    fn read_ahead_patience_doubles_while_read_aheads_keep_being_interrupted() {
+        let mut state = State {
+            queue: VecDeque::new(),
+            ahead: VecDeque::new(),
+            pending: FxHashMap::default(),
+            slots: Vec::new(),
+            abandoned: 0,
+            broken: None,
+            shutdown: false,
+            watchdog: WatchdogSleep::Idle,
+            ahead_interrupts: (0, None),
+        };
+        assert_eq!(state.read_ahead_patience(), READ_AHEAD_PATIENCE);
+        state.read_ahead_interrupted();
+        assert_eq!(state.read_ahead_patience(), 2 * READ_AHEAD_PATIENCE);
+        state.read_ahead_interrupted();
+        assert_eq!(state.read_ahead_patience(), 4 * READ_AHEAD_PATIENCE);
+        for _ in 0..10 {
+            state.read_ahead_interrupted();
+        }
+        assert_eq!(state.read_ahead_patience(), 16 * READ_AHEAD_PATIENCE);
+        // Long after the last one, the patience is back to normal, and the
+        // next interrupt starts the doubling again.
+        let Some(long_ago) = Instant::now().checked_sub(READ_AHEAD_BACKOFF) else {
+            return;
+        };
+        state.ahead_interrupts.1 = Some(long_ago);
+        assert_eq!(state.read_ahead_patience(), READ_AHEAD_PATIENCE);
+        state.read_ahead_interrupted();
+        assert_eq!(state.read_ahead_patience(), 2 * READ_AHEAD_PATIENCE);
     }
 
     #[test]

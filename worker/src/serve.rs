@@ -48,6 +48,20 @@ pub fn serve(input: impl Read, output: impl Write) -> Result<(), ServeError> {
     };
     send_inputs(&mut output, backend.take_inputs())?;
     protocol::write_frame(&mut output, &protocol::encode_hello(&Ok(())))?;
+    // Answers are written together: flushed when no further request is
+    // waiting in the input (the daemon sends a batch at once and reads the
+    // answers after), and at least every STAT_FLUSH_INTERVAL. A write per
+    // frame was an eighth of a walk's worker time, and each woke the
+    // daemon; a value that hangs holds back at most the quick answers of
+    // the last few milliseconds (asked again of the next worker).
+    let mut flushed = Instant::now();
+    let mut flush_if_due = |output: &mut BufWriter<_>, idle: bool| -> io::Result<()> {
+        if idle || flushed.elapsed() >= STAT_FLUSH_INTERVAL {
+            output.flush()?;
+            flushed = Instant::now();
+        }
+        Ok(())
+    };
     while let Some(frame) = protocol::read_frame(&mut input)? {
         let answer = match Request::decode(&frame)? {
             Request::Stat(path) => backend.stat(&path).map(Answer::Stat),
@@ -56,13 +70,9 @@ pub fn serve(input: impl Read, output: impl Write) -> Result<(), ServeError> {
             Request::Xattrs(path) => backend.xattrs(&path).map(Answer::Xattrs),
             Request::ListPlus(path, count) => {
                 // Backend::list_plus spelled out, so that the listing goes
-                // out as soon as it is known (the daemon answers it while the
-                // stats are evaluated), each frame after the inputs read for
-                // it. The stats go out together, flushed once a few
-                // milliseconds have passed: a write per stat was an eighth
-                // of a walk's worker time, and a stat that hangs holds back
-                // at most the few quick ones before it (asked again of the
-                // next worker).
+                // out as soon as it is known when nothing else is asked
+                // (the daemon answers it while the stats are evaluated),
+                // each frame after the inputs read for it.
                 let listing = backend.list(&path);
                 let children: Vec<_> = match &listing {
                     Ok(entries) => entries
@@ -74,23 +84,21 @@ pub fn serve(input: impl Read, output: impl Write) -> Result<(), ServeError> {
                 };
                 send_inputs(&mut output, backend.take_inputs())?;
                 let frame = protocol::encode_answer(&listing.map(Answer::List));
-                protocol::write_frame(&mut output, &frame)?;
-                let mut flushed = Instant::now();
+                protocol::put_frame(&mut output, &frame)?;
+                flush_if_due(&mut output, input.buffer().is_empty())?;
                 for child in children {
                     let stat = backend.stat(&child).map(Answer::Stat);
                     send_inputs(&mut output, backend.take_inputs())?;
                     protocol::put_frame(&mut output, &protocol::encode_answer(&stat))?;
-                    if flushed.elapsed() >= STAT_FLUSH_INTERVAL {
-                        output.flush()?;
-                        flushed = Instant::now();
-                    }
+                    flush_if_due(&mut output, false)?;
                 }
-                output.flush()?;
+                flush_if_due(&mut output, input.buffer().is_empty())?;
                 continue;
             }
         };
         send_inputs(&mut output, backend.take_inputs())?;
-        protocol::write_frame(&mut output, &protocol::encode_answer(&answer))?;
+        protocol::put_frame(&mut output, &protocol::encode_answer(&answer))?;
+        flush_if_due(&mut output, input.buffer().is_empty())?;
     }
     Ok(())
 }
@@ -105,7 +113,7 @@ fn send_inputs(output: &mut impl Write, inputs: Vec<Input>) -> Result<(), ServeE
     Ok(())
 }
 
-/// How long the stats of a plus listing may wait in the buffer.
+/// How long answers may wait in the buffer.
 const STAT_FLUSH_INTERVAL: Duration = Duration::from_millis(2);
 
 /// Serves the protocol over this process's stdin and stdout, on a thread

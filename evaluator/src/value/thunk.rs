@@ -11,7 +11,7 @@
 //! and move states in and out; a state taken out is dropped only after the
 //! reference is gone, because dropping it can free other thunks and, by a
 //! cycle, reach this one. The few methods that lend a reference to a
-//! closure (`with_upvalue`, `with_evaluated`, `finalise`) are crate-private
+//! closure (`with_upvalue`, `finalise`) are crate-private
 //! and say what their closure may do.
 
 use super::{Closure, Upvalues, Value};
@@ -118,17 +118,6 @@ impl Thunk {
     /// Whether it is being forced right now.
     pub fn is_forcing(&self) -> bool {
         self.read(|r| matches!(r, ThunkRepr::Forcing(_)))
-    }
-
-    /// `read` applied to the value if already evaluated, without cloning
-    /// it. `read` may look at the value and at other evaluated values but
-    /// must not force, update or drop anything.
-    #[inline]
-    pub(crate) fn with_evaluated<R>(&self, read: impl FnOnce(&Value) -> R) -> Option<R> {
-        self.read(|r| match r {
-            ThunkRepr::Evaluated(v) => Some(read(v)),
-            _ => None,
-        })
     }
 
     /// Marks a pending thunk as being forced and says what to run; `None`
