@@ -573,8 +573,9 @@ impl Filesystem for AttrFs {
 
     /// Entries with their attributes, so that a walk (`find`, `ls -l`,
     /// `ls --color`, `du`) need not look each one up: one request and one
-    /// batch of evaluations for a few dozen entries instead of a round trip
-    /// through the kernel and the evaluation thread for every one. The
+    /// batch of evaluations for as many entries as the reply holds (up to
+    /// 200 in 32 KiB) instead of a round trip through the kernel and the
+    /// evaluation thread for every one. The
     /// kernel asks for it (FUSE_READDIRPLUS_AUTO) for the first part of a
     /// directory and whenever its entries were being looked up; a plain
     /// `ls` of a big directory evaluates only that first part.
