@@ -24,11 +24,19 @@ struct Setup {
     dir: PathBuf,
     cache: PathBuf,
     store: PathBuf,
+    /// Held while this process uses the fixtures (see `setup`).
+    _lock: std::fs::File,
 }
 
 fn setup() -> &'static Setup {
     static SETUP: OnceLock<Setup> = OnceLock::new();
     SETUP.get_or_init(|| {
+        // The fixtures live at one fixed path (their lock files name each
+        // other by it): a second test run on the machine (another checkout)
+        // waits here instead of rebuilding them under this one's feet.
+        let lock = std::fs::File::create(format!("{FLAKE_FIXTURES_DIR}.lock"))
+            .expect("create the fixtures' lock file");
+        lock.lock().expect("lock the flake fixtures");
         let dir = build_fixtures_in(Path::new(FLAKE_FIXTURES_DIR));
         let tmp = workspace_root().join("target/tmp");
         let cache = tmp.join(format!("attrfs-cache-flakes-{}", std::process::id()));
@@ -37,7 +45,12 @@ fn setup() -> &'static Setup {
         std::fs::create_dir_all(&store).expect("create fake store");
         std::env::set_var("ATTRFS_CACHE_DIR", &cache);
         std::env::set_var("ATTRFS_NIX_STORE", &store);
-        Setup { dir, cache, store }
+        Setup {
+            dir,
+            cache,
+            store,
+            _lock: lock,
+        }
     })
 }
 
