@@ -104,8 +104,6 @@ pub struct SourceFile {
     text: RefCell<Option<Rc<str>>>,
     /// A hash of the released text, to recognise it when read again.
     released: Cell<Option<u64>>,
-    /// How the file's bytes become its text, for reading it again.
-    decode: Cell<Option<DecodeText>>,
     /// Offset of each line's first byte, computed when a position in the
     /// file is first asked for (most files loaded, from the compiled-file
     /// cache above all, never are), or when its text is released.
@@ -137,8 +135,9 @@ pub type DecodeText = fn(&[u8]) -> Rc<str>;
 #[derive(Default)]
 pub struct SourceMap {
     files: RefCell<Vec<Rc<SourceFile>>>,
-    /// Where released texts are read again; without it none is released.
-    reader: Option<Rc<dyn EvalIO>>,
+    /// Where released texts are read again, and how a file's bytes become
+    /// its text; without it none is released.
+    reader: Option<(Rc<dyn EvalIO>, DecodeText)>,
 }
 
 impl std::fmt::Debug for SourceMap {
@@ -151,11 +150,13 @@ impl std::fmt::Debug for SourceMap {
 
 impl SourceMap {
     /// A map whose files' texts may be released once compiled, and read
-    /// again through `io` (the evaluation's) when a snippet needs them.
-    pub fn with_reader(io: Rc<dyn EvalIO>) -> Self {
+    /// again through `io` (the evaluation's) when a snippet needs them;
+    /// `decode` turns a file's bytes into the text as it was registered
+    /// (the loader's decoding).
+    pub fn with_reader(io: Rc<dyn EvalIO>, decode: DecodeText) -> Self {
         SourceMap {
             files: RefCell::default(),
-            reader: Some(io),
+            reader: Some((io, decode)),
         }
     }
 
@@ -170,7 +171,6 @@ impl SourceMap {
             len: text.len() as u32,
             text: RefCell::new(Some(text)),
             released: Cell::new(None),
-            decode: Cell::new(None),
             line_starts: OnceCell::new(),
         });
         files.push(file.clone());
@@ -179,9 +179,8 @@ impl SourceMap {
 
     /// Lets go of a compiled file's text if it can be had again: the file
     /// is on disk, this map has a reader, and the text is ASCII (so the
-    /// line table alone gives columns). `decode` turns the file's bytes
-    /// into the text as it was registered (the loader's decoding).
-    pub fn release_text(&self, file: &SourceFile, decode: DecodeText) {
+    /// line table alone gives columns).
+    pub fn release_text(&self, file: &SourceFile) {
         if self.reader.is_none() || file.path.is_none() {
             return;
         }
@@ -193,7 +192,6 @@ impl SourceMap {
         }
         file.line_starts();
         file.released.set(Some(text_hash(&text)));
-        file.decode.set(Some(decode));
         *file.text.borrow_mut() = None;
     }
 
@@ -203,11 +201,10 @@ impl SourceMap {
         if let Some(text) = file.text() {
             return Some(text);
         }
-        let (io, path, hash, decode) = (
+        let ((io, decode), path, hash) = (
             self.reader.as_ref()?,
             file.path.as_ref()?,
             file.released.get()?,
-            file.decode.get()?,
         );
         let text = decode(&io.read_file(path).ok()?);
         (text.len() == file.len as usize && text_hash(&text) == hash).then_some(text)
@@ -359,11 +356,11 @@ mod release_tests {
         let path = dir.join("f.nix");
         let text = "{\n  a = 1;\n\tb = x;\n}\n";
         std::fs::write(&path, text).unwrap();
-        let map = SourceMap::with_reader(Rc::new(crate::io::StdIO));
+        let map = SourceMap::with_reader(Rc::new(crate::io::StdIO), decode);
         let f = map.add("f.nix".into(), Some(path.clone()), text.into());
         let span = Span::new(f.base + 16, f.base + 17); // the `x`
         let (position, snippet) = (map.position(span), map.snippet(span));
-        map.release_text(&f, decode);
+        map.release_text(&f);
         assert!(f.text().is_none());
         assert_eq!(map.position(span), position);
         assert_eq!(map.snippet(span), snippet);
@@ -381,19 +378,19 @@ mod release_tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("f.nix");
         std::fs::write(&path, "\"é\"").unwrap();
-        let map = SourceMap::with_reader(Rc::new(crate::io::StdIO));
+        let map = SourceMap::with_reader(Rc::new(crate::io::StdIO), decode);
         // Not ASCII: a column counts characters, which needs the text.
         let f = map.add("f.nix".into(), Some(path.clone()), "\"é\"".into());
-        map.release_text(&f, decode);
+        map.release_text(&f);
         assert!(f.text().is_some());
         // Not a file.
         let e = map.add("«string»".into(), None, "1".into());
-        map.release_text(&e, decode);
+        map.release_text(&e);
         assert!(e.text().is_some());
         // No reader.
         let bare = SourceMap::default();
         let g = bare.add("f.nix".into(), Some(path), "1".into());
-        bare.release_text(&g, decode);
+        bare.release_text(&g);
         assert!(g.text().is_some());
         std::fs::remove_dir_all(&dir).unwrap();
     }

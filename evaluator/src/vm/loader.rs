@@ -134,7 +134,7 @@ impl<'s> Loader<'s> {
                     .as_deref()
                     .is_some_and(|p| crate::store::corepkg_source(p).is_none());
                 if on_disk {
-                    self.state.sources.release_text(&file, text_of_file);
+                    self.state.sources.release_text(&file);
                 }
                 Ok(lambda)
             }
@@ -252,7 +252,7 @@ fn suspended(lambda: Rc<Lambda>) -> Value {
 /// Replaces each `\r` not followed by `\n` with `\n`.
 /// A file's text as [`Loader::compile_source`] registers the text that
 /// [`Loader::read`] read: how a released text is read again.
-fn text_of_file(bytes: &[u8]) -> Rc<str> {
+pub(crate) fn text_of_file(bytes: &[u8]) -> Rc<str> {
     let text = crate::source::decode_source(bytes);
     if text.contains('\r') {
         normalise_cr(&text).into()

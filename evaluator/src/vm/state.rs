@@ -223,7 +223,7 @@ impl EvalState {
         };
         let state = Rc::new(EvalState {
             // Released source texts are read again as the evaluation reads.
-            sources: SourceMap::with_reader(io.clone()),
+            sources: SourceMap::with_reader(io.clone(), super::loader::text_of_file),
             io: Box::new(crate::io::SharedIO(io)),
             fetch_io,
             interrupt: options.interrupt.clone(),
