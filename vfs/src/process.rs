@@ -5,9 +5,15 @@
 //! and stdout. What that buys the mount:
 //!
 //! * a request past its deadline (the service sets the interrupt flag) is
-//!   answered [`NodeError::Interrupted`] within a poll interval, and the
-//!   worker is killed: whatever it had allocated goes back to the system at
-//!   once, and no thread is left running an abandoned evaluation;
+//!   interrupted without ending the worker: the daemon sends it
+//!   [`protocol::INTERRUPT_SIGNAL`], whose handler sets the evaluator's own
+//!   interrupt flag, then a [`Request::Resume`]; the worker fails the
+//!   evaluation in progress (and answers the rest of the batch) with
+//!   [`NodeError::Interrupted`], clears its flag and says so. Everything
+//!   it had evaluated stays for the next request. A worker that does not
+//!   say so within [`RESUME_BOUND`] (stuck in a builtin or a system call
+//!   that never looks at the flag) is killed, and no thread is left
+//!   running an abandoned evaluation;
 //! * a worker that dies (a signal, an abort, a stack overflow) costs only
 //!   the request it was serving, answered with an error; the next request
 //!   starts a fresh worker;
@@ -37,6 +43,14 @@ use crate::protocol::{self, Answer, Request};
 
 /// How often a waiting request looks at the interrupt flag.
 const POLL_INTERVAL: Duration = Duration::from_millis(20);
+
+/// How long an interrupted worker may take to stop and acknowledge the
+/// resume before it is killed. The evaluator looks at its flag every few
+/// thousand instructions (microseconds), so this only bounds the rare
+/// builtin or system call that never looks; it must stay well under the
+/// service's `stuck_grace` (at least 2 s in a mount), past which the
+/// service gives up on the whole evaluation thread.
+pub const RESUME_BOUND: Duration = Duration::from_millis(1000);
 
 /// How often, at most, a worker's resident memory is compared with its
 /// budget (after an answer).
@@ -171,8 +185,18 @@ impl From<Failure> for NodeError {
 /// How waiting for an answer ended.
 enum Waited {
     Answer(Vec<u8>),
+    /// The interrupt flag was set (or, while resuming, the bound passed).
     Interrupted,
     Died(String),
+}
+
+/// What ends a wait for the worker's next frame, besides a frame.
+#[derive(Clone, Copy)]
+enum Until {
+    /// The interrupt flag being set.
+    Interrupt,
+    /// This instant passing (the interrupt flag is set already).
+    Deadline(Instant),
 }
 
 impl ProcessBackend {
@@ -215,7 +239,7 @@ impl ProcessBackend {
         if let Err(e) = protocol::write_frame(&mut worker.input, &self.command.init) {
             return Err(finish(worker, &format!("cannot start the evaluator: {e}")));
         }
-        match self.wait(&mut worker) {
+        match self.wait(&mut worker, Until::Interrupt) {
             Waited::Answer(frame) => match protocol::decode_hello(&frame) {
                 Ok(Ok(())) => Ok(worker),
                 Ok(Err(message)) => {
@@ -229,12 +253,15 @@ impl ProcessBackend {
         }
     }
 
-    /// Waits for the worker's next frame, giving up when the interrupt
-    /// flag is set.
-    fn wait(&self, worker: &mut Worker) -> Waited {
+    /// Waits for the worker's next frame, giving up when `until` says so.
+    fn wait(&self, worker: &mut Worker, until: Until) -> Waited {
         loop {
+            let poll = match until {
+                Until::Interrupt => POLL_INTERVAL,
+                Until::Deadline(at) => at.saturating_duration_since(Instant::now()),
+            };
             // Bytes already buffered need no poll.
-            if !worker.output.buffer().is_empty() || readable(&worker.output, POLL_INTERVAL) {
+            if !worker.output.buffer().is_empty() || readable(&worker.output, poll) {
                 return match protocol::read_frame(&mut worker.output) {
                     Ok(Some(frame)) => match protocol::decode_inputs(&frame) {
                         // Inputs come ahead of the answer they were read
@@ -252,8 +279,74 @@ impl ProcessBackend {
                     Ok(None) | Err(_) => Waited::Died(died(&mut worker.child)),
                 };
             }
-            if self.interrupt.load(Ordering::SeqCst) {
+            let over = match until {
+                Until::Interrupt => self.interrupt.load(Ordering::SeqCst),
+                Until::Deadline(at) => Instant::now() >= at,
+            };
+            if over {
                 return Waited::Interrupted;
+            }
+        }
+    }
+
+    /// Interrupts the worker's evaluation without ending it (see the module
+    /// documentation): signals it, asks it to resume, and hands on the
+    /// answers it sends before it acknowledges (those finished before the
+    /// signal landed, then interrupted ones). Returns the worker if it
+    /// acknowledged within [`RESUME_BOUND`]; otherwise kills it and says
+    /// why.
+    fn interrupt_worker(
+        &self,
+        mut worker: Worker,
+        answers: &mut Answers,
+    ) -> Result<Worker, String> {
+        let started = Instant::now();
+        let pid = libc::pid_t::try_from(worker.child.id()).unwrap_or(libc::pid_t::MAX);
+        // SAFETY: kill(2) with our own child's pid (not reaped: we hold
+        // its `Child`, so the pid cannot have been reused).
+        if unsafe { libc::kill(pid, protocol::INTERRUPT_SIGNAL) } != 0 {
+            let e = io::Error::last_os_error();
+            return Err(finish(
+                worker,
+                &format!("cannot interrupt the evaluator: {e}"),
+            ));
+        }
+        let sent = protocol::write_frame(&mut worker.input, &Request::Resume.encode());
+        if let Err(e) = sent {
+            let why = died(&mut worker.child);
+            return Err(format!("cannot resume the evaluator ({e}): {why}"));
+        }
+        let until = Until::Deadline(started + RESUME_BOUND);
+        loop {
+            match self.wait(&mut worker, until) {
+                Waited::Answer(frame) if protocol::is_resumed(&frame) => {
+                    tracing::info!(
+                        "interrupted the evaluator process {pid}; it stopped in {:?} and keeps its values",
+                        started.elapsed()
+                    );
+                    return Ok(worker);
+                }
+                Waited::Answer(frame) if answers.next < answers.total => {
+                    answers.push(match protocol::decode_answer(&frame) {
+                        Ok(answer) => answer.map_err(Failure::Node),
+                        Err(e) => Err(Failure::Node(NodeError::Unavailable(format!(
+                            "the evaluator sent an unreadable answer: {e}"
+                        )))),
+                    });
+                }
+                Waited::Answer(_) => {
+                    return Err(finish(
+                        worker,
+                        "the evaluator answered more than it was asked while interrupted",
+                    ));
+                }
+                Waited::Interrupted => {
+                    tracing::warn!(
+                        "the evaluator process {pid} did not stop within {RESUME_BOUND:?} of an interrupt; killing it"
+                    );
+                    return Err(finish(worker, "did not stop when interrupted"));
+                }
+                Waited::Died(why) => return Err(why),
             }
         }
     }
@@ -333,7 +426,7 @@ impl ProcessBackend {
             return answers.interrupt_rest();
         }
         while answers.next < answers.total {
-            match self.wait(&mut worker) {
+            match self.wait(&mut worker, Until::Interrupt) {
                 Waited::Answer(frame) => answers.push(match protocol::decode_answer(&frame) {
                     Ok(answer) => answer.map_err(Failure::Node),
                     Err(e) => Err(Failure::Node(NodeError::Unavailable(format!(
@@ -341,10 +434,15 @@ impl ProcessBackend {
                     )))),
                 }),
                 Waited::Interrupted => {
-                    // Killing is the interrupt: the memory of the abandoned
-                    // evaluation goes with the process.
-                    finish(worker, "interrupted");
-                    return answers.interrupt_rest();
+                    return match self.interrupt_worker(worker, &mut answers) {
+                        Ok(worker) => {
+                            // Every request was answered before the
+                            // acknowledgement; nothing is left to mark.
+                            answers.interrupt_rest();
+                            self.keep_if_within_budget(worker);
+                        }
+                        Err(_) => answers.interrupt_rest(),
+                    };
                 }
                 Waited::Died(why) => {
                     tracing::error!("{why}; the next request starts a fresh evaluator");

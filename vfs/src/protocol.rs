@@ -9,6 +9,15 @@
 //! 2. worker → daemon: a [`Hello`]: the root evaluated, or why not;
 //! 3. then, repeatedly, a [`Request`] and its [`Answer`].
 //!
+//! An interrupt travels out of band: the daemon sends the worker
+//! [`INTERRUPT_SIGNAL`], whose handler only sets the evaluator's interrupt
+//! flag. The request being evaluated then fails with
+//! [`NodeError::Interrupted`], and so does every request after it (without
+//! work) until the worker reads [`Request::Resume`], which the daemon sends
+//! after the signal: the worker clears its flag and answers with a resumed
+//! frame ([`encode_resumed`]), so the daemon knows every answer before it
+//! belongs to the interrupted batch.
+//!
 //! Before its hello and before any answer, the worker may send one inputs
 //! frame ([`encode_inputs`]): the inputs its evaluator recorded since the
 //! previous one (see [`crate::inputs`]). Its first byte,
@@ -47,7 +56,15 @@ pub enum Request {
     /// [`Answer::List`] (or an error) and, after a listing, one
     /// [`Answer::Stat`] (or error) for each of the first `count` entries.
     ListPlus(AttrPath, usize),
+    /// Sent after [`INTERRUPT_SIGNAL`]: once the signal has set the
+    /// worker's interrupt flag, clear it and answer with a resumed frame
+    /// ([`encode_resumed`]).
+    Resume,
 }
+
+/// The signal by which the daemon interrupts a worker's evaluation without
+/// ending it (see the module documentation).
+pub const INTERRUPT_SIGNAL: i32 = libc::SIGUSR1;
 
 /// A worker's answer to a [`Request`] (of the matching kind).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -370,6 +387,7 @@ impl Request {
     /// The request as a frame.
     pub fn encode(&self) -> Vec<u8> {
         let (tag, path) = match self {
+            Request::Resume => return vec![RESUME_TAG],
             Request::Stat(p) => (0, p),
             Request::List(p) => (1, p),
             Request::Read(p) => (2, p),
@@ -388,6 +406,10 @@ impl Request {
     pub fn decode(frame: &[u8]) -> Result<Self, WireError> {
         let mut d = Decoder::new(frame);
         let tag = d.u8()?;
+        if tag == RESUME_TAG {
+            d.end()?;
+            return Ok(Request::Resume);
+        }
         let path = d.path()?;
         let request = match tag {
             0 => Request::Stat(path),
@@ -405,6 +427,9 @@ impl Request {
         Ok(request)
     }
 }
+
+/// The tag of [`Request::Resume`], which carries no path.
+const RESUME_TAG: u8 = 5;
 
 /// An answer (or the error a backend gave) as a frame.
 pub fn encode_answer(answer: &Result<Answer, NodeError>) -> Vec<u8> {
@@ -499,6 +524,21 @@ pub fn decode_inputs(frame: &[u8]) -> Result<Option<Vec<Input>>, WireError> {
     Ok(Some(inputs))
 }
 
+/// The first byte of a resumed frame (no hello, answer or inputs frame
+/// starts so).
+pub const RESUMED_FRAME: u8 = 0xFE;
+
+/// The worker's answer to [`Request::Resume`]: its interrupt flag is
+/// clear, and every answer to the requests before it has been sent.
+pub fn encode_resumed() -> Vec<u8> {
+    vec![RESUMED_FRAME]
+}
+
+/// Whether `frame` is a resumed frame.
+pub fn is_resumed(frame: &[u8]) -> bool {
+    frame == [RESUMED_FRAME]
+}
+
 /// The worker's hello as a frame.
 pub fn encode_hello(hello: &Hello) -> Vec<u8> {
     let mut e = Encoder::new();
@@ -541,6 +581,7 @@ mod tests {
             Request::Read(path()),
             Request::Xattrs(path()),
             Request::ListPlus(path(), 64),
+            Request::Resume,
         ] {
             assert_eq!(Request::decode(&r.encode()).unwrap(), r);
         }
@@ -600,6 +641,22 @@ mod tests {
             assert_eq!(decode_inputs(&encode_answer(&a)).unwrap(), None);
         }
         assert!(decode_inputs(&[INPUTS_FRAME, 1, 0, 0, 0, 0, 0, 0, 0, 77]).is_err());
+    }
+
+    #[test]
+    fn resumed_frames_are_told_apart() {
+        assert!(is_resumed(&encode_resumed()));
+        assert_eq!(decode_inputs(&encode_resumed()).unwrap(), None);
+        assert!(decode_answer(&encode_resumed()).is_err());
+        for a in [
+            Ok(Answer::Read(vec![])),
+            Err(NodeError::Interrupted),
+            Ok(Answer::List(vec![])),
+        ] {
+            assert!(!is_resumed(&encode_answer(&a)));
+        }
+        assert!(!is_resumed(&encode_hello(&Ok(()))));
+        assert!(Request::decode(&[RESUME_TAG, 0]).is_err());
     }
 
     #[test]

@@ -89,10 +89,31 @@ pub struct RootFailure {
 }
 
 fn render_error(ev: &Evaluator, e: &Error) -> NodeError {
-    if matches!(e.kind, ErrorKind::Interrupted) {
+    if interrupted(&e.kind) {
         NodeError::Interrupted
     } else {
         NodeError::EvalFailed(ev.short_error(e))
+    }
+}
+
+/// Whether an evaluation failed because it was interrupted, and not
+/// because of the value: such a failure says nothing about the value and
+/// must never be rendered, cached or taken for an answer (a derivation
+/// whose `type` was interrupted is still a derivation).
+fn interrupted(kind: &ErrorKind) -> bool {
+    match kind {
+        ErrorKind::Interrupted => true,
+        ErrorKind::Located(e) => interrupted(&e.kind),
+        _ => false,
+    }
+}
+
+/// Passes an interrupted evaluation on as [`NodeError::Interrupted`] and
+/// hands any other outcome to the caller.
+fn unless_interrupted<T>(r: Result<T, Error>) -> Result<Result<T, Error>, NodeError> {
+    match r {
+        Err(e) if interrupted(&e.kind) => Err(NodeError::Interrupted),
+        r => Ok(r),
     }
 }
 
@@ -125,7 +146,7 @@ impl EvalBackend {
             deep_derivations: spec.deep_derivations,
             memo: LruCache::with_hasher(cap, rustc_hash::FxBuildHasher),
         };
-        let in_derivation = backend.is_derivation(&root);
+        let in_derivation = matches!(backend.is_derivation(&root), Ok(true));
         backend.root_chain = Chain::root(root, in_derivation);
         Ok(backend)
     }
@@ -137,43 +158,37 @@ impl EvalBackend {
         self.ev.force(v)
     }
 
-    fn is_derivation(&self, v: &Value) -> bool {
-        match v {
-            Value::Attrs(a) => match a.get(b"type") {
-                Some(t) => {
-                    matches!(self.force(t.clone()), Ok(Value::String(s)) if s.as_bytes() == b"derivation")
-                }
-                None => false,
-            },
-            _ => false,
-        }
+    /// Whether `v` is a derivation (a set whose `type` is
+    /// `"derivation"`); a `type` that fails to evaluate says no, one whose
+    /// evaluation was interrupted says nothing.
+    fn is_derivation(&self, v: &Value) -> Result<bool, NodeError> {
+        let Some(t) = v.as_attrs().and_then(|a| a.get(b"type")) else {
+            return Ok(false);
+        };
+        Ok(matches!(
+            unless_interrupted(self.force(t.clone()))?,
+            Ok(Value::String(s)) if s.as_bytes() == b"derivation"
+        ))
     }
 
     /// A string attribute of a derivation (`drvPath`, `outPath`), forced;
-    /// the error says why it could not be had.
-    fn derivation_string(&self, v: &Value, name: &str) -> Result<String, String> {
-        let attr = v
-            .as_attrs()
-            .and_then(|a| a.get_str(name))
-            .cloned()
-            .ok_or_else(|| format!("the derivation has no attribute '{name}'"))?;
-        match self.force(attr) {
+    /// the inner error says why it could not be had.
+    fn derivation_string(
+        &self,
+        v: &Value,
+        name: &str,
+    ) -> Result<Result<String, String>, NodeError> {
+        let Some(attr) = v.as_attrs().and_then(|a| a.get_str(name)).cloned() else {
+            return Ok(Err(format!("the derivation has no attribute '{name}'")));
+        };
+        Ok(match unless_interrupted(self.force(attr))? {
             Ok(Value::String(s)) => Ok(s.to_string()),
             Ok(other) => Err(format!(
                 "'{name}' is {}",
                 attrfs_eval::printer::type_with_article(&other)
             )),
             Err(e) => Err(self.ev.short_error(&e)),
-        }
-    }
-
-    fn string_attr(&self, v: &Value, name: &str) -> Option<String> {
-        let a = v.as_attrs()?;
-        let x = a.get_str(name)?.clone();
-        match self.force(x) {
-            Ok(Value::String(s)) => Some(s.to_string()),
-            _ => None,
-        }
+        })
     }
 
     /// Walks to `path`, forcing along the way. The last element's own
@@ -222,7 +237,7 @@ impl EvalBackend {
                     };
                 }
             };
-            let shape = self.shape_of(&child, &chain);
+            let shape = self.shape_of(&child, &chain)?;
             // Only directories need the chain (their entries look at
             // ancestors); most entries of a walk are files.
             let directory = matches!(child, Value::Attrs(_) | Value::List(_));
@@ -239,7 +254,7 @@ impl EvalBackend {
                 );
                 return Ok(Ok(shape));
             }
-            let in_derivation = chain.in_derivation || self.is_derivation(&child);
+            let in_derivation = chain.in_derivation || self.is_derivation(&child)?;
             chain = Rc::new(Chain {
                 value: child,
                 in_derivation,
@@ -258,23 +273,23 @@ impl EvalBackend {
     }
 
     /// How `v`, an entry of the directory at the end of `chain`, shows up.
-    fn shape_of(&self, v: &Value, chain: &Rc<Chain>) -> Shape {
+    fn shape_of(&self, v: &Value, chain: &Rc<Chain>) -> Result<Shape, NodeError> {
         let same = |a: &Value, b: &Value| match (a, b) {
             (Value::Attrs(x), Value::Attrs(y)) => Rc::ptr_eq(x, y) && !x.is_empty(),
             (Value::List(x), Value::List(y)) => Rc::ptr_eq(x, y) && !x.is_empty(),
             _ => false,
         };
         if !self.deep_derivations && chain.in_derivation {
-            let derivation = self.is_derivation(v);
+            let derivation = self.is_derivation(v)?;
             // A derivation's outputs (`out`, ...) are the derivation
             // itself, so the store-path rule must come before the ancestor
             // rule.
             if derivation {
-                return Shape::DrvLink(v.clone());
+                return Ok(Shape::DrvLink(v.clone()));
             }
             if let Value::Attrs(a) = v {
                 if a.contains(b"callPackage") {
-                    return Shape::PackageSet(a.len());
+                    return Ok(Shape::PackageSet(a.len()));
                 }
             }
         }
@@ -294,23 +309,26 @@ impl EvalBackend {
                 } else {
                     "set"
                 };
-                return Shape::Link(target.into_bytes(), ty);
+                return Ok(Shape::Link(target.into_bytes(), ty));
             }
             up += 1;
             link = ancestor.parent.as_ref();
         }
-        Shape::Value(v.clone())
+        Ok(Shape::Value(v.clone()))
     }
 
-    fn position_of(&mut self, path: &AttrPath) -> Option<String> {
-        let parent = path.parent()?;
-        let Some(Segment::Name(name)) = path.last() else {
-            return None;
+    /// Where the attribute at `path` is defined, if it is one and that is
+    /// known.
+    fn position_of(&mut self, path: &AttrPath) -> Result<Option<String>, NodeError> {
+        let (Some(parent), Some(Segment::Name(name))) = (path.parent(), path.last()) else {
+            return Ok(None);
         };
-        let Ok(Ok(Shape::Value(Value::Attrs(a)))) = self.resolve(&parent) else {
-            return None;
+        let a = match self.resolve(&parent) {
+            Ok(Ok(Shape::Value(Value::Attrs(a)))) => a,
+            Err(NodeError::Interrupted) => return Err(NodeError::Interrupted),
+            _ => return Ok(None),
         };
-        self.ev.position_of_offset(a.position(name)?)
+        Ok(a.position(name).and_then(|p| self.ev.position_of_offset(p)))
     }
 
     /// The bytes a file node holds, with its type name.
@@ -332,12 +350,12 @@ impl EvalBackend {
         let Ok(Shape::Value(v)) = self.resolve(path)? else {
             return Err(NodeError::NotFound);
         };
-        if !self.is_derivation(&v) {
+        if !self.is_derivation(&v)? {
             return Err(NodeError::NotFound);
         }
         let drv_path = self
-            .string_attr(&v, "drvPath")
-            .ok_or_else(|| NodeError::EvalFailed("the derivation has no drvPath".into()))?;
+            .derivation_string(&v, "drvPath")?
+            .map_err(|_| NodeError::EvalFailed("the derivation has no drvPath".into()))?;
         let aterm = self.ev.derivation_aterm(&drv_path).ok_or_else(|| {
             NodeError::EvalFailed(format!("no derivation text known for '{drv_path}'"))
         })?;
@@ -409,7 +427,7 @@ impl EvalBackend {
             .into(),
             Shape::PackageSet(n) => Stat::file("set", package_set_text(*n).into_bytes()),
             Shape::Value(v) => match v {
-                Value::Attrs(_) if self.is_derivation(v) => Node::directory("derivation").into(),
+                Value::Attrs(_) if self.is_derivation(v)? => Node::directory("derivation").into(),
                 Value::Attrs(_) => Node::directory("set").into(),
                 Value::List(_) => Node::directory("list").into(),
                 Value::Path(p) => {
@@ -431,11 +449,11 @@ impl EvalBackend {
         if node.error.is_none() {
             if let Ok(Shape::Value(v)) = self.resolve(path)? {
                 match &v {
-                    Value::Attrs(_) if self.is_derivation(&v) => {
+                    Value::Attrs(_) if self.is_derivation(&v)? => {
                         for (name, attr) in
                             [(xattr::DRV_PATH, "drvPath"), (xattr::OUT_PATH, "outPath")]
                         {
-                            match self.derivation_string(&v, attr) {
+                            match self.derivation_string(&v, attr)? {
                                 Ok(p) => node = node.with_xattr(name, p),
                                 Err(e) => tracing::warn!("{path}: {attr}: {e}"),
                             }
@@ -451,7 +469,7 @@ impl EvalBackend {
                 }
             }
         }
-        if let Some(pos) = self.position_of(path) {
+        if let Some(pos) = self.position_of(path)? {
             node = node.with_xattr(xattr::POSITION, pos);
         }
         Ok(node.into_xattrs())
@@ -487,7 +505,7 @@ impl EvalBackend {
                         kind: kind_of(x),
                     })
                     .collect();
-                if self.is_derivation(&v) {
+                if self.is_derivation(&v)? {
                     out.push(DirEntry::with_kind(Segment::Drv, NodeKind::File));
                     out.push(DirEntry::with_kind(Segment::Context, NodeKind::File));
                 }

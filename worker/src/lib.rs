@@ -11,6 +11,7 @@
 
 pub mod backend;
 pub mod inputs;
+pub mod interrupt;
 pub mod serve;
 pub mod spec;
 

@@ -1,12 +1,21 @@
 //! The worker's side of the protocol: read what to evaluate, evaluate the
 //! root, say hello, then answer requests until the daemon closes the pipe.
+//!
+//! The daemon interrupts an evaluation with a signal
+//! ([`protocol::INTERRUPT_SIGNAL`], see [`crate::interrupt`]) and then a
+//! [`Request::Resume`]: the evaluation in progress fails with
+//! [`NodeError::Interrupted`], the requests after it are answered so
+//! without work, and the resume clears the flag. The values evaluated so
+//! far stay: a thunk whose forcing was interrupted is pending again, and
+//! the next request that needs it evaluates it anew.
 
 use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use attrfs_vfs::inputs::Input;
 use attrfs_vfs::protocol::{self, Answer, Request};
-use attrfs_vfs::{Backend, Interrupt};
+use attrfs_vfs::{Backend, Interrupt, NodeError};
 
 use crate::backend::EvalBackend;
 use crate::spec::RootSpec;
@@ -25,18 +34,17 @@ pub enum ServeError {
     Root(String),
 }
 
-/// Serves the protocol over `input` and `output` on the calling thread.
-///
-/// The worker needs no interrupt of its own: the daemon interrupts an
-/// evaluation by killing the process.
-pub fn serve(input: impl Read, output: impl Write) -> Result<(), ServeError> {
+/// Serves the protocol over `input` and `output` on the calling thread;
+/// `interrupt` is the flag the daemon's interrupt sets (see the module
+/// documentation).
+pub fn serve(input: impl Read, output: impl Write, interrupt: Interrupt) -> Result<(), ServeError> {
     let mut input = BufReader::new(input);
     let mut output = BufWriter::new(output);
     let Some(init) = protocol::read_frame(&mut input)? else {
         return Ok(());
     };
     let spec = RootSpec::decode(&init)?;
-    let mut backend = match EvalBackend::new(&spec, Interrupt::default()) {
+    let mut backend = match EvalBackend::new(&spec, interrupt.clone()) {
         Ok(backend) => backend,
         Err(failure) => {
             // What the failing root read is still worth watching.
@@ -62,8 +70,27 @@ pub fn serve(input: impl Read, output: impl Write) -> Result<(), ServeError> {
         }
         Ok(())
     };
+    // While the flag is set, what is asked is answered interrupted without
+    // work: the daemon discards those answers up to the resume.
+    let interrupted = || interrupt.load(Ordering::SeqCst);
     while let Some(frame) = protocol::read_frame(&mut input)? {
-        let answer = match Request::decode(&frame)? {
+        let request = Request::decode(&frame)?;
+        if let Request::Resume = request {
+            resume(&interrupt);
+            protocol::put_frame(&mut output, &protocol::encode_resumed())?;
+            flush_if_due(&mut output, true)?;
+            continue;
+        }
+        if interrupted() {
+            // One frame whatever was asked: a listing answered with an
+            // error has no stats after it.
+            let frame = protocol::encode_answer(&Err(NodeError::Interrupted));
+            protocol::put_frame(&mut output, &frame)?;
+            flush_if_due(&mut output, input.buffer().is_empty())?;
+            continue;
+        }
+        let answer = match request {
+            Request::Resume => unreachable!("answered above"),
             Request::Stat(path) => backend.stat(&path).map(Answer::Stat),
             Request::List(path) => backend.list(&path).map(Answer::List),
             Request::Read(path) => backend.read(&path).map(Answer::Read),
@@ -87,7 +114,12 @@ pub fn serve(input: impl Read, output: impl Write) -> Result<(), ServeError> {
                 protocol::put_frame(&mut output, &frame)?;
                 flush_if_due(&mut output, input.buffer().is_empty())?;
                 for child in children {
-                    let stat = backend.stat(&child).map(Answer::Stat);
+                    // Each owed stat is answered, interrupted or not.
+                    let stat = if interrupted() {
+                        Err(NodeError::Interrupted)
+                    } else {
+                        backend.stat(&child).map(Answer::Stat)
+                    };
                     send_inputs(&mut output, backend.take_inputs())?;
                     protocol::put_frame(&mut output, &protocol::encode_answer(&stat))?;
                     flush_if_due(&mut output, false)?;
@@ -113,6 +145,24 @@ fn send_inputs(output: &mut impl Write, inputs: Vec<Input>) -> Result<(), ServeE
     Ok(())
 }
 
+/// Clears the interrupt flag once the daemon's signal has set it. The
+/// daemon sends the signal before the resume, but a signal is delivered
+/// asynchronously (to whichever thread), so the resume can be read first;
+/// clearing the flag before the signal lands would leave it set for the
+/// next batch. A signal that never comes (it cannot be lost: the daemon
+/// sends one and waits for this answer before the next) is not waited for
+/// longer than `RESUME_WAIT`.
+fn resume(interrupt: &Interrupt) {
+    let start = Instant::now();
+    while !interrupt.load(Ordering::SeqCst) && start.elapsed() < RESUME_WAIT {
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    interrupt.store(false, Ordering::SeqCst);
+}
+
+/// How long a resume waits for the interrupt signal to land.
+const RESUME_WAIT: Duration = Duration::from_millis(500);
+
 /// How long answers may wait in the buffer.
 const STAT_FLUSH_INTERVAL: Duration = Duration::from_millis(2);
 
@@ -120,10 +170,15 @@ const STAT_FLUSH_INTERVAL: Duration = Duration::from_millis(2);
 /// with the evaluator's big stack (an overflow past it kills only this
 /// process, which the daemon reports and replaces). Returns the exit code.
 pub fn serve_stdio() -> u8 {
+    let interrupt = Interrupt::default();
+    if let Err(e) = crate::interrupt::on_signal(&interrupt) {
+        tracing::error!("cannot install the interrupt handler: {e}");
+        return 1;
+    }
     let thread = std::thread::Builder::new()
         .name("attrfs-worker".to_owned())
         .stack_size(attrfs_eval::cli::EVAL_STACK_SIZE)
-        .spawn(|| serve(io::stdin().lock(), io::stdout().lock()));
+        .spawn(|| serve(io::stdin().lock(), io::stdout().lock(), interrupt));
     match thread.map(|t| t.join()) {
         Ok(Ok(Ok(()))) => 0,
         // The daemon already has the message in the hello.
