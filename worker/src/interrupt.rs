@@ -50,6 +50,25 @@ pub fn on_signal(interrupt: &Interrupt) -> io::Result<()> {
     Ok(())
 }
 
+/// Hands the memory freed by an interrupted evaluation back to the system.
+///
+/// An interrupted runaway (a `genList` of millions) leaves its partial
+/// structures freed but kept by the allocator, which an idle worker would
+/// hold for the rest of the mount; killing the worker used to give it
+/// back. The binary's allocator is mimalloc (`mountd`); where it is not
+/// (this crate's tests), mimalloc's own heap is empty and this is a no-op.
+pub fn give_back_freed_memory() {
+    extern "C" {
+        fn mi_collect(force: bool);
+    }
+    // SAFETY: mi_collect takes no pointers; it only purges the calling
+    // thread's free pages and the process's unused segments.
+    unsafe { mi_collect(true) }
+}
+
+// Links mimalloc's C library, which defines `mi_collect`.
+use libmimalloc_sys as _;
+
 #[cfg(test)]
 mod tests {
     use super::*;

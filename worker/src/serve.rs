@@ -79,6 +79,8 @@ pub fn serve(input: impl Read, output: impl Write, interrupt: Interrupt) -> Resu
             resume(&interrupt);
             protocol::put_frame(&mut output, &protocol::encode_resumed())?;
             flush_if_due(&mut output, true)?;
+            // After the acknowledgement: the daemon need not wait for it.
+            crate::interrupt::give_back_freed_memory();
             continue;
         }
         if interrupted() {
