@@ -5,7 +5,7 @@ use crate::errors::{Error, ErrorKind, EvalResult};
 use crate::io::{EvalIO, StdIO};
 use crate::value::{NixAttrs, NixString, Value};
 use crate::vm::{
-    call, deep_force, force, EvalOptions, EvalState, GenCo, GenFuture, SourceUnit, Vm,
+    call, deep_force_polling, force, EvalOptions, EvalState, GenCo, GenFuture, SourceUnit, Vm,
 };
 use std::path::PathBuf;
 use std::rc::Rc;
@@ -167,7 +167,10 @@ impl Evaluator {
 
     /// Forces a value completely.
     pub fn deep_force(&self, v: Value) -> Result<Value, Error> {
-        self.run(move |co| Box::pin(async move { deep_force(&co, v).await }))
+        let state = self.state.clone();
+        self.run(move |co| {
+            Box::pin(async move { deep_force_polling(&co, v, || state.check_interrupt()).await })
+        })
     }
 
     /// The inputs recorded since the previous call (see [`crate::record`]):
@@ -345,5 +348,60 @@ mod tests {
     fn deep_recursion_does_not_overflow() {
         let r = eval("let f = n: if n == 0 then 0 else 1 + f (n - 1); in f 1000000");
         assert_eq!(r.unwrap(), "1000000");
+    }
+}
+
+/// Loops in Rust over values already forced reach no VM loop that polls
+/// the interrupt flag; each such builtin polls it itself. Each case first
+/// forces what it works on, then sets the flag and asks for the loop: the
+/// VM runs fewer instructions than its own polling interval on the way,
+/// so only the builtin's poll can fail it.
+#[cfg(test)]
+mod interrupt_polls {
+    use super::{Evaluator, Source};
+    use crate::errors::ErrorKind;
+    use crate::EvalOptions;
+    use std::sync::atomic::Ordering;
+
+    fn interrupted_in(expr: &str, what: &str) -> bool {
+        let ev = Evaluator::new(EvalOptions::default());
+        let root = ev.root(&Source::Expr(expr.to_owned()), &[], &[]).unwrap();
+        let attrs = ev.force(root).unwrap();
+        let attrs = attrs.as_attrs().unwrap();
+        ev.deep_force(attrs.get_str("list").unwrap().clone())
+            .unwrap();
+        ev.state.interrupt.store(true, Ordering::SeqCst);
+        let loop_value = attrs.get_str(what).unwrap().clone();
+        matches!(ev.force(loop_value), Err(e) if matches!(e.kind, ErrorKind::Interrupted))
+    }
+
+    const LIST: &str = "list = builtins.genList (x: 0 - x) 100000;";
+
+    #[test]
+    fn sort_with_less_than_polls() {
+        let expr = format!("rec {{ {LIST} v = builtins.sort builtins.lessThan list; }}");
+        assert!(interrupted_in(&expr, "v"));
+    }
+
+    #[test]
+    fn deep_seq_polls() {
+        let expr = format!("rec {{ {LIST} v = builtins.deepSeq list 1; }}");
+        assert!(interrupted_in(&expr, "v"));
+    }
+
+    #[test]
+    fn to_json_polls() {
+        let expr = format!("rec {{ {LIST} v = builtins.toJSON list; }}");
+        assert!(interrupted_in(&expr, "v"));
+    }
+
+    #[test]
+    fn the_flag_unset_they_finish() {
+        let ev = Evaluator::new(EvalOptions::default());
+        let expr = format!("let {LIST} in builtins.length (builtins.sort builtins.lessThan list) + builtins.deepSeq list 0 + builtins.stringLength (builtins.toJSON list)");
+        let v = ev
+            .root(&Source::Expr(expr), &[], &[])
+            .and_then(|v| ev.force(v));
+        assert!(matches!(v, Ok(crate::value::Value::Int(n)) if n > 100000));
     }
 }

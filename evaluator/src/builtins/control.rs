@@ -4,7 +4,7 @@ use super::{expect_string, gen, lazy, sync};
 use crate::errors::{ErrorKind, EvalResult};
 use crate::value::{BuiltinDef, NixAttrs, NixString, Value};
 use crate::vm::{
-    coerce_to_string, deep_force, force, try_force, Coercion, EvalState, GenCo, GenFuture,
+    coerce_to_string, deep_force_polling, force, try_force, Coercion, EvalState, GenCo, GenFuture,
 };
 use std::path::PathBuf;
 use std::rc::Rc;
@@ -93,9 +93,9 @@ fn seq(_: GenCo, _: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
     Box::pin(async move { Ok(args[1].clone()) })
 }
 
-fn deep_seq(co: GenCo, _: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
+fn deep_seq(co: GenCo, state: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
     Box::pin(async move {
-        deep_force(&co, args[0].clone()).await?;
+        deep_force_polling(&co, args[0].clone(), || state.check_interrupt()).await?;
         Ok(args[1].clone())
     })
 }
@@ -108,9 +108,9 @@ fn print_trace(v: &Value) {
     eprintln!("trace: {text}");
 }
 
-fn trace(co: GenCo, _: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
+fn trace(co: GenCo, state: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
     Box::pin(async move {
-        deep_force(&co, args[0].clone()).await?;
+        deep_force_polling(&co, args[0].clone(), || state.check_interrupt()).await?;
         print_trace(&args[0]);
         Ok(args[1].clone())
     })

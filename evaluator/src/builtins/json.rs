@@ -35,6 +35,7 @@ pub async fn value_to_json(co: &GenCo, state: &Rc<EvalState>, v: Value) -> EvalR
         out: StringBuilder::default(),
         utf8_error: None,
         depth: 0,
+        written: 0,
     };
     w.value(co, state, v, true).await?;
     match w.utf8_error {
@@ -49,7 +50,15 @@ struct JsonWriter {
     utf8_error: Option<ErrorKind>,
     /// Current nesting, bounded like C++ Nix's recursion.
     depth: usize,
+    /// Values written so far: the interrupt is polled every
+    /// `POLL_EVERY` of them, since a value already forced reaches no VM
+    /// loop that would poll it.
+    written: u32,
 }
+
+/// How many values [`JsonWriter`] writes between two looks at the
+/// interrupt flag.
+const POLL_EVERY: u32 = 4096;
 
 impl JsonWriter {
     fn string(&mut self, s: &NixString) {
@@ -92,6 +101,10 @@ impl JsonWriter {
         copy_to_store: bool,
     ) -> EvalResult<()> {
         {
+            self.written = self.written.wrapping_add(1);
+            if self.written % POLL_EVERY == 0 {
+                state.check_interrupt()?;
+            }
             let v = force(co, v).await;
             match &v {
                 Value::Null => self.out.push_bytes(b"null"),

@@ -204,7 +204,7 @@ fn partition(co: GenCo, _: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
 // ---------------------------------------------------------------------------
 // sort
 
-fn sort(co: GenCo, _: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
+fn sort(co: GenCo, state: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
     Box::pin(async move {
         let list = expect_list(&args[1])?;
         if list.is_empty() {
@@ -221,6 +221,8 @@ fn sort(co: GenCo, _: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
             matches!(&f, Value::Builtin(b) if b.args.is_empty() && b.def.name == "lessThan");
         let sorter = Sorter {
             co: &co,
+            state: &state,
+            compared: std::cell::Cell::new(0),
             cmp: f,
             less_than,
         };
@@ -238,15 +240,28 @@ type SortFuture<'a> = Pin<Box<dyn Future<Output = EvalResult<()>> + 'a>>;
 /// such comparators give the same result.
 struct Sorter<'a> {
     co: &'a GenCo,
+    state: &'a EvalState,
+    /// Comparisons so far: `lessThan` on numbers and strings never reaches
+    /// the VM, whose loop polls the interrupt, so the sort polls it every
+    /// `SORT_POLL_EVERY` comparisons.
+    compared: std::cell::Cell<u32>,
     cmp: Value,
     less_than: bool,
 }
+
+/// How many comparisons a sort makes between two looks at the interrupt.
+const SORT_POLL_EVERY: u32 = 4096;
 
 /// Below this length a range is sorted by insertion.
 const INSERTION_SORT_MAX: usize = 16;
 
 impl Sorter<'_> {
     async fn less(&self, a: &Value, b: &Value) -> EvalResult<bool> {
+        let compared = self.compared.get().wrapping_add(1);
+        self.compared.set(compared);
+        if compared % SORT_POLL_EVERY == 0 {
+            self.state.check_interrupt()?;
+        }
         if self.less_than {
             if let Some(r) = scalar_less(a, b) {
                 return Ok(r);

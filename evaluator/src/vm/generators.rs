@@ -147,12 +147,28 @@ pub const MAX_DEPTH: usize = 10_000;
 /// generator costs the same at any depth; sets and lists already visited
 /// are skipped, so cyclic values terminate.
 pub fn deep_force(co: &GenCo, v: Value) -> Pin<Box<dyn Future<Output = EvalResult<Value>> + '_>> {
+    deep_force_polling(co, v, || Ok(()))
+}
+
+/// [`deep_force`], calling `poll` every few thousand values (to look at the
+/// interrupt flag: walking values already forced reaches no VM loop that
+/// would).
+pub fn deep_force_polling<'a>(
+    co: &'a GenCo,
+    v: Value,
+    poll: impl Fn() -> EvalResult<()> + 'a,
+) -> Pin<Box<dyn Future<Output = EvalResult<Value>> + 'a>> {
     Box::pin(async move {
         let mut seen = rustc_hash::FxHashSet::default();
         let mut work: Vec<(Value, usize)> = vec![(v.clone(), 0)];
+        let mut visited: u32 = 0;
         while let Some((item, depth)) = work.pop() {
             if depth > MAX_DEPTH {
                 return Err(ErrorKind::StackOverflow);
+            }
+            visited = visited.wrapping_add(1);
+            if visited % 4096 == 0 {
+                poll()?;
             }
             let item = force(co, item).await;
             match &item {

@@ -11,8 +11,9 @@ mod state;
 
 pub use coerce::{coerce_fast, coerce_to_string, Coercion};
 pub use generators::{
-    call, call2, deep_force, force, force_attrs, force_bool, force_int, force_list, force_string,
-    try_force, type_error, Gen, GenCo, GenFuture, VMRequest, VMResponse, MAX_DEPTH,
+    call, call2, deep_force, deep_force_polling, force, force_attrs, force_bool, force_int,
+    force_list, force_string, try_force, type_error, Gen, GenCo, GenFuture, VMRequest, VMResponse,
+    MAX_DEPTH,
 };
 pub use loader::{Loader, SourceScope, SourceUnit};
 pub use native::Native;
