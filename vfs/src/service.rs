@@ -24,8 +24,9 @@
 //! the stuck path as failed so it is not retried, and the mount keeps
 //! serving. At most `max_abandoned` threads are given up this way; after
 //! that the service reports itself unavailable rather than leak without
-//! bound. (The planned worker-process evaluator replaces this with killing
-//! the worker.)
+//! bound. (A worker-process backend, `crate::process`, kills a worker that
+//! does not stop within a second of the interrupt, well within the grace,
+//! so with it this is a last resort.)
 //!
 //! ## Cache
 //!
@@ -71,10 +72,9 @@
 //! not listed ahead: `ls` of a package set's root would otherwise evaluate
 //! thousands of packages. A read-ahead evaluation running past
 //! `eval_timeout`, or past `READ_AHEAD_PATIENCE` (2 s) while a request
-//! waits behind it, is interrupted like a request nobody waits for; since
-//! that costs the worker and everything it had evaluated, the patience
-//! doubles for each read-ahead interrupted within a minute of the one
-//! before (up to 32 s). Only quick read-ahead listings (under 20 ms each,
+//! waits behind it, is interrupted like a request nobody waits for (the
+//! backend keeps what it had evaluated; the value in progress is evaluated
+//! again when it is next asked for). Only quick read-ahead listings (under 20 ms each,
 //! `READ_AHEAD_CHEAP`) go deeper or are batched: where values are costly,
 //! read-ahead stays one level ahead.
 //! `read_ahead` in [`ServiceConfig`] turns it off (`--no-read-ahead`).
@@ -297,21 +297,17 @@ pub const READ_AHEAD_LIMIT: usize = 1024;
 const READ_AHEAD_DEPTH_BUDGET: usize = 64;
 
 /// How long a read-ahead may keep a request waiting before it is
-/// interrupted (stopping a worker process costs a new one, so not at once:
-/// most read-aheads take milliseconds).
+/// interrupted. Not at once: most read-aheads take milliseconds, and the
+/// value an interrupted one was evaluating is evaluated again from where
+/// its finished parts left off.
 const READ_AHEAD_PATIENCE: Duration = Duration::from_secs(2);
-
-/// How long after a read-ahead was interrupted the next one gets twice
-/// the patience (see `State::read_ahead_patience`).
-const READ_AHEAD_BACKOFF: Duration = Duration::from_secs(60);
 
 /// How long a read-ahead listing (with its entries' stats) may take and
 /// still count as quick. Only the subdirectories of quick ones are read
 /// ahead in turn, and read-ahead listings are taken together only while
 /// they are quick: where the values are costly (a service's `script`
 /// renders packages' store paths), speculation stays one level deep, so
-/// that a request rarely waits behind it until READ_AHEAD_PATIENCE, whose
-/// interrupt costs a worker process and the root's evaluation.
+/// that a request rarely waits behind it until READ_AHEAD_PATIENCE.
 const READ_AHEAD_CHEAP: Duration = Duration::from_millis(20);
 
 /// How many read-ahead listings are evaluated together. Each exchange
@@ -360,10 +356,6 @@ struct State {
     /// What the watchdog is doing, so that a new request wakes it only when
     /// its deadline is earlier than the watchdog's next look.
     watchdog: WatchdogSleep,
-    /// Read-ahead evaluations interrupted, each within
-    /// `READ_AHEAD_BACKOFF` of the one before, and when the last was (see
-    /// [`State::read_ahead_patience`]).
-    ahead_interrupts: (u32, Option<Instant>),
 }
 
 /// The watchdog's state, as seen by those who might have to wake it.
@@ -397,30 +389,6 @@ impl WatchdogSleep {
 }
 
 impl State {
-    /// How long a read-ahead may keep a request waiting:
-    /// `READ_AHEAD_PATIENCE`, doubled for each read-ahead interrupted
-    /// within `READ_AHEAD_BACKOFF` of the one before (up to 16 times).
-    /// Interrupting costs the worker process and all it had evaluated, so
-    /// the next read-ahead in the same costly region takes as long again
-    /// and would be interrupted in turn: a walk into a region of costly
-    /// values saw three workers killed in ten seconds.
-    fn read_ahead_patience(&self) -> Duration {
-        match self.ahead_interrupts {
-            (n, Some(last)) if last.elapsed() < READ_AHEAD_BACKOFF => {
-                READ_AHEAD_PATIENCE * (1 << n.min(4))
-            }
-            _ => READ_AHEAD_PATIENCE,
-        }
-    }
-
-    /// Records a read-ahead interrupted now.
-    fn read_ahead_interrupted(&mut self) {
-        let (before, last) = self.ahead_interrupts;
-        let recent = last.is_some_and(|last| last.elapsed() < READ_AHEAD_BACKOFF);
-        let n = if recent { before.saturating_add(1) } else { 1 };
-        self.ahead_interrupts = (n, Some(Instant::now()));
-    }
-
     fn unavailable(&self) -> Option<String> {
         if self.shutdown {
             Some("the mount is shutting down".to_owned())
@@ -651,7 +619,6 @@ impl EvalService {
                 broken: None,
                 shutdown: false,
                 watchdog: WatchdogSleep::Awake,
-                ahead_interrupts: (0, None),
             }),
             work: Condvar::new(),
             watch: Condvar::new(),
@@ -1020,7 +987,7 @@ fn patience_ends(state: &State, timeout: Duration) -> Option<Instant> {
         .iter()
         .filter_map(|slot| slot.running.as_ref())
         .filter(|r| r.speculative)
-        .map(|r| r.started + state.read_ahead_patience().min(timeout))
+        .map(|r| r.started + READ_AHEAD_PATIENCE.min(timeout))
         .min()
 }
 
@@ -1820,8 +1787,7 @@ fn watchdog(shared: &Arc<Shared>) {
         });
         let mut abandoned = Vec::new();
         let grace = shared.config.stuck_grace;
-        let patience = state.read_ahead_patience();
-        let mut interrupted_ahead = false;
+        let patience = READ_AHEAD_PATIENCE;
         for slot in 0..state.slots.len() {
             let Some(keys) = state.slots[slot]
                 .running
@@ -1860,9 +1826,6 @@ fn watchdog(shared: &Arc<Shared>) {
             } = &mut state.slots[slot];
             if let Some(running) = running.as_mut() {
                 if !live && running.interrupted_at.is_none() {
-                    if running.speculative {
-                        interrupted_ahead = true;
-                    }
                     warn!(
                         "{}: nobody waits any more (deadline {timeout:?}) after {:?}; interrupting the evaluation",
                         running.key,
@@ -1884,9 +1847,6 @@ fn watchdog(shared: &Arc<Shared>) {
             }
         }
 
-        if interrupted_ahead {
-            state.read_ahead_interrupted();
-        }
         if !expired.is_empty() || !abandoned.is_empty() {
             MutexGuard::unlocked(&mut state, || {
                 for (key, waiter) in expired {
@@ -2449,39 +2409,6 @@ mod tests {
         assert_eq!(service.stat(&path(&["e"])).unwrap().size, 5);
         let waited = started.elapsed();
         assert!(waited < Duration::from_secs(5), "{waited:?}");
-    }
-
-    #[test]
-    fn read_ahead_patience_doubles_while_read_aheads_keep_being_interrupted() {
-        let mut state = State {
-            queue: VecDeque::new(),
-            ahead: VecDeque::new(),
-            pending: FxHashMap::default(),
-            slots: Vec::new(),
-            abandoned: 0,
-            broken: None,
-            shutdown: false,
-            watchdog: WatchdogSleep::Idle,
-            ahead_interrupts: (0, None),
-        };
-        assert_eq!(state.read_ahead_patience(), READ_AHEAD_PATIENCE);
-        state.read_ahead_interrupted();
-        assert_eq!(state.read_ahead_patience(), 2 * READ_AHEAD_PATIENCE);
-        state.read_ahead_interrupted();
-        assert_eq!(state.read_ahead_patience(), 4 * READ_AHEAD_PATIENCE);
-        for _ in 0..10 {
-            state.read_ahead_interrupted();
-        }
-        assert_eq!(state.read_ahead_patience(), 16 * READ_AHEAD_PATIENCE);
-        // Long after the last one, the patience is back to normal, and the
-        // next interrupt starts the doubling again.
-        let Some(long_ago) = Instant::now().checked_sub(READ_AHEAD_BACKOFF) else {
-            return;
-        };
-        state.ahead_interrupts.1 = Some(long_ago);
-        assert_eq!(state.read_ahead_patience(), READ_AHEAD_PATIENCE);
-        state.read_ahead_interrupted();
-        assert_eq!(state.read_ahead_patience(), 2 * READ_AHEAD_PATIENCE);
     }
 
     #[test]
