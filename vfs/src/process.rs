@@ -122,6 +122,8 @@ pub fn lazy_factory(command: WorkerCommand) -> BackendFactory {
 /// A running worker.
 struct Worker {
     child: Child,
+    /// How many interrupt signals it was sent (see [`Request::Resume`]).
+    interrupts: u64,
     input: BufWriter<ChildStdin>,
     output: BufReader<ChildStdout>,
 }
@@ -233,6 +235,7 @@ impl ProcessBackend {
         };
         let mut worker = Worker {
             child,
+            interrupts: 0,
             input: BufWriter::new(input),
             output: BufReader::new(output),
         };
@@ -311,7 +314,9 @@ impl ProcessBackend {
                 &format!("cannot interrupt the evaluator: {e}"),
             ));
         }
-        let sent = protocol::write_frame(&mut worker.input, &Request::Resume.encode());
+        worker.interrupts += 1;
+        let resume = Request::Resume(worker.interrupts).encode();
+        let sent = protocol::write_frame(&mut worker.input, &resume);
         if let Err(e) = sent {
             let why = died(&mut worker.child);
             return Err(format!("cannot resume the evaluator ({e}): {why}"));

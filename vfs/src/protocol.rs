@@ -56,10 +56,12 @@ pub enum Request {
     /// [`Answer::List`] (or an error) and, after a listing, one
     /// [`Answer::Stat`] (or error) for each of the first `count` entries.
     ListPlus(AttrPath, usize),
-    /// Sent after [`INTERRUPT_SIGNAL`]: once the signal has set the
-    /// worker's interrupt flag, clear it and answer with a resumed frame
-    /// ([`encode_resumed`]).
-    Resume,
+    /// Sent after [`INTERRUPT_SIGNAL`], with the number of such signals
+    /// sent to this worker so far: once that many have landed, clear the
+    /// interrupt flag and answer with a resumed frame ([`encode_resumed`]).
+    /// The count lets the worker tell a signal that lands late (after its
+    /// resume) from a new interrupt.
+    Resume(u64),
 }
 
 /// The signal by which the daemon interrupts a worker's evaluation without
@@ -387,7 +389,11 @@ impl Request {
     /// The request as a frame.
     pub fn encode(&self) -> Vec<u8> {
         let (tag, path) = match self {
-            Request::Resume => return vec![RESUME_TAG],
+            Request::Resume(sent) => {
+                let mut e = Encoder::new();
+                e.u8(RESUME_TAG).u64(*sent);
+                return e.finish();
+            }
             Request::Stat(p) => (0, p),
             Request::List(p) => (1, p),
             Request::Read(p) => (2, p),
@@ -407,8 +413,9 @@ impl Request {
         let mut d = Decoder::new(frame);
         let tag = d.u8()?;
         if tag == RESUME_TAG {
+            let sent = d.u64()?;
             d.end()?;
-            return Ok(Request::Resume);
+            return Ok(Request::Resume(sent));
         }
         let path = d.path()?;
         let request = match tag {
@@ -581,7 +588,7 @@ mod tests {
             Request::Read(path()),
             Request::Xattrs(path()),
             Request::ListPlus(path(), 64),
-            Request::Resume,
+            Request::Resume(3),
         ] {
             assert_eq!(Request::decode(&r.encode()).unwrap(), r);
         }
@@ -657,6 +664,7 @@ mod tests {
         }
         assert!(!is_resumed(&encode_hello(&Ok(()))));
         assert!(Request::decode(&[RESUME_TAG, 0]).is_err());
+        assert!(Request::decode(&Request::Resume(1).encode()[..5]).is_err());
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! `Interrupted`; [`crate::serve`] clears it when the daemon says resume.
 
 use std::io;
-use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use attrfs_vfs::protocol::INTERRUPT_SIGNAL;
@@ -15,7 +15,18 @@ use attrfs_vfs::Interrupt;
 /// so that a handler running on any thread at any moment finds it alive.
 static FLAG: AtomicPtr<AtomicBool> = AtomicPtr::new(std::ptr::null_mut());
 
+/// How many interrupt signals have landed.
+static RECEIVED: AtomicU64 = AtomicU64::new(0);
+
+/// How many interrupt signals have landed in this process so far.
+pub fn received() -> u64 {
+    RECEIVED.load(Ordering::SeqCst)
+}
+
 extern "C" fn handle(_signal: libc::c_int) {
+    // Counted before the flag is set: whoever sees the flag set sees the
+    // signal counted.
+    RECEIVED.fetch_add(1, Ordering::SeqCst);
     let flag = FLAG.load(Ordering::SeqCst);
     if !flag.is_null() {
         // SAFETY: FLAG only ever holds a pointer from `Arc::into_raw` whose
@@ -78,8 +89,10 @@ mod tests {
         let interrupt = Interrupt::default();
         on_signal(&interrupt).unwrap();
         assert!(!interrupt.load(Ordering::SeqCst));
+        let before = received();
         // SAFETY: raising a signal whose handler is installed above.
         unsafe { libc::raise(INTERRUPT_SIGNAL) };
         assert!(interrupt.load(Ordering::SeqCst));
+        assert_eq!(received(), before + 1);
     }
 }

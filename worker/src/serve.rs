@@ -9,6 +9,7 @@
 //! far stay: a thunk whose forcing was interrupted is pending again, and
 //! the next request that needs it evaluates it anew.
 
+use std::cell::Cell;
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -72,11 +73,15 @@ pub fn serve(input: impl Read, output: impl Write, interrupt: Interrupt) -> Resu
     };
     // While the flag is set, what is asked is answered interrupted without
     // work: the daemon discards those answers up to the resume.
-    let interrupted = || interrupt.load(Ordering::SeqCst);
+    let interruption = Interruption {
+        flag: interrupt,
+        acknowledged: Cell::new(0),
+    };
+    let interrupted = || interruption.pending();
     while let Some(frame) = protocol::read_frame(&mut input)? {
         let request = Request::decode(&frame)?;
-        if let Request::Resume = request {
-            resume(&interrupt);
+        if let Request::Resume(sent) = request {
+            interruption.resume(sent);
             protocol::put_frame(&mut output, &protocol::encode_resumed())?;
             flush_if_due(&mut output, true)?;
             // After the acknowledgement: the daemon need not wait for it.
@@ -92,7 +97,7 @@ pub fn serve(input: impl Read, output: impl Write, interrupt: Interrupt) -> Resu
             continue;
         }
         let answer = match request {
-            Request::Resume => unreachable!("answered above"),
+            Request::Resume(_) => unreachable!("answered above"),
             Request::Stat(path) => backend.stat(&path).map(Answer::Stat),
             Request::List(path) => backend.list(&path).map(Answer::List),
             Request::Read(path) => backend.read(&path).map(Answer::Read),
@@ -147,19 +152,50 @@ fn send_inputs(output: &mut impl Write, inputs: Vec<Input>) -> Result<(), ServeE
     Ok(())
 }
 
-/// Clears the interrupt flag once the daemon's signal has set it. The
-/// daemon sends the signal before the resume, but a signal is delivered
-/// asynchronously (to whichever thread), so the resume can be read first;
-/// clearing the flag before the signal lands would leave it set for the
-/// next batch. A signal that never comes (it cannot be lost: the daemon
-/// sends one and waits for this answer before the next) is not waited for
-/// longer than `RESUME_WAIT`.
-fn resume(interrupt: &Interrupt) {
-    let start = Instant::now();
-    while !interrupt.load(Ordering::SeqCst) && start.elapsed() < RESUME_WAIT {
-        std::thread::sleep(Duration::from_micros(200));
+/// The interrupt flag with the count of interrupts acknowledged, which
+/// tells a new interrupt from a signal that landed after its resume.
+struct Interruption {
+    flag: Interrupt,
+    /// The count of the last [`Request::Resume`].
+    acknowledged: Cell<u64>,
+}
+
+impl Interruption {
+    /// Whether an interrupt not yet acknowledged is in force. A flag set by
+    /// a signal already acknowledged (one that landed after its resume,
+    /// see [`Interruption::resume`]) is stale: cleared, and not in force.
+    fn pending(&self) -> bool {
+        if !self.flag.load(Ordering::SeqCst) {
+            return false;
+        }
+        let seen = crate::interrupt::received();
+        if seen > self.acknowledged.get() {
+            return true;
+        }
+        self.flag.store(false, Ordering::SeqCst);
+        // A new signal meanwhile must not be lost with the stale one.
+        if crate::interrupt::received() > seen {
+            self.flag.store(true, Ordering::SeqCst);
+            return true;
+        }
+        false
     }
-    interrupt.store(false, Ordering::SeqCst);
+
+    /// Clears the flag once the `sent` signals the daemon announces have
+    /// landed. The daemon signals before it sends the resume, but a signal
+    /// is delivered asynchronously (to whichever thread), so the resume can
+    /// be read first, and clearing the flag before the signal lands would
+    /// leave it set for the next batch. One that has not landed within
+    /// `RESUME_WAIT` (a very loaded machine) is not waited for: when it
+    /// lands, [`Interruption::pending`] knows it for a stale one.
+    fn resume(&self, sent: u64) {
+        let start = Instant::now();
+        while crate::interrupt::received() < sent && start.elapsed() < RESUME_WAIT {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        self.flag.store(false, Ordering::SeqCst);
+        self.acknowledged.set(sent);
+    }
 }
 
 /// How long a resume waits for the interrupt signal to land.
@@ -194,5 +230,44 @@ pub fn serve_stdio() -> u8 {
             tracing::error!("cannot start the worker thread: {e}");
             1
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn interruption(acknowledged: u64) -> Interruption {
+        Interruption {
+            flag: Interrupt::default(),
+            acknowledged: Cell::new(acknowledged),
+        }
+    }
+
+    #[test]
+    fn a_signal_that_lands_after_its_resume_is_stale() {
+        // Every signal this process may ever receive is acknowledged.
+        let late = interruption(u64::MAX);
+        assert!(!late.pending());
+        late.flag.store(true, Ordering::SeqCst);
+        assert!(!late.pending(), "a stale flag is not an interrupt");
+        assert!(!late.flag.load(Ordering::SeqCst), "and it is cleared");
+    }
+
+    #[test]
+    fn a_resume_clears_the_flag_once_its_signals_have_landed() {
+        let landed = crate::interrupt::received();
+        let i = interruption(0);
+        i.flag.store(true, Ordering::SeqCst);
+        let start = Instant::now();
+        i.resume(landed);
+        assert!(start.elapsed() < RESUME_WAIT, "{:?}", start.elapsed());
+        assert!(!i.flag.load(Ordering::SeqCst));
+        assert_eq!(i.acknowledged.get(), landed);
+        // A signal that never lands is not waited for forever.
+        let start = Instant::now();
+        i.resume(u64::MAX);
+        assert!(start.elapsed() >= RESUME_WAIT);
+        assert!(start.elapsed() < RESUME_WAIT * 4, "{:?}", start.elapsed());
     }
 }
