@@ -102,7 +102,7 @@ impl JsonWriter {
     ) -> EvalResult<()> {
         {
             self.written = self.written.wrapping_add(1);
-            if self.written % POLL_EVERY == 0 {
+            if self.written.is_multiple_of(POLL_EVERY) {
                 state.check_interrupt()?;
             }
             let v = force(co, v).await;

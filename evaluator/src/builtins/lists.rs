@@ -259,7 +259,7 @@ impl Sorter<'_> {
     async fn less(&self, a: &Value, b: &Value) -> EvalResult<bool> {
         let compared = self.compared.get().wrapping_add(1);
         self.compared.set(compared);
-        if compared % SORT_POLL_EVERY == 0 {
+        if compared.is_multiple_of(SORT_POLL_EVERY) {
             self.state.check_interrupt()?;
         }
         if self.less_than {

@@ -167,7 +167,7 @@ pub fn deep_force_polling<'a>(
                 return Err(ErrorKind::StackOverflow);
             }
             visited = visited.wrapping_add(1);
-            if visited % 4096 == 0 {
+            if visited.is_multiple_of(4096) {
                 poll()?;
             }
             let item = force(co, item).await;
