@@ -78,8 +78,15 @@ struct Layer {
 const REPLACES: u32 = 1 << 31;
 
 /// `//` layers the smaller side on the bigger one when it is at most this
-/// many times smaller, and a layered set's overlay grows until it is.
-const LAYER_RATIO: usize = 8;
+/// many times smaller (1/4 against 1/8 saves 1.5% of the peak on the
+/// nixpkgs workloads, docs/notes-performance.md, "Session 6").
+const LAYER_RATIO: usize = 4;
+
+/// A layered set's overlay may grow to this many times smaller than its
+/// base; past that the set is flattened. Derivation sets are extended a
+/// few names at a time (by `derivation`, per output, by
+/// `extendDerivation`): at 1/8 most of them were flattened once per output.
+const FLATTEN_RATIO: usize = 2;
 
 /// Sets smaller than this are not layered on: copying them costs less than
 /// the layer's own tables and the slower lookups.
@@ -560,7 +567,8 @@ impl Layer {
             entries: out.entries.into_boxed_slice(),
             positions: out.positions.map(shared_positions),
         };
-        if over.entries.len() * LAYER_RATIO > base.entries.len() || over.entries.len() > OVERLAY_MAX
+        if over.entries.len() * FLATTEN_RATIO > base.entries.len()
+            || over.entries.len() > OVERLAY_MAX
         {
             return Rc::new(NixAttrs {
                 repr: Repr::Flat(flatten(base, &over, &out.at)),
@@ -1019,13 +1027,13 @@ mod tests {
         assert_eq!(l.position(b"a0200"), Some(1200));
         // Past the ratio, the overlay is flattened away.
         let mut s = big.clone();
-        for k in 0..38 {
+        let most = 300 / FLATTEN_RATIO;
+        for k in 0..=most as u32 {
             assert_eq!(s.is_layered(), k > 0);
             s = s.update(&keyed(&[k * 7], 3, true));
         }
-        // 38 new names are more than an eighth of the 300 in the base.
         assert!(!s.is_layered());
-        assert_eq!(s.len(), 300 + 38);
+        assert_eq!(s.len(), 300 + most + 1);
         assert_eq!(s.position(b"n00014"), Some(300_014));
     }
 
