@@ -677,6 +677,14 @@ impl NixAttrs {
         t.position_at(i)
     }
 
+    /// [`NixAttrs::position`] by a name held as a [`NixString`], faster
+    /// when it is the key's own allocation (a key of this set or of one
+    /// made from it).
+    pub fn position_key(&self, name: &NixString) -> Option<u32> {
+        let (t, i) = self.locate_key(name)?;
+        t.position_at(i)
+    }
+
     /// Number of attributes.
     pub fn len(&self) -> usize {
         match &self.repr {
