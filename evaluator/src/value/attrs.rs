@@ -350,16 +350,17 @@ impl Table {
     /// bigger ones try the index where the name was last found (its
     /// [`LOOKUP_HINTS`] slot), then binary search with the pointer compared
     /// before the bytes at each probe.
+    #[inline]
     fn find_key(&self, name: &NixString) -> Option<usize> {
         if self.entries.len() <= POINTER_SCAN_LIMIT {
-            return self.search_key(name);
+            return self.scan_key(name);
         }
         let slot = hint_slot(name);
         let guess = get_hint(slot) as usize;
         if self.entries.get(guess).is_some_and(|(k, _)| k.ptr_eq(name)) {
             return Some(guess);
         }
-        let found = self.search_key(name);
+        let found = self.binary_search_key(name);
         if let Some(i) = found {
             set_hint(slot, i as u32);
         }
@@ -369,11 +370,24 @@ impl Table {
     /// [`Table::find_key`] without the hints.
     fn search_key(&self, name: &NixString) -> Option<usize> {
         if self.entries.len() <= POINTER_SCAN_LIMIT {
-            if let Some(i) = self.entries.iter().position(|(k, _)| k.ptr_eq(name)) {
-                return Some(i);
-            }
-            return self.find(name.as_bytes());
+            return self.scan_key(name);
         }
+        self.binary_search_key(name)
+    }
+
+    /// A small table's scan for the name's pointer, then its bytes.
+    #[inline]
+    fn scan_key(&self, name: &NixString) -> Option<usize> {
+        if let Some(i) = self.entries.iter().position(|(k, _)| k.ptr_eq(name)) {
+            return Some(i);
+        }
+        self.find(name.as_bytes())
+    }
+
+    /// Binary search comparing the name's pointer before its bytes at
+    /// each probe.
+    #[inline]
+    fn binary_search_key(&self, name: &NixString) -> Option<usize> {
         let bytes = name.as_bytes();
         self.entries
             .binary_search_by(|(k, _)| {
