@@ -41,7 +41,7 @@ fn missing(name: &str) -> ErrorKind {
 fn keeping_positions(entries: Vec<(NixString, Value)>, source: &NixAttrs) -> NixAttrs {
     let positions: Vec<u32> = entries
         .iter()
-        .map(|(k, _)| source.position(k.as_bytes()).unwrap_or(0))
+        .map(|(k, _)| source.position_key(k).unwrap_or(0))
         .collect();
     if positions.iter().all(|p| *p == 0) {
         NixAttrs::from_sorted(entries)
@@ -109,12 +109,12 @@ fn intersect_attrs(_: &Rc<EvalState>, args: Vec<Value>) -> EvalResult<Value> {
     let right = expect_attrs(&args[1])?;
     let entries: Vec<(NixString, Value)> = if left.len() < right.len() / 8 {
         left.keys()
-            .filter_map(|k| right.get(k.as_bytes()).map(|v| (k.clone(), v.clone())))
+            .filter_map(|k| right.get_key(k).map(|v| (k.clone(), v.clone())))
             .collect()
     } else if right.len() < left.len() / 8 {
         right
             .iter()
-            .filter(|(k, _)| left.contains(k.as_bytes()))
+            .filter(|(k, _)| left.contains_key(k))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect()
     } else {
