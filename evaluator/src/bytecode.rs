@@ -29,6 +29,11 @@ pub enum Op {
     Finalise(u32),
     /// `[f, arg]` -> `f arg`; `f` already forced.
     Call,
+    /// `[f, arg1, ..., argN]` -> `f arg1 ... argN` (N >= 2); `f` already
+    /// forced. A builtin gets all the arguments it takes in one call
+    /// instead of a partial application per argument; a closure is
+    /// called with the first and its result applied to the others.
+    CallN(u32),
     /// End of the chunk: the top of the stack is the result.
     Return,
     /// Unconditional jump.

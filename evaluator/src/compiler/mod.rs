@@ -253,6 +253,7 @@ impl Compiler<'_, '_> {
             | Op::Update => -1,
             Op::AttrsDyn => -2,
             Op::Attrs(i) => 1 - self.ctx().chunk.names[i as usize].0.len() as i64,
+            Op::CallN(n) => -(n as i64),
             Op::List(n) | Op::Interpolate(n) | Op::InterpolatePath(n) | Op::ResolveWith(_, n) => {
                 1 - n as i64
             }
@@ -601,13 +602,7 @@ impl Compiler<'_, '_> {
                 self.emit(Op::List(n), node);
                 Ok(())
             }
-            ast::Expr::Apply(a) => {
-                self.compile_expr(&child(a.lambda(), node)?)?;
-                self.emit(Op::Force, node);
-                self.compile_value(&child(a.argument(), node)?, false)?;
-                self.emit(Op::Call, node);
-                Ok(())
-            }
+            ast::Expr::Apply(a) => self.compile_apply(a),
             ast::Expr::IfElse(i) => {
                 self.compile_expr(&child(i.condition(), node)?)?;
                 self.emit(Op::Force, node);
@@ -758,6 +753,35 @@ impl Compiler<'_, '_> {
             n += 1;
         }
         self.emit(Op::Interpolate(n), node);
+        Ok(())
+    }
+
+    /// `f a b c` as one call of `f` with three arguments (`Op::CallN`),
+    /// so that a builtin gets them at once rather than as partial
+    /// applications. Only applications written directly in the function
+    /// position are gathered, not through parentheses: `(f a) b` starts
+    /// where its inner call does not, and each call keeps its own error
+    /// position. Argument values (thunks, constants, variables, lambdas)
+    /// neither fail nor evaluate anything, so making them all before the
+    /// first call is not observable.
+    fn compile_apply(&mut self, a: &ast::Apply) -> CResult<()> {
+        let node = a.syntax();
+        let mut args = vec![child(a.argument(), node)?];
+        let mut head = child(a.lambda(), node)?;
+        while let ast::Expr::Apply(inner) = &head {
+            let inner_node = inner.syntax();
+            args.push(child(inner.argument(), inner_node)?);
+            head = child(inner.lambda(), inner_node)?;
+        }
+        self.compile_expr(&head)?;
+        self.emit(Op::Force, node);
+        for arg in args.iter().rev() {
+            self.compile_value(arg, false)?;
+        }
+        match args.len() {
+            1 => self.emit(Op::Call, node),
+            n => self.emit(Op::CallN(n as u32), node),
+        };
         Ok(())
     }
 
