@@ -25,6 +25,12 @@ pub enum Op {
     MakeClosure(u32),
     /// Push a thunk of `lambdas[i]`, capturing its upvalues.
     MakeThunk(u32),
+    /// Push `x.a.b` for a thunk of `lambdas[i]`, whose body is one captured
+    /// variable followed by attribute selections
+    /// ([`Lambda::is_select_path`]): the attribute's value itself when the
+    /// variable and each set on the way are evaluated and have the
+    /// attribute, else a thunk as [`Op::MakeThunk`] makes.
+    MakeSelectThunk(u32),
     /// Fill the deferred upvalues of the thunk in local slot `i`.
     Finalise(u32),
     /// `[f, arg]` -> `f arg`; `f` already forced.
@@ -213,6 +219,24 @@ impl Lambda {
     /// Whether this is a thunk body rather than a function.
     pub fn is_thunk(&self) -> bool {
         self.chunk.formals.is_empty() && !self.takes_argument
+    }
+
+    /// Whether this is the body of a thunk of `x.a.b`: its one captured
+    /// variable, forced, then attribute selections by constant names
+    /// (`inherit (x) a;`, `x.a` as an argument or attribute value).
+    /// Nothing such a body does fails or evaluates anything once `x` and
+    /// the sets on the way are evaluated and have the attributes, so its
+    /// value can be taken without making the thunk
+    /// ([`Op::MakeSelectThunk`]).
+    pub fn is_select_path(&self) -> bool {
+        let [UpvalueSource::Local(_) | UpvalueSource::Upvalue(_)] = *self.upvalues else {
+            return false;
+        };
+        let [Op::GetUpvalue(0), Op::Force, path @ .., Op::Return] = &*self.chunk.code else {
+            return false;
+        };
+        path.chunks(2)
+            .all(|step| matches!(step, [Op::Select(_), Op::Force]))
     }
 }
 

@@ -407,6 +407,7 @@ impl<'a> Encoder<'a> {
             Op::AssertFail(i) => (43, Some(i), None),
             Op::ValidateFormals(i) => (44, Some(i), None),
             Op::CallN(n) => (45, Some(n), None),
+            Op::MakeSelectThunk(i) => (46, Some(i), None),
         };
         self.out.push(tag);
         for x in [a, b].into_iter().flatten() {
@@ -784,6 +785,7 @@ impl Decoder<'_> {
                 n @ 2.. => Op::CallN(n),
                 _ => return Err(DecodeError::Malformed("argument count")),
             },
+            46 => Op::MakeSelectThunk(check(self.u32()?, t.lambdas, "lambda index")?),
             _ => return Err(DecodeError::Malformed("instruction")),
         })
     }

@@ -236,7 +236,8 @@ impl Compiler<'_, '_> {
             | Op::GetLocal(_)
             | Op::GetUpvalue(_)
             | Op::MakeClosure(_)
-            | Op::MakeThunk(_) => 1,
+            | Op::MakeThunk(_)
+            | Op::MakeSelectThunk(_) => 1,
             Op::Pop | Op::Call | Op::JumpIfFalse(_) | Op::SelectDyn | Op::SelectDynOr(_) => -1,
             Op::HasAttrStepDyn(_) => -1,
             Op::Add
@@ -422,11 +423,12 @@ impl Compiler<'_, '_> {
         let lambdas = &mut self.ctx().chunk.lambdas;
         lambdas.push(lambda);
         let idx = (lambdas.len() - 1) as u32;
+        let select_path = thunk && self.ctx().chunk.lambdas[idx as usize].is_select_path();
         self.emit(
-            if thunk {
-                Op::MakeThunk(idx)
-            } else {
-                Op::MakeClosure(idx)
+            match (thunk, select_path) {
+                (true, true) => Op::MakeSelectThunk(idx),
+                (true, false) => Op::MakeThunk(idx),
+                (false, _) => Op::MakeClosure(idx),
             },
             node,
         );

@@ -500,6 +500,34 @@ impl Vm {
         })
     }
 
+    /// The value of a thunk of `lambda`, a variable followed by attribute
+    /// selections ([`Lambda::is_select_path`]), if it is there to take
+    /// without evaluating anything: the variable and each set on the way
+    /// evaluated, each attribute present. The last attribute's value is
+    /// taken as it is, evaluated or not: forcing it is what forcing the
+    /// thunk would have done. (A trace through it then lacks the thunk's
+    /// own "while evaluating the attribute" line.)
+    fn select_now(&self, f: &BytecodeFrame, lambda: &Lambda) -> Option<Value> {
+        let mut v = match lambda.upvalues.first()? {
+            UpvalueSource::Local(s) => shallow_ref(self.stack.get(f.base + *s as usize)?),
+            UpvalueSource::Upvalue(i) => f.env.upvalue_shallow(*i as usize),
+            UpvalueSource::Deferred(_) => return None,
+        };
+        for op in lambda.chunk.code.iter() {
+            if let Op::Select(k) = op {
+                let Some(Value::String(name)) = lambda.chunk.constants.get(*k as usize) else {
+                    return None;
+                };
+                let next = match &v {
+                    Value::Attrs(a) => a.get_key(name)?,
+                    _ => return None,
+                };
+                v = shallow_ref(next);
+            }
+        }
+        Some(v)
+    }
+
     #[inline]
     fn pop(&mut self) -> Value {
         // Not `unwrap_or(Value::Null)`: that drops the unused default,
@@ -628,6 +656,18 @@ impl Vm {
                     let upvalues = self.capture(&f, &lambda);
                     self.stack
                         .push(Value::Thunk(Thunk::suspended(lambda, upvalues)));
+                }
+                Op::MakeSelectThunk(i) => {
+                    let lambda = &f.lambda.chunk.lambdas[i as usize];
+                    let v = match self.select_now(&f, lambda) {
+                        Some(v) => v,
+                        None => {
+                            let lambda = lambda.clone();
+                            let upvalues = self.capture(&f, &lambda);
+                            Value::Thunk(Thunk::suspended(lambda, upvalues))
+                        }
+                    };
+                    self.stack.push(v);
                 }
                 Op::Finalise(slot) => {
                     if let Value::Thunk(t) = &self.stack[f.base + slot as usize] {
@@ -1244,5 +1284,36 @@ mod tests {
         let e = err("let f = x: x; in f 1 2");
         assert!(e.contains("not a function but an integer"), "{e}");
         assert!(e.contains("1:18"), "{e}");
+    }
+
+    #[test]
+    fn selections_taken_without_a_thunk() {
+        // `Op::MakeSelectThunk`: `x.a` from an evaluated `x` is the
+        // attribute's value itself; anything else stays a lazy thunk.
+        assert_eq!(ok("let f = s: let v = s.a; in v; in f { a = 1; }"), "1");
+        assert_eq!(
+            ok("let f = s: { inherit (s.a) b c; }; in f { a = { b = 1; c = 2; }; }"),
+            "{ b = 1; c = 2; }"
+        );
+        // Taking an attribute does not force its value...
+        assert_eq!(
+            ok("let f = s: let v = s.a; in 1; in f { a = throw \"no\"; }"),
+            "1"
+        );
+        assert_eq!(
+            ok("let f = s: let v = s.a; in (builtins.tryEval v).success; in f { a = throw \"no\"; }"),
+            "false"
+        );
+        // ...and a missing attribute or a value that is not a set is an
+        // error only when forced.
+        assert_eq!(ok("let f = s: let v = s.a.b; in 2; in f { a = 1; }"), "2");
+        assert_eq!(ok("let f = s: let v = s.a; in 2; in f { }"), "2");
+        let e = err("let f = s: let v = s.a; in [ v ]; in f { b = 1; }");
+        assert!(e.contains("attribute 'a' missing"), "{e}");
+        // A set not evaluated when the selection is made.
+        assert_eq!(
+            ok("let f = s: let v = s.a; in v; in f (builtins.listToAttrs [ { name = \"a\"; value = 3; } ])"),
+            "3"
+        );
     }
 }
