@@ -53,14 +53,6 @@ enum Env {
 }
 
 impl Env {
-    #[inline]
-    fn upvalue(&self, i: usize) -> Value {
-        match self {
-            Env::Closure(c) => c.upvalues[i].clone(),
-            Env::Thunk(t) => t.upvalue(i),
-        }
-    }
-
     /// Upvalue `i`, or its value if it is a forced thunk (what a read
     /// followed by `Force` wants), without cloning and dropping the thunk.
     #[inline]
@@ -490,14 +482,25 @@ impl Vm {
         .map_err(|k| Error::new(k, Some(span)))
     }
 
+    /// The captures of a closure or thunk of `lambda` made by frame `f`.
+    /// The frame's own upvalues are looked up once (for a thunk's frame,
+    /// they are in the thunk's cell), not once per capture.
     #[inline]
     fn capture(&self, f: &BytecodeFrame, lambda: &Lambda) -> Upvalues {
         let sources = &lambda.upvalues;
-        Upvalues::build(sources.len(), |i| match sources[i] {
-            UpvalueSource::Local(s) => self.stack[f.base + s as usize].clone(),
-            UpvalueSource::Upvalue(i) => f.env.upvalue(i as usize),
-            UpvalueSource::Deferred(_) => deferred_placeholder(),
-        })
+        let locals = &self.stack[f.base..];
+        let build = |ups: &[Value]| {
+            Upvalues::build(sources.len(), |i| match sources[i] {
+                UpvalueSource::Local(s) => locals[s as usize].clone(),
+                UpvalueSource::Upvalue(u) => ups[u as usize].clone(),
+                UpvalueSource::Deferred(_) => deferred_placeholder(),
+            })
+        };
+        match &f.env {
+            Env::Closure(c) => build(&c.upvalues),
+            // Only clones are made while the cell is read (its contract).
+            Env::Thunk(t) => t.with_upvalues(build),
+        }
     }
 
     /// The value of a thunk of `lambda`, a variable followed by attribute
