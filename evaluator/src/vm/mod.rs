@@ -281,20 +281,13 @@ impl Vm {
                 }
             }
             Entered::Apply(func, arg) => {
-                let gen = Gen::new(move |co| -> GenFuture {
-                    Box::pin(async move {
-                        let f = force(&co, func).await;
-                        match co.yield_(VMRequest::Call(f, arg)).await {
-                            VMResponse::Value(v) => Ok(v),
-                            _ => unreachable!("Call answers with a value"),
-                        }
-                    })
-                });
-                self.push_frame(Frame::Generator(Box::new(GenFrame {
-                    gen,
-                    state: GenState::Start,
-                    span: None,
-                })))
+                // The function is a thunk (`map`'s function not forced
+                // yet): force it, then apply it to the argument.
+                self.push_frame(Frame::ApplyArg(arg, None))?;
+                match func {
+                    Value::Thunk(t) => self.push_force(t),
+                    _ => unreachable!("values in weak head normal form are called above"),
+                }
             }
         }
     }
@@ -998,14 +991,14 @@ impl Vm {
                     }
                 }
                 Op::Attrs(i) => {
-                    let (names, positions) = f.lambda.chunk.names[i as usize].clone();
-                    let n = names.len();
-                    let values = self.stack.split_off(self.stack.len() - n);
+                    // The entries are made straight from the stack: one
+                    // allocation, not a vector of the values first.
+                    let (names, positions) = &f.lambda.chunk.names[i as usize];
+                    let first = self.stack.len() - names.len();
+                    let values = self.stack.drain(first..);
                     let entries = names.iter().cloned().zip(values).collect();
-                    self.stack
-                        .push(Value::Attrs(Rc::new(NixAttrs::from_sorted_with_positions(
-                            entries, positions,
-                        ))));
+                    let set = NixAttrs::from_sorted_with_positions(entries, positions.clone());
+                    self.stack.push(Value::Attrs(Rc::new(set)));
                 }
                 Op::AttrsDyn => {
                     let pos = f.lambda.chunk.spans[f.ip - 1];
