@@ -535,6 +535,17 @@ impl Vm {
     }
 
     fn run_bytecode(&mut self, mut f: BytecodeFrame) -> Result<(), Error> {
+        // The running frame's code, borrowed once per frame rather than
+        // reached through its lambda for every instruction: whatever
+        // replaces `f` sets it again (`switch_to!`).
+        let mut code: &[Op] = &f.lambda.chunk.code;
+        macro_rules! switch_to {
+            ($frame:expr) => {{
+                f = $frame;
+                code = &f.lambda.chunk.code;
+                continue;
+            }};
+        }
         loop {
             self.until_check -= 1;
             if self.until_check == 0 {
@@ -544,7 +555,7 @@ impl Vm {
                     return Err(Error::new(ErrorKind::Interrupted, span));
                 }
             }
-            let op = f.lambda.chunk.code[f.ip];
+            let op = code[f.ip];
             f.ip += 1;
             macro_rules! fail {
                 ($kind:expr) => {{
@@ -610,13 +621,12 @@ impl Vm {
                                 Some(Entered::Code(lambda)) => {
                                     self.frames.push(Frame::Bytecode(f));
                                     self.frames.push(Frame::ThunkUpdate(t.clone()));
-                                    f = BytecodeFrame {
+                                    switch_to!(BytecodeFrame {
                                         lambda,
                                         env: Env::Thunk(t),
                                         ip: 0,
                                         base: self.stack.len(),
-                                    };
-                                    continue;
+                                    });
                                 }
                                 Some(Entered::Apply(func, arg)) => {
                                     // An application of a closure (`map`'s
@@ -626,8 +636,7 @@ impl Vm {
                                     match func.shallow() {
                                         Value::Closure(c) => {
                                             self.frames.push(Frame::ThunkUpdate(t));
-                                            f = self.enter_closure(c, arg);
-                                            continue;
+                                            switch_to!(self.enter_closure(c, arg));
                                         }
                                         func => {
                                             return self
@@ -694,8 +703,7 @@ impl Vm {
                             }
                             let callee = self.enter_closure(c, arg);
                             self.frames.push(Frame::Bytecode(f));
-                            f = callee;
-                            continue;
+                            switch_to!(callee);
                         }
                         other => other,
                     };
@@ -761,8 +769,7 @@ impl Vm {
                         Some(Frame::Bytecode(callee)) => {
                             // The caller was pushed above; run the callee
                             // here, as `Call` does.
-                            f = callee;
-                            continue;
+                            switch_to!(callee);
                         }
                         Some(frame) => {
                             return self.push_frame(frame).map_err(|k| Error::new(k, span))
@@ -770,8 +777,7 @@ impl Vm {
                         None => {
                             if let Some(Frame::Bytecode(_)) = self.frames.last() {
                                 if let Some(Frame::Bytecode(next)) = self.frames.pop() {
-                                    f = next;
-                                    continue;
+                                    switch_to!(next);
                                 }
                             }
                             return Ok(());
@@ -801,8 +807,7 @@ impl Vm {
                         Some(Frame::Bytecode(_)) => {
                             self.stack.push(result);
                             if let Some(Frame::Bytecode(next)) = self.frames.pop() {
-                                f = next;
-                                continue;
+                                switch_to!(next);
                             }
                         }
                         // A curried call from a builtin (`foldl'`'s `f acc
@@ -814,8 +819,7 @@ impl Vm {
                             let Value::Closure(c) = result else {
                                 unreachable!("checked above")
                             };
-                            f = self.enter_closure(c, arg);
-                            continue;
+                            switch_to!(self.enter_closure(c, arg));
                         }
                         _ => self.stack.push(result),
                     }
