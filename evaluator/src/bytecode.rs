@@ -21,6 +21,9 @@ pub enum Op {
     GetUpvalue(u32),
     /// Force the top of the stack to weak head normal form (may suspend).
     Force,
+    /// `GetUpvalue(i)` then `Force`, as one instruction (the commonest
+    /// pair: a captured variable used where its value is needed).
+    ForceUpvalue(u32),
     /// Push a closure of `lambdas[i]`, capturing its upvalues.
     MakeClosure(u32),
     /// Push a thunk of `lambdas[i]`, capturing its upvalues.
@@ -232,8 +235,10 @@ impl Lambda {
         let [UpvalueSource::Local(_) | UpvalueSource::Upvalue(_)] = *self.upvalues else {
             return false;
         };
-        let [Op::GetUpvalue(0), Op::Force, path @ .., Op::Return] = &*self.chunk.code else {
-            return false;
+        let path = match &*self.chunk.code {
+            [Op::GetUpvalue(0), Op::Force, path @ .., Op::Return] => path,
+            [Op::ForceUpvalue(0), path @ .., Op::Return] => path,
+            _ => return false,
         };
         path.chunks(2)
             .all(|step| matches!(step, [Op::Select(_), Op::Force]))

@@ -408,6 +408,7 @@ impl<'a> Encoder<'a> {
             Op::ValidateFormals(i) => (44, Some(i), None),
             Op::CallN(n) => (45, Some(n), None),
             Op::MakeSelectThunk(i) => (46, Some(i), None),
+            Op::ForceUpvalue(i) => (47, Some(i), None),
         };
         self.out.push(tag);
         for x in [a, b].into_iter().flatten() {
@@ -786,6 +787,7 @@ impl Decoder<'_> {
                 _ => return Err(DecodeError::Malformed("argument count")),
             },
             46 => Op::MakeSelectThunk(check(self.u32()?, t.lambdas, "lambda index")?),
+            47 => Op::ForceUpvalue(check(self.u32()?, t.upvalues, "upvalue index")?),
             _ => return Err(DecodeError::Malformed("instruction")),
         })
     }

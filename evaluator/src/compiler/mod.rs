@@ -230,11 +230,23 @@ impl Compiler<'_, '_> {
             if self.top_is_whnf() {
                 return self.ctx().chunk.code.len() - 1;
             }
+            // A captured variable then `Force` is one instruction, unless
+            // a jump lands between them or the two would report different
+            // positions.
+            let ctx = self.ctx();
+            let len = ctx.chunk.code.len();
+            if len > 0 && ctx.last_label != len && ctx.chunk.spans[len - 1] == span.start {
+                if let Op::GetUpvalue(i) = ctx.chunk.code[len - 1] {
+                    ctx.chunk.code[len - 1] = Op::ForceUpvalue(i);
+                    return len - 1;
+                }
+            }
         }
         let effect: i64 = match op {
             Op::Constant(_)
             | Op::GetLocal(_)
             | Op::GetUpvalue(_)
+            | Op::ForceUpvalue(_)
             | Op::MakeClosure(_)
             | Op::MakeThunk(_)
             | Op::MakeSelectThunk(_) => 1,
@@ -279,6 +291,7 @@ impl Compiler<'_, '_> {
         match ctx.chunk.code[len - 1] {
             Op::Constant(i) => !matches!(ctx.chunk.constants[i as usize], Value::Thunk(_)),
             Op::Force
+            | Op::ForceUpvalue(_)
             | Op::MakeClosure(_)
             | Op::Add
             | Op::Sub

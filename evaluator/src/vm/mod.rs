@@ -600,11 +600,14 @@ impl Vm {
                     let v = slot.clone();
                     self.stack.push(v);
                 }
-                Op::GetUpvalue(i) => {
-                    let v = f.env.upvalue_shallow(i as usize);
-                    self.stack.push(v);
-                }
-                Op::Force => {
+                Op::GetUpvalue(_) | Op::ForceUpvalue(_) | Op::Force => {
+                    if let Op::GetUpvalue(i) | Op::ForceUpvalue(i) = op {
+                        let v = f.env.upvalue_shallow(i as usize);
+                        self.stack.push(v);
+                        if let Op::GetUpvalue(_) = op {
+                            continue;
+                        }
+                    }
                     if let Some(Value::Thunk(t)) = self.stack.last() {
                         if let Some(v) = t.value() {
                             *self.stack.last_mut().expect("checked") = v;
