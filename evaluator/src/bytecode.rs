@@ -21,14 +21,28 @@ pub enum Op {
     GetUpvalue(u32),
     /// Force the top of the stack to weak head normal form (may suspend).
     Force,
+    /// `GetUpvalue(i)` then `Force`, as one instruction (the commonest
+    /// pair: a captured variable used where its value is needed).
+    ForceUpvalue(u32),
     /// Push a closure of `lambdas[i]`, capturing its upvalues.
     MakeClosure(u32),
     /// Push a thunk of `lambdas[i]`, capturing its upvalues.
     MakeThunk(u32),
+    /// Push `x.a.b` for a thunk of `lambdas[i]`, whose body is one captured
+    /// variable followed by attribute selections
+    /// ([`Lambda::is_select_path`]): the attribute's value itself when the
+    /// variable and each set on the way are evaluated and have the
+    /// attribute, else a thunk as [`Op::MakeThunk`] makes.
+    MakeSelectThunk(u32),
     /// Fill the deferred upvalues of the thunk in local slot `i`.
     Finalise(u32),
     /// `[f, arg]` -> `f arg`; `f` already forced.
     Call,
+    /// `[f, arg1, ..., argN]` -> `f arg1 ... argN` (N >= 2); `f` already
+    /// forced. A builtin gets all the arguments it takes in one call
+    /// instead of a partial application per argument; a closure is
+    /// called with the first and its result applied to the others.
+    CallN(u32),
     /// End of the chunk: the top of the stack is the result.
     Return,
     /// Unconditional jump.
@@ -208,6 +222,26 @@ impl Lambda {
     /// Whether this is a thunk body rather than a function.
     pub fn is_thunk(&self) -> bool {
         self.chunk.formals.is_empty() && !self.takes_argument
+    }
+
+    /// Whether this is the body of a thunk of `x.a.b`: its one captured
+    /// variable, forced, then attribute selections by constant names
+    /// (`inherit (x) a;`, `x.a` as an argument or attribute value).
+    /// Nothing such a body does fails or evaluates anything once `x` and
+    /// the sets on the way are evaluated and have the attributes, so its
+    /// value can be taken without making the thunk
+    /// ([`Op::MakeSelectThunk`]).
+    pub fn is_select_path(&self) -> bool {
+        let [UpvalueSource::Local(_) | UpvalueSource::Upvalue(_)] = *self.upvalues else {
+            return false;
+        };
+        let path = match &*self.chunk.code {
+            [Op::GetUpvalue(0), Op::Force, path @ .., Op::Return] => path,
+            [Op::ForceUpvalue(0), path @ .., Op::Return] => path,
+            _ => return false,
+        };
+        path.chunks(2)
+            .all(|step| matches!(step, [Op::Select(_), Op::Force]))
     }
 }
 

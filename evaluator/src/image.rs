@@ -406,6 +406,9 @@ impl<'a> Encoder<'a> {
             Op::ScopeEnd(n) => (42, Some(n), None),
             Op::AssertFail(i) => (43, Some(i), None),
             Op::ValidateFormals(i) => (44, Some(i), None),
+            Op::CallN(n) => (45, Some(n), None),
+            Op::MakeSelectThunk(i) => (46, Some(i), None),
+            Op::ForceUpvalue(i) => (47, Some(i), None),
         };
         self.out.push(tag);
         for x in [a, b].into_iter().flatten() {
@@ -779,6 +782,12 @@ impl Decoder<'_> {
             42 => Op::ScopeEnd(self.u32()?),
             43 => Op::AssertFail(constant(self)?),
             44 => Op::ValidateFormals(check(self.u32()?, t.formals, "formals index")?),
+            45 => match self.u32()? {
+                n @ 2.. => Op::CallN(n),
+                _ => return Err(DecodeError::Malformed("argument count")),
+            },
+            46 => Op::MakeSelectThunk(check(self.u32()?, t.lambdas, "lambda index")?),
+            47 => Op::ForceUpvalue(check(self.u32()?, t.upvalues, "upvalue index")?),
             _ => return Err(DecodeError::Malformed("instruction")),
         })
     }
@@ -815,7 +824,8 @@ let
   "é unicode" = "ünï";
   storeLiteral = "/nix/store";
   store = __storeDir;
-in { inherit rec' f s ind fl n paths pos dyn sel has w ch store storeLiteral; t = true; }
+  calls = f { q = 1; } (f { q = 2; }) c;
+in { inherit rec' f s ind fl n paths pos dyn sel has w ch store storeLiteral calls; t = true; }
 "#;
 
     fn globals(store_dir: &str) -> Globals {

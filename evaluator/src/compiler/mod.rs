@@ -230,13 +230,26 @@ impl Compiler<'_, '_> {
             if self.top_is_whnf() {
                 return self.ctx().chunk.code.len() - 1;
             }
+            // A captured variable then `Force` is one instruction, unless
+            // a jump lands between them or the two would report different
+            // positions.
+            let ctx = self.ctx();
+            let len = ctx.chunk.code.len();
+            if len > 0 && ctx.last_label != len && ctx.chunk.spans[len - 1] == span.start {
+                if let Op::GetUpvalue(i) = ctx.chunk.code[len - 1] {
+                    ctx.chunk.code[len - 1] = Op::ForceUpvalue(i);
+                    return len - 1;
+                }
+            }
         }
         let effect: i64 = match op {
             Op::Constant(_)
             | Op::GetLocal(_)
             | Op::GetUpvalue(_)
+            | Op::ForceUpvalue(_)
             | Op::MakeClosure(_)
-            | Op::MakeThunk(_) => 1,
+            | Op::MakeThunk(_)
+            | Op::MakeSelectThunk(_) => 1,
             Op::Pop | Op::Call | Op::JumpIfFalse(_) | Op::SelectDyn | Op::SelectDynOr(_) => -1,
             Op::HasAttrStepDyn(_) => -1,
             Op::Add
@@ -253,6 +266,7 @@ impl Compiler<'_, '_> {
             | Op::Update => -1,
             Op::AttrsDyn => -2,
             Op::Attrs(i) => 1 - self.ctx().chunk.names[i as usize].0.len() as i64,
+            Op::CallN(n) => -(n as i64),
             Op::List(n) | Op::Interpolate(n) | Op::InterpolatePath(n) | Op::ResolveWith(_, n) => {
                 1 - n as i64
             }
@@ -277,6 +291,7 @@ impl Compiler<'_, '_> {
         match ctx.chunk.code[len - 1] {
             Op::Constant(i) => !matches!(ctx.chunk.constants[i as usize], Value::Thunk(_)),
             Op::Force
+            | Op::ForceUpvalue(_)
             | Op::MakeClosure(_)
             | Op::Add
             | Op::Sub
@@ -421,11 +436,12 @@ impl Compiler<'_, '_> {
         let lambdas = &mut self.ctx().chunk.lambdas;
         lambdas.push(lambda);
         let idx = (lambdas.len() - 1) as u32;
+        let select_path = thunk && self.ctx().chunk.lambdas[idx as usize].is_select_path();
         self.emit(
-            if thunk {
-                Op::MakeThunk(idx)
-            } else {
-                Op::MakeClosure(idx)
+            match (thunk, select_path) {
+                (true, true) => Op::MakeSelectThunk(idx),
+                (true, false) => Op::MakeThunk(idx),
+                (false, _) => Op::MakeClosure(idx),
             },
             node,
         );
@@ -601,13 +617,7 @@ impl Compiler<'_, '_> {
                 self.emit(Op::List(n), node);
                 Ok(())
             }
-            ast::Expr::Apply(a) => {
-                self.compile_expr(&child(a.lambda(), node)?)?;
-                self.emit(Op::Force, node);
-                self.compile_value(&child(a.argument(), node)?, false)?;
-                self.emit(Op::Call, node);
-                Ok(())
-            }
+            ast::Expr::Apply(a) => self.compile_apply(a),
             ast::Expr::IfElse(i) => {
                 self.compile_expr(&child(i.condition(), node)?)?;
                 self.emit(Op::Force, node);
@@ -758,6 +768,35 @@ impl Compiler<'_, '_> {
             n += 1;
         }
         self.emit(Op::Interpolate(n), node);
+        Ok(())
+    }
+
+    /// `f a b c` as one call of `f` with three arguments (`Op::CallN`),
+    /// so that a builtin gets them at once rather than as partial
+    /// applications. Only applications written directly in the function
+    /// position are gathered, not through parentheses: `(f a) b` starts
+    /// where its inner call does not, and each call keeps its own error
+    /// position. Argument values (thunks, constants, variables, lambdas)
+    /// neither fail nor evaluate anything, so making them all before the
+    /// first call is not observable.
+    fn compile_apply(&mut self, a: &ast::Apply) -> CResult<()> {
+        let node = a.syntax();
+        let mut args = vec![child(a.argument(), node)?];
+        let mut head = child(a.lambda(), node)?;
+        while let ast::Expr::Apply(inner) = &head {
+            let inner_node = inner.syntax();
+            args.push(child(inner.argument(), inner_node)?);
+            head = child(inner.lambda(), inner_node)?;
+        }
+        self.compile_expr(&head)?;
+        self.emit(Op::Force, node);
+        for arg in args.iter().rev() {
+            self.compile_value(arg, false)?;
+        }
+        match args.len() {
+            1 => self.emit(Op::Call, node),
+            n => self.emit(Op::CallN(n as u32), node),
+        };
         Ok(())
     }
 

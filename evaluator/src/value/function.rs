@@ -39,7 +39,13 @@ impl Upvalues {
             0 => Upvalues::None,
             1 => Upvalues::One([get(0)]),
             2 => Upvalues::Two([get(0), get(1)]),
-            _ => Upvalues::Many((0..n).map(get).collect()),
+            _ => {
+                let mut v = Vec::with_capacity(n);
+                for i in 0..n {
+                    v.push(get(i));
+                }
+                Upvalues::Many(v.into_boxed_slice())
+            }
         }
     }
 }

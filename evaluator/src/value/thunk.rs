@@ -138,16 +138,6 @@ impl Thunk {
         Some(entered)
     }
 
-    /// Captured variable `i` of the code this thunk is running (entered
-    /// with [`Entered::Code`]).
-    #[inline]
-    pub(crate) fn upvalue(&self, i: usize) -> Value {
-        self.read(|r| match r {
-            ThunkRepr::Forcing(Pending::Code(c)) => c.upvalues[i].clone(),
-            _ => unreachable!("upvalues are read only while the thunk's code runs"),
-        })
-    }
-
     /// `read` applied to captured variable `i` of the code this thunk is
     /// running, without cloning it first. `read` may look at the value and
     /// clone it or an evaluated thunk's value, but must not force, update
@@ -156,6 +146,18 @@ impl Thunk {
     pub(crate) fn with_upvalue<R>(&self, i: usize, read: impl FnOnce(&Value) -> R) -> R {
         self.read(|r| match r {
             ThunkRepr::Forcing(Pending::Code(c)) => read(&c.upvalues[i]),
+            _ => unreachable!("upvalues are read only while the thunk's code runs"),
+        })
+    }
+
+    /// `read` applied to all the captured variables of the code this thunk
+    /// is running, under the same contract as [`Thunk::with_upvalue`]: it
+    /// may look at them and clone them, nothing else (a closure or thunk
+    /// made by that code copies several at once).
+    #[inline]
+    pub(crate) fn with_upvalues<R>(&self, read: impl FnOnce(&[Value]) -> R) -> R {
+        self.read(|r| match r {
+            ThunkRepr::Forcing(Pending::Code(c)) => read(&c.upvalues),
             _ => unreachable!("upvalues are read only while the thunk's code runs"),
         })
     }

@@ -54,14 +54,6 @@ enum Env {
 }
 
 impl Env {
-    #[inline]
-    fn upvalue(&self, i: usize) -> Value {
-        match self {
-            Env::Closure(c) => c.upvalues[i].clone(),
-            Env::Thunk(t) => t.upvalue(i),
-        }
-    }
-
     /// Upvalue `i`, or its value if it is a forced thunk (what a read
     /// followed by `Force` wants), without cloning and dropping the thunk.
     #[inline]
@@ -290,20 +282,13 @@ impl Vm {
                 }
             }
             Entered::Apply(func, arg) => {
-                let gen = Gen::new(move |co| -> GenFuture {
-                    Box::pin(async move {
-                        let f = force(&co, func).await;
-                        match co.yield_(VMRequest::Call(f, arg)).await {
-                            VMResponse::Value(v) => Ok(v),
-                            _ => unreachable!("Call answers with a value"),
-                        }
-                    })
-                });
-                self.push_frame(Frame::Generator(Box::new(GenFrame {
-                    gen,
-                    state: GenState::Start,
-                    span: None,
-                })))
+                // The function is a thunk (`map`'s function not forced
+                // yet): force it, then apply it to the argument.
+                self.push_frame(Frame::ApplyArg(arg, None))?;
+                match func {
+                    Value::Thunk(t) => self.push_force(t),
+                    _ => unreachable!("values in weak head normal form are called above"),
+                }
             }
         }
     }
@@ -491,14 +476,53 @@ impl Vm {
         .map_err(|k| Error::new(k, Some(span)))
     }
 
+    /// The captures of a closure or thunk of `lambda` made by frame `f`.
+    /// The frame's own upvalues are looked up once (for a thunk's frame,
+    /// they are in the thunk's cell), not once per capture.
     #[inline]
     fn capture(&self, f: &BytecodeFrame, lambda: &Lambda) -> Upvalues {
         let sources = &lambda.upvalues;
-        Upvalues::build(sources.len(), |i| match sources[i] {
-            UpvalueSource::Local(s) => self.stack[f.base + s as usize].clone(),
-            UpvalueSource::Upvalue(i) => f.env.upvalue(i as usize),
-            UpvalueSource::Deferred(_) => deferred_placeholder(),
-        })
+        let locals = &self.stack[f.base..];
+        let build = |ups: &[Value]| {
+            Upvalues::build(sources.len(), |i| match sources[i] {
+                UpvalueSource::Local(s) => locals[s as usize].clone(),
+                UpvalueSource::Upvalue(u) => ups[u as usize].clone(),
+                UpvalueSource::Deferred(_) => deferred_placeholder(),
+            })
+        };
+        match &f.env {
+            Env::Closure(c) => build(&c.upvalues),
+            // Only clones are made while the cell is read (its contract).
+            Env::Thunk(t) => t.with_upvalues(build),
+        }
+    }
+
+    /// The value of a thunk of `lambda`, a variable followed by attribute
+    /// selections ([`Lambda::is_select_path`]), if it is there to take
+    /// without evaluating anything: the variable and each set on the way
+    /// evaluated, each attribute present. The last attribute's value is
+    /// taken as it is, evaluated or not: forcing it is what forcing the
+    /// thunk would have done. (A trace through it then lacks the thunk's
+    /// own "while evaluating the attribute" line.)
+    fn select_now(&self, f: &BytecodeFrame, lambda: &Lambda) -> Option<Value> {
+        let mut v = match lambda.upvalues.first()? {
+            UpvalueSource::Local(s) => shallow_ref(self.stack.get(f.base + *s as usize)?),
+            UpvalueSource::Upvalue(i) => f.env.upvalue_shallow(*i as usize),
+            UpvalueSource::Deferred(_) => return None,
+        };
+        for op in lambda.chunk.code.iter() {
+            if let Op::Select(k) = op {
+                let Some(Value::String(name)) = lambda.chunk.constants.get(*k as usize) else {
+                    return None;
+                };
+                let next = match &v {
+                    Value::Attrs(a) => a.get_key(name)?,
+                    _ => return None,
+                };
+                v = shallow_ref(next);
+            }
+        }
+        Some(v)
     }
 
     #[inline]
@@ -512,6 +536,17 @@ impl Vm {
     }
 
     fn run_bytecode(&mut self, mut f: BytecodeFrame) -> Result<(), Error> {
+        // The running frame's code, borrowed once per frame rather than
+        // reached through its lambda for every instruction: whatever
+        // replaces `f` sets it again (`switch_to!`).
+        let mut code: &[Op] = &f.lambda.chunk.code;
+        macro_rules! switch_to {
+            ($frame:expr) => {{
+                f = $frame;
+                code = &f.lambda.chunk.code;
+                continue;
+            }};
+        }
         loop {
             self.until_check -= 1;
             if self.until_check == 0 {
@@ -521,7 +556,7 @@ impl Vm {
                     return Err(Error::new(ErrorKind::Interrupted, span));
                 }
             }
-            let op = f.lambda.chunk.code[f.ip];
+            let op = code[f.ip];
             f.ip += 1;
             macro_rules! fail {
                 ($kind:expr) => {{
@@ -566,11 +601,14 @@ impl Vm {
                     let v = slot.clone();
                     self.stack.push(v);
                 }
-                Op::GetUpvalue(i) => {
-                    let v = f.env.upvalue_shallow(i as usize);
-                    self.stack.push(v);
-                }
-                Op::Force => {
+                Op::GetUpvalue(_) | Op::ForceUpvalue(_) | Op::Force => {
+                    if let Op::GetUpvalue(i) | Op::ForceUpvalue(i) = op {
+                        let v = f.env.upvalue_shallow(i as usize);
+                        self.stack.push(v);
+                        if let Op::GetUpvalue(_) = op {
+                            continue;
+                        }
+                    }
                     if let Some(Value::Thunk(t)) = self.stack.last() {
                         if let Some(v) = t.value() {
                             *self.stack.last_mut().expect("checked") = v;
@@ -587,13 +625,12 @@ impl Vm {
                                 Some(Entered::Code(lambda)) => {
                                     self.frames.push(Frame::Bytecode(f));
                                     self.frames.push(Frame::ThunkUpdate(t.clone()));
-                                    f = BytecodeFrame {
+                                    switch_to!(BytecodeFrame {
                                         lambda,
                                         env: Env::Thunk(t),
                                         ip: 0,
                                         base: self.stack.len(),
-                                    };
-                                    continue;
+                                    });
                                 }
                                 Some(Entered::Apply(func, arg)) => {
                                     // An application of a closure (`map`'s
@@ -603,8 +640,7 @@ impl Vm {
                                     match func.shallow() {
                                         Value::Closure(c) => {
                                             self.frames.push(Frame::ThunkUpdate(t));
-                                            f = self.enter_closure(c, arg);
-                                            continue;
+                                            switch_to!(self.enter_closure(c, arg));
                                         }
                                         func => {
                                             return self
@@ -629,6 +665,18 @@ impl Vm {
                     let upvalues = self.capture(&f, &lambda);
                     self.stack
                         .push(Value::Thunk(Thunk::suspended(lambda, upvalues)));
+                }
+                Op::MakeSelectThunk(i) => {
+                    let lambda = &f.lambda.chunk.lambdas[i as usize];
+                    let v = match self.select_now(&f, lambda) {
+                        Some(v) => v,
+                        None => {
+                            let lambda = lambda.clone();
+                            let upvalues = self.capture(&f, &lambda);
+                            Value::Thunk(Thunk::suspended(lambda, upvalues))
+                        }
+                    };
+                    self.stack.push(v);
                 }
                 Op::Finalise(slot) => {
                     if let Value::Thunk(t) = &self.stack[f.base + slot as usize] {
@@ -659,8 +707,7 @@ impl Vm {
                             }
                             let callee = self.enter_closure(c, arg);
                             self.frames.push(Frame::Bytecode(f));
-                            f = callee;
-                            continue;
+                            switch_to!(callee);
                         }
                         other => other,
                     };
@@ -669,6 +716,75 @@ impl Vm {
                         Some(frame) => {
                             self.frames.push(Frame::Bytecode(f));
                             return self.push_frame(frame).map_err(|k| Error::new(k, span));
+                        }
+                    }
+                }
+                Op::CallN(n) => {
+                    let n = n as usize;
+                    let span = f.lambda.chunk.span(f.ip - 1);
+                    if self.frames.len() + n >= self.max_frames {
+                        fail!(ErrorKind::StackOverflow);
+                    }
+                    let first = self.stack.len() - n;
+                    let func = std::mem::replace(&mut self.stack[first - 1], Value::Null);
+                    // How many arguments the function takes in this call;
+                    // the others are applied to its result in turn.
+                    let taken = match &func {
+                        Value::Builtin(app) => (app.def.arity - app.args.len()).min(n),
+                        _ => 1,
+                    };
+                    let rest = self.stack.split_off(first + taken);
+                    let mut args = self.stack.drain(first..);
+                    self.frames.push(Frame::Bytecode(f));
+                    for arg in rest.into_iter().rev() {
+                        self.frames.push(Frame::ApplyArg(arg, span));
+                    }
+                    let frame = match func {
+                        Value::Closure(c) => {
+                            let arg = args.next().unwrap_or(Value::Null);
+                            drop(args);
+                            self.stack.pop();
+                            Some(Frame::Bytecode(self.enter_closure(c, arg)))
+                        }
+                        Value::Builtin(app) => {
+                            let def = app.def;
+                            let mut all = Vec::with_capacity(def.arity);
+                            all.extend(app.args.iter().cloned());
+                            all.extend(args);
+                            self.stack.pop();
+                            if all.len() < def.arity {
+                                self.stack
+                                    .push(Value::Builtin(Rc::new(BuiltinApp { def, args: all })));
+                                None
+                            } else if let BuiltinFn::Native(native) = def.func {
+                                Some(Vm::native_frame(native, all, span))
+                            } else {
+                                self.start_builtin(def, all, span)?
+                            }
+                        }
+                        other => {
+                            let arg = args.next().unwrap_or(Value::Null);
+                            drop(args);
+                            self.stack.pop();
+                            self.call_value(other, arg, span)?
+                        }
+                    };
+                    match frame {
+                        Some(Frame::Bytecode(callee)) => {
+                            // The caller was pushed above; run the callee
+                            // here, as `Call` does.
+                            switch_to!(callee);
+                        }
+                        Some(frame) => {
+                            return self.push_frame(frame).map_err(|k| Error::new(k, span))
+                        }
+                        None => {
+                            if let Some(Frame::Bytecode(_)) = self.frames.last() {
+                                if let Some(Frame::Bytecode(next)) = self.frames.pop() {
+                                    switch_to!(next);
+                                }
+                            }
+                            return Ok(());
                         }
                     }
                 }
@@ -695,8 +811,7 @@ impl Vm {
                         Some(Frame::Bytecode(_)) => {
                             self.stack.push(result);
                             if let Some(Frame::Bytecode(next)) = self.frames.pop() {
-                                f = next;
-                                continue;
+                                switch_to!(next);
                             }
                         }
                         // A curried call from a builtin (`foldl'`'s `f acc
@@ -708,8 +823,7 @@ impl Vm {
                             let Value::Closure(c) = result else {
                                 unreachable!("checked above")
                             };
-                            f = self.enter_closure(c, arg);
-                            continue;
+                            switch_to!(self.enter_closure(c, arg));
                         }
                         _ => self.stack.push(result),
                     }
@@ -885,14 +999,14 @@ impl Vm {
                     }
                 }
                 Op::Attrs(i) => {
-                    let (names, positions) = f.lambda.chunk.names[i as usize].clone();
-                    let n = names.len();
-                    let values = self.stack.split_off(self.stack.len() - n);
+                    // The entries are made straight from the stack: one
+                    // allocation, not a vector of the values first.
+                    let (names, positions) = &f.lambda.chunk.names[i as usize];
+                    let first = self.stack.len() - names.len();
+                    let values = self.stack.drain(first..);
                     let entries = names.iter().cloned().zip(values).collect();
-                    self.stack
-                        .push(Value::Attrs(Rc::new(NixAttrs::from_sorted_with_positions(
-                            entries, positions,
-                        ))));
+                    let set = NixAttrs::from_sorted_with_positions(entries, positions.clone());
+                    self.stack.push(Value::Attrs(Rc::new(set)));
                 }
                 Op::AttrsDyn => {
                     let pos = f.lambda.chunk.spans[f.ip - 1];
@@ -1132,4 +1246,78 @@ impl Vm {
 /// A string value (helper for builtins).
 pub fn string_value(s: impl Into<NixString>) -> Value {
     Value::String(s.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::eval::testing::{err, ok};
+
+    #[test]
+    fn calls_of_several_arguments() {
+        // `Op::CallN`: a builtin gets all its arguments at once, whatever
+        // was applied to it before; extra arguments go to its result; a
+        // closure's result takes the rest one by one (C++ Nix 2.8 agrees
+        // on every value here).
+        assert_eq!(ok("builtins.substring 1 2 \"hello\""), "\"el\"");
+        assert_eq!(
+            ok("let f = builtins.substring 1; in f 2 \"hello\""),
+            "\"el\""
+        );
+        assert_eq!(ok("builtins.head [ (x: y: x + y) ] 1 2"), "3");
+        assert_eq!(ok("let f = a: b: c: a + b + c; in f 1 2 3"), "6");
+        assert_eq!(ok("let f = a: builtins.add a; in f 1 2"), "3");
+        assert_eq!(
+            ok("let s = { __functor = self: a: b: a + b; }; in s 1 2"),
+            "3"
+        );
+        assert_eq!(
+            ok("let g = builtins.foldl' (a: b: x: a x + b) (x: x) [ 1 2 3 ]; in g 10"),
+            "16"
+        );
+        // Arguments stay lazy, and an error in one is caught where it is
+        // forced.
+        assert_eq!(ok("let f = a: b: a; in f 1 (throw \"no\")"), "1");
+        assert_eq!(
+            ok("builtins.tryEval (builtins.substring (throw \"a\") 1 \"x\")"),
+            "{ success = false; value = false; }"
+        );
+        // Too many arguments: the error names the result that was called,
+        // at the call's position.
+        let e = err("builtins.isAttrs {} 2");
+        assert!(e.contains("not a function but a Boolean"), "{e}");
+        let e = err("let f = x: x; in f 1 2");
+        assert!(e.contains("not a function but an integer"), "{e}");
+        assert!(e.contains("1:18"), "{e}");
+    }
+
+    #[test]
+    fn selections_taken_without_a_thunk() {
+        // `Op::MakeSelectThunk`: `x.a` from an evaluated `x` is the
+        // attribute's value itself; anything else stays a lazy thunk.
+        assert_eq!(ok("let f = s: let v = s.a; in v; in f { a = 1; }"), "1");
+        assert_eq!(
+            ok("let f = s: { inherit (s.a) b c; }; in f { a = { b = 1; c = 2; }; }"),
+            "{ b = 1; c = 2; }"
+        );
+        // Taking an attribute does not force its value...
+        assert_eq!(
+            ok("let f = s: let v = s.a; in 1; in f { a = throw \"no\"; }"),
+            "1"
+        );
+        assert_eq!(
+            ok("let f = s: let v = s.a; in (builtins.tryEval v).success; in f { a = throw \"no\"; }"),
+            "false"
+        );
+        // ...and a missing attribute or a value that is not a set is an
+        // error only when forced.
+        assert_eq!(ok("let f = s: let v = s.a.b; in 2; in f { a = 1; }"), "2");
+        assert_eq!(ok("let f = s: let v = s.a; in 2; in f { }"), "2");
+        let e = err("let f = s: let v = s.a; in [ v ]; in f { b = 1; }");
+        assert!(e.contains("attribute 'a' missing"), "{e}");
+        // A set not evaluated when the selection is made.
+        assert_eq!(
+            ok("let f = s: let v = s.a; in v; in f (builtins.listToAttrs [ { name = \"a\"; value = 3; } ])"),
+            "3"
+        );
+    }
 }
