@@ -418,15 +418,20 @@ mod tests {
             max_bytes: 2000,
         };
         let key = [9u8; 32];
-        store(&cache, &dir.join(hex(&key)), &key, b"image").unwrap();
+        // Bigger than an eighth of the bound by itself: whatever this
+        // process wrote before (other tests) and whether its first-write
+        // scan already happened, this write alone must start the eviction.
+        let image = vec![1u8; 300];
+        store(&cache, &dir.join(hex(&key)), &key, &image).unwrap();
         finish_eviction();
         let mut left: Vec<String> = std::fs::read_dir(&dir)
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
         left.sort();
-        // 4,000 old bytes and the new entry against a bound of 2,000: the
-        // old ones go down to three quarters of it, and the scan is marked.
+        // 4,000 old bytes and the new entry (about 400) against a bound of
+        // 2,000: the oldest go until three quarters of it is left, and the
+        // scan is marked.
         let mut expected = [".scanned".to_string(), "old3".to_string(), hex(&key)];
         expected.sort();
         assert_eq!(left, expected);
