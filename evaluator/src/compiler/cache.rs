@@ -298,9 +298,11 @@ fn start_eviction(dir: &Path, max_bytes: u64) {
     *running = std::thread::Builder::new()
         .name("attrfs-compile-cache-evict".into())
         .spawn(move || {
-            if evict(&dir, max_bytes).is_ok() {
-                let _ = std::fs::File::create(dir.join(SCANNED_MARKER));
-            }
+            // Marked before the scan, not after: a short evaluation exits
+            // before a scan of tens of thousands of entries ends, and
+            // marking after would have every next writer start it again.
+            let _ = std::fs::File::create(dir.join(SCANNED_MARKER));
+            let _ = evict(&dir, max_bytes);
         })
         .ok();
 }
