@@ -466,16 +466,15 @@ impl Vm {
         Ok(Step::Continue(st))
     }
 
-    /// Forces and checks the arguments: `filter` and `elem` force the list
-    /// first and stop at an empty one, as the generator versions did
-    /// (C++ Nix 2.8's `filter` forces its function first: see
-    /// docs/notes-performance.md, session 5); the others force and check
-    /// their first argument first, so `concatStringsSep 1 (throw "l")` is
-    /// C++ Nix's type error, not the `throw`.
+    /// Forces and checks the arguments in C++ Nix 2.8's order: `elem`
+    /// forces the list first and stops at an empty one (its needle is only
+    /// ever compared); the others force and check their first argument
+    /// first, so `filter (throw "f") [ ]` is the `throw` and
+    /// `concatStringsSep 1 (throw "l")` the type error.
     fn walk_prologue(&mut self, mut st: Box<Walk>) -> Result<Step, Error> {
         let span = st.span;
         let order = match st.op {
-            Native::Filter | Native::Elem | Native::ConcatLists => [Wait::Second, Wait::First],
+            Native::Elem | Native::ConcatLists => [Wait::Second, Wait::First],
             _ => [Wait::First, Wait::Second],
         };
         for which in order {
@@ -686,9 +685,13 @@ mod tests {
 
     #[test]
     fn list_walks_force_and_check_in_cpp_nix_order() {
-        // filter and elem stop at an empty list before forcing the rest.
-        assert_eq!(ok("builtins.filter (throw \"f\") [ ]"), "[ ]");
+        // elem stops at an empty list before forcing the needle.
         assert_eq!(ok("builtins.elem (throw \"n\") [ ]"), "false");
+        // filter forces its function first, even for an empty list.
+        assert!(err("builtins.filter (throw \"f\") [ ]").contains("f"));
+        assert!(err("builtins.filter (throw \"f\") (throw \"l\")").contains("\"f\""));
+        assert!(err("builtins.filter 1 [ ]").contains("expected a function but found an integer"));
+        assert!(err("builtins.filter (x: true) (throw \"l\")").contains("l"));
         assert!(err("builtins.elem (throw \"n\") [ 1 ]").contains("n"));
         // The others force and check the function first.
         assert!(err("builtins.any (throw \"f\") [ ]").contains("f"));
