@@ -5,7 +5,7 @@
 //! a native frame is popped, does its step and pushes the next force or
 //! call directly.
 
-use super::ops::eq_fast;
+use super::ops::{eq_fast, identical};
 use super::{
     coerce_fast, coerce_to_string, nix_eq, type_error, Coercion, Frame, Gen, GenCo, GenFrame,
     GenFuture, GenState, Vm,
@@ -299,6 +299,11 @@ pub(super) struct Walk {
     op: Native,
     /// The function, separator or needle.
     first: Value,
+    /// `elem`'s needle as it was passed: an element that is the same
+    /// value (the same thunk, closure, set or list) is equal to it once
+    /// forced, without comparing, as in C++ Nix, where `elem f [ f ]` is
+    /// true even for a function.
+    needle: Value,
     /// The list argument; `list` once it is forced and checked.
     second: Value,
     list: NixList,
@@ -338,9 +343,14 @@ impl Vm {
             Native::ConcatLists => (Value::Null, next()),
             _ => (next(), next()),
         };
+        let needle = match op {
+            Native::Elem => first.clone(),
+            _ => Value::Null,
+        };
         Frame::Walk(Box::new(Walk {
             op,
             first,
+            needle,
             second,
             list: NixList::default(),
             ready: false,
@@ -578,6 +588,11 @@ impl Vm {
             return Ok(Step::Continue(st));
         }
         if matches!(st.op, Native::Elem) {
+            // Both forced (the needle by the prologue), the element as it
+            // is in the list is compared for identity first.
+            if identical(&st.needle, &st.list[st.next]) {
+                return Ok(Step::Done(Value::Bool(true)));
+            }
             return match eq_fast(&st.first, &x) {
                 Some(true) => Ok(Step::Done(Value::Bool(true))),
                 Some(false) => {
@@ -688,10 +703,11 @@ mod tests {
         // elem stops at an empty list before forcing the needle.
         assert_eq!(ok("builtins.elem (throw \"n\") [ ]"), "false");
         // filter forces its function first, even for an empty list.
-        assert!(err("builtins.filter (throw \"f\") [ ]").contains("f"));
-        assert!(err("builtins.filter (throw \"f\") (throw \"l\")").contains("\"f\""));
+        assert!(err("builtins.filter (throw \"the f\") [ ]").contains("the f"));
+        let both = err("builtins.filter (throw \"the f\") (throw \"the l\")");
+        assert!(both.contains("error: the f") && !both.contains("error: the l"));
         assert!(err("builtins.filter 1 [ ]").contains("expected a function but found an integer"));
-        assert!(err("builtins.filter (x: true) (throw \"l\")").contains("l"));
+        assert!(err("builtins.filter (x: true) (throw \"the l\")").contains("the l"));
         assert!(err("builtins.elem (throw \"n\") [ 1 ]").contains("n"));
         // The others force and check the function first.
         assert!(err("builtins.any (throw \"f\") [ ]").contains("f"));
@@ -806,5 +822,24 @@ mod tests {
         assert_eq!(ok("builtins.elem [ 1 ] [ [ 2 ] [ 1 ] ]"), "true");
         assert_eq!(ok("builtins.elem 1 [ 1.0 ]"), "true");
         assert_eq!(ok("builtins.elem (x: x) [ (x: x) ]"), "false");
+    }
+
+    #[test]
+    fn elem_finds_the_same_value_even_a_function_once_forced() {
+        // C++ Nix 2.8: the same value (here a let-bound function, passed
+        // and listed as itself) is equal without comparing...
+        assert_eq!(ok("let f = x: x; in builtins.elem f [ 1 f ]"), "true");
+        assert_eq!(
+            ok("let f = x: x; in builtins.seq f (builtins.elem f [ f ])"),
+            "true"
+        );
+        // ...but only itself: a call's result is a new value, and
+        // functions are never equal by comparison.
+        assert_eq!(
+            ok("let f = x: x; in builtins.elem f (builtins.map (x: x) [ f ])"),
+            "false"
+        );
+        // Both are forced before the identity is looked at.
+        assert!(err("let t = throw \"thrown t\"; in builtins.elem t [ t ]").contains("thrown t"));
     }
 }

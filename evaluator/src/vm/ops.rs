@@ -235,8 +235,10 @@ pub fn eq_fast(a: &Value, b: &Value) -> Option<bool> {
     })
 }
 
-/// Identity of two unforced values (C++ Nix's "value identity optimisation").
-fn identical(a: &Value, b: &Value) -> bool {
+/// Identity of two values as they were passed (C++ Nix's "value identity
+/// optimisation": the same thunk, closure, set or list), checked once both
+/// are forced.
+pub(super) fn identical(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Thunk(x), Value::Thunk(y)) => x.ptr_eq(y),
         (Value::Closure(x), Value::Closure(y)) => Rc::ptr_eq(x, y),
@@ -261,10 +263,14 @@ pub fn nix_eq(
         match (&a, &b) {
             (Value::List(x), Value::List(y)) => {
                 for (i, j) in x.iter().zip(y.iter()) {
+                    // Forced first, as C++ Nix does: `[ t ] == [ t ]` is
+                    // `t`'s error if it throws, and true otherwise, even
+                    // for a function (identity, before comparing).
+                    let (fi, fj) = (force(co, i.clone()).await, force(co, j.clone()).await);
                     if identical(i, j) {
                         continue;
                     }
-                    if !nix_eq(co, i.clone(), j.clone()).await? {
+                    if !nix_eq(co, fi, fj).await? {
                         return Ok(false);
                     }
                 }
@@ -283,10 +289,11 @@ pub fn nix_eq(
                     if k1 != k2 {
                         return Ok(false);
                     }
+                    let (f1, f2) = (force(co, v1.clone()).await, force(co, v2.clone()).await);
                     if identical(v1, v2) {
                         continue;
                     }
-                    if !nix_eq(co, v1.clone(), v2.clone()).await? {
+                    if !nix_eq(co, f1, f2).await? {
                         return Ok(false);
                     }
                 }
@@ -360,6 +367,20 @@ pub fn nix_less(
 #[cfg(test)]
 mod tests {
     use crate::eval::testing::{err, ok};
+
+    #[test]
+    fn elements_are_forced_then_taken_as_equal_when_identical() {
+        // C++ Nix 2.8's eqValues: force both, then the same value is equal
+        // (a function too), else compare (functions never are).
+        assert_eq!(ok("let f = x: x; in [ f ] == [ f ]"), "true");
+        assert_eq!(ok("let f = x: x; in { a = f; } == { a = f; }"), "true");
+        assert_eq!(ok("[ (x: x) ] == [ (x: x) ]"), "false");
+        assert_eq!(ok("let f = x: x; in f == f"), "false");
+        assert!(err("let t = throw \"thrown t\"; in [ t ] == [ t ]").contains("thrown t"));
+        assert!(
+            err("let t = throw \"thrown t\"; in { a = t; } == { a = t; }").contains("thrown t")
+        );
+    }
 
     #[test]
     fn set_plus_path_is_text_not_a_store_copy() {
