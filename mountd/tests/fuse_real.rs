@@ -628,10 +628,7 @@ fn a_second_worker_serves_while_the_first_is_busy() {
 
 /// How many times the daemon's debug log says `what` was evaluated.
 fn evaluations(mount: &Mount, what: &str) -> usize {
-    mount
-        .log_text()
-        .matches(&format!("{what}: evaluated in"))
-        .count()
+    mount.log_count(&format!("{what}: evaluated in"))
 }
 
 #[test]

@@ -37,10 +37,7 @@ fn assert_eio(what: &str, output: &Output) {
 
 /// How many times the log shows the trace `message`.
 fn traces(mount: &Mount, message: &str) -> usize {
-    mount
-        .log_text()
-        .matches(&format!("trace: {message}"))
-        .count()
+    mount.log_count(&format!("trace: {message}"))
 }
 
 /// A read-ahead that runs for seconds (a listing whose entry loops) is

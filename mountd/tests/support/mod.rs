@@ -157,6 +157,12 @@ impl Mount {
         fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// How many times the daemon's log (with its workers' output) holds
+    /// `needle`: tests count evaluations and traces by it.
+    pub fn log_count(&self, needle: &str) -> usize {
+        self.log_text().matches(needle).count()
+    }
+
     pub fn path(&self, rel: &str) -> PathBuf {
         self.mountpoint.join(rel)
     }
