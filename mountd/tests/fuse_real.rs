@@ -17,24 +17,10 @@ use attrfs_tests::{corpus_dir, shared_dir};
 use std::ffi::OsStr;
 use std::fs;
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
-use support::{fuse_available, is_mounted, stderr, stdout, timed, Mount, TempDir, BIN};
-
-/// Asserts that `output` failed with EIO.
-fn assert_eio(what: &str, output: &Output) {
-    assert!(
-        !output.status.success(),
-        "{what} succeeded: {}",
-        stdout(output)
-    );
-    assert!(
-        stderr(output).contains("Input/output error"),
-        "{what}: {}",
-        stderr(output)
-    );
-}
+use support::{assert_eio, fuse_available, is_mounted, stderr, stdout, timed, Mount, TempDir, BIN};
 
 /// The attribute name a file name encodes: the inverse of the encoding
 /// documented in vfs/src/names.rs (`%` alone is the empty name, `%XX` is

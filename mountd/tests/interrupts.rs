@@ -9,10 +9,9 @@ mod support;
 
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
-use std::process::Output;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
-use support::{fuse_available, stderr, stdout, timed, Mount, TempDir};
+use support::{assert_eio, fuse_available, stderr, stdout, timed, Mount, TempDir};
 
 /// How long a read-ahead may keep a request waiting before it is
 /// interrupted (`READ_AHEAD_PATIENCE` in vfs/src/service.rs).
@@ -21,19 +20,6 @@ const PATIENCE: Duration = Duration::from_secs(2);
 /// How long an interrupted worker may take to stop (`RESUME_BOUND` in
 /// vfs/src/process.rs).
 const RESUME_BOUND: Duration = Duration::from_secs(1);
-
-fn assert_eio(what: &str, output: &Output) {
-    assert!(
-        !output.status.success(),
-        "{what} succeeded: {}",
-        stdout(output)
-    );
-    assert!(
-        stderr(output).contains("Input/output error"),
-        "{what}: {}",
-        stderr(output)
-    );
-}
 
 /// How many times the log shows the trace `message`.
 fn traces(mount: &Mount, message: &str) -> usize {

@@ -268,6 +268,21 @@ impl Drop for Mount {
     }
 }
 
+/// Asserts that `output` (a command run on the mount) failed with EIO,
+/// as reading a value that fails to evaluate does.
+pub fn assert_eio(what: &str, output: &Output) {
+    assert!(
+        !output.status.success(),
+        "{what} succeeded: {}",
+        stdout(output)
+    );
+    assert!(
+        stderr(output).contains("Input/output error"),
+        "{what}: {}",
+        stderr(output)
+    );
+}
+
 pub fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
