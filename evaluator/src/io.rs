@@ -69,6 +69,27 @@ pub trait EvalIO {
     fn canonicalize(&self, path: &Path) -> io::Result<PathBuf>;
     /// `lstat` of a path (not following a final symlink).
     fn metadata(&self, path: &Path) -> io::Result<Metadata>;
+
+    /// [`EvalIO::read_file`] with the SHA-256 of the bytes read, for a
+    /// caller that needs both (the loader: a file's digest is part of its
+    /// compiled-file cache key). A door that hashes what it reads anyway
+    /// (the recording door, for the file's fingerprint) hands its digest
+    /// on, so each imported file is hashed once; a door that wraps another
+    /// forwards this call, not only `read_file`, for the same reason.
+    fn read_file_hashed(&self, path: &Path) -> io::Result<(Vec<u8>, Digest)> {
+        let bytes = self.read_file(path)?;
+        let digest = sha256(&bytes);
+        Ok((bytes, digest))
+    }
+}
+
+/// The SHA-256 of a file's bytes.
+pub type Digest = [u8; 32];
+
+/// The SHA-256 of `bytes`.
+pub fn sha256(bytes: &[u8]) -> Digest {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(bytes).into()
 }
 
 /// The real filesystem.
@@ -149,6 +170,10 @@ impl EvalIO for SharedIO {
         self.0.read_file(path)
     }
 
+    fn read_file_hashed(&self, path: &Path) -> io::Result<(Vec<u8>, Digest)> {
+        self.0.read_file_hashed(path)
+    }
+
     fn read_dir(&self, path: &Path) -> io::Result<Vec<(String, FileType)>> {
         self.0.read_dir(path)
     }
@@ -226,6 +251,11 @@ impl EvalIO for PureIO {
     fn read_file(&self, path: &Path) -> io::Result<Vec<u8>> {
         self.check(path)?;
         self.inner.read_file(path)
+    }
+
+    fn read_file_hashed(&self, path: &Path) -> io::Result<(Vec<u8>, Digest)> {
+        self.check(path)?;
+        self.inner.read_file_hashed(path)
     }
 
     fn read_dir(&self, path: &Path) -> io::Result<Vec<(String, FileType)>> {

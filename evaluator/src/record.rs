@@ -41,9 +41,9 @@
 //! since the previous call (how a worker reports inputs along its
 //! answers).
 
-use crate::io::{EvalIO, FileType, Metadata};
+use crate::io::{Digest, EvalIO, FileType, Metadata};
 use rustc_hash::FxHashSet;
-use sha2::{Digest, Sha256};
+use sha2::{Digest as _, Sha256};
 use std::cell::RefCell;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -183,16 +183,25 @@ fn failure(e: &io::Error) -> String {
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
-    format!(
-        "sha256:{}",
-        attrfs_store::hash::encode_base16(&Sha256::digest(bytes))
-    )
+    digest_hex(&Sha256::digest(bytes))
+}
+
+fn digest_hex(digest: &[u8]) -> String {
+    format!("sha256:{}", attrfs_store::hash::encode_base16(digest))
 }
 
 /// The fingerprint of a file read.
 pub fn file_fingerprint(read: &io::Result<Vec<u8>>) -> String {
     match read {
         Ok(bytes) => sha256_hex(bytes),
+        Err(e) => failure(e),
+    }
+}
+
+/// [`file_fingerprint`] of a read whose digest is already known.
+fn hashed_file_fingerprint(read: &io::Result<(Vec<u8>, Digest)>) -> String {
+    match read {
+        Ok((_, digest)) => digest_hex(digest),
         Err(e) => failure(e),
     }
 }
@@ -356,6 +365,14 @@ impl EvalIO for RecordingIO {
         // (read again through `readFile` after `import`, say).
         if !self.log.has(InputKind::File, path) {
             self.record(InputKind::File, path, || file_fingerprint(&r));
+        }
+        r
+    }
+
+    fn read_file_hashed(&self, path: &Path) -> io::Result<(Vec<u8>, Digest)> {
+        let r = self.inner.read_file_hashed(path);
+        if !self.log.has(InputKind::File, path) {
+            self.record(InputKind::File, path, || hashed_file_fingerprint(&r));
         }
         r
     }

@@ -14,7 +14,7 @@
 //! only if it is still the text that was compiled. Texts were 29 MB of the
 //! 700 MB that forcing every nixpkgs attribute keeps.
 
-use crate::io::EvalIO;
+use crate::io::{Digest, EvalIO};
 use rustc_hash::FxBuildHasher;
 use std::cell::{Cell, OnceCell, RefCell};
 use std::hash::BuildHasher;
@@ -55,6 +55,15 @@ pub fn decode_source(bytes: &[u8]) -> String {
             }
             out
         }
+    }
+}
+
+/// [`decode_source`] into the shared text a [`SourceFile`] holds, copying
+/// valid UTF-8 (nearly every file) once instead of twice.
+pub fn decode_source_shared(bytes: &[u8]) -> Rc<str> {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => Rc::from(s),
+        Err(_) => decode_source(bytes).into(),
     }
 }
 
@@ -104,6 +113,10 @@ pub struct SourceFile {
     text: RefCell<Option<Rc<str>>>,
     /// A hash of the released text, to recognise it when read again.
     released: Cell<Option<u64>>,
+    /// The SHA-256 of the bytes the text was decoded from, when the
+    /// reader had it at hand (see [`crate::io::EvalIO::read_file_hashed`]):
+    /// it stands for the text in the compiled-file cache's key.
+    digest: Option<Digest>,
     /// Offset of each line's first byte, computed when a position in the
     /// file is first asked for (most files loaded, from the compiled-file
     /// cache above all, never are), or when its text is released.
@@ -162,6 +175,18 @@ impl SourceMap {
 
     /// Registers a source text and returns it with its global base offset.
     pub fn add(&self, name: String, path: Option<PathBuf>, text: Rc<str>) -> Rc<SourceFile> {
+        self.add_read(name, path, text, None)
+    }
+
+    /// [`SourceMap::add`] of a text decoded from bytes whose SHA-256 is
+    /// `digest`.
+    pub fn add_read(
+        &self,
+        name: String,
+        path: Option<PathBuf>,
+        text: Rc<str>,
+        digest: Option<Digest>,
+    ) -> Rc<SourceFile> {
         let mut files = self.files.borrow_mut();
         let base = files.last().map(|f| f.base + f.len + 1).unwrap_or(1);
         let file = Rc::new(SourceFile {
@@ -171,6 +196,7 @@ impl SourceMap {
             len: text.len() as u32,
             text: RefCell::new(Some(text)),
             released: Cell::new(None),
+            digest,
             line_starts: OnceCell::new(),
         });
         files.push(file.clone());
@@ -281,6 +307,11 @@ impl SourceFile {
     /// The text's length in bytes.
     pub fn len(&self) -> u32 {
         self.len
+    }
+
+    /// The SHA-256 of the bytes the text was decoded from, if known.
+    pub fn digest(&self) -> Option<&Digest> {
+        self.digest.as_ref()
     }
 
     /// Whether the text is empty.

@@ -276,6 +276,20 @@ impl EvalIO for StoreView {
         }
     }
 
+    fn read_file_hashed(&self, path: &Path) -> io::Result<(Vec<u8>, crate::io::Digest)> {
+        match self.store.route(path) {
+            Route::Outside => self.inner.read_file_hashed(path),
+            Route::Source { real, .. } => self.inner.read_file_hashed(&real),
+            Route::Output { drv, output } => self
+                .inner
+                .read_file_hashed(path)
+                .map_err(|e| ifd_error(&drv, &output, e)),
+            Route::Text(c) => Ok((c.to_vec(), crate::io::sha256(&c))),
+            Route::Missing => Err(not_found()),
+            Route::Failed(m) => Err(io::Error::other(m)),
+        }
+    }
+
     fn read_dir(&self, path: &Path) -> io::Result<Vec<(String, FileType)>> {
         match self.store.route(path) {
             Route::Outside => self.inner.read_dir(path),

@@ -10,7 +10,10 @@
 //! paths), the file's name, path and directory (error positions, `__curPos`,
 //! relative paths) and the names of the global scope (which identifiers
 //! are globals) with whether each is a thunk (whether its use is forced);
-//! then the text itself. The values of the globals are not
+//! then the text itself, or, for a file read through
+//! [`crate::io::EvalIO::read_file_hashed`], the SHA-256 of its bytes (the
+//! same digest its recorded fingerprint is made of, so the file is hashed
+//! once). The values of the globals are not
 //! in the key: an image refers to them by name (see [`crate::image`]).
 //!
 //! An entry is a header (magic, format version, its key, the payload's
@@ -191,7 +194,17 @@ fn key(file: &SourceFile, env: &CompileEnv) -> [u8; 32] {
         field(n.as_bytes());
         field(&[thunk as u8]);
     }
-    field(file.text().unwrap_or_default().as_bytes());
+    // The text, or the digest of the bytes it was decoded from (a
+    // deterministic function of them) when the reader had one: each
+    // imported file is then hashed once, for its recorded fingerprint
+    // and this key together.
+    match file.digest() {
+        Some(d) => {
+            field(b"\0bytes sha256");
+            field(d);
+        }
+        None => field(file.text().unwrap_or_default().as_bytes()),
+    }
     h.finalize().into()
 }
 

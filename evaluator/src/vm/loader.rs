@@ -14,7 +14,7 @@ use super::state::{io_msg, EvalState};
 use crate::bytecode::Lambda;
 use crate::compiler::{self, CompileEnv, Globals};
 use crate::errors::{Error, ErrorKind, EvalResult};
-use crate::io::FileType;
+use crate::io::{Digest, FileType};
 use crate::path::{base_dir_of, canon_path};
 use crate::value::{Closure, NixAttrs, NixString, Thunk, Upvalues, Value};
 use std::path::{Path, PathBuf};
@@ -32,6 +32,8 @@ pub struct SourceUnit {
     pub text: Rc<str>,
     /// The directory relative path literals resolve against.
     pub base_dir: PathBuf,
+    /// The SHA-256 of the bytes the text was decoded from, if known.
+    pub digest: Option<Digest>,
 }
 
 impl SourceUnit {
@@ -43,6 +45,7 @@ impl SourceUnit {
             path: None,
             text: Rc::from(text),
             base_dir,
+            digest: None,
         }
     }
 
@@ -53,6 +56,7 @@ impl SourceUnit {
             path: Some(path.to_path_buf()),
             text,
             base_dir: base_dir_of(path),
+            digest: None,
         }
     }
 }
@@ -103,7 +107,10 @@ impl<'s> Loader<'s> {
         } else {
             unit.text
         };
-        let file = self.state.sources.add(unit.name, unit.path, text);
+        let file = self
+            .state
+            .sources
+            .add_read(unit.name, unit.path, text, unit.digest);
         let options = &self.state.options;
         let (globals, home, lints) = match scope {
             SourceScope::Prelude(globals) => (globals, None, Default::default()),
@@ -155,6 +162,7 @@ impl<'s> Loader<'s> {
             path: None,
             text: Rc::from(text),
             base_dir: PathBuf::from("/"),
+            digest: None,
         };
         match self.compile_source(unit, SourceScope::Prelude(globals)) {
             Ok(lambda) => suspended(lambda),
@@ -234,11 +242,14 @@ impl<'s> Loader<'s> {
         if let Some(text) = crate::store::corepkg_source(path) {
             return Ok(SourceUnit::file(path, Rc::from(text)));
         }
-        let bytes = self.state.io.read_file(path).map_err(|e| {
+        let (bytes, digest) = self.state.io.read_file_hashed(path).map_err(|e| {
             ErrorKind::Io(format!("opening file '{}': {}", path.display(), io_msg(&e)))
         })?;
-        let text = crate::source::decode_source(&bytes);
-        Ok(SourceUnit::file(path, text.into()))
+        let text = crate::source::decode_source_shared(&bytes);
+        Ok(SourceUnit {
+            digest: Some(digest),
+            ..SourceUnit::file(path, text)
+        })
     }
 }
 
@@ -477,6 +488,48 @@ mod tests {
         // `/m/link/y.nix` is another path for the same file: read again,
         // as C++ Nix does (its cache is by the path as resolved lexically).
         assert_eq!(y, 2, "{:?}", reads.borrow());
+    }
+
+    /// The compiled-file cache keys a file by the digest of the bytes read
+    /// (not a second hash of its text): a change of content, even of the
+    /// same length at the same path, is a different entry, and the old
+    /// content finds its own entry again.
+    #[test]
+    fn the_compiled_file_cache_keys_a_file_by_the_bytes_read() {
+        let dir = std::env::temp_dir().join(format!("attrfs-loader-cache-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let with = |text: &'static str| {
+            let io = MemIO::new(
+                &[("/m", Entry::Dir), ("/m/c.nix", Entry::File(text))],
+                Rc::default(),
+            );
+            let options = EvalOptions {
+                compile_cache: Some(crate::compiler::cache::CacheConfig {
+                    dir: dir.clone(),
+                    max_bytes: 1 << 20,
+                }),
+                ..EvalOptions::default()
+            };
+            let ev = Evaluator::with_io(Box::new(io), options);
+            eval(&ev, Source::Expr("import /m/c.nix".into()))
+        };
+        let entries = || {
+            std::fs::read_dir(&dir)
+                .map(|d| {
+                    d.filter_map(Result::ok)
+                        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+                        .count()
+                })
+                .unwrap_or(0)
+        };
+        // The `-E` text and the file.
+        assert_eq!(with("1 + 1"), Ok("2".into()));
+        assert_eq!(entries(), 2);
+        assert_eq!(with("1 + 2"), Ok("3".into()));
+        assert_eq!(entries(), 3, "new content, new entry");
+        assert_eq!(with("1 + 1"), Ok("2".into()));
+        assert_eq!(entries(), 3, "the old content's entry is found again");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
