@@ -37,67 +37,61 @@ impl Closure {
 /// closure, however many of its variables it reads, as C++ Nix's closures
 /// point at their environment instead of copying from it.
 ///
-/// Up to two values, or one with an environment, are stored inline: the
-/// closure or thunk is then one allocation (docs/notes-performance.md,
-/// "Changes and what each bought").
-pub enum Upvalues {
-    /// Nothing captured.
-    None,
-    /// One value.
+/// One value is stored inline (with or without an environment): the
+/// closure or thunk is then one allocation. The two parts are fields, not
+/// variants of one enum: reading a variable then loads the environment and
+/// tests one tag, where seven variants' niche-encoded tags cost a chain of
+/// comparisons on every read (docs/notes-performance.md, "Session 7").
+pub struct Upvalues {
+    env: Option<Rc<Closure>>,
+    own: Own,
+}
+
+/// The values a closure or thunk holds itself.
+enum Own {
+    /// One value, inline.
     One([Value; 1]),
-    /// Two values.
-    Two([Value; 2]),
-    /// Three or more values, in their own allocation.
+    /// Any other number, in their own allocation (none for zero).
     Many(Box<[Value]>),
-    /// The environment only.
-    Env(Rc<Closure>),
-    /// The environment and one value.
-    EnvOne(Rc<Closure>, [Value; 1]),
-    /// The environment and two or more values, in their own allocation.
-    EnvMany(Rc<Closure>, Box<[Value]>),
 }
 
 const _: () = assert!(std::mem::size_of::<Upvalues>() <= 32);
 
 impl Upvalues {
+    /// Nothing captured.
+    pub fn none() -> Self {
+        Upvalues {
+            env: None,
+            own: Own::Many(Box::new([])),
+        }
+    }
+
     /// The captures of a lambda with `n` values of its own, the `i`th
     /// being `get(i)`, and environment `env`.
     #[inline]
     pub fn build(n: usize, mut get: impl FnMut(usize) -> Value, env: Option<Rc<Closure>>) -> Self {
-        let many = |get: &mut dyn FnMut(usize) -> Value| {
+        let own = if n == 1 {
+            Own::One([get(0)])
+        } else {
             let mut v = Vec::with_capacity(n);
             for i in 0..n {
                 v.push(get(i));
             }
-            v.into_boxed_slice()
+            Own::Many(v.into_boxed_slice())
         };
-        match (env, n) {
-            (None, 0) => Upvalues::None,
-            (None, 1) => Upvalues::One([get(0)]),
-            (None, 2) => Upvalues::Two([get(0), get(1)]),
-            (None, _) => Upvalues::Many(many(&mut get)),
-            (Some(e), 0) => Upvalues::Env(e),
-            (Some(e), 1) => Upvalues::EnvOne(e, [get(0)]),
-            (Some(e), _) => Upvalues::EnvMany(e, many(&mut get)),
-        }
+        Upvalues { env, own }
     }
 
     /// The environment, if one was captured.
     #[inline]
     pub fn env(&self) -> Option<&Closure> {
-        match self {
-            Upvalues::Env(e) | Upvalues::EnvOne(e, _) | Upvalues::EnvMany(e, _) => Some(e),
-            _ => None,
-        }
+        self.env.as_deref()
     }
 
     /// The environment, shared once more.
     #[inline]
     pub fn env_rc(&self) -> Option<Rc<Closure>> {
-        match self {
-            Upvalues::Env(e) | Upvalues::EnvOne(e, _) | Upvalues::EnvMany(e, _) => Some(e.clone()),
-            _ => None,
-        }
+        self.env.clone()
     }
 }
 
@@ -107,11 +101,9 @@ impl std::ops::Deref for Upvalues {
     /// The values held, without the environment.
     #[inline]
     fn deref(&self) -> &[Value] {
-        match self {
-            Upvalues::None | Upvalues::Env(_) => &[],
-            Upvalues::One(v) | Upvalues::EnvOne(_, v) => v,
-            Upvalues::Two(v) => v,
-            Upvalues::Many(v) | Upvalues::EnvMany(_, v) => v,
+        match &self.own {
+            Own::One(v) => v,
+            Own::Many(v) => v,
         }
     }
 }
@@ -119,11 +111,9 @@ impl std::ops::Deref for Upvalues {
 impl std::ops::DerefMut for Upvalues {
     #[inline]
     fn deref_mut(&mut self) -> &mut [Value] {
-        match self {
-            Upvalues::None | Upvalues::Env(_) => &mut [],
-            Upvalues::One(v) | Upvalues::EnvOne(_, v) => v,
-            Upvalues::Two(v) => v,
-            Upvalues::Many(v) | Upvalues::EnvMany(_, v) => v,
+        match &mut self.own {
+            Own::One(v) => v,
+            Own::Many(v) => v,
         }
     }
 }
