@@ -49,9 +49,11 @@ pub struct Upvalues {
 
 /// The values a closure or thunk holds itself.
 enum Own {
+    /// None (the closure or thunk reads only its environment, or nothing).
+    Zero,
     /// One value, inline.
     One([Value; 1]),
-    /// Any other number, in their own allocation (none for zero).
+    /// Two or more, in their own allocation.
     Many(Box<[Value]>),
 }
 
@@ -62,7 +64,7 @@ impl Upvalues {
     pub fn none() -> Self {
         Upvalues {
             env: None,
-            own: Own::Many(Box::new([])),
+            own: Own::Zero,
         }
     }
 
@@ -70,14 +72,16 @@ impl Upvalues {
     /// being `get(i)`, and environment `env`.
     #[inline]
     pub fn build(n: usize, mut get: impl FnMut(usize) -> Value, env: Option<Rc<Closure>>) -> Self {
-        let own = if n == 1 {
-            Own::One([get(0)])
-        } else {
-            let mut v = Vec::with_capacity(n);
-            for i in 0..n {
-                v.push(get(i));
+        let own = match n {
+            0 => Own::Zero,
+            1 => Own::One([get(0)]),
+            _ => {
+                let mut v = Vec::with_capacity(n);
+                for i in 0..n {
+                    v.push(get(i));
+                }
+                Own::Many(v.into_boxed_slice())
             }
-            Own::Many(v.into_boxed_slice())
         };
         Upvalues { env, own }
     }
@@ -102,6 +106,7 @@ impl std::ops::Deref for Upvalues {
     #[inline]
     fn deref(&self) -> &[Value] {
         match &self.own {
+            Own::Zero => &[],
             Own::One(v) => v,
             Own::Many(v) => v,
         }
@@ -112,6 +117,7 @@ impl std::ops::DerefMut for Upvalues {
     #[inline]
     fn deref_mut(&mut self) -> &mut [Value] {
         match &mut self.own {
+            Own::Zero => &mut [],
             Own::One(v) => v,
             Own::Many(v) => v,
         }
