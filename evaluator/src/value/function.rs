@@ -70,8 +70,8 @@ impl Upvalues {
 
     /// The captures of a lambda with `n` values of its own, the `i`th
     /// being `get(i)`, and environment `env`. Inlined into each place a
-    /// closure or thunk is made, so that `get` (a match on where each
-    /// value comes from) is inlined too, not called per value.
+    /// closure or thunk is made: out of line, its prologue and the moves of
+    /// its result cost 0.7% of the NixOS toplevel's instructions.
     #[inline(always)]
     pub fn build(n: usize, mut get: impl FnMut(usize) -> Value, env: Option<Rc<Closure>>) -> Self {
         let own = match n {
