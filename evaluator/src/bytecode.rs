@@ -17,13 +17,13 @@ pub enum Op {
     Pop,
     /// Push the local in slot `i` of the current frame.
     GetLocal(u32),
-    /// Push captured variable `i`.
-    GetUpvalue(u32),
+    /// Push a captured variable.
+    GetUpvalue(UpvalueRef),
     /// Force the top of the stack to weak head normal form (may suspend).
     Force,
-    /// `GetUpvalue(i)` then `Force`, as one instruction (the commonest
+    /// `GetUpvalue(r)` then `Force`, as one instruction (the commonest
     /// pair: a captured variable used where its value is needed).
-    ForceUpvalue(u32),
+    ForceUpvalue(UpvalueRef),
     /// Push a closure of `lambdas[i]`, capturing its upvalues.
     MakeClosure(u32),
     /// Push a thunk of `lambdas[i]`, capturing its upvalues.
@@ -117,13 +117,28 @@ pub enum Op {
     ValidateFormals(u32),
 }
 
-/// Where a captured variable comes from when a closure or thunk is made.
+/// Where running code finds a captured variable (docs/evaluator.md,
+/// "Captured variables"): `depth` environments up the chain that starts
+/// at the running closure or thunk (0: a value it holds itself; 1: one
+/// held by the closure it was made in, ...), then the `index`th value
+/// held there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UpvalueRef {
+    /// Environments to go up.
+    pub depth: u32,
+    /// Which value held there.
+    pub index: u32,
+}
+
+/// Where a value a closure or thunk holds itself comes from when it is
+/// made.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum UpvalueSource {
     /// A local of the enclosing frame.
     Local(u32),
-    /// An upvalue of the enclosing frame.
-    Upvalue(u32),
+    /// A captured variable of the enclosing frame, copied: the enclosing
+    /// frame is a thunk's, whose own values are not shared.
+    Upvalue(UpvalueRef),
     /// A local of the enclosing frame that is not initialised yet (recursive
     /// bindings); filled by [`Op::Finalise`].
     Deferred(u32),
@@ -232,12 +247,9 @@ impl Lambda {
     /// value can be taken without making the thunk
     /// ([`Op::MakeSelectThunk`]).
     pub fn is_select_path(&self) -> bool {
-        let [UpvalueSource::Local(_) | UpvalueSource::Upvalue(_)] = *self.upvalues else {
-            return false;
-        };
         let path = match &*self.chunk.code {
-            [Op::GetUpvalue(0), Op::Force, path @ .., Op::Return] => path,
-            [Op::ForceUpvalue(0), path @ .., Op::Return] => path,
+            [Op::GetUpvalue(_), Op::Force, path @ .., Op::Return] => path,
+            [Op::ForceUpvalue(_), path @ .., Op::Return] => path,
             _ => return false,
         };
         path.chunks(2)
@@ -251,8 +263,13 @@ pub struct Lambda {
     pub takes_argument: bool,
     /// The code.
     pub chunk: Chunk,
-    /// What to capture when a closure or thunk of it is made.
+    /// The values a closure or thunk of it holds itself (read at depth 0),
+    /// and where each comes from when it is made.
     pub upvalues: Box<[UpvalueSource]>,
+    /// Whether a closure or thunk of it holds the environment it was made
+    /// in, for its reads at depth 1 and up: the making closure itself, or
+    /// for code made by a thunk's code, the environment that thunk holds.
+    pub captures_env: bool,
     /// Name for traces: `f` in `f = x: ...`, or for a thunk the attribute
     /// whose value it is. A [`NixString`], so that lambdas loaded from the
     /// compiled-file cache share it with the attribute names of the file.

@@ -17,7 +17,9 @@
 //! Decoding checks bounds and every table index an instruction uses, so a
 //! damaged image is an error, never a panic in the VM.
 
-use crate::bytecode::{AttrNames, Chunk, ChunkBuilder, Formals, Lambda, Op, UpvalueSource};
+use crate::bytecode::{
+    AttrNames, Chunk, ChunkBuilder, Formals, Lambda, Op, UpvalueRef, UpvalueSource,
+};
 use crate::compiler::{GlobalUses, Globals};
 use crate::source::{SourceFile, Span};
 use crate::value::{NixAttrs, NixString, Value};
@@ -110,11 +112,20 @@ pub fn decode(
         strings.push(NixString::interned(d.take(len)?));
     }
     d.strings = strings;
-    let lambda = d.lambda(0)?;
+    let lambda = d.lambda(0, &[], false)?;
     if d.pos != d.bytes.len() {
         return Err(DecodeError::Trailing);
     }
     Ok(Rc::new(lambda))
+}
+
+/// A captured variable's reference, if code that reads environments of
+/// the sizes `envs` (see [`Tables::envs`]) has it.
+fn upvalue_ref(index: u32, depth: u32, envs: &[usize]) -> Result<UpvalueRef, DecodeError> {
+    match envs.get(depth as usize) {
+        Some(&n) if (index as usize) < n => Ok(UpvalueRef { depth, index }),
+        _ => Err(DecodeError::Malformed("upvalue reference")),
+    }
 }
 
 fn put_u64(out: &mut Vec<u8>, mut v: u64) {
@@ -145,6 +156,8 @@ const L_NAMED: u8 = 4;
 const L_FORMALS_SHARED: u8 = 8;
 /// The lambda's formals follow inline.
 const L_FORMALS_INLINE: u8 = 16;
+/// A closure or thunk of it holds the environment it is made in.
+const L_CAPTURES_ENV: u8 = 32;
 
 struct Encoder<'a> {
     base: u32,
@@ -204,6 +217,9 @@ impl<'a> Encoder<'a> {
         if l.has_deferred {
             flags |= L_HAS_DEFERRED;
         }
+        if l.captures_env {
+            flags |= L_CAPTURES_ENV;
+        }
         if l.name.is_some() {
             flags |= L_NAMED;
         }
@@ -221,10 +237,13 @@ impl<'a> Encoder<'a> {
         for u in &l.upvalues {
             let v = match *u {
                 UpvalueSource::Local(i) => (i as u64) << 2,
-                UpvalueSource::Upvalue(i) => ((i as u64) << 2) | 1,
+                UpvalueSource::Upvalue(r) => ((r.index as u64) << 2) | 1,
                 UpvalueSource::Deferred(i) => ((i as u64) << 2) | 2,
             };
             self.u(v);
+            if let UpvalueSource::Upvalue(r) = *u {
+                self.u(r.depth as u64);
+            }
         }
         let globals = self
             .uses
@@ -364,7 +383,7 @@ impl<'a> Encoder<'a> {
             Op::Constant(i) => (0, Some(i), None),
             Op::Pop => (1, None, None),
             Op::GetLocal(i) => (2, Some(i), None),
-            Op::GetUpvalue(i) => (3, Some(i), None),
+            Op::GetUpvalue(r) => (3, Some(r.index), Some(r.depth)),
             Op::Force => (4, None, None),
             Op::MakeClosure(i) => (5, Some(i), None),
             Op::MakeThunk(i) => (6, Some(i), None),
@@ -408,7 +427,7 @@ impl<'a> Encoder<'a> {
             Op::ValidateFormals(i) => (44, Some(i), None),
             Op::CallN(n) => (45, Some(n), None),
             Op::MakeSelectThunk(i) => (46, Some(i), None),
-            Op::ForceUpvalue(i) => (47, Some(i), None),
+            Op::ForceUpvalue(r) => (47, Some(r.index), Some(r.depth)),
         };
         self.out.push(tag);
         for x in [a, b].into_iter().flatten() {
@@ -433,7 +452,10 @@ struct Tables {
     lambdas: usize,
     names: usize,
     formals: usize,
-    upvalues: usize,
+    /// How many values each environment the code reads holds: `[0]` the
+    /// ones its closure or thunk holds itself, `[d]` the ones `d`
+    /// environments up (docs/evaluator.md, "Captured variables").
+    envs: Vec<usize>,
     code: usize,
 }
 
@@ -529,12 +551,15 @@ impl Decoder<'_> {
         Ok(Span::new(start, end))
     }
 
-    fn lambda(&mut self, depth: usize) -> DResult<Lambda> {
+    /// A lambda made by code that reads environments of the sizes `maker`
+    /// (see [`Tables::envs`]), the code of a function if `maker_closure`
+    /// (else of a thunk, or nothing: the file's own lambda).
+    fn lambda(&mut self, depth: usize, maker: &[usize], maker_closure: bool) -> DResult<Lambda> {
         if depth > MAX_DEPTH {
             return Err(DecodeError::Malformed("lambdas nested too deeply"));
         }
         let flags = self.byte()?;
-        if flags & !31 != 0 || flags & (L_FORMALS_SHARED | L_FORMALS_INLINE) == 24 {
+        if flags & !63 != 0 || flags & (L_FORMALS_SHARED | L_FORMALS_INLINE) == 24 {
             return Err(DecodeError::Malformed("lambda flags"));
         }
         let name = if flags & L_NAMED != 0 {
@@ -550,12 +575,29 @@ impl Decoder<'_> {
             let i = u32::try_from(v >> 2).map_err(|_| DecodeError::Malformed("upvalue"))?;
             upvalues.push(match v & 3 {
                 0 => UpvalueSource::Local(i),
-                1 => UpvalueSource::Upvalue(i),
+                1 => UpvalueSource::Upvalue(upvalue_ref(i, self.u32()?, maker)?),
                 2 => UpvalueSource::Deferred(i),
                 _ => return Err(DecodeError::Malformed("upvalue kind")),
             });
         }
-        let chunk = self.chunk(upvalues.len(), depth)?;
+        // What its code reads: its own values, then the environment it
+        // shares: the making closure, or what a making thunk shares.
+        let takes_argument = flags & L_TAKES_ARGUMENT != 0;
+        let mut envs = vec![upvalues.len()];
+        if flags & L_CAPTURES_ENV != 0 {
+            let shared = if maker_closure {
+                maker
+            } else {
+                maker.get(1..).unwrap_or_default()
+            };
+            if shared.is_empty() {
+                return Err(DecodeError::Malformed(
+                    "environment captured where there is none",
+                ));
+            }
+            envs.extend_from_slice(shared);
+        }
+        let chunk = self.chunk(envs, takes_argument, depth)?;
         let formals = if flags & L_FORMALS_SHARED != 0 {
             let i = self.u64()? as usize;
             Some(
@@ -571,9 +613,10 @@ impl Decoder<'_> {
             None
         };
         Ok(Lambda {
-            takes_argument: flags & L_TAKES_ARGUMENT != 0,
+            takes_argument,
             chunk,
             upvalues: upvalues.into_boxed_slice(),
+            captures_env: flags & L_CAPTURES_ENV != 0,
             name,
             span,
             formals,
@@ -581,7 +624,7 @@ impl Decoder<'_> {
         })
     }
 
-    fn chunk(&mut self, upvalues: usize, depth: usize) -> DResult<Chunk> {
+    fn chunk(&mut self, envs: Vec<usize>, closure: bool, depth: usize) -> DResult<Chunk> {
         let n = self.len()?;
         let mut constants = Vec::with_capacity(n);
         for _ in 0..n {
@@ -590,7 +633,7 @@ impl Decoder<'_> {
         let n = self.len()?;
         let mut lambdas = Vec::with_capacity(n);
         for _ in 0..n {
-            lambdas.push(Rc::new(self.lambda(depth + 1)?));
+            lambdas.push(Rc::new(self.lambda(depth + 1, &envs, closure)?));
         }
         let n = self.len()?;
         let mut names: Vec<AttrNames> = Vec::with_capacity(n);
@@ -617,7 +660,7 @@ impl Decoder<'_> {
             lambdas: lambdas.len(),
             names: names.len(),
             formals: formals.len(),
-            upvalues,
+            envs,
             code: n,
         };
         let mut code = Vec::with_capacity(n);
@@ -740,7 +783,7 @@ impl Decoder<'_> {
             0 => Op::Constant(constant(self)?),
             1 => Op::Pop,
             2 => Op::GetLocal(self.u32()?),
-            3 => Op::GetUpvalue(check(self.u32()?, t.upvalues, "upvalue index")?),
+            3 => Op::GetUpvalue(upvalue_ref(self.u32()?, self.u32()?, &t.envs)?),
             4 => Op::Force,
             5 => Op::MakeClosure(check(self.u32()?, t.lambdas, "lambda index")?),
             6 => Op::MakeThunk(check(self.u32()?, t.lambdas, "lambda index")?),
@@ -787,7 +830,7 @@ impl Decoder<'_> {
                 _ => return Err(DecodeError::Malformed("argument count")),
             },
             46 => Op::MakeSelectThunk(check(self.u32()?, t.lambdas, "lambda index")?),
-            47 => Op::ForceUpvalue(check(self.u32()?, t.upvalues, "upvalue index")?),
+            47 => Op::ForceUpvalue(upvalue_ref(self.u32()?, self.u32()?, &t.envs)?),
             _ => return Err(DecodeError::Malformed("instruction")),
         })
     }
@@ -825,7 +868,8 @@ let
   storeLiteral = "/nix/store";
   store = __storeDir;
   calls = f { q = 1; } (f { q = 2; }) c;
-in { inherit rec' f s ind fl n paths pos dyn sel has w ch store storeLiteral calls; t = true; }
+  curried = x: y: z: [ a x y (v: [ v z a s ]) ];
+in { inherit rec' f s ind fl n paths pos dyn sel has w ch store storeLiteral calls curried; t = true; }
 "#;
 
     fn globals(store_dir: &str) -> Globals {
@@ -865,8 +909,8 @@ in { inherit rec' f s ind fl n paths pos dyn sel has w ch store storeLiteral cal
     fn dump(l: &Lambda, out: &mut String) {
         let _ = writeln!(
             out,
-            "lambda {:?} {:?} arg={} deferred={} ups={:?}",
-            l.name, l.span, l.takes_argument, l.has_deferred, l.upvalues
+            "lambda {:?} {:?} arg={} deferred={} ups={:?} env={}",
+            l.name, l.span, l.takes_argument, l.has_deferred, l.upvalues, l.captures_env
         );
         if let Some(f) = &l.formals {
             dump_formals(f, out);
@@ -995,6 +1039,35 @@ in { inherit rec' f s ind fl n paths pos dyn sel has w ch store storeLiteral cal
         // A shorter file than the image was made for: spans past its end.
         let short = file(&map, "1");
         assert!(decode(&image, &short, &g).is_err());
+    }
+
+    #[test]
+    fn reads_past_the_environments_are_refused() {
+        // `c`'s code reads `a` one environment up (the closure of `b`):
+        // decoded without that environment, it would read past the chain.
+        let g = globals("/nix/store");
+        let map = SourceMap::default();
+        let text = "a: b: c: [ a b c ]";
+        let f = file(&map, text);
+        let (mut root, uses) = compile_recording(&parse(text), &f, &env(&g)).unwrap();
+        let image = encode(&root, &f, &uses).unwrap();
+        assert!(decode(&image, &f, &g).is_ok());
+        let mut l = Rc::get_mut(&mut root).unwrap();
+        for _ in 0..3 {
+            l = Rc::get_mut(&mut l.chunk.lambdas[0]).unwrap();
+        }
+        assert!(l.captures_env);
+        assert!(l
+            .chunk
+            .code
+            .iter()
+            .any(|op| matches!(op, Op::GetUpvalue(r) if r.depth == 1)));
+        l.captures_env = false;
+        let image = encode(&root, &f, &uses).unwrap();
+        assert_eq!(
+            decode(&image, &f, &g).err(),
+            Some(DecodeError::Malformed("upvalue reference"))
+        );
     }
 
     #[test]

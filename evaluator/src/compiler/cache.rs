@@ -45,7 +45,7 @@ use std::time::{Duration, SystemTime};
 
 /// Bump whenever the image layout ([`crate::image`]), the bytecode or the
 /// compiler's output changes in a way the build identity might not catch.
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 4;
 
 const MAGIC: &[u8; 8] = b"attrfsCC";
 /// Magic, format version, key, payload length, payload SHA-256.

@@ -15,7 +15,7 @@ mod scope;
 
 pub use lints::{LintLevel, Lints};
 
-use crate::bytecode::{ChunkBuilder, Formals, Lambda, Op, UpvalueSource};
+use crate::bytecode::{ChunkBuilder, Formals, Lambda, Op, UpvalueRef, UpvalueSource};
 use crate::errors::{Error, ErrorKind};
 use crate::path::canon_path;
 use crate::source::{SourceFile, Span};
@@ -49,7 +49,16 @@ struct Ctx {
     /// constant and one allocation.
     strings: FxHashMap<NixString, u32>,
     scope: Scope,
+    /// What a closure or thunk of this code holds itself.
     upvalues: Vec<UpvalueSource>,
+    /// Whether this is a thunk's code (else a function's, or a file's
+    /// `scopedImport` function): what it makes shares the environment
+    /// its thunk holds, not the thunk (docs/evaluator.md, "Captured
+    /// variables").
+    thunk: bool,
+    /// Whether its code (or code it makes) reads the environment it is
+    /// made in.
+    captures_env: bool,
     /// Code position of the most recent jump target: a `Force` there cannot
     /// be elided, as control may arrive from elsewhere.
     last_label: usize,
@@ -77,6 +86,7 @@ impl Ctx {
             takes_argument,
             chunk: self.chunk.finish(),
             upvalues,
+            captures_env: self.captures_env,
             name: name.map(NixString::from),
             span,
             formals,
@@ -84,12 +94,14 @@ impl Ctx {
         }
     }
 
-    fn new() -> Self {
+    fn new(thunk: bool) -> Self {
         Ctx {
             chunk: ChunkBuilder::default(),
             strings: FxHashMap::default(),
             scope: Scope::default(),
             upvalues: Vec::new(),
+            thunk,
+            captures_env: false,
             last_label: 0,
             globals: Vec::new(),
         }
@@ -140,7 +152,7 @@ fn compile_root(
     let mut c = Compiler {
         env,
         file: file.clone(),
-        ctxs: vec![Ctx::new()],
+        ctxs: vec![Ctx::new(true)],
         record,
     };
     c.compile_expr(root)?;
@@ -166,7 +178,7 @@ pub fn compile_scoped(
     let mut c = Compiler {
         env,
         file: file.clone(),
-        ctxs: vec![Ctx::new()],
+        ctxs: vec![Ctx::new(false)],
         record: None,
     };
     let node = root.syntax();
@@ -424,7 +436,7 @@ impl Compiler<'_, '_> {
         formals: Option<Rc<Formals>>,
         body: impl FnOnce(&mut Self) -> CResult<()>,
     ) -> CResult<bool> {
-        self.ctxs.push(Ctx::new());
+        self.ctxs.push(Ctx::new(thunk));
         let r = body(self);
         let mut ctx = self.ctxs.pop().expect("pushed above");
         r?;
@@ -521,9 +533,13 @@ impl Compiler<'_, '_> {
         Resolved::With
     }
 
-    /// Makes the local `slot` of context `target` reachable from context
-    /// `at` and returns its upvalue index there.
-    fn capture(&mut self, at: usize, target: usize, slot: u32, init: bool) -> u32 {
+    /// Makes the local `slot` of context `target` readable from context
+    /// `at` (an inner one) and says where `at`'s code reads it: a local of
+    /// the making frame is copied into what `at`'s closure or thunk holds;
+    /// anything from further out is read through the environment it
+    /// shares (docs/evaluator.md, "Captured variables"), except the values
+    /// a making thunk holds itself, which are copied.
+    fn capture(&mut self, at: usize, target: usize, slot: u32, init: bool) -> UpvalueRef {
         let source = if target + 1 == at {
             if init {
                 UpvalueSource::Local(slot)
@@ -531,14 +547,37 @@ impl Compiler<'_, '_> {
                 UpvalueSource::Deferred(slot)
             }
         } else {
-            UpvalueSource::Upvalue(self.capture(at - 1, target, slot, init))
+            let in_maker = self.capture(at - 1, target, slot, init);
+            match (self.ctxs[at - 1].thunk, in_maker.depth) {
+                (true, 0) => UpvalueSource::Upvalue(in_maker),
+                // The environment shared is a making thunk's own: the
+                // same depths.
+                (true, _) => {
+                    self.ctxs[at].captures_env = true;
+                    return in_maker;
+                }
+                // The environment shared is the making closure: one more.
+                (false, depth) => {
+                    self.ctxs[at].captures_env = true;
+                    return UpvalueRef {
+                        depth: depth + 1,
+                        index: in_maker.index,
+                    };
+                }
+            }
         };
         let ups = &mut self.ctxs[at].upvalues;
-        if let Some(i) = ups.iter().position(|u| *u == source) {
-            return i as u32;
+        let index = match ups.iter().position(|u| *u == source) {
+            Some(i) => i,
+            None => {
+                ups.push(source);
+                ups.len() - 1
+            }
+        };
+        UpvalueRef {
+            depth: 0,
+            index: index as u32,
         }
-        ups.push(source);
-        (ups.len() - 1) as u32
     }
 
     fn emit_load(&mut self, ctx: usize, slot: u32, init: bool, node: &rnix::SyntaxNode) {

@@ -15,7 +15,7 @@
 //! and say what their closure may do.
 
 use super::{Closure, Upvalues, Value};
-use crate::bytecode::Lambda;
+use crate::bytecode::{Lambda, UpvalueRef};
 use std::cell::UnsafeCell;
 use std::rc::Rc;
 
@@ -138,26 +138,27 @@ impl Thunk {
         Some(entered)
     }
 
-    /// `read` applied to captured variable `i` of the code this thunk is
+    /// `read` applied to captured variable `r` of the code this thunk is
     /// running, without cloning it first. `read` may look at the value and
     /// clone it or an evaluated thunk's value, but must not force, update
     /// or drop anything.
     #[inline]
-    pub(crate) fn with_upvalue<R>(&self, i: usize, read: impl FnOnce(&Value) -> R) -> R {
-        self.read(|r| match r {
-            ThunkRepr::Forcing(Pending::Code(c)) => read(&c.upvalues[i]),
+    pub(crate) fn with_upvalue<R>(&self, r: UpvalueRef, read: impl FnOnce(&Value) -> R) -> R {
+        self.read(|repr| match repr {
+            ThunkRepr::Forcing(Pending::Code(c)) => read(c.upvalue(r)),
             _ => unreachable!("upvalues are read only while the thunk's code runs"),
         })
     }
 
-    /// `read` applied to all the captured variables of the code this thunk
-    /// is running, under the same contract as [`Thunk::with_upvalue`]: it
-    /// may look at them and clone them, nothing else (a closure or thunk
-    /// made by that code copies several at once).
+    /// `read` applied to what the code this thunk is running captured (the
+    /// values it holds and its environment), under the same contract as
+    /// [`Thunk::with_upvalue`]: it may look at them and clone them, nothing
+    /// else (a closure or thunk made by that code copies and shares from
+    /// them).
     #[inline]
-    pub(crate) fn with_upvalues<R>(&self, read: impl FnOnce(&[Value]) -> R) -> R {
-        self.read(|r| match r {
-            ThunkRepr::Forcing(Pending::Code(c)) => read(&c.upvalues),
+    pub(crate) fn with_captures<R>(&self, read: impl FnOnce(&Closure) -> R) -> R {
+        self.read(|repr| match repr {
+            ThunkRepr::Forcing(Pending::Code(c)) => read(c),
             _ => unreachable!("upvalues are read only while the thunk's code runs"),
         })
     }

@@ -207,7 +207,7 @@ impl<'s> Loader<'s> {
             .map_err(|e| ErrorKind::Located(Box::new(e)))?;
         Ok(Value::Closure(Rc::new(Closure {
             lambda,
-            upvalues: Upvalues::None,
+            upvalues: Upvalues::none(),
         })))
     }
 
@@ -257,7 +257,7 @@ impl<'s> Loader<'s> {
 const MAX_LINKS: usize = 1024;
 
 fn suspended(lambda: Rc<Lambda>) -> Value {
-    Value::Thunk(Thunk::suspended(lambda, Upvalues::None))
+    Value::Thunk(Thunk::suspended(lambda, Upvalues::none()))
 }
 
 /// Replaces each `\r` not followed by `\n` with `\n`.

@@ -20,7 +20,7 @@ pub use native::Native;
 pub use ops::{nix_eq, nix_less};
 pub use state::{io_msg, EvalOptions, EvalState, KnownDerivation, SearchPathEntry};
 
-use crate::bytecode::{Lambda, Op, UpvalueSource};
+use crate::bytecode::{Lambda, Op, UpvalueRef, UpvalueSource};
 use crate::errors::{Error, ErrorKind, EvalResult};
 use crate::source::Span;
 use crate::value::{
@@ -54,13 +54,14 @@ enum Env {
 }
 
 impl Env {
-    /// Upvalue `i`, or its value if it is a forced thunk (what a read
-    /// followed by `Force` wants), without cloning and dropping the thunk.
+    /// Captured variable `r`, or its value if it is a forced thunk (what
+    /// a read followed by `Force` wants), without cloning and dropping the
+    /// thunk.
     #[inline]
-    fn upvalue_shallow(&self, i: usize) -> Value {
+    fn upvalue_shallow(&self, r: UpvalueRef) -> Value {
         match self {
-            Env::Closure(c) => shallow_ref(&c.upvalues[i]),
-            Env::Thunk(t) => t.with_upvalue(i, shallow_ref),
+            Env::Closure(c) => shallow_ref(c.upvalue(r)),
+            Env::Thunk(t) => t.with_upvalue(r, shallow_ref),
         }
     }
 }
@@ -476,24 +477,33 @@ impl Vm {
         .map_err(|k| Error::new(k, Some(span)))
     }
 
-    /// The captures of a closure or thunk of `lambda` made by frame `f`.
-    /// The frame's own upvalues are looked up once (for a thunk's frame,
-    /// they are in the thunk's cell), not once per capture.
+    /// What a closure or thunk of `lambda` made by frame `f` captures:
+    /// the values it holds itself, and the environment it shares
+    /// (docs/evaluator.md, "Captured variables"): the frame's closure, or
+    /// for a thunk's frame the environment the thunk holds.
     #[inline]
     fn capture(&self, f: &BytecodeFrame, lambda: &Lambda) -> Upvalues {
         let sources = &lambda.upvalues;
         let locals = &self.stack[f.base..];
-        let build = |ups: &[Value]| {
-            Upvalues::build(sources.len(), |i| match sources[i] {
+        let build = |made_by: &Closure, env: Option<Rc<Closure>>| {
+            let get = |i: usize| match sources[i] {
                 UpvalueSource::Local(s) => locals[s as usize].clone(),
-                UpvalueSource::Upvalue(u) => ups[u as usize].clone(),
+                UpvalueSource::Upvalue(r) => made_by.upvalue(r).clone(),
                 UpvalueSource::Deferred(_) => deferred_placeholder(),
-            })
+            };
+            Upvalues::build(sources.len(), get, env)
         };
         match &f.env {
-            Env::Closure(c) => build(&c.upvalues),
+            Env::Closure(c) => build(c, lambda.captures_env.then(|| c.clone())),
             // Only clones are made while the cell is read (its contract).
-            Env::Thunk(t) => t.with_upvalues(build),
+            Env::Thunk(t) => t.with_captures(|c| {
+                let env = if lambda.captures_env {
+                    c.upvalues.env_rc()
+                } else {
+                    None
+                };
+                build(c, env)
+            }),
         }
     }
 
@@ -505,10 +515,24 @@ impl Vm {
     /// thunk would have done. (A trace through it then lacks the thunk's
     /// own "while evaluating the attribute" line.)
     fn select_now(&self, f: &BytecodeFrame, lambda: &Lambda) -> Option<Value> {
-        let mut v = match lambda.upvalues.first()? {
-            UpvalueSource::Local(s) => shallow_ref(self.stack.get(f.base + *s as usize)?),
-            UpvalueSource::Upvalue(i) => f.env.upvalue_shallow(*i as usize),
-            UpvalueSource::Deferred(_) => return None,
+        let (Op::GetUpvalue(r) | Op::ForceUpvalue(r)) = *lambda.chunk.code.first()? else {
+            return None;
+        };
+        // The variable as the making frame sees it: one it would hold
+        // itself, or one of its environment's (the thunk's environment is
+        // the making closure itself, or a making thunk's own environment).
+        let mut v = if r.depth == 0 {
+            match lambda.upvalues.get(r.index as usize)? {
+                UpvalueSource::Local(s) => shallow_ref(self.stack.get(f.base + *s as usize)?),
+                UpvalueSource::Upvalue(r) => f.env.upvalue_shallow(*r),
+                UpvalueSource::Deferred(_) => return None,
+            }
+        } else {
+            let depth = match f.env {
+                Env::Closure(_) => r.depth - 1,
+                Env::Thunk(_) => r.depth,
+            };
+            f.env.upvalue_shallow(UpvalueRef { depth, ..r })
         };
         for op in lambda.chunk.code.iter() {
             if let Op::Select(k) = op {
@@ -602,8 +626,8 @@ impl Vm {
                     self.stack.push(v);
                 }
                 Op::GetUpvalue(_) | Op::ForceUpvalue(_) | Op::Force => {
-                    if let Op::GetUpvalue(i) | Op::ForceUpvalue(i) = op {
-                        let v = f.env.upvalue_shallow(i as usize);
+                    if let Op::GetUpvalue(r) | Op::ForceUpvalue(r) = op {
+                        let v = f.env.upvalue_shallow(r);
                         self.stack.push(v);
                         if let Op::GetUpvalue(_) = op {
                             continue;
