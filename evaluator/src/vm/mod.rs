@@ -171,7 +171,14 @@ impl Vm {
                 Frame::Generator(g) => self.run_generator(g),
                 Frame::ThunkUpdate(t) => self.finish_thunk(t),
                 Frame::ApplyArg(arg, span) => self.apply_arg(arg, span),
-                Frame::Fold(st) => self.run_fold(st),
+                Frame::Fold(st) => match self.fold_step(st, None) {
+                    Ok(Some(callee)) => {
+                        self.frames.push(Frame::Bytecode(callee));
+                        Ok(())
+                    }
+                    Ok(None) => Ok(()),
+                    Err(e) => Err(e),
+                },
                 Frame::Args(st) => self.run_pending(st),
                 Frame::Walk(st) => self.run_walk(st),
             };
@@ -807,11 +814,13 @@ impl Vm {
                             _ => break,
                         }
                     }
-                    match self.frames.last() {
+                    // The frame to go on with in this loop, if any.
+                    let next = match self.frames.last() {
                         Some(Frame::Bytecode(_)) => {
                             self.stack.push(result);
-                            if let Some(Frame::Bytecode(next)) = self.frames.pop() {
-                                switch_to!(next);
+                            match self.frames.pop() {
+                                Some(Frame::Bytecode(next)) => Some(next),
+                                _ => unreachable!("checked above"),
                             }
                         }
                         // A curried call from a builtin (`foldl'`'s `f acc
@@ -823,9 +832,23 @@ impl Vm {
                             let Value::Closure(c) = result else {
                                 unreachable!("checked above")
                             };
-                            switch_to!(self.enter_closure(c, arg));
+                            Some(self.enter_closure(c, arg))
                         }
-                        _ => self.stack.push(result),
+                        // The next step of a `foldl'` (`op acc x` returned):
+                        // taken here, and its call run in this loop.
+                        Some(Frame::Fold(_)) => {
+                            let Some(Frame::Fold(st)) = self.frames.pop() else {
+                                unreachable!("checked above")
+                            };
+                            self.fold_step(st, Some(result))?
+                        }
+                        _ => {
+                            self.stack.push(result);
+                            None
+                        }
+                    };
+                    if let Some(next) = next {
+                        switch_to!(next);
                     }
                     return Ok(());
                 }
@@ -1319,5 +1342,46 @@ mod tests {
             ok("let f = s: let v = s.a; in v; in f (builtins.listToAttrs [ { name = \"a\"; value = 3; } ])"),
             "3"
         );
+    }
+
+    #[test]
+    fn folds_run_in_the_bytecode_loop() {
+        // `foldl'`'s next call is made from the `Return` of the last one
+        // (`Vm::fold_step`); the strictness and the errors are C++ Nix
+        // 2.8's (each value here checked against nix-instantiate).
+        assert_eq!(ok("builtins.foldl' (a: b: a + b) 0 [ 1 2 3 ]"), "6");
+        assert_eq!(ok("builtins.foldl' builtins.add 0 [ 1 2 3 ]"), "6");
+        assert_eq!(
+            ok("builtins.foldl' { __functor = self: a: b: a + b; } 0 [ 1 2 3 ]"),
+            "6"
+        );
+        assert_eq!(
+            ok("builtins.foldl' (a: builtins.foldl' (x: y: x + y) a) 0 [ [ 1 2 ] [ 3 4 ] ]"),
+            "10"
+        );
+        assert_eq!(
+            ok("builtins.foldl' (a: b: [ a b ]) 0 [ 1 2 3 ]"),
+            "[ [ [ 0 1 ] 2 ] 3 ]"
+        );
+        // The initial accumulator is forced only if the list is empty or
+        // the function uses it; every result is forced before the next call.
+        assert_eq!(ok("builtins.foldl' (x: y: y) (throw \"acc\") [ 1 ]"), "1");
+        assert!(err("builtins.foldl' (x: y: y) (throw \"acc\") [ ]").contains("acc"));
+        assert!(err("builtins.foldl' (a: b: b) 0 [ (throw \"e\") 2 ]").contains("e"));
+        // The function first, then the list.
+        let e = err("builtins.foldl' (throw \"f\") (throw \"acc\") (throw \"list\")");
+        assert!(e.contains("error: f"), "{e}");
+        let e = err("builtins.foldl' 1 0 [ 1 ]");
+        assert!(e.contains("function") && e.contains("integer"), "{e}");
+        let e = err("builtins.foldl' (a: b: a) 0 1");
+        assert!(e.contains("list") && e.contains("integer"), "{e}");
+        // An error in the middle is caught, and keeps its trace.
+        assert_eq!(
+            ok("builtins.tryEval (builtins.foldl' (a: b: assert b < 3; a + b) 0 [ 1 2 3 ])"),
+            "{ success = false; value = false; }"
+        );
+        let e = err("builtins.foldl' (a: b: a + b) 0 [ 1 \"x\" ]");
+        assert!(e.contains("while calling anonymous lambda"), "{e}");
+        assert!(e.contains("cannot add a string to an integer"), "{e}");
     }
 }
