@@ -808,7 +808,13 @@ impl Vm {
                                 let Some(Frame::ThunkUpdate(t)) = self.frames.pop() else {
                                     unreachable!("checked above")
                                 };
-                                result = result.shallow();
+                                // A thunk's value replaces it; anything else
+                                // is stored as it is (no clone and drop).
+                                if let Value::Thunk(inner) = &result {
+                                    if let Some(v) = inner.value() {
+                                        result = v;
+                                    }
+                                }
                                 t.update(result.clone());
                             }
                             _ => break,
@@ -853,14 +859,18 @@ impl Vm {
                     return Ok(());
                 }
                 Op::Jump(t) => f.ip = t as usize,
-                Op::JumpIfFalse(t) => match self.pop() {
-                    Value::Bool(b) => {
+                Op::JumpIfFalse(t) => {
+                    let v = self.pop();
+                    if let Value::Bool(b) = v {
+                        // A Boolean owns nothing: skip the out-of-line drop.
+                        std::mem::forget(v);
                         if !b {
                             f.ip = t as usize
                         }
+                    } else {
+                        fail!(type_error("Boolean", &v))
                     }
-                    other => fail!(type_error("Boolean", &other)),
-                },
+                }
                 Op::JumpIfFalseKeep(t) => {
                     if let Some(Value::Bool(false)) = self.stack.last() {
                         f.ip = t as usize;
