@@ -410,6 +410,27 @@ impl Vm {
         }
     }
 
+    /// The inner closure of `c arg` when `c` is a curried lambda `a: b:
+    /// ...` whose body is nothing but the inner lambda (`MakeClosure`,
+    /// `Return`), made as that body would make it, without running the
+    /// outer frame: a call of two arguments then enters the inner body at
+    /// once. `Err` gives the arguments back for any other closure.
+    #[inline]
+    fn curried_inner(
+        &mut self,
+        c: Rc<Closure>,
+        arg: Value,
+    ) -> Result<Rc<Closure>, (Rc<Closure>, Value)> {
+        let [Op::MakeClosure(k), Op::Return] = *c.lambda.chunk.code else {
+            return Err((c, arg));
+        };
+        let outer = self.enter_closure(c, arg);
+        let lambda = outer.lambda.chunk.lambdas[k as usize].clone();
+        let upvalues = self.capture(&outer, &lambda);
+        self.stack.truncate(outer.base);
+        Ok(Rc::new(Closure { lambda, upvalues }))
+    }
+
     fn call_value(
         &mut self,
         f: Value,
@@ -747,10 +768,28 @@ impl Vm {
                         self.frames.push(Frame::ApplyArg(arg, span));
                     }
                     let frame = match func {
-                        Value::Closure(c) => {
-                            let arg = args.next().unwrap_or(Value::Null);
+                        Value::Closure(mut c) => {
+                            let mut arg = args.next().unwrap_or(Value::Null);
                             drop(args);
                             self.stack.pop();
+                            // `f a b` of a curried `a: b: ...` enters the
+                            // inner body at once (`Vm::curried_inner`),
+                            // taking the next argument from its apply marker.
+                            for _ in 1..n {
+                                match self.curried_inner(c, arg) {
+                                    Ok(inner) => {
+                                        let Some(Frame::ApplyArg(next, _)) = self.frames.pop()
+                                        else {
+                                            unreachable!("pushed above, one per argument")
+                                        };
+                                        (c, arg) = (inner, next);
+                                    }
+                                    Err(back) => {
+                                        (c, arg) = back;
+                                        break;
+                                    }
+                                }
+                            }
                             Some(Frame::Bytecode(self.enter_closure(c, arg)))
                         }
                         Value::Builtin(app) => {
@@ -1393,5 +1432,30 @@ mod tests {
         let e = err("builtins.foldl' (a: b: a + b) 0 [ 1 \"x\" ]");
         assert!(e.contains("while calling anonymous lambda"), "{e}");
         assert!(e.contains("cannot add a string to an integer"), "{e}");
+    }
+
+    #[test]
+    fn curried_calls_skip_the_outer_frame() {
+        // `Vm::curried_inner`: `f a b` of `a: b: ...` and `foldl'`'s calls
+        // make the inner closure without running the outer body; values,
+        // laziness and error messages are as before (C++ Nix 2.8 agrees).
+        assert_eq!(ok("let f = a: b: c: a + b + c; in f 1 2 3"), "6");
+        assert_eq!(ok("let f = a: b: c: a + b + c; g = f 1 2; in g 3"), "6");
+        assert_eq!(ok("let f = a: b: a; in f 1 (throw \"no\")"), "1");
+        assert_eq!(ok("let f = a: let y = a; in b: y + b; in f 1 2"), "3");
+        assert_eq!(
+            ok("let f = n: acc: if n == 0 then acc else f (n - 1) (acc + n); in f 100 0"),
+            "5050"
+        );
+        assert_eq!(
+            ok("builtins.foldl' (a: { b }: a + b) 0 [ { b = 1; } { b = 2; } ]"),
+            "3"
+        );
+        let e = err("let f = a: { b }: a + b; in f 1 { c = 2; }");
+        assert!(e.contains("without required argument 'b'"), "{e}");
+        let e = err("let f = a: b: a.x + b; in f { } 2");
+        assert!(e.contains("attribute 'x' missing"), "{e}");
+        let e = err("let f = a: b: a; in f 1 2 3");
+        assert!(e.contains("not a function but an integer"), "{e}");
     }
 }

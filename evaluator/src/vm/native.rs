@@ -165,8 +165,14 @@ impl Vm {
         if let Value::Closure(c) = &st.f {
             let c = c.clone();
             self.frames.push(Frame::Fold(st));
-            self.frames.push(Frame::ApplyArg(x, span));
-            return Ok(Some(self.enter_closure(c, acc)));
+            // `a: b: ...` gets both arguments at once (`Vm::curried_inner`).
+            return Ok(Some(match self.curried_inner(c, acc) {
+                Ok(inner) => self.enter_closure(inner, x),
+                Err((c, acc)) => {
+                    self.frames.push(Frame::ApplyArg(x, span));
+                    self.enter_closure(c, acc)
+                }
+            }));
         }
         let f = st.f.clone();
         self.frames.push(Frame::Fold(st));
