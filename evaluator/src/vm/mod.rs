@@ -383,20 +383,6 @@ impl Vm {
                         g.state = GenState::AwaitValue;
                         let span = g.span;
                         self.frames.push(Frame::Generator(g));
-                        // `sort`'s `a: b: a < b` enters its inner body at
-                        // once (`Vm::curried_inner`).
-                        let (f, a) = match f {
-                            Value::Closure(c) => match self.curried_inner(c, a) {
-                                Ok(inner) => {
-                                    let callee = self.enter_closure(inner, b);
-                                    return self
-                                        .push_frame(Frame::Bytecode(callee))
-                                        .map_err(|k| Error::new(k, span));
-                                }
-                                Err((c, a)) => (Value::Closure(c), a),
-                            },
-                            f => (f, a),
-                        };
                         self.frames.push(Frame::ApplyArg(b, span));
                         if let Some(frame) = self.call_value(f, a, span)? {
                             self.push_frame(frame).map_err(|k| Error::new(k, span))?;
@@ -1469,16 +1455,6 @@ mod tests {
         assert!(e.contains("without required argument 'b'"), "{e}");
         let e = err("let f = a: b: a.x + b; in f { } 2");
         assert!(e.contains("attribute 'x' missing"), "{e}");
-        // Two-argument calls from generators (`sort`'s comparator).
-        assert_eq!(ok("builtins.sort (a: b: a < b) [ 3 1 2 ]"), "[ 1 2 3 ]");
-        assert_eq!(
-            ok("builtins.sort (a: let z = a; in b: z > b) [ 1 3 2 ]"),
-            "[ 3 2 1 ]"
-        );
-        assert_eq!(
-            ok("(builtins.tryEval (builtins.sort (a: b: throw \"x\") [ 1 2 ])).success"),
-            "false"
-        );
         let e = err("let f = a: b: a; in f 1 2 3");
         assert!(e.contains("not a function but an integer"), "{e}");
     }
