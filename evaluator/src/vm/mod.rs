@@ -427,7 +427,17 @@ impl Vm {
         let outer = self.enter_closure(c, arg);
         let lambda = outer.lambda.chunk.lambdas[k as usize].clone();
         let upvalues = self.capture(&outer, &lambda);
-        self.stack.truncate(outer.base);
+        // The argument's slot, copied by the capture: a scalar (`foldl'`'s
+        // usual accumulator) is forgotten rather than dropped out of line.
+        let arg = self.pop();
+        if matches!(
+            arg,
+            Value::Null | Value::Bool(_) | Value::Int(_) | Value::Float(_)
+        ) {
+            std::mem::forget(arg);
+        } else {
+            drop(arg);
+        }
         Ok(Rc::new(Closure { lambda, upvalues }))
     }
 
