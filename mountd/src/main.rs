@@ -3,6 +3,7 @@
 //! Three subcommands: `mount` (foreground FUSE daemon), `eval` (like
 //! `nix-instantiate --eval`, in [`eval_cmd`]) and `umount`.
 
+mod allocator;
 mod answer_cache;
 mod eval_cmd;
 mod fuse;
@@ -20,9 +21,10 @@ use attrfs_eval::{Invocation, InvocationArgs, InvocationError};
 use clap::{Args, CommandFactory, Parser, Subcommand};
 
 /// The evaluator allocates many small, short-lived objects; mimalloc is
-/// markedly faster at that than glibc's per-thread arenas.
+/// markedly faster at that than glibc's per-thread arenas (called as in
+/// `allocator.rs`).
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: allocator::MiMalloc = allocator::MiMalloc;
 
 /// Asks the kernel for no transparent huge pages in this process.
 ///

@@ -7,8 +7,8 @@
 
 use super::ops::{eq_fast, identical};
 use super::{
-    coerce_fast, coerce_to_string, nix_eq, type_error, Coercion, Frame, Gen, GenCo, GenFrame,
-    GenFuture, GenState, Vm,
+    coerce_fast, coerce_to_string, nix_eq, type_error, BytecodeFrame, Coercion, Frame, Gen, GenCo,
+    GenFrame, GenFuture, GenState, Vm,
 };
 use crate::builtins::is_callable;
 use crate::errors::{Error, ErrorKind};
@@ -50,6 +50,11 @@ pub(super) struct Fold {
     f: Value,
     acc: Value,
     list: Value,
+    /// The list, once the function and the list are forced and checked
+    /// (`ready`): each step then reads them from here instead of checking
+    /// them again.
+    items: NixList,
+    ready: bool,
     next: usize,
     awaiting: Awaiting,
     span: Option<Span>,
@@ -74,6 +79,8 @@ impl Vm {
                     f,
                     acc,
                     list,
+                    items: NixList::default(),
+                    ready: false,
                     next: 0,
                     awaiting: Awaiting::Nothing,
                     span,
@@ -86,53 +93,104 @@ impl Vm {
     /// One step of `foldl'`, with C++ Nix's strictness: the function and
     /// the list are forced first, the initial accumulator only if the list
     /// is empty, and every result of `op acc x` before the next call.
-    pub(super) fn run_fold(&mut self, mut st: Box<Fold>) -> Result<(), Error> {
+    ///
+    /// `resumed` is the value the frame waited for when the caller has it
+    /// in hand (a `Return` straight into the fold), else it is taken from
+    /// the stack. A call of a closure is not pushed but handed back, for
+    /// the caller to run at once: the bytecode loop switches to it, with no
+    /// trip through the frame loop per element.
+    #[inline(never)]
+    pub(super) fn fold_step(
+        &mut self,
+        mut st: Box<Fold>,
+        resumed: Option<Value>,
+    ) -> Result<Option<BytecodeFrame>, Error> {
         let span = st.span;
         match std::mem::replace(&mut st.awaiting, Awaiting::Nothing) {
             Awaiting::Nothing => {}
-            Awaiting::Function => st.f = self.pop(),
-            Awaiting::List => st.list = self.pop(),
-            Awaiting::Accumulator => st.acc = self.pop(),
+            awaiting => {
+                let v = match resumed {
+                    Some(v) => v,
+                    None => self.pop(),
+                };
+                let slot = match awaiting {
+                    Awaiting::Function => &mut st.f,
+                    Awaiting::List => &mut st.list,
+                    _ => &mut st.acc,
+                };
+                // The slot holds `Value::Null` or the thunk just forced:
+                // `replace` keeps its drop out of the common path.
+                let old = std::mem::replace(slot, v);
+                if !matches!(old, Value::Null) {
+                    drop(old);
+                } else {
+                    std::mem::forget(old);
+                }
+            }
         }
-        if !st.f.is_whnf() {
-            let f = st.f.clone();
-            return self.await_fold(st, Awaiting::Function, f);
+        if !st.ready {
+            if !st.f.is_whnf() {
+                let f = st.f.clone();
+                return self.await_fold(st, Awaiting::Function, f);
+            }
+            st.f = st.f.shallow();
+            if !is_callable(&st.f) {
+                return Err(Error::new(type_error("function", &st.f), span));
+            }
+            if !st.list.is_whnf() {
+                let list = st.list.clone();
+                return self.await_fold(st, Awaiting::List, list);
+            }
+            st.items = match st.list.shallow() {
+                Value::List(l) => l,
+                other => return Err(Error::new(type_error("list", &other), span)),
+            };
+            st.ready = true;
         }
-        st.f = st.f.shallow();
-        if !is_callable(&st.f) {
-            return Err(Error::new(type_error("function", &st.f), span));
-        }
-        if !st.list.is_whnf() {
-            let list = st.list.clone();
-            return self.await_fold(st, Awaiting::List, list);
-        }
-        let list: NixList = match st.list.shallow() {
-            Value::List(l) => l,
-            other => return Err(Error::new(type_error("list", &other), span)),
-        };
-        if (st.next > 0 || list.is_empty()) && !st.acc.is_whnf() {
+        if (st.next > 0 || st.items.is_empty()) && !st.acc.is_whnf() {
             let acc = st.acc.clone();
             return self.await_fold(st, Awaiting::Accumulator, acc);
         }
-        let Some(x) = list.get(st.next).cloned() else {
-            self.stack.push(st.acc.shallow());
-            return Ok(());
+        let Some(x) = st.items.get(st.next).cloned() else {
+            let acc = std::mem::replace(&mut st.acc, Value::Null);
+            self.stack.push(acc.shallow());
+            return Ok(None);
         };
         st.next += 1;
-        let f = st.f.clone();
         let acc = std::mem::replace(&mut st.acc, Value::Null);
         st.awaiting = Awaiting::Accumulator;
+        if self.frames.len() + 2 >= self.max_frames {
+            return Err(Error::new(ErrorKind::StackOverflow, span));
+        }
+        if let Value::Closure(c) = &st.f {
+            let c = c.clone();
+            self.frames.push(Frame::Fold(st));
+            // `a: b: ...` gets both arguments at once (`Vm::curried_inner`).
+            return Ok(Some(match self.curried_inner(c, acc) {
+                Ok(inner) => self.enter_closure(inner, x),
+                Err((c, acc)) => {
+                    self.frames.push(Frame::ApplyArg(x, span));
+                    self.enter_closure(c, acc)
+                }
+            }));
+        }
+        let f = st.f.clone();
         self.frames.push(Frame::Fold(st));
         self.frames.push(Frame::ApplyArg(x, span));
         if let Some(frame) = self.call_value(f, acc, span)? {
             self.push_frame(frame).map_err(|k| Error::new(k, span))?;
         }
-        Ok(())
+        Ok(None)
     }
 
     /// Suspends the fold until `v` is forced; it resumes with the value on
     /// top of the stack.
-    fn await_fold(&mut self, mut st: Box<Fold>, what: Awaiting, v: Value) -> Result<(), Error> {
+    fn await_fold(
+        &mut self,
+        mut st: Box<Fold>,
+        what: Awaiting,
+        v: Value,
+    ) -> Result<Option<BytecodeFrame>, Error> {
         let span = st.span;
         st.awaiting = what;
         self.frames.push(Frame::Fold(st));
@@ -140,7 +198,8 @@ impl Vm {
             unreachable!("only unevaluated thunks are awaited")
         };
         self.push_force(t)
-            .map_err(|k: ErrorKind| Error::new(k, span))
+            .map_err(|k: ErrorKind| Error::new(k, span))?;
+        Ok(None)
     }
 }
 
