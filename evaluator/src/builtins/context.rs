@@ -61,13 +61,13 @@ fn get_context(_: &Rc<EvalState>, args: Vec<Value>) -> EvalResult<Value> {
         .map(|(path, info)| {
             let mut attrs = Vec::new();
             if info.all_outputs {
-                attrs.push((NixString::from("allOutputs"), Value::Bool(true)));
+                attrs.push((NixString::interned(b"allOutputs"), Value::Bool(true)));
             }
             if !info.outputs.is_empty() {
-                attrs.push((NixString::from("outputs"), Value::list(info.outputs)));
+                attrs.push((NixString::interned(b"outputs"), Value::list(info.outputs)));
             }
             if info.path {
-                attrs.push((NixString::from("path"), Value::Bool(true)));
+                attrs.push((NixString::interned(b"path"), Value::Bool(true)));
             }
             (
                 NixString::from(path),

@@ -83,8 +83,8 @@ fn try_eval(co: GenCo, _: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
             Err(_) => (false, Value::Bool(false)),
         };
         Ok(Value::attrs(NixAttrs::from_sorted(vec![
-            (NixString::from("success"), Value::Bool(success)),
-            (NixString::from("value"), value),
+            (NixString::interned(b"success"), Value::Bool(success)),
+            (NixString::interned(b"value"), value),
         ])))
     })
 }

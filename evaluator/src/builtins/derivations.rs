@@ -380,7 +380,7 @@ async fn instantiate(co: &GenCo, state: &Rc<EvalState>, attrs: &Rc<NixAttrs>) ->
 
     let mut entries = Vec::with_capacity(outputs.len() + 1);
     entries.push((
-        NixString::from("drvPath"),
+        NixString::interned(b"drvPath"),
         Value::String(NixString::new(
             drv_path.as_bytes(),
             Some([ContextElem::Derivation(drv_path.clone())].into()),
@@ -393,7 +393,7 @@ async fn instantiate(co: &GenCo, state: &Rc<EvalState>, attrs: &Rc<NixAttrs>) ->
         }]
         .into();
         entries.push((
-            NixString::from(output),
+            NixString::interned(output.as_bytes()),
             Value::String(NixString::new(path.into_bytes(), Some(context))),
         ));
     }

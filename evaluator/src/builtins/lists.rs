@@ -195,8 +195,8 @@ fn partition(co: GenCo, _: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
             }
         }
         Ok(Value::attrs(NixAttrs::from_sorted(vec![
-            (NixString::from("right"), Value::list(right)),
-            (NixString::from("wrong"), Value::list(wrong)),
+            (NixString::interned(b"right"), Value::list(right)),
+            (NixString::interned(b"wrong"), Value::list(wrong)),
         ])))
     })
 }

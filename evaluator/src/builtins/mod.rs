@@ -128,7 +128,7 @@ pub(crate) fn globals(state: &Rc<EvalState>) -> Globals {
     for table in all_tables() {
         for def in table {
             entries.push((
-                NixString::from(def.name),
+                NixString::interned(def.name.as_bytes()),
                 Value::Builtin(Rc::new(BuiltinApp {
                     def,
                     args: Vec::new(),
@@ -137,7 +137,7 @@ pub(crate) fn globals(state: &Rc<EvalState>) -> Globals {
         }
     }
     for (name, value) in constants(state) {
-        entries.push((NixString::from(name), value));
+        entries.push((NixString::interned(name.as_bytes()), value));
     }
     let mut globals = Globals::default();
     for (name, value) in &entries {
@@ -160,7 +160,7 @@ pub(crate) fn globals(state: &Rc<EvalState>) -> Globals {
     let partial = Rc::new(globals.clone());
     for (name, source) in derivations::NIX_DEFINED {
         let v = state.loader().prelude(name, source, &partial);
-        entries.push((NixString::from(*name), v.clone()));
+        entries.push((NixString::interned(name.as_bytes()), v.clone()));
         globals.insert((*name).to_string(), v.clone());
         globals.insert(format!("__{}", name), v);
     }
@@ -168,7 +168,10 @@ pub(crate) fn globals(state: &Rc<EvalState>) -> Globals {
     // `builtins.builtins` is the set itself: a thunk filled in once the set
     // exists (a deliberate, global cycle).
     let self_ref = crate::value::Thunk::apply(Value::Null, Value::Null);
-    entries.push((NixString::from("builtins"), Value::Thunk(self_ref.clone())));
+    entries.push((
+        NixString::interned(b"builtins"),
+        Value::Thunk(self_ref.clone()),
+    ));
     let builtins_value = Value::Attrs(Rc::new(NixAttrs::from_unsorted_first_wins(entries)));
     self_ref.update(builtins_value.clone());
     globals.insert("builtins".into(), builtins_value);
@@ -182,8 +185,11 @@ fn constants(state: &Rc<EvalState>) -> Vec<(&'static str, Value)> {
         .iter()
         .map(|e| {
             Value::attrs(NixAttrs::from_sorted(vec![
-                (NixString::from("path"), Value::string(e.path.as_str())),
-                (NixString::from("prefix"), Value::string(e.prefix.as_str())),
+                (NixString::interned(b"path"), Value::string(e.path.as_str())),
+                (
+                    NixString::interned(b"prefix"),
+                    Value::string(e.prefix.as_str()),
+                ),
             ]))
         })
         .collect();
@@ -265,5 +271,35 @@ pub(crate) fn expect_list(v: &Value) -> Result<crate::value::NixList, ErrorKind>
     match v {
         Value::List(l) => Ok(l.clone()),
         other => Err(crate::vm::type_error("list", other)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::eval::{Evaluator, Source};
+    use crate::value::{NixString, Value};
+    use crate::EvalOptions;
+
+    /// The names of sets that builtins make are the interned names compiled
+    /// code looks them up by, so those lookups compare pointers, not bytes
+    /// (docs/notes-performance.md, "Session 7: attribute names").
+    #[test]
+    fn builtin_made_names_are_the_interned_ones() {
+        let ev = Evaluator::new(EvalOptions::default());
+        let expr = "{ b = builtins; t = builtins.tryEval 1; d = builtins.parseDrvName \"a-1\"; \
+                    p = builtins.partition (x: x) [ true ]; }";
+        let root = ev.root(&Source::Expr(expr.into()), &[], &[]).unwrap();
+        let root = ev.force(root).unwrap();
+        let root = root.as_attrs().unwrap();
+        for set in ["b", "t", "d", "p"] {
+            let v = ev.force(root.get_str(set).unwrap().clone()).unwrap();
+            let Value::Attrs(a) = v else {
+                panic!("{set} is not a set")
+            };
+            assert!(a.len() >= 2);
+            for k in a.keys() {
+                assert!(k.ptr_eq(&NixString::interned(k.as_bytes())), "{set}.{k}");
+            }
+        }
     }
 }

@@ -119,11 +119,11 @@ fn parse_drv_name(_: &Rc<EvalState>, args: Vec<Value>) -> EvalResult<Value> {
     let (name, version) = split_drv_name(s.as_bytes());
     Ok(Value::attrs(NixAttrs::from_sorted(vec![
         (
-            NixString::from("name"),
+            NixString::interned(b"name"),
             Value::String(NixString::plain(name)),
         ),
         (
-            NixString::from("version"),
+            NixString::interned(b"version"),
             Value::String(NixString::plain(version)),
         ),
     ])))

@@ -5,6 +5,7 @@
 mod coerce;
 mod generators;
 mod loader;
+mod namespaces;
 mod native;
 mod ops;
 mod state;
@@ -1252,6 +1253,10 @@ impl Vm {
                     let namespaces = &self.stack[first..];
                     let mut found = None;
                     let mut pending = None;
+                    // Namespaces known not to have the name are skipped,
+                    // and what this search learns is remembered.
+                    let missing = namespaces::Missing::of(name);
+                    let mut learned = false;
                     for (i, ns) in namespaces.iter().enumerate() {
                         if !ns.is_whnf() {
                             pending = Some(i);
@@ -1259,10 +1264,17 @@ impl Vm {
                         }
                         match ns.shallow() {
                             Value::Attrs(a) => {
+                                if missing.has(i, &a) {
+                                    continue;
+                                }
                                 if let Some(v) = a.get_key(name) {
                                     found = Some(v.clone());
+                                    if learned {
+                                        namespaces::remember(name, &namespaces[..i]);
+                                    }
                                     break;
                                 }
+                                learned = true;
                             }
                             other => fail!(type_error("set", &other)),
                         }

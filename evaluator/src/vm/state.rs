@@ -289,9 +289,9 @@ impl EvalState {
             .position(crate::source::Span::new(offset, offset))
         {
             Some(p) => Value::attrs(crate::value::NixAttrs::from_sorted(vec![
-                (NixString::from("column"), Value::Int(p.column as i64)),
-                (NixString::from("file"), Value::string(p.file)),
-                (NixString::from("line"), Value::Int(p.line as i64)),
+                (NixString::interned(b"column"), Value::Int(p.column as i64)),
+                (NixString::interned(b"file"), Value::string(p.file)),
+                (NixString::interned(b"line"), Value::Int(p.line as i64)),
             ])),
             None => Value::Null,
         }
