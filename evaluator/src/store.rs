@@ -243,6 +243,27 @@ impl StoreView {
     pub fn new(inner: Box<dyn EvalIO>, store: Rc<StoreState>) -> Self {
         StoreView { inner, store }
     }
+
+    /// A file read as the store routes its path: `read` through the inner
+    /// door for a file on disk (a source's real path), `text` of the
+    /// contents of a text added to the store.
+    fn read_routed<T>(
+        &self,
+        path: &Path,
+        read: impl FnOnce(&dyn EvalIO, &Path) -> io::Result<T>,
+        text: impl FnOnce(&[u8]) -> T,
+    ) -> io::Result<T> {
+        match self.store.route(path) {
+            Route::Outside => read(&*self.inner, path),
+            Route::Source { real, .. } => read(&*self.inner, &real),
+            Route::Text(c) => Ok(text(&c)),
+            Route::Missing => Err(not_found()),
+            Route::Failed(m) => Err(io::Error::other(m)),
+            Route::Output { drv, output } => {
+                read(&*self.inner, path).map_err(|e| ifd_error(&drv, &output, e))
+            }
+        }
+    }
 }
 
 fn not_found() -> io::Error {
@@ -263,31 +284,15 @@ fn ifd_error(drv: &str, output: &str, err: io::Error) -> io::Error {
 
 impl EvalIO for StoreView {
     fn read_file(&self, path: &Path) -> io::Result<Vec<u8>> {
-        match self.store.route(path) {
-            Route::Outside => self.inner.read_file(path),
-            Route::Source { real, .. } => self.inner.read_file(&real),
-            Route::Text(c) => Ok(c.to_vec()),
-            Route::Missing => Err(not_found()),
-            Route::Failed(m) => Err(io::Error::other(m)),
-            Route::Output { drv, output } => self
-                .inner
-                .read_file(path)
-                .map_err(|e| ifd_error(&drv, &output, e)),
-        }
+        self.read_routed(path, |io, p| io.read_file(p), <[u8]>::to_vec)
     }
 
     fn read_file_hashed(&self, path: &Path) -> io::Result<(Vec<u8>, crate::io::Digest)> {
-        match self.store.route(path) {
-            Route::Outside => self.inner.read_file_hashed(path),
-            Route::Source { real, .. } => self.inner.read_file_hashed(&real),
-            Route::Output { drv, output } => self
-                .inner
-                .read_file_hashed(path)
-                .map_err(|e| ifd_error(&drv, &output, e)),
-            Route::Text(c) => Ok((c.to_vec(), crate::io::sha256(&c))),
-            Route::Missing => Err(not_found()),
-            Route::Failed(m) => Err(io::Error::other(m)),
-        }
+        self.read_routed(
+            path,
+            |io, p| io.read_file_hashed(p),
+            |c| (c.to_vec(), crate::io::sha256(c)),
+        )
     }
 
     fn read_dir(&self, path: &Path) -> io::Result<Vec<(String, FileType)>> {
