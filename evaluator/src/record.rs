@@ -183,7 +183,7 @@ fn failure(e: &io::Error) -> String {
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
-    digest_hex(&Sha256::digest(bytes))
+    digest_hex(&crate::io::sha256(bytes))
 }
 
 fn digest_hex(digest: &[u8]) -> String {

@@ -264,11 +264,11 @@ fn suspended(lambda: Rc<Lambda>) -> Value {
 /// A file's text as [`Loader::compile_source`] registers the text that
 /// [`Loader::read`] read: how a released text is read again.
 pub(crate) fn text_of_file(bytes: &[u8]) -> Rc<str> {
-    let text = crate::source::decode_source(bytes);
+    let text = crate::source::decode_source_shared(bytes);
     if text.contains('\r') {
         normalise_cr(&text).into()
     } else {
-        text.into()
+        text
     }
 }
 
