@@ -54,6 +54,22 @@ pub enum Value {
 const _: () = assert!(std::mem::size_of::<Value>() <= 16);
 
 impl Value {
+    /// Drops the value, skipping the out-of-line drop glue for the
+    /// variants that own nothing (null, Booleans, numbers): on a hot path
+    /// where those are the usual case, the glue's call is most of a
+    /// drop's cost.
+    #[inline(always)]
+    pub fn release(self) {
+        if matches!(
+            self,
+            Value::Null | Value::Bool(_) | Value::Int(_) | Value::Float(_)
+        ) {
+            std::mem::forget(self);
+        } else {
+            drop(self);
+        }
+    }
+
     /// A string value from text.
     pub fn string(s: impl Into<NixString>) -> Value {
         Value::String(s.into())

@@ -431,15 +431,7 @@ impl Vm {
         let upvalues = self.capture(&outer, &lambda);
         // The argument's slot, copied by the capture: a scalar (`foldl'`'s
         // usual accumulator) is forgotten rather than dropped out of line.
-        let arg = self.pop();
-        if matches!(
-            arg,
-            Value::Null | Value::Bool(_) | Value::Int(_) | Value::Float(_)
-        ) {
-            std::mem::forget(arg);
-        } else {
-            drop(arg);
-        }
+        self.pop().release();
         Ok(Rc::new(Closure { lambda, upvalues }))
     }
 

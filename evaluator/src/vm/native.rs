@@ -119,13 +119,8 @@ impl Vm {
                     _ => &mut st.acc,
                 };
                 // The slot holds `Value::Null` or the thunk just forced:
-                // `replace` keeps its drop out of the common path.
-                let old = std::mem::replace(slot, v);
-                if !matches!(old, Value::Null) {
-                    drop(old);
-                } else {
-                    std::mem::forget(old);
-                }
+                // releasing the null skips its drop glue.
+                std::mem::replace(slot, v).release();
             }
         }
         if !st.ready {
