@@ -169,7 +169,10 @@ mod tests {
         assert_eq!(b.len(), size::ENTRY_OUT);
         let u64_at = |i: usize| u64::from_le_bytes(b[i..i + 8].try_into().unwrap());
         let u32_at = |i: usize| u32::from_le_bytes(b[i..i + 4].try_into().unwrap());
-        assert_eq!((u64_at(0), u64_at(8), u64_at(16), u64_at(24)), (5, 9, 3600, 3600));
+        assert_eq!(
+            (u64_at(0), u64_at(8), u64_at(16), u64_at(24)),
+            (5, 9, 3600, 3600)
+        );
         assert_eq!((u32_at(32), u32_at(36)), (5, 5));
         assert_eq!(u64_at(40), 5, "fuse_attr follows");
     }
@@ -184,6 +187,9 @@ mod tests {
         assert_eq!(FileType::Symlink.mode_bits(), 0o120000);
         let before = UNIX_EPOCH - Duration::new(1, 250_000_000);
         assert_eq!(timestamp(before), ((-2i64) as u64, 750_000_000));
-        assert_eq!(timestamp(UNIX_EPOCH - Duration::from_secs(3)), ((-3i64) as u64, 0));
+        assert_eq!(
+            timestamp(UNIX_EPOCH - Duration::from_secs(3)),
+            ((-3i64) as u64, 0)
+        );
     }
 }

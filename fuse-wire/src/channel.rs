@@ -61,7 +61,10 @@ impl Channel {
                 return if n as usize == total {
                     Ok(())
                 } else {
-                    Err(io::Error::new(io::ErrorKind::WriteZero, "short write to /dev/fuse"))
+                    Err(io::Error::new(
+                        io::ErrorKind::WriteZero,
+                        "short write to /dev/fuse",
+                    ))
                 };
             }
             let error = io::Error::last_os_error();

@@ -197,7 +197,10 @@ mod tests {
             })
         );
         assert_eq!(r.rest(), &[9]);
-        assert_eq!(Reader::new(b"abc").name(), Err(DecodeError::Unterminated(0)));
+        assert_eq!(
+            Reader::new(b"abc").name(),
+            Err(DecodeError::Unterminated(0))
+        );
     }
 
     #[test]

@@ -62,9 +62,9 @@ pub fn mount(mountpoint: &Path, options: &[String]) -> io::Result<(OwnedFd, Moun
             Ok(())
         });
     }
-    let mut child = command.spawn().map_err(|e| {
-        io::Error::new(e.kind(), format!("cannot run {FUSERMOUNT}: {e}"))
-    })?;
+    let mut child = command
+        .spawn()
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot run {FUSERMOUNT}: {e}")))?;
     drop(theirs);
     let received = receive_fd(&ours);
     if auto_unmount {
@@ -77,7 +77,9 @@ pub fn mount(mountpoint: &Path, options: &[String]) -> io::Result<(OwnedFd, Moun
             )),
             Err(e) => {
                 let status = child.wait()?;
-                Err(io::Error::other(format!("{FUSERMOUNT} failed ({status}): {e}")))
+                Err(io::Error::other(format!(
+                    "{FUSERMOUNT} failed ({status}): {e}"
+                )))
             }
         };
     }
@@ -255,6 +257,9 @@ mod tests {
         assert_eq!(error.kind(), io::ErrorKind::UnexpectedEof);
         let (ours, mut theirs) = UnixStream::pair().unwrap();
         theirs.write_all(b"x").unwrap();
-        assert_eq!(receive_fd(&ours).unwrap_err().kind(), io::ErrorKind::InvalidData);
+        assert_eq!(
+            receive_fd(&ours).unwrap_err().kind(),
+            io::ErrorKind::InvalidData
+        );
     }
 }

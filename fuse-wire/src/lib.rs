@@ -37,8 +37,8 @@ pub mod session;
 pub use attr::{FileAttr, FileType};
 pub use notify::Notifier;
 pub use reply::{
-    Errno, Reply, ReplyAttr, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty,
-    ReplyEntry, ReplyOpen, ReplyStatfs, ReplyXattr,
+    Errno, Reply, ReplyAttr, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry,
+    ReplyOpen, ReplyStatfs, ReplyXattr,
 };
 pub use request::{Operation, Request};
 pub use session::{Acl, Filesystem, KernelConfig, Session, SessionConfig};

@@ -43,7 +43,11 @@ impl Notifier {
 /// `fuse_notify_inval_entry_out` and the NUL-terminated name.
 fn inval_entry(parent: u64, name: &[u8]) -> Vec<u8> {
     let mut w = Writer::with_capacity(size::NOTIFY_INVAL_ENTRY_OUT + name.len() + 1);
-    w.u64(parent).u32(name.len() as u32).u32(0).bytes(name).bytes(&[0]);
+    w.u64(parent)
+        .u32(name.len() as u32)
+        .u32(0)
+        .bytes(name)
+        .bytes(&[0]);
     w.into_bytes()
 }
 

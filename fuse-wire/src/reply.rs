@@ -43,7 +43,9 @@ impl Errno {
 /// `fuse_out_header`.
 pub(crate) fn out_header(unique: u64, error: i32, body_len: usize) -> [u8; size::OUT_HEADER] {
     let mut w = Writer::with_capacity(size::OUT_HEADER);
-    w.u32((size::OUT_HEADER + body_len) as u32).i32(error).u64(unique);
+    w.u32((size::OUT_HEADER + body_len) as u32)
+        .i32(error)
+        .u64(unique);
     let mut header = [0; size::OUT_HEADER];
     header.copy_from_slice(w.as_slice());
     header
@@ -103,7 +105,10 @@ fn transmit(channel: &Channel, unique: u64, error: i32, body: &[&[u8]]) {
 impl Drop for Reply {
     fn drop(&mut self) {
         if let Some(channel) = self.channel.take() {
-            warn!("FUSE request {} was not answered; answering EIO", self.unique);
+            warn!(
+                "FUSE request {} was not answered; answering EIO",
+                self.unique
+            );
             transmit(&channel, self.unique, -libc::EIO, &[]);
         }
     }
@@ -268,7 +273,10 @@ impl ReplyDirectory {
             return true;
         }
         self.entries.u64(ino).u64(offset).u32(name.len() as u32);
-        self.entries.u32(attr::dirent_type(kind)).bytes(name).pad_to_8();
+        self.entries
+            .u32(attr::dirent_type(kind))
+            .bytes(name)
+            .pad_to_8();
         false
     }
 
@@ -319,7 +327,10 @@ impl ReplyDirectoryPlus {
         }
         encode_entry(&mut self.entries, attr, *ttl, generation);
         self.entries.u64(ino).u64(offset).u32(name.len() as u32);
-        self.entries.u32(attr.kind.dirent_type()).bytes(name).pad_to_8();
+        self.entries
+            .u32(attr.kind.dirent_type())
+            .bytes(name)
+            .pad_to_8();
         false
     }
 

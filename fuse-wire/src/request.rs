@@ -402,7 +402,14 @@ mod tests {
         old.u32(7).u32(19).u32(4096).u32(1);
         assert_eq!(old.len(), size::INIT_IN_COMPAT);
         let bytes = message(opcode::INIT, 0, old.as_slice());
-        assert!(matches!(decode(&bytes), Operation::Init { minor: 19, flags: 1, .. }));
+        assert!(matches!(
+            decode(&bytes),
+            Operation::Init {
+                minor: 19,
+                flags: 1,
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -502,7 +509,13 @@ mod tests {
         w.u64(3).u32(0).u32(0).u64(99);
         assert_eq!(w.len(), size::FLUSH_IN);
         let bytes = message(opcode::FLUSH, 2, w.as_slice());
-        assert_eq!(decode(&bytes), Operation::Flush { fh: 3, lock_owner: 99 });
+        assert_eq!(
+            decode(&bytes),
+            Operation::Flush {
+                fh: 3,
+                lock_owner: 99
+            }
+        );
         let mut w = Writer::default();
         w.u64(3).u32(0).u32(0).u64(0);
         assert_eq!(w.len(), size::RELEASE_IN);
@@ -514,9 +527,15 @@ mod tests {
 
     #[test]
     fn the_small_ones() {
-        assert_eq!(decode(&message(opcode::READLINK, 2, &[])), Operation::ReadLink);
+        assert_eq!(
+            decode(&message(opcode::READLINK, 2, &[])),
+            Operation::ReadLink
+        );
         assert_eq!(decode(&message(opcode::STATFS, 1, &[])), Operation::StatFs);
-        assert_eq!(decode(&message(opcode::DESTROY, 0, &[])), Operation::Destroy);
+        assert_eq!(
+            decode(&message(opcode::DESTROY, 0, &[])),
+            Operation::Destroy
+        );
         let mut w = Writer::default();
         w.u32(libc::W_OK as u32).u32(0);
         assert_eq!(w.len(), size::ACCESS_IN);
@@ -536,7 +555,10 @@ mod tests {
             decode(&message(opcode::WRITE, 1, &[])),
             Operation::Modify(opcode::WRITE)
         );
-        assert_eq!(decode(&message(opcode::LSEEK, 1, &[])), Operation::Other(opcode::LSEEK));
+        assert_eq!(
+            decode(&message(opcode::LSEEK, 1, &[])),
+            Operation::Other(opcode::LSEEK)
+        );
         assert_eq!(decode(&message(9999, 1, &[])), Operation::Other(9999));
     }
 

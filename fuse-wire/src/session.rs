@@ -21,8 +21,8 @@ use crate::channel::Channel;
 use crate::codec::Writer;
 use crate::notify::Notifier;
 use crate::reply::{
-    Errno, Reply, ReplyAttr, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty,
-    ReplyEntry, ReplyOpen, ReplyStatfs, ReplyXattr,
+    Errno, Reply, ReplyAttr, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry,
+    ReplyOpen, ReplyStatfs, ReplyXattr,
 };
 use crate::request::{Operation, Request};
 
@@ -382,7 +382,10 @@ fn handshake<FS: Filesystem>(fs: &mut FS, channel: &Arc<Channel>) -> io::Result<
     let mut buf = vec![0u8; BUFFER_SIZE];
     let n = channel.receive(&mut buf).map_err(|e| {
         if e.raw_os_error() == Some(libc::ENODEV) {
-            io::Error::new(io::ErrorKind::NotConnected, "the kernel ended the connection before INIT")
+            io::Error::new(
+                io::ErrorKind::NotConnected,
+                "the kernel ended the connection before INIT",
+            )
         } else {
             e
         }
@@ -482,7 +485,10 @@ mod tests {
             u64::from(u32_at(12)),
             init_flag::ASYNC_READ | init_flag::DO_READDIRPLUS
         );
-        assert_eq!((u16_at(16), u16_at(18)), (MAX_BACKGROUND, CONGESTION_THRESHOLD));
+        assert_eq!(
+            (u16_at(16), u16_at(18)),
+            (MAX_BACKGROUND, CONGESTION_THRESHOLD)
+        );
         assert_eq!((u32_at(20), u32_at(24)), (MAX_WRITE, 1));
         assert_eq!(u16_at(28), 256);
         assert_eq!(u32_at(32), 0, "flags2: nothing above bit 31 asked");
