@@ -344,3 +344,147 @@ impl ReplyDirectoryPlus {
         self.reply.error(errno);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::attr::FileType;
+    use std::os::fd::OwnedFd;
+    use std::os::unix::net::UnixDatagram;
+    use std::time::SystemTime;
+
+    /// A reply handle for request 42, and the kernel's end of the line.
+    fn line() -> (Reply, UnixDatagram) {
+        let (ours, kernel) = UnixDatagram::pair().unwrap();
+        let channel = Arc::new(Channel::new(OwnedFd::from(ours)));
+        (Reply::new(42, channel), kernel)
+    }
+
+    /// The message the kernel received: `(error, body)`, after checking
+    /// the header's length and unique.
+    fn received(kernel: &UnixDatagram) -> (i32, Vec<u8>) {
+        let mut buf = vec![0u8; 1 << 16];
+        let n = kernel.recv(&mut buf).unwrap();
+        assert!(n >= size::OUT_HEADER);
+        assert_eq!(u32::from_le_bytes(buf[..4].try_into().unwrap()) as usize, n);
+        assert_eq!(u64::from_le_bytes(buf[8..16].try_into().unwrap()), 42);
+        let error = i32::from_le_bytes(buf[4..8].try_into().unwrap());
+        (error, buf[size::OUT_HEADER..n].to_vec())
+    }
+
+    fn attr(kind: FileType) -> FileAttr {
+        let t = SystemTime::UNIX_EPOCH;
+        FileAttr {
+            ino: 7,
+            size: 3,
+            blocks: 1,
+            atime: t,
+            mtime: t,
+            ctime: t,
+            kind,
+            perm: 0o444,
+            nlink: 1,
+            uid: 0,
+            gid: 0,
+            rdev: 0,
+            blksize: 4096,
+        }
+    }
+
+    #[test]
+    fn errors_are_negated_and_a_dropped_reply_is_eio() {
+        let (reply, kernel) = line();
+        ReplyEntry::from(reply).error(Errno::ENOENT);
+        assert_eq!(received(&kernel), (-libc::ENOENT, vec![]));
+        let (reply, kernel) = line();
+        drop(ReplyAttr::from(reply));
+        assert_eq!(received(&kernel), (-libc::EIO, vec![]));
+    }
+
+    #[test]
+    fn entry_attr_open_statfs_and_xattr_sizes() {
+        let ttl = Duration::from_secs(3600);
+        let (reply, kernel) = line();
+        ReplyEntry::from(reply).entry(&ttl, &attr(FileType::RegularFile), 0);
+        let (error, body) = received(&kernel);
+        assert_eq!((error, body.len()), (0, size::ENTRY_OUT));
+
+        let (reply, kernel) = line();
+        ReplyAttr::from(reply).attr(&ttl, &attr(FileType::Directory));
+        let (_, body) = received(&kernel);
+        assert_eq!(body.len(), size::ATTR_OUT);
+        assert_eq!(&body[..8], &3600u64.to_le_bytes());
+        let mode = u32::from_le_bytes(body[16 + 60..16 + 64].try_into().unwrap());
+        assert_eq!(mode, libc::S_IFDIR | 0o444);
+
+        let (reply, kernel) = line();
+        ReplyOpen::from(reply).opened(5, crate::abi::fopen::KEEP_CACHE);
+        let (_, body) = received(&kernel);
+        assert_eq!(body.len(), size::OPEN_OUT);
+        assert_eq!(&body[..8], &5u64.to_le_bytes());
+        assert_eq!(&body[8..12], &2u32.to_le_bytes());
+
+        let (reply, kernel) = line();
+        ReplyStatfs::from(reply).statfs(1, 2, 3, 4, 5, 4096, 255, 4096);
+        let (_, body) = received(&kernel);
+        assert_eq!(body.len(), size::KSTATFS);
+        assert_eq!(&body[40..44], &4096u32.to_le_bytes());
+        assert_eq!(&body[44..48], &255u32.to_le_bytes());
+
+        let (reply, kernel) = line();
+        ReplyXattr::from(reply).size(17);
+        let (_, body) = received(&kernel);
+        assert_eq!(body, [17, 0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(body.len(), size::GETXATTR_OUT);
+
+        let (reply, kernel) = line();
+        ReplyXattr::from(reply).data(b"value");
+        assert_eq!(received(&kernel), (0, b"value".to_vec()));
+        let (reply, kernel) = line();
+        ReplyData::from(reply).data(b"bytes");
+        assert_eq!(received(&kernel), (0, b"bytes".to_vec()));
+        let (reply, kernel) = line();
+        ReplyEmpty::from(reply).ok();
+        assert_eq!(received(&kernel), (0, vec![]));
+    }
+
+    #[test]
+    fn directory_entries_carry_their_type_or_dt_unknown_and_stop_when_full() {
+        let (reply, kernel) = line();
+        // Room for two entries with 1-8 byte names.
+        let mut dir = ReplyDirectory::new(reply, 64);
+        assert!(!dir.add(2, 1, Some(FileType::Directory), b"sub"));
+        assert!(!dir.add(3, 2, None, b"thunk"));
+        assert!(dir.add(4, 3, Some(FileType::RegularFile), b"full"));
+        dir.ok();
+        let (_, body) = received(&kernel);
+        assert_eq!(body.len(), 64);
+        let u32_at = |i: usize| u32::from_le_bytes(body[i..i + 4].try_into().unwrap());
+        assert_eq!(&body[..8], &2u64.to_le_bytes());
+        assert_eq!(&body[8..16], &1u64.to_le_bytes());
+        assert_eq!((u32_at(16), u32_at(20)), (3, u32::from(libc::DT_DIR)));
+        assert_eq!(&body[24..27], b"sub");
+        assert_eq!(&body[27..32], &[0; 5], "padded to 8 bytes");
+        assert_eq!((u32_at(48), u32_at(52)), (5, u32::from(libc::DT_UNKNOWN)));
+        assert_eq!(&body[56..61], b"thunk");
+    }
+
+    #[test]
+    fn directory_plus_entries_carry_their_attributes() {
+        let (reply, kernel) = line();
+        let ttl = Duration::from_secs(1);
+        let room = (size::DIRENTPLUS + 8) as u32;
+        let mut dir = ReplyDirectoryPlus::new(reply, room);
+        assert!(!dir.add(7, 3, b"link", &ttl, &attr(FileType::Symlink), 0));
+        assert!(dir.add(8, 4, b"x", &ttl, &attr(FileType::Symlink), 0));
+        dir.ok();
+        let (_, body) = received(&kernel);
+        assert_eq!(body.len(), size::DIRENTPLUS + 8);
+        let dirent = &body[size::ENTRY_OUT..];
+        assert_eq!(&dirent[..8], &7u64.to_le_bytes());
+        assert_eq!(&dirent[8..16], &3u64.to_le_bytes());
+        assert_eq!(&dirent[16..20], &4u32.to_le_bytes());
+        assert_eq!(&dirent[20..24], &u32::from(libc::DT_LNK).to_le_bytes());
+        assert_eq!(&dirent[24..28], b"link");
+    }
+}
