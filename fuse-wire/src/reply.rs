@@ -80,6 +80,12 @@ impl Reply {
         self.send(-errno.0, &[]);
     }
 
+    /// Drops the handle without answering: for the requests the kernel
+    /// expects no reply to (FORGET, BATCH_FORGET).
+    pub(crate) fn disarm(mut self) {
+        self.channel = None;
+    }
+
     /// Answers with success and `body` (the typed wrappers say which).
     fn ok(self, body: &[&[u8]]) {
         self.send(0, body);

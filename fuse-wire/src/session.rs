@@ -301,8 +301,8 @@ impl<FS: Filesystem> Session<FS> {
     fn dispatch(&self, request: Request<'_>) {
         let header = request.header;
         let ino = header.nodeid;
-        let reply = Reply::new(header.unique, self.channel.clone());
         let fs = &*self.fs;
+        let reply = Reply::new(header.unique, self.channel.clone());
         // Requests the kernel sends on its own behalf (write-back, read-
         // ahead, releases) carry no meaningful caller.
         let anyone = matches!(
@@ -327,12 +327,13 @@ impl<FS: Filesystem> Session<FS> {
                 reply.error(Errno::EIO);
             }
             Operation::Lookup { name } => fs.lookup(ino, name, reply.into()),
+            // FORGET and BATCH_FORGET take no reply.
             Operation::Forget { nlookup } => {
-                forget_without_reply(reply);
+                reply.disarm();
                 fs.forget(ino, nlookup);
             }
             Operation::BatchForget { forgets } => {
-                forget_without_reply(reply);
+                reply.disarm();
                 for (ino, nlookup) in forgets {
                     fs.forget(ino, nlookup);
                 }
@@ -370,11 +371,6 @@ impl<FS: Filesystem> Session<FS> {
             }
         }
     }
-}
-
-/// FORGET and BATCH_FORGET take no reply: the handle is disarmed.
-fn forget_without_reply(reply: Reply) {
-    std::mem::forget(reply);
 }
 
 /// Reads INIT, lets the filesystem choose its capabilities, and answers.

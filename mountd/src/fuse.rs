@@ -5,8 +5,10 @@
 //! answer is replied on the FUSE thread at once; otherwise the reply is
 //! sent later from a service thread, so FUSE threads never wait for the
 //! evaluator, and every request is answered by the evaluation deadline at
-//! the latest (fuser does not deliver FUSE_INTERRUPT, so the deadline is
-//! also what bounds a request whose reader went away).
+//! the latest (the session answers FUSE_INTERRUPT with ENOSYS, so the
+//! kernel stops sending them and the deadline is also what bounds a
+//! request whose reader went away). The protocol itself is spoken by
+//! `attrfs-fuse` (`fuse-wire/`).
 //!
 //! ## Failing values
 //!
@@ -39,11 +41,10 @@
 //! * `st_size` of a file is its exact length from the first `stat`.
 //! * Directory entries carry their real `d_type` when it is known without
 //!   forcing the value (already-evaluated values, entries already stat'ed,
-//!   the synthetic `.drv`/`.context`). For the others `DT_UNKNOWN` would be
-//!   the honest answer, but fuser 0.18's `ReplyDirectory` cannot express it
-//!   (its `FileType` has no unknown variant), so they are reported as
-//!   `DT_DIR`: the one guess that makes fts-based tools (`find`, `grep -r`,
-//!   `du`) and `ls --color` `stat` the entry before trusting its type.
+//!   the synthetic `.drv`/`.context`), and `DT_UNKNOWN` otherwise, never a
+//!   guess: `ls --color`, `find`, `grep -r`, `du` and `os.scandir` then
+//!   `stat` the entry, which evaluates it. READDIRPLUS entries come with
+//!   their attributes, so with their real type.
 //! * Nothing changes during a generation, so attributes, entries and page
 //!   cache are kept by the kernel for a long time (`TTL`); when the live
 //!   view moves to a new generation it tells the kernel to forget them
@@ -437,9 +438,11 @@ impl Filesystem for AttrFs {
     /// and the kernel opens directories without asking from then on (and
     /// sends no RELEASEDIR): a walk makes half the requests. There is
     /// nothing to check here that the kernel does not already know from
-    /// the entry (a failing value is a file, the mount is read-only); what
-    /// is lost is `FOPEN_CACHE_DIR`, so a repeated `ls` asks READDIR again,
-    /// which the service answers from its cache.
+    /// the entry (a failing value is a file, the mount is read-only). A
+    /// directory opened without OPENDIR gets the kernel's default flags,
+    /// `FOPEN_KEEP_CACHE | FOPEN_CACHE_DIR` (fs/fuse/file.c), so its
+    /// listing is cached as when OPENDIR answers them: a repeated `ls`
+    /// reads the kernel's copy, `DT_UNKNOWN`s included.
     fn opendir(&self, ino: u64, flags: i32, reply: ReplyOpen) {
         if self.no_opendir {
             return reply.error(Errno::ENOSYS);
