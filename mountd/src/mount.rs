@@ -2,7 +2,8 @@
 //! the root, mount, serve until a signal or an external unmount, unmount.
 //!
 //! Mounting as root calls mount(2) directly with type `fuse.attrfs`.
-//! Without the privilege (EPERM), or with `-o auto_unmount`, it goes
+//! Without the privilege (EPERM, or EACCES opening `/dev/fuse`), or with
+//! `-o auto_unmount`, it goes
 //! through `fusermount3` (`attrfs_fuse::fusermount`), which also gives
 //! `fuse.attrfs`. Either way the session on the `/dev/fuse` descriptor is
 //! `attrfs_fuse::Session`.
@@ -555,8 +556,11 @@ fn mount(
                 })?;
                 return Ok((session, Unmounter::Direct));
             }
-            Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
-                info!("not allowed to mount directly; using fusermount3");
+            // EPERM: mount(2) needs CAP_SYS_ADMIN. EACCES: /dev/fuse itself
+            // is not open to this user (mode 0600 on some systems); the
+            // setuid helper opens it.
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EPERM | libc::EACCES)) => {
+                info!("not allowed to mount directly ({e}); using fusermount3");
             }
             Err(e) => return Err(mount_error(e)),
         }
