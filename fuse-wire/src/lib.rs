@@ -24,6 +24,8 @@
 //! `unsafe` appears only around the system calls (`read`, `writev`,
 //! `recvmsg`, `fcntl`).
 
+#![warn(missing_docs)]
+
 pub mod abi;
 pub mod attr;
 mod channel;
