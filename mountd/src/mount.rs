@@ -485,11 +485,7 @@ impl Unmounter {
             "{} is still mounted; detaching it with fusermount3 -u -z",
             mountpoint.display()
         );
-        let detached = Command::new("fusermount3")
-            .args(["-u", "-z", "--"])
-            .arg(mountpoint)
-            .status()
-            .is_ok_and(|s| s.success());
+        let detached = fusermount::unmount(mountpoint, true).is_ok();
         if !detached && umount_direct(mountpoint).is_err() {
             error!("could not unmount {}", mountpoint.display());
         }
@@ -796,11 +792,7 @@ pub fn reap_command(mountpoint: &Path, dev: &str) -> ExitCode {
     let detached = cstring(mountpoint).is_ok_and(|target| {
         // SAFETY: `target` is a valid NUL-terminated path.
         unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) == 0 }
-    }) || Command::new("fusermount3")
-        .args(["-u", "-z", "--"])
-        .arg(mountpoint)
-        .status()
-        .is_ok_and(|s| s.success());
+    }) || fusermount::unmount(mountpoint, true).is_ok();
     if detached {
         ExitCode::SUCCESS
     } else {
