@@ -5,8 +5,10 @@
 //! answer is replied on the FUSE thread at once; otherwise the reply is
 //! sent later from a service thread, so FUSE threads never wait for the
 //! evaluator, and every request is answered by the evaluation deadline at
-//! the latest (fuser does not deliver FUSE_INTERRUPT, so the deadline is
-//! also what bounds a request whose reader went away).
+//! the latest (the session answers FUSE_INTERRUPT with ENOSYS, so the
+//! kernel stops sending them and the deadline is also what bounds a
+//! request whose reader went away). The protocol itself is spoken by
+//! `attrfs-fuse` (`fuse-wire/`).
 //!
 //! ## Failing values
 //!
@@ -39,32 +41,26 @@
 //! * `st_size` of a file is its exact length from the first `stat`.
 //! * Directory entries carry their real `d_type` when it is known without
 //!   forcing the value (already-evaluated values, entries already stat'ed,
-//!   the synthetic `.drv`/`.context`). For the others `DT_UNKNOWN` would be
-//!   the honest answer, but fuser 0.18's `ReplyDirectory` cannot express it
-//!   (its `FileType` has no unknown variant), so they are reported as
-//!   `DT_DIR`: the one guess that makes fts-based tools (`find`, `grep -r`,
-//!   `du`) and `ls --color` `stat` the entry before trusting its type.
+//!   the synthetic `.drv`/`.context`), and `DT_UNKNOWN` otherwise, never a
+//!   guess: `ls --color`, `find`, `grep -r`, `du` and `os.scandir` then
+//!   `stat` the entry, which evaluates it. READDIRPLUS entries come with
+//!   their attributes, so with their real type.
 //! * Nothing changes during a generation, so attributes, entries and page
 //!   cache are kept by the kernel for a long time (`TTL`); when the live
 //!   view moves to a new generation it tells the kernel to forget them
 //!   (`live.rs`).
 
-use std::ffi::OsStr;
-use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use crate::live::Generations;
-use attrfs_vfs::{names, AttrPath, EvalService, InodeTable, Node, NodeError, NodeKind, ROOT_INODE};
-use fuser::{
-    AccessFlags, BsdFileFlags, CopyFileRangeFlags, Errno, FileAttr, FileHandle, FileType,
-    Filesystem, FopenFlags, Generation, INodeNo, InitFlags, KernelConfig, LockOwner, OpenAccMode,
-    OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus,
-    ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow,
-    WriteFlags,
+use attrfs_fuse::abi::{fopen, init_flag};
+use attrfs_fuse::{
+    Errno, FileAttr, FileType, Filesystem, KernelConfig, Reply, ReplyAttr, ReplyData,
+    ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyXattr,
 };
+use attrfs_vfs::{names, AttrPath, EvalService, InodeTable, Node, NodeError, NodeKind, ROOT_INODE};
 use parking_lot::Mutex;
 use tracing::{debug, warn};
 
@@ -126,13 +122,12 @@ impl Attrs {
             }
         };
         FileAttr {
-            ino: INodeNo(ino),
+            ino,
             size,
             blocks: size.div_ceil(512),
             atime: self.time,
             mtime: self.time,
             ctime: self.time,
-            crtime: self.time,
             kind,
             perm,
             nlink,
@@ -140,7 +135,6 @@ impl Attrs {
             gid: self.gid,
             rdev: 0,
             blksize: BLOCK_SIZE,
-            flags: 0,
         }
     }
 }
@@ -221,19 +215,19 @@ impl AttrFs {
 
     /// The attribute path of an inode, or ENOENT for one the kernel should
     /// not know (inodes are never forgotten, so this means a bug).
-    fn path(&self, ino: INodeNo) -> Result<AttrPath, Errno> {
-        self.inodes.path(ino.0).ok_or(Errno::ENOENT)
+    fn path(&self, ino: u64) -> Result<AttrPath, Errno> {
+        self.inodes.path(ino).ok_or(Errno::ENOENT)
     }
 
     /// Replies to a lookup of an inode that already exists (`.` and `..`).
     fn reply_existing(&self, ino: u64, reply: ReplyEntry) {
-        let path = match self.path(INodeNo(ino)) {
+        let path = match self.path(ino) {
             Ok(path) => path,
             Err(e) => return reply.error(e),
         };
         let attrs = self.attrs;
         self.service().stat_then(&path, move |answer| match answer {
-            Ok(node) => reply.entry(&TTL, &attrs.of(ino, &node), Generation(0)),
+            Ok(node) => reply.entry(&TTL, &attrs.of(ino, &node), 0),
             Err(e) => reply.error(errno(&e)),
         });
     }
@@ -282,14 +276,7 @@ impl PlusBatch {
             let (ino, name) = dots[i];
             next += 1;
             let attr = self.attrs.of(ino, &dir_node);
-            if reply.add(
-                INodeNo(ino),
-                next,
-                OsStr::from_bytes(name),
-                &TTL,
-                &attr,
-                Generation(0),
-            ) {
+            if reply.add(ino, next, name, &TTL, &attr, 0) {
                 return reply.ok();
             }
         }
@@ -305,14 +292,7 @@ impl PlusBatch {
                     Duration::ZERO,
                 ),
             };
-            if reply.add(
-                INodeNo(child.ino),
-                child.offset,
-                OsStr::from_bytes(&child.name),
-                &ttl,
-                &attr,
-                Generation(0),
-            ) {
+            if reply.add(child.ino, child.offset, &child.name, &ttl, &attr, 0) {
                 break;
             }
         }
@@ -321,7 +301,7 @@ impl PlusBatch {
 }
 
 impl Filesystem for AttrFs {
-    fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
+    fn init(&mut self, config: &mut KernelConfig) -> std::io::Result<()> {
         // PARALLEL_DIROPS: without it the kernel serialises lookups within a
         // directory, so one lookup waiting for a slow evaluation would hold
         // up lookups of its siblings that the cache could answer at once.
@@ -329,28 +309,25 @@ impl Filesystem for AttrFs {
         // DO_READDIRPLUS with READDIRPLUS_AUTO: entries come with their
         // attributes when the kernel sees them being looked up (see
         // `readdirplus`).
-        for capability in [
-            InitFlags::FUSE_PARALLEL_DIROPS,
-            InitFlags::FUSE_CACHE_SYMLINKS,
-            InitFlags::FUSE_DO_READDIRPLUS,
-            InitFlags::FUSE_READDIRPLUS_AUTO,
+        for (name, capability) in [
+            ("PARALLEL_DIROPS", init_flag::PARALLEL_DIROPS),
+            ("CACHE_SYMLINKS", init_flag::CACHE_SYMLINKS),
+            ("DO_READDIRPLUS", init_flag::DO_READDIRPLUS),
+            ("READDIRPLUS_AUTO", init_flag::READDIRPLUS_AUTO),
         ] {
-            if config.add_capabilities(capability).is_err() {
-                debug!("the kernel does not offer {capability:?}");
+            if !config.request(capability) {
+                debug!("the kernel does not offer FUSE_{name}");
             }
         }
-        self.no_opendir = config
-            .capabilities()
-            .contains(InitFlags::FUSE_NO_OPENDIR_SUPPORT);
+        self.no_opendir = config.offers(init_flag::NO_OPENDIR_SUPPORT);
         Ok(())
     }
 
-    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        let name = name.as_bytes();
+    fn lookup(&self, parent: u64, name: &[u8], reply: ReplyEntry) {
         match name {
-            b"." => return self.reply_existing(parent.0, reply),
+            b"." => return self.reply_existing(parent, reply),
             b".." => {
-                let up = self.inodes.parent(parent.0).unwrap_or(parent.0);
+                let up = self.inodes.parent(parent).unwrap_or(parent);
                 return self.reply_existing(up, reply);
             }
             _ => {}
@@ -372,26 +349,26 @@ impl Filesystem for AttrFs {
                 Ok(node) => {
                     // The inode is allocated only once the name is known to
                     // exist, so probing for missing names costs nothing.
-                    let (ino, _) = inodes.intern(parent.0, path);
-                    reply.entry(&TTL, &attrs.of(ino, &node), Generation(0));
+                    let (ino, _) = inodes.intern(parent, path);
+                    reply.entry(&TTL, &attrs.of(ino, &node), 0);
                 }
                 Err(e) => reply.error(errno(&e)),
             });
     }
 
-    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+    fn getattr(&self, ino: u64, _fh: Option<u64>, reply: ReplyAttr) {
         let path = match self.path(ino) {
             Ok(path) => path,
             Err(e) => return reply.error(e),
         };
         let attrs = self.attrs;
         self.service().stat_then(&path, move |answer| match answer {
-            Ok(node) => reply.attr(&TTL, &attrs.of(ino.0, &node)),
+            Ok(node) => reply.attr(&TTL, &attrs.of(ino, &node)),
             Err(e) => reply.error(errno(&e)),
         });
     }
 
-    fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
+    fn readlink(&self, ino: u64, reply: ReplyData) {
         let path = match self.path(ino) {
             Ok(path) => path,
             Err(e) => return reply.error(e),
@@ -414,8 +391,8 @@ impl Filesystem for AttrFs {
         });
     }
 
-    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        if flags.acc_mode() != OpenAccMode::O_RDONLY || flags.0 & libc::O_TRUNC != 0 {
+    fn open(&self, ino: u64, flags: i32, reply: ReplyOpen) {
+        if flags & libc::O_ACCMODE != libc::O_RDONLY || flags & libc::O_TRUNC != 0 {
             return reply.error(Errno::EROFS);
         }
         let path = match self.path(ino) {
@@ -427,7 +404,7 @@ impl Filesystem for AttrFs {
             // The contents never change: let the page cache keep them
             // across opens.
             Ok(node) => match node.kind {
-                NodeKind::File => reply.opened(FileHandle(0), FopenFlags::FOPEN_KEEP_CACHE),
+                NodeKind::File => reply.opened(0, fopen::KEEP_CACHE),
                 NodeKind::Directory => reply.error(Errno::EISDIR),
                 NodeKind::Symlink => reply.error(Errno::ELOOP),
             },
@@ -435,17 +412,7 @@ impl Filesystem for AttrFs {
         });
     }
 
-    fn read(
-        &self,
-        _req: &Request,
-        ino: INodeNo,
-        _fh: FileHandle,
-        offset: u64,
-        size: u32,
-        _flags: OpenFlags,
-        _lock_owner: Option<LockOwner>,
-        reply: ReplyData,
-    ) {
+    fn read(&self, ino: u64, _fh: u64, offset: u64, size: u32, reply: ReplyData) {
         let path = match self.path(ino) {
             Ok(path) => path,
             Err(e) => return reply.error(e),
@@ -462,14 +429,7 @@ impl Filesystem for AttrFs {
         });
     }
 
-    fn flush(
-        &self,
-        _req: &Request,
-        _ino: INodeNo,
-        _fh: FileHandle,
-        _lock_owner: LockOwner,
-        reply: ReplyEmpty,
-    ) {
+    fn flush(&self, _ino: u64, _fh: u64, _lock_owner: u64, reply: ReplyEmpty) {
         // Nothing is ever buffered for writing.
         reply.ok();
     }
@@ -478,14 +438,16 @@ impl Filesystem for AttrFs {
     /// and the kernel opens directories without asking from then on (and
     /// sends no RELEASEDIR): a walk makes half the requests. There is
     /// nothing to check here that the kernel does not already know from
-    /// the entry (a failing value is a file, the mount is read-only); what
-    /// is lost is `FOPEN_CACHE_DIR`, so a repeated `ls` asks READDIR again,
-    /// which the service answers from its cache.
-    fn opendir(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+    /// the entry (a failing value is a file, the mount is read-only). A
+    /// directory opened without OPENDIR gets the kernel's default flags,
+    /// `FOPEN_KEEP_CACHE | FOPEN_CACHE_DIR` (fs/fuse/file.c), so its
+    /// listing is cached as when OPENDIR answers them: a repeated `ls`
+    /// reads the kernel's copy, `DT_UNKNOWN`s included.
+    fn opendir(&self, ino: u64, flags: i32, reply: ReplyOpen) {
         if self.no_opendir {
             return reply.error(Errno::ENOSYS);
         }
-        if flags.acc_mode() != OpenAccMode::O_RDONLY {
+        if flags & libc::O_ACCMODE != libc::O_RDONLY {
             return reply.error(Errno::EROFS);
         }
         let path = match self.path(ino) {
@@ -494,23 +456,15 @@ impl Filesystem for AttrFs {
         };
         self.service().stat_then(&path, move |answer| match answer {
             Ok(node) if node.error.is_some() => reply.error(Errno::EIO),
-            Ok(node) if node.kind == NodeKind::Directory => reply.opened(
-                FileHandle(0),
-                FopenFlags::FOPEN_KEEP_CACHE | FopenFlags::FOPEN_CACHE_DIR,
-            ),
+            Ok(node) if node.kind == NodeKind::Directory => {
+                reply.opened(0, fopen::KEEP_CACHE | fopen::CACHE_DIR)
+            }
             Ok(_) => reply.error(Errno::ENOTDIR),
             Err(e) => reply.error(errno(&e)),
         });
     }
 
-    fn readdir(
-        &self,
-        _req: &Request,
-        ino: INodeNo,
-        _fh: FileHandle,
-        offset: u64,
-        mut reply: ReplyDirectory,
-    ) {
+    fn readdir(&self, ino: u64, _fh: u64, offset: u64, mut reply: ReplyDirectory) {
         let path = match self.path(ino) {
             Ok(path) => path,
             Err(e) => return reply.error(e),
@@ -524,26 +478,23 @@ impl Filesystem for AttrFs {
             };
             // Offsets: 1 is `.`, 2 is `..`, 3 + i is entry i; the kernel
             // passes back the offset of the last entry it received.
-            let parent = inodes.parent(ino.0).unwrap_or(ino.0);
-            let dots = [(ino.0, &b"."[..]), (parent, &b".."[..])];
+            let parent = inodes.parent(ino).unwrap_or(ino);
+            let dots = [(ino, &b"."[..]), (parent, &b".."[..])];
             let mut next = offset;
             while let Some(i) = usize::try_from(next).ok().filter(|&i| i < 2) {
                 let (dot_ino, name) = dots[i];
                 next += 1;
-                if reply.add(
-                    INodeNo(dot_ino),
-                    next,
-                    FileType::Directory,
-                    OsStr::from_bytes(name),
-                ) {
+                if reply.add(dot_ino, next, Some(FileType::Directory), name) {
                     return reply.ok();
                 }
             }
             let first = usize::try_from(next - 2).unwrap_or(usize::MAX);
             for (i, entry) in listing.entries().iter().enumerate().skip(first) {
-                let Some((child, child_path)) = inodes.child(ino.0, &entry.name) else {
+                let Some((child, child_path)) = inodes.child(ino, &entry.name) else {
                     continue;
                 };
+                // Known without forcing the value, or DT_UNKNOWN: the
+                // reader stats the entry to learn its type.
                 let kind = entry
                     .kind
                     .or_else(|| match cache.cached_stat(&child_path) {
@@ -551,7 +502,7 @@ impl Filesystem for AttrFs {
                         Some(Ok(node)) => Some(node.kind),
                         _ => None,
                     })
-                    .map_or(FileType::Directory, file_type);
+                    .map(file_type);
                 let name = names::encode(&entry.name);
                 if name.len() > NAME_MAX {
                     // No path lookup could reach it, and names past the
@@ -563,7 +514,7 @@ impl Filesystem for AttrFs {
                     );
                     continue;
                 }
-                if reply.add(INodeNo(child), i as u64 + 3, kind, OsStr::from_bytes(&name)) {
+                if reply.add(child, i as u64 + 3, kind, &name) {
                     break;
                 }
             }
@@ -579,14 +530,7 @@ impl Filesystem for AttrFs {
     /// kernel asks for it (FUSE_READDIRPLUS_AUTO) for the first part of a
     /// directory and whenever its entries were being looked up; a plain
     /// `ls` of a big directory evaluates only that first part.
-    fn readdirplus(
-        &self,
-        _req: &Request,
-        ino: INodeNo,
-        _fh: FileHandle,
-        offset: u64,
-        reply: ReplyDirectoryPlus,
-    ) {
+    fn readdirplus(&self, ino: u64, _fh: u64, offset: u64, reply: ReplyDirectoryPlus) {
         let path = match self.path(ino) {
             Ok(path) => path,
             Err(e) => return reply.error(e),
@@ -620,7 +564,7 @@ impl Filesystem for AttrFs {
                     // A read-ahead may have cached the entry's stat
                     // already: the inode shares that path.
                     let path = service.shared_path(dir_path.child(entry.name.clone()));
-                    let (ino, path) = inodes.intern(ino.0, path);
+                    let (ino, path) = inodes.intern(ino, path);
                     Some(Some(PlusChild {
                         offset: i as u64 + 3,
                         ino,
@@ -631,9 +575,9 @@ impl Filesystem for AttrFs {
                 .flatten()
                 .take(PLUS_BATCH)
                 .collect();
-            let parent = inodes.parent(ino.0).unwrap_or(ino.0);
+            let parent = inodes.parent(ino).unwrap_or(ino);
             let batch = Arc::new(PlusBatch {
-                dir: ino.0,
+                dir: ino,
                 parent,
                 offset,
                 attrs,
@@ -664,13 +608,13 @@ impl Filesystem for AttrFs {
         });
     }
 
-    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+    fn statfs(&self, _ino: u64, reply: ReplyStatfs) {
         let files = self.inodes.len() as u64;
         reply.statfs(0, 0, 0, files, 0, BLOCK_SIZE, NAME_MAX as u32, BLOCK_SIZE);
     }
 
-    fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
-        let name = match name.to_str() {
+    fn getxattr(&self, ino: u64, name: &[u8], size: u32, reply: ReplyXattr) {
+        let name = match std::str::from_utf8(name).ok() {
             Some(name) if name.starts_with(attrfs_vfs::xattr::PREFIX) => name.to_owned(),
             // security.*, system.posix_acl_*, trusted.*: never ours, and
             // asked constantly (ls, cp -a, SELinux); no evaluation needed.
@@ -678,7 +622,7 @@ impl Filesystem for AttrFs {
         };
         // Sources edited into an error: the root says why it shows the
         // previous generation.
-        if ino.0 == ROOT_INODE && name == attrfs_vfs::xattr::ERROR {
+        if ino == ROOT_INODE && name == attrfs_vfs::xattr::ERROR {
             if let Some(message) = self.generations.stale_error() {
                 return reply_xattr(reply, size, message.as_bytes());
             }
@@ -706,12 +650,12 @@ impl Filesystem for AttrFs {
         });
     }
 
-    fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+    fn listxattr(&self, ino: u64, size: u32, reply: ReplyXattr) {
         let path = match self.path(ino) {
             Ok(path) => path,
             Err(e) => return reply.error(e),
         };
-        let stale = (ino.0 == ROOT_INODE)
+        let stale = (ino == ROOT_INODE)
             .then(|| self.generations.stale_error())
             .flatten();
         self.service()
@@ -733,180 +677,21 @@ impl Filesystem for AttrFs {
             });
     }
 
-    fn access(&self, _req: &Request, _ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
+    fn access(&self, _ino: u64, mask: i32, reply: ReplyEmpty) {
         // The kernel asks only for access(2) and chdir (the mount has no
         // `default_permissions` by default, see mount.rs). Reading is always
         // allowed, writing never.
-        if mask.contains(AccessFlags::W_OK) {
+        if mask & libc::W_OK != 0 {
             reply.error(Errno::EROFS);
         } else {
             reply.ok();
         }
     }
 
-    // Everything below modifies the tree: read-only filesystem.
-
-    fn setattr(
-        &self,
-        _req: &Request,
-        ino: INodeNo,
-        _mode: Option<u32>,
-        _uid: Option<u32>,
-        _gid: Option<u32>,
-        _size: Option<u64>,
-        _atime: Option<TimeOrNow>,
-        _mtime: Option<TimeOrNow>,
-        _ctime: Option<SystemTime>,
-        _fh: Option<FileHandle>,
-        _crtime: Option<SystemTime>,
-        _chgtime: Option<SystemTime>,
-        _bkuptime: Option<SystemTime>,
-        _flags: Option<BsdFileFlags>,
-        reply: ReplyAttr,
-    ) {
-        debug!("setattr({ino:?}): read-only");
-        reply.error(Errno::EROFS);
-    }
-
-    fn mknod(
-        &self,
-        _req: &Request,
-        _parent: INodeNo,
-        _name: &OsStr,
-        _mode: u32,
-        _umask: u32,
-        _rdev: u32,
-        reply: ReplyEntry,
-    ) {
-        reply.error(Errno::EROFS);
-    }
-
-    fn mkdir(
-        &self,
-        _req: &Request,
-        _parent: INodeNo,
-        _name: &OsStr,
-        _mode: u32,
-        _umask: u32,
-        reply: ReplyEntry,
-    ) {
-        reply.error(Errno::EROFS);
-    }
-
-    fn unlink(&self, _req: &Request, _parent: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
-        reply.error(Errno::EROFS);
-    }
-
-    fn rmdir(&self, _req: &Request, _parent: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
-        reply.error(Errno::EROFS);
-    }
-
-    fn symlink(
-        &self,
-        _req: &Request,
-        _parent: INodeNo,
-        _link_name: &OsStr,
-        _target: &Path,
-        reply: ReplyEntry,
-    ) {
-        reply.error(Errno::EROFS);
-    }
-
-    fn rename(
-        &self,
-        _req: &Request,
-        _parent: INodeNo,
-        _name: &OsStr,
-        _newparent: INodeNo,
-        _newname: &OsStr,
-        _flags: RenameFlags,
-        reply: ReplyEmpty,
-    ) {
-        reply.error(Errno::EROFS);
-    }
-
-    fn link(
-        &self,
-        _req: &Request,
-        _ino: INodeNo,
-        _newparent: INodeNo,
-        _newname: &OsStr,
-        reply: ReplyEntry,
-    ) {
-        reply.error(Errno::EROFS);
-    }
-
-    fn write(
-        &self,
-        _req: &Request,
-        _ino: INodeNo,
-        _fh: FileHandle,
-        _offset: u64,
-        _data: &[u8],
-        _write_flags: WriteFlags,
-        _flags: OpenFlags,
-        _lock_owner: Option<LockOwner>,
-        reply: ReplyWrite,
-    ) {
-        reply.error(Errno::EROFS);
-    }
-
-    fn create(
-        &self,
-        _req: &Request,
-        _parent: INodeNo,
-        _name: &OsStr,
-        _mode: u32,
-        _umask: u32,
-        _flags: i32,
-        reply: ReplyCreate,
-    ) {
-        reply.error(Errno::EROFS);
-    }
-
-    fn setxattr(
-        &self,
-        _req: &Request,
-        _ino: INodeNo,
-        _name: &OsStr,
-        _value: &[u8],
-        _flags: i32,
-        _position: u32,
-        reply: ReplyEmpty,
-    ) {
-        reply.error(Errno::EROFS);
-    }
-
-    fn removexattr(&self, _req: &Request, _ino: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
-        reply.error(Errno::EROFS);
-    }
-
-    fn fallocate(
-        &self,
-        _req: &Request,
-        _ino: INodeNo,
-        _fh: FileHandle,
-        _offset: u64,
-        _length: u64,
-        _mode: i32,
-        reply: ReplyEmpty,
-    ) {
-        reply.error(Errno::EROFS);
-    }
-
-    fn copy_file_range(
-        &self,
-        _req: &Request,
-        _ino_in: INodeNo,
-        _fh_in: FileHandle,
-        _offset_in: u64,
-        _ino_out: INodeNo,
-        _fh_out: FileHandle,
-        _offset_out: u64,
-        _len: u64,
-        _flags: CopyFileRangeFlags,
-        reply: ReplyWrite,
-    ) {
+    /// Everything that would modify the tree (`write`, `mkdir`,
+    /// `setattr`, `setxattr`, ...): a read-only filesystem.
+    fn modify(&self, opcode: u32, ino: u64, reply: Reply) {
+        debug!("FUSE opcode {opcode} on inode {ino}: read-only");
         reply.error(Errno::EROFS);
     }
 }
@@ -939,7 +724,7 @@ mod tests {
         assert_eq!((link.kind, link.size), (FileType::Symlink, 13));
         let failed = attrs().of(3, &Node::failed("boom"));
         assert_eq!((failed.kind, failed.size), (FileType::RegularFile, 0));
-        assert_eq!((failed.uid, failed.gid, failed.ino), (1, 2, INodeNo(3)));
+        assert_eq!((failed.uid, failed.gid, failed.ino), (1, 2, 3));
     }
 
     #[test]

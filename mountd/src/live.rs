@@ -12,7 +12,7 @@
 //! * if the root evaluates, the new service becomes the current
 //!   generation: every later request is answered by it, nothing cached
 //!   from the old one is used, and the kernel is told to forget what it
-//!   cached (entries, attributes, pages: fuser's notifier), so `cat`
+//!   cached (entries, attributes, pages: FUSE notifications), so `cat`
 //!   shows the new value. Inode numbers are per path and the table
 //!   outlives generations, so paths that still exist keep their numbers;
 //! * if it does not (a syntax error, a root that throws), the old
@@ -23,17 +23,15 @@
 //! (or after the evaluation timeout), and the kernel is told to forget
 //! once more, in case one of those late answers was cached meanwhile.
 
-use std::ffi::OsStr;
-use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use attrfs_fuse::Notifier;
 use attrfs_vfs::inputs::Input;
 use attrfs_vfs::{names, EvalService, InodeTable, ROOT_INODE};
-use fuser::{INodeNo, Notifier};
 use parking_lot::RwLock;
 use tracing::{debug, info, warn};
 
@@ -293,10 +291,10 @@ fn forget_all(notifier: &Notifier, inodes: &InodeTable) -> usize {
             if let Some(segment) = path.last() {
                 let name = names::encode(segment);
                 // ENOENT: the kernel had not cached that entry.
-                let _ = notifier.inval_entry(INodeNo(*parent), OsStr::from_bytes(&name));
+                let _ = notifier.inval_entry(*parent, &name);
             }
         }
-        let _ = notifier.inval_inode(INodeNo(*ino), 0, 0);
+        let _ = notifier.inval_inode(*ino, 0, 0);
     }
     entries.len()
 }

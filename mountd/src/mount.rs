@@ -1,11 +1,12 @@
 //! The life of a mount: check the mountpoint, start the evaluator, check
 //! the root, mount, serve until a signal or an external unmount, unmount.
 //!
-//! Mounting as root calls mount(2) directly with type `fuse.attrfs`: fuser's
-//! own direct mount always uses type `fuse`, and only its `fusermount3`
-//! path sets the subtype. Without the privilege (EPERM), or with
-//! `-o auto_unmount`, fuser mounts through `fusermount3`, which also gives
-//! `fuse.attrfs`.
+//! Mounting as root calls mount(2) directly with type `fuse.attrfs`.
+//! Without the privilege (EPERM, or EACCES opening `/dev/fuse`), or with
+//! `-o auto_unmount`, it goes
+//! through `fusermount3` (`attrfs_fuse::fusermount`), which also gives
+//! `fuse.attrfs`. Either way the session on the `/dev/fuse` descriptor is
+//! `attrfs_fuse::Session`.
 //!
 //! SIGINT, SIGTERM and SIGHUP are blocked in every thread and taken by a
 //! dedicated thread with `sigwait`, so no handler runs in the middle of a
@@ -25,8 +26,8 @@ use std::thread;
 use std::time::Duration;
 
 use crate::live::{self, Generations};
+use attrfs_fuse::{fusermount, Acl, Session, SessionConfig};
 use attrfs_vfs::{AttrPath, EvalService, NodeKind, ServiceConfig, ServiceError};
-use fuser::{Config, MountOption, Session, SessionACL, SessionUnmounter};
 use parking_lot::Mutex;
 use tracing::{error, info, warn};
 
@@ -378,7 +379,7 @@ fn unescape_mountinfo(field: &[u8]) -> Vec<u8> {
 #[derive(Debug, Default)]
 struct MountOptions {
     fsname: Option<String>,
-    acl: SessionACL,
+    acl: Acl,
     auto_unmount: bool,
     /// Let the kernel check permissions from the mode bits. Off by default:
     /// every node is world-readable and nothing writable anyway, and with it
@@ -390,8 +391,8 @@ struct MountOptions {
     flags: libc::c_ulong,
     /// Options passed to the kernel in mount(2)'s data string.
     data: Vec<String>,
-    /// The same options, for fuser's `fusermount3` path.
-    fuser: Vec<MountOption>,
+    /// The same options, for the `fusermount3` path.
+    helper: Vec<String>,
 }
 
 impl MountOptions {
@@ -402,9 +403,9 @@ impl MountOptions {
             .flat_map(|v| v.split(','))
             .filter(|o| !o.is_empty())
         {
-            let flag = |options: &mut MountOptions, bit: libc::c_ulong, fuser: MountOption| {
+            let flag = |options: &mut MountOptions, bit: libc::c_ulong, name: &str| {
                 options.flags |= bit;
-                options.fuser.push(fuser);
+                options.helper.push(name.to_owned());
             };
             match option {
                 "ro" | "nosuid" | "nodev" => {}
@@ -419,13 +420,13 @@ impl MountOptions {
                         "-o {option}: attrfs always mounts nosuid,nodev"
                     )))
                 }
-                "allow_other" => options.acl = SessionACL::All,
-                "allow_root" => options.acl = SessionACL::RootAndOwner,
+                "allow_other" => options.acl = Acl::All,
+                "allow_root" => options.acl = Acl::RootAndOwner,
                 "auto_unmount" => options.auto_unmount = true,
-                "noexec" => flag(&mut options, libc::MS_NOEXEC, MountOption::NoExec),
-                "noatime" => flag(&mut options, libc::MS_NOATIME, MountOption::NoAtime),
-                "sync" => flag(&mut options, libc::MS_SYNCHRONOUS, MountOption::Sync),
-                "dirsync" => flag(&mut options, libc::MS_DIRSYNC, MountOption::DirSync),
+                "noexec" => flag(&mut options, libc::MS_NOEXEC, option),
+                "noatime" => flag(&mut options, libc::MS_NOATIME, option),
+                "sync" => flag(&mut options, libc::MS_SYNCHRONOUS, option),
+                "dirsync" => flag(&mut options, libc::MS_DIRSYNC, option),
                 "exec" | "atime" | "async" => {}
                 _ => {
                     if let Some(name) = option.strip_prefix("fsname=") {
@@ -438,7 +439,7 @@ impl MountOptions {
                         // Kernel options such as max_read=N or blksize=N;
                         // the kernel rejects what it does not know.
                         options.data.push(option.to_owned());
-                        options.fuser.push(MountOption::CUSTOM(option.to_owned()));
+                        options.helper.push(option.to_owned());
                     }
                 }
             }
@@ -455,12 +456,12 @@ impl MountOptions {
 enum Unmounter {
     /// We called mount(2) ourselves.
     Direct,
-    /// fuser mounted through fusermount3.
-    Fuser(Mutex<SessionUnmounter>),
+    /// fusermount3 mounted.
+    Fusermount(Mutex<fusermount::Mount>),
 }
 
 impl Unmounter {
-    /// Unmounts, and makes sure of it: fuser's unmount with `auto_unmount`
+    /// Unmounts, and makes sure of it: with `auto_unmount`, unmounting
     /// only closes the socket to the fusermount3 helper, which does not
     /// always unmount, and a stale mount without its daemon is the worst
     /// outcome. So the result is checked in `/proc/self/mountinfo` and the
@@ -468,7 +469,7 @@ impl Unmounter {
     fn unmount(&self, mountpoint: &Path) {
         let result = match self {
             Unmounter::Direct => umount_direct(mountpoint),
-            Unmounter::Fuser(unmounter) => unmounter.lock().unmount(),
+            Unmounter::Fusermount(mount) => mount.lock().unmount(mountpoint),
         };
         if let Err(e) = &result {
             warn!("unmounting {}: {e}", mountpoint.display());
@@ -484,11 +485,7 @@ impl Unmounter {
             "{} is still mounted; detaching it with fusermount3 -u -z",
             mountpoint.display()
         );
-        let detached = Command::new("fusermount3")
-            .args(["-u", "-z", "--"])
-            .arg(mountpoint)
-            .status()
-            .is_ok_and(|s| s.success());
+        let detached = fusermount::unmount(mountpoint, true).is_ok();
         if !detached && umount_direct(mountpoint).is_err() {
             error!("could not unmount {}", mountpoint.display());
         }
@@ -535,49 +532,70 @@ fn mount(
     options: &MountOptions,
 ) -> Result<(Session<AttrFs>, Unmounter), MountError> {
     let mount_error = |e| MountError::Mount(mountpoint.to_owned(), e);
-    let mut config = Config::default();
-    // FUSE threads only consult caches and hand requests to the service,
-    // so a couple suffice to keep cached answers flowing while others wait.
-    config.n_threads = Some(
-        thread::available_parallelism()
+    let config = SessionConfig {
+        // FUSE threads only consult caches and hand requests to the
+        // service, so a couple suffice to keep cached answers flowing
+        // while others wait.
+        threads: thread::available_parallelism()
             .map_or(2, |n| n.get())
             .clamp(2, 4),
-    );
-    config.acl = options.acl;
+        acl: options.acl,
+    };
 
     if !options.auto_unmount {
         match mount_direct(mountpoint, options) {
             Ok(fd) => {
-                let session = Session::from_fd(fs, fd, options.acl, config).map_err(|e| {
+                let session = Session::new(fs, fd, config).map_err(|e| {
                     // The kernel mount exists but the handshake failed.
                     let _ = umount_direct(mountpoint);
                     mount_error(e)
                 })?;
                 return Ok((session, Unmounter::Direct));
             }
-            Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
-                info!("not allowed to mount directly; using fusermount3");
+            // EPERM: mount(2) needs CAP_SYS_ADMIN. EACCES: /dev/fuse itself
+            // is not open to this user (mode 0600 on some systems); the
+            // setuid helper opens it.
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EPERM | libc::EACCES)) => {
+                info!("not allowed to mount directly ({e}); using fusermount3");
             }
             Err(e) => return Err(mount_error(e)),
         }
     }
 
-    config.mount_options = vec![
-        MountOption::FSName(options.fsname().to_owned()),
-        MountOption::Subtype(SUBTYPE.to_owned()),
-        MountOption::RO,
-        MountOption::NoSuid,
-        MountOption::NoDev,
+    let mut helper_options = vec![
+        format!("fsname={}", options.fsname()),
+        format!("subtype={SUBTYPE}"),
+        "ro".to_owned(),
+        "nosuid".to_owned(),
+        "nodev".to_owned(),
     ];
-    config.mount_options.extend(options.fuser.iter().cloned());
+    helper_options.extend(options.helper.iter().cloned());
+    match options.acl {
+        Acl::Owner => {}
+        // allow_root is filtered by the session; the kernel sees allow_other.
+        Acl::RootAndOwner | Acl::All => helper_options.push("allow_other".to_owned()),
+    }
     if options.auto_unmount {
-        config.mount_options.push(MountOption::AutoUnmount);
+        if options.acl == Acl::Owner {
+            return Err(mount_error(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "-o auto_unmount needs allow_other or allow_root (fusermount3 refuses it otherwise)",
+            )));
+        }
+        helper_options.push("auto_unmount".to_owned());
     }
     if options.default_permissions {
-        config.mount_options.push(MountOption::DefaultPermissions);
+        helper_options.push("default_permissions".to_owned());
     }
-    let mut session = Session::new(fs, mountpoint, &config).map_err(mount_error)?;
-    let unmounter = Unmounter::Fuser(Mutex::new(session.unmount_callable()));
+    let (fd, helper_mount) = fusermount::mount(mountpoint, &helper_options).map_err(mount_error)?;
+    let unmounter = Unmounter::Fusermount(Mutex::new(helper_mount));
+    let session = match Session::new(fs, fd, config) {
+        Ok(session) => session,
+        Err(e) => {
+            unmounter.unmount(mountpoint);
+            return Err(mount_error(e));
+        }
+    };
     Ok((session, unmounter))
 }
 
@@ -596,8 +614,8 @@ fn mount_direct(mountpoint: &Path, options: &MountOptions) -> io::Result<OwnedFd
     if options.default_permissions {
         data.push_str(",default_permissions");
     }
-    if options.acl != SessionACL::Owner {
-        // RootAndOwner also needs allow_other; fuser filters by uid itself.
+    if options.acl != Acl::Owner {
+        // RootAndOwner also needs allow_other; the session filters by uid.
         data.push_str(",allow_other");
     }
     for option in &options.data {
@@ -774,11 +792,7 @@ pub fn reap_command(mountpoint: &Path, dev: &str) -> ExitCode {
     let detached = cstring(mountpoint).is_ok_and(|target| {
         // SAFETY: `target` is a valid NUL-terminated path.
         unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) == 0 }
-    }) || Command::new("fusermount3")
-        .args(["-u", "-z", "--"])
-        .arg(mountpoint)
-        .status()
-        .is_ok_and(|s| s.success());
+    }) || fusermount::unmount(mountpoint, true).is_ok();
     if detached {
         ExitCode::SUCCESS
     } else {
@@ -821,7 +835,7 @@ mod tests {
     fn options() {
         let options =
             MountOptions::parse(&["allow_other,noexec".into(), "max_read=4096".into()]).unwrap();
-        assert_eq!(options.acl, SessionACL::All);
+        assert_eq!(options.acl, Acl::All);
         assert_eq!(options.flags, libc::MS_NOEXEC);
         assert_eq!(options.data, ["max_read=4096"]);
         assert_eq!(options.fsname(), "attrfs");

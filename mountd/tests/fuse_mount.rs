@@ -497,6 +497,30 @@ fn the_fusermount3_path_also_mounts_fuse_attrfs_and_unmounts() {
 }
 
 #[test]
+fn auto_unmount_without_allow_other_is_refused_before_mounting() {
+    if !fuse_available() {
+        return;
+    }
+    // fusermount3 refuses auto_unmount for a mount only its owner may
+    // use; attrfs says so itself, and mounts nothing.
+    let dir = TempDir::new();
+    let mountpoint = dir.0.join("mnt");
+    fs::create_dir(&mountpoint).unwrap();
+    let out = Command::new(BIN)
+        .args(["mount", "--fake-tree", "-o", "auto_unmount"])
+        .arg(&mountpoint)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("auto_unmount needs allow_other or allow_root"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!is_mounted(&mountpoint));
+}
+
+#[test]
 fn lookups_do_not_wait_for_a_slow_sibling() {
     if !fuse_available() {
         return;
