@@ -11,25 +11,20 @@
 
 let
   root = ../..;
-  workspace = (lib.importTOML (root + "/Cargo.toml")).workspace.package;
+  manifest = (lib.importTOML (root + "/Cargo.toml")).workspace;
+  workspace = manifest.package;
 in
 rustPlatform.buildRustPackage {
   pname = "attrfs";
   inherit (workspace) version;
 
-  # Only what cargo needs: no target/, no contrib/.
+  # Only what cargo needs: no target/, no contrib/. The crates are the
+  # workspace's members as Cargo.toml lists them, so a new crate is never
+  # left out of the source (a hand-kept list here once missed four).
   src = lib.fileset.toSource {
     inherit root;
     fileset = lib.fileset.unions (
-      map (p: root + "/${p}") [
-        "Cargo.toml"
-        "Cargo.lock"
-        "store"
-        "evaluator"
-        "vfs"
-        "mountd"
-        "tests"
-      ]
+      map (p: root + "/${p}") ([ "Cargo.toml" "Cargo.lock" ] ++ manifest.members)
     );
   };
 

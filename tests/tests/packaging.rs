@@ -46,6 +46,8 @@ in {{
   installsCompletions = lib.hasInfix "attrfs completions zsh" package.postInstall;
   srcHasNoTarget = !(builtins.pathExists "${{package.src}}/target");
   srcHasCargoLock = builtins.pathExists "${{package.src}}/Cargo.lock";
+  srcHasEveryCrate = builtins.all (m: builtins.pathExists "${{package.src}}/${{m}}/Cargo.toml")
+    (lib.importTOML {root}/Cargo.toml).workspace.members;
   module = builtins.isFunction (import {root}/contrib/nix/module.nix);
 }}"#
     )
@@ -104,6 +106,7 @@ fn flake_and_default_nix_instantiate_attrfs() {
         "installsCompletions = true;",
         "srcHasNoTarget = true;",
         "srcHasCargoLock = true;",
+        "srcHasEveryCrate = true;",
         "module = true;",
         "name = \"attrfs-0.1.0\";",
     ] {
