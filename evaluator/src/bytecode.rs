@@ -158,8 +158,7 @@ pub struct Formals {
     pub span: Span,
 }
 
-/// The sorted names of a literal set and each name's definition offset,
-/// followed by the names' symbols (`value::literal_positions`).
+/// The sorted names of a literal set and each name's definition offset.
 pub type AttrNames = (Rc<[NixString]>, Rc<[u32]>);
 
 /// Compiled code and its tables.

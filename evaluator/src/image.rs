@@ -22,7 +22,7 @@ use crate::bytecode::{
 };
 use crate::compiler::{GlobalUses, Globals};
 use crate::source::{SourceFile, Span};
-use crate::value::{literal_positions, NixAttrs, NixString, Value};
+use crate::value::{NixAttrs, NixString, Value};
 use rustc_hash::FxHashMap;
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
@@ -290,8 +290,7 @@ impl<'a> Encoder<'a> {
             for n in names.iter() {
                 self.string(n.as_bytes());
             }
-            // The symbols after the positions are this process's own.
-            for p in positions.iter().take(names.len()) {
+            for p in positions.iter() {
                 self.offset(*p)?;
             }
         }
@@ -648,8 +647,7 @@ impl Decoder<'_> {
             for _ in 0..k {
                 positions.push(self.offset()?);
             }
-            let positions = literal_positions(&list, positions);
-            names.push((list.into(), positions));
+            names.push((list.into(), positions.into()));
         }
         let n = self.len()?;
         let mut formals = Vec::with_capacity(n);

@@ -9,7 +9,7 @@
 use super::{child, ident_text, static_attr_name, CResult, Compiler};
 use crate::bytecode::Op;
 use crate::errors::ErrorKind;
-use crate::value::{literal_positions, NixString, Value};
+use crate::value::{NixString, Value};
 use rnix::ast::{self, HasEntry};
 use rowan::ast::AstNode;
 use std::rc::Rc;
@@ -281,12 +281,11 @@ impl Compiler<'_, '_> {
     fn compile_bindings_set(&mut self, mut b: Bindings, node: &rnix::SyntaxNode) -> CResult<()> {
         b.entries.sort_by(|x, y| x.0.cmp(&y.0));
         let names: Rc<[NixString]> = b.entries.iter().map(|(n, _, _)| n.clone()).collect();
-        let positions = b
+        let positions: Rc<[u32]> = b
             .entries
             .iter()
             .map(|(_, n, _)| self.span_of(n).start)
             .collect();
-        let positions = literal_positions(&names, positions);
         let names_idx = {
             let t = &mut self.ctx().chunk.names;
             t.push((names, positions));

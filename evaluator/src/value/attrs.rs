@@ -50,13 +50,6 @@ struct Table {
     /// Where each attribute was defined (global source offsets, 0 = unknown),
     /// parallel to `entries`; absent for sets built by builtins. Sets from
     /// literals share their compiled table, so this costs no allocation.
-    ///
-    /// In the tables of literals and of merges of them, the positions are
-    /// followed by the keys' [`Symbol`]s (twice as many numbers as
-    /// entries): a lookup in a medium set then scans those for the name's
-    /// symbol, comparing integers in one or a few cache lines, instead of
-    /// a binary search loading each probed key's bytes
-    /// (docs/notes-performance.md, "Session 8: symbols").
     positions: Option<Rc<[u32]>>,
 }
 
@@ -196,70 +189,25 @@ const POINTER_SCAN_LIMIT: usize = 8;
 /// smaller than the other (`NixAttrs::update`).
 const GALLOP_RATIO: usize = 8;
 
-/// Tables with symbols up to this many entries are searched by scanning
-/// the symbols; bigger ones try the name's hint, then binary search.
-const SYMBOL_SCAN_LIMIT: usize = 64;
-
-/// The index of `sym` in `syms`, compared eight at a time (the compiler
-/// makes each group one vector comparison and a mask).
-#[inline]
-fn scan_symbols(syms: &[u32], sym: u32) -> Option<usize> {
-    let mut groups = syms.chunks_exact(8);
-    let mut at = 0;
-    for g in &mut groups {
-        let mut mask = 0u32;
-        for (k, s) in g.iter().enumerate() {
-            mask |= ((*s == sym) as u32) << k;
-        }
-        if mask != 0 {
-            return Some(at + mask.trailing_zeros() as usize);
-        }
-        at += 8;
-    }
-    groups
-        .remainder()
-        .iter()
-        .position(|s| *s == sym)
-        .map(|i| at + i)
-}
-
-/// The positions of a literal set's sorted `names`, followed by their
-/// symbols: the compiled table every set the literal makes shares.
-pub fn literal_positions(names: &[NixString], mut positions: Vec<u32>) -> Rc<[u32]> {
-    debug_assert_eq!(names.len(), positions.len());
-    positions.extend(
-        names
-            .iter()
-            .map(|n| NixString::symbol(n.as_bytes()).1.index()),
-    );
-    positions.into()
-}
-
-/// One operand of a merge: its entries, their positions and symbols, if
-/// tracked.
+/// One operand of a merge: its entries and their positions, if tracked.
 #[derive(Clone, Copy)]
 struct Side<'a> {
     entries: &'a [(NixString, Value)],
     positions: Option<&'a [u32]>,
-    syms: Option<&'a [u32]>,
 }
 
-/// The entries (and positions, if either operand has them, and symbols, if
-/// both have them) of a merged set being built.
+/// The entries (and positions, if either operand has them) of a merged set
+/// being built.
 struct Merge {
     out: Vec<(NixString, Value)>,
     pos: Option<Vec<u32>>,
-    syms: Option<Vec<u32>>,
 }
 
 impl Merge {
-    fn new(capacity: usize, a: Side<'_>, b: Side<'_>) -> Self {
-        let track = a.positions.is_some() || b.positions.is_some();
-        let syms = a.syms.is_some() && b.syms.is_some();
+    fn new(capacity: usize, track: bool) -> Self {
         Merge {
             out: Vec::with_capacity(capacity),
             pos: track.then(|| Vec::with_capacity(capacity)),
-            syms: syms.then(|| Vec::with_capacity(capacity)),
         }
     }
 
@@ -271,18 +219,7 @@ impl Merge {
                 None => pos.resize(pos.len() + range.len(), 0),
             }
         }
-        if let (Some(syms), Some(s)) = (&mut self.syms, side.syms) {
-            syms.extend_from_slice(&s[range.clone()]);
-        }
         self.out.extend_from_slice(&side.entries[range]);
-    }
-
-    /// The merged table.
-    fn finish(self) -> Table {
-        Table {
-            entries: self.out.into_boxed_slice(),
-            positions: with_symbols(self.pos, self.syms),
-        }
     }
 
     /// The classic merge, for operands of comparable size.
@@ -360,63 +297,12 @@ impl Drop for NixAttrs {
     }
 }
 
-/// A merged table's positions followed by its symbols, if it has both
-/// (symbols are kept only with positions), shared as [`shared_positions`]
-/// says.
-fn with_symbols(pos: Option<Vec<u32>>, syms: Option<Vec<u32>>) -> Option<Rc<[u32]>> {
-    let mut pos = pos?;
-    if let Some(s) = syms {
-        pos.extend_from_slice(&s);
-    }
-    Some(shared_positions(pos))
-}
-
 impl Table {
     fn side(&self) -> Side<'_> {
         Side {
             entries: &self.entries,
-            positions: self.positions.as_deref().map(|p| &p[..self.entries.len()]),
-            syms: self.syms(),
+            positions: self.positions.as_deref(),
         }
-    }
-
-    /// The keys' symbols, if the table has them.
-    #[inline]
-    fn syms(&self) -> Option<&[u32]> {
-        let n = self.entries.len();
-        match self.positions.as_deref() {
-            Some(p) if p.len() == 2 * n => Some(&p[n..]),
-            _ => None,
-        }
-    }
-
-    /// Index of an attribute named `name` in a table with symbols: a name
-    /// that is no symbol is in no such table.
-    #[inline]
-    fn find_sym(&self, syms: &[u32], name: &NixString, hint: Option<usize>) -> Option<usize> {
-        let sym = name.find_symbol()?.index();
-        if syms.len() <= SYMBOL_SCAN_LIMIT {
-            return scan_symbols(syms, sym);
-        }
-        let guess = hint.map_or(0, get_hint) as usize;
-        if hint.is_some() && syms.get(guess) == Some(&sym) {
-            return Some(guess);
-        }
-        let (bytes, mut lo, mut hi) = (name.as_bytes(), 0, syms.len());
-        while lo < hi {
-            let mid = lo + (hi - lo) / 2;
-            if syms[mid] == sym {
-                if let Some(slot) = hint {
-                    set_hint(slot, mid as u32);
-                }
-                return Some(mid);
-            }
-            match cmp_bytes(self.entries[mid].0.as_bytes(), bytes) {
-                std::cmp::Ordering::Less => lo = mid + 1,
-                _ => hi = mid,
-            }
-        }
-        None
     }
 
     /// The definition offset of entry `i`, if known.
@@ -470,9 +356,6 @@ impl Table {
             return self.scan_key(name);
         }
         let slot = hint_slot(name);
-        if let Some(syms) = self.syms() {
-            return self.find_sym(syms, name, Some(slot));
-        }
         let guess = get_hint(slot) as usize;
         if self.entries.get(guess).is_some_and(|(k, _)| k.ptr_eq(name)) {
             return Some(guess);
@@ -489,9 +372,6 @@ impl Table {
         if self.entries.len() <= POINTER_SCAN_LIMIT {
             return self.scan_key(name);
         }
-        if let Some(syms) = self.syms() {
-            return self.find_sym(syms, name, None);
-        }
         self.binary_search_key(name)
     }
 
@@ -500,11 +380,6 @@ impl Table {
     fn scan_key(&self, name: &NixString) -> Option<usize> {
         if let Some(i) = self.entries.iter().position(|(k, _)| k.ptr_eq(name)) {
             return Some(i);
-        }
-        // A table with symbols answers the miss, or a name made at run
-        // time, by its symbols, without loading a key.
-        if let Some(syms) = self.syms() {
-            return scan_symbols(syms, name.find_symbol()?.index());
         }
         self.find(name.as_bytes())
     }
@@ -537,9 +412,7 @@ impl Table {
             self.positions = Some(vec![0; self.entries.len() - 1].into());
         }
         if let Some(p) = &self.positions {
-            // The symbols, if any, are dropped: a set grown by a dynamic
-            // name is searched by bytes.
-            let mut v = p[..self.entries.len() - 1].to_vec();
+            let mut v = p.to_vec();
             v.insert(i, pos);
             self.positions = Some(v.into());
         }
@@ -550,19 +423,14 @@ impl Table {
 struct Overlay {
     entries: Vec<(NixString, Value)>,
     positions: Option<Vec<u32>>,
-    syms: Option<Vec<u32>>,
     at: Vec<u32>,
 }
 
 impl Overlay {
-    /// Appends entry `i` of `from`, to go at `at`.
-    fn push(&mut self, from: &Table, i: usize, at: u32) {
-        self.entries.push(from.entries[i].clone());
+    fn push(&mut self, entry: &(NixString, Value), pos: Option<u32>, at: u32) {
+        self.entries.push(entry.clone());
         if let Some(p) = &mut self.positions {
-            p.push(from.position_at(i).unwrap_or(0));
-        }
-        if let (Some(syms), Some(s)) = (&mut self.syms, from.syms()) {
-            syms.push(s[i]);
+            p.push(pos.unwrap_or(0));
         }
         self.at.push(at);
     }
@@ -651,11 +519,9 @@ impl Layer {
         };
         let (o, s) = (&over.entries[..], &small.entries[..]);
         let track = over.positions.is_some() || small.positions.is_some();
-        let syms = (o.is_empty() || over.syms().is_some()) && small.syms().is_some();
         let mut out = Overlay {
             entries: Vec::with_capacity(o.len() + s.len()),
             positions: track.then(|| Vec::with_capacity(o.len() + s.len())),
-            syms: syms.then(|| Vec::with_capacity(o.len() + s.len())),
             at: Vec::with_capacity(o.len() + s.len()),
         };
         let mut shadowed = cur.map_or_else(Vec::new, |l| l.shadowed.to_vec());
@@ -669,15 +535,15 @@ impl Layer {
             };
             match order {
                 std::cmp::Ordering::Less => {
-                    out.push(over, i, over_at[i]);
+                    out.push(&o[i], over.position_at(i), over_at[i]);
                     i += 1;
                 }
                 std::cmp::Ordering::Equal => {
                     if small_wins {
-                        out.push(&small, j, over_at[i]);
+                        out.push(&s[j], small.position_at(j), over_at[i]);
                         added += 1;
                     } else {
-                        out.push(over, i, over_at[i]);
+                        out.push(&o[i], over.position_at(i), over_at[i]);
                     }
                     i += 1;
                     j += 1;
@@ -688,7 +554,7 @@ impl Layer {
                         Ok(p) => {
                             from += p;
                             if small_wins {
-                                out.push(&small, j, REPLACES | from as u32);
+                                out.push(&s[j], small.position_at(j), REPLACES | from as u32);
                                 if shadowed.is_empty() {
                                     shadowed = vec![0; base.entries.len().div_ceil(64)];
                                 }
@@ -699,7 +565,7 @@ impl Layer {
                         }
                         Err(p) => {
                             from += p;
-                            out.push(&small, j, from as u32);
+                            out.push(&s[j], small.position_at(j), from as u32);
                             added += 1;
                         }
                     }
@@ -713,7 +579,7 @@ impl Layer {
         }
         let over = Table {
             entries: out.entries.into_boxed_slice(),
-            positions: with_symbols(out.positions, out.syms),
+            positions: out.positions.map(shared_positions),
         };
         if over.entries.len() * FLATTEN_RATIO > base.entries.len()
             || over.entries.len() > OVERLAY_MAX
@@ -739,8 +605,9 @@ impl Layer {
 fn flatten(base: &Table, over: &Table, at: &[u32]) -> Table {
     let replaced = at.iter().filter(|a| *a & REPLACES != 0).count();
     let len = base.entries.len() + over.entries.len() - replaced;
+    let track = base.positions.is_some() || over.positions.is_some();
+    let mut m = Merge::new(len, track);
     let (b, o) = (base.side(), over.side());
-    let mut m = Merge::new(len, b, o);
     let mut i = 0;
     for (j, a) in at.iter().enumerate() {
         let to = (a & !REPLACES) as usize;
@@ -749,7 +616,10 @@ fn flatten(base: &Table, over: &Table, at: &[u32]) -> Table {
         i = if a & REPLACES != 0 { to + 1 } else { to };
     }
     m.copy(b, i..base.entries.len());
-    m.finish()
+    Table {
+        entries: m.out.into_boxed_slice(),
+        positions: m.pos.map(shared_positions),
+    }
 }
 
 impl NixAttrs {
@@ -774,17 +644,12 @@ impl NixAttrs {
         })
     }
 
-    /// Like [`NixAttrs::from_sorted`], with the definition offset of each
-    /// entry, or for a literal its compiled table, which follows them by
-    /// the names' symbols ([`literal_positions`]).
+    /// Like [`NixAttrs::from_sorted`], with the definition offset of each entry.
     pub fn from_sorted_with_positions(
         entries: Vec<(NixString, Value)>,
         positions: Rc<[u32]>,
     ) -> Self {
-        debug_assert!(
-            entries.len() == positions.len() || 2 * entries.len() == positions.len(),
-            "positions, maybe followed by symbols (`literal_positions`)"
-        );
+        debug_assert_eq!(entries.len(), positions.len());
         NixAttrs::flat(Table {
             entries: entries.into_boxed_slice(),
             positions: Some(positions),
@@ -967,7 +832,8 @@ impl NixAttrs {
         }
         let (a, b) = (self.flat_table(), other.flat_table());
         let (a, b) = (a.side(), b.side());
-        let mut m = Merge::new(a.entries.len() + b.entries.len(), a, b);
+        let track = a.positions.is_some() || b.positions.is_some();
+        let mut m = Merge::new(a.entries.len() + b.entries.len(), track);
         if b.entries.len() * GALLOP_RATIO <= a.entries.len() {
             m.gallop(a, b, true);
         } else if a.entries.len() * GALLOP_RATIO <= b.entries.len() {
@@ -975,7 +841,10 @@ impl NixAttrs {
         } else {
             m.linear(a, b);
         }
-        Rc::new(NixAttrs::flat(m.finish()))
+        Rc::new(NixAttrs::flat(Table {
+            entries: m.out.into_boxed_slice(),
+            positions: m.pos.map(shared_positions),
+        }))
     }
 
     /// The set as one table: its own, or a flattened copy of a layered one.

@@ -12,9 +12,9 @@ mod string;
 mod teardown;
 mod thunk;
 
-pub use attrs::{literal_positions, NixAttrs};
+pub use attrs::NixAttrs;
 pub use function::{BuiltinApp, BuiltinDef, BuiltinFn, Closure, Upvalues};
-pub use string::{merge_contexts, ContextElem, NixContext, NixString, StringBuilder, Symbol};
+pub use string::{merge_contexts, ContextElem, NixContext, NixString, StringBuilder};
 pub(crate) use thunk::Entered;
 pub use thunk::{Pending, Thunk, ThunkRepr};
 

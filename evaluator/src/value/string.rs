@@ -2,7 +2,7 @@
 
 use hashbrown::hash_table::{Entry, HashTable};
 use rustc_hash::FxBuildHasher;
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::fmt;
 use std::hash::BuildHasher;
@@ -72,55 +72,28 @@ impl NixString {
     /// of files, and one copy each saves a header and a byte allocation per
     /// occurrence (docs/notes-performance.md). Strings longer than
     /// [`INTERN_MAX`] (descriptions, scripts) rarely recur and are not
-    /// shared, unless they are attribute names ([`NixString::symbol`]).
-    /// The table keeps what it holds for the thread's life: it is bounded by
-    /// the distinct short strings of the source code read and the distinct
-    /// attribute names made.
+    /// shared. The table keeps what it holds for the thread's life: it is
+    /// bounded by the distinct short strings of the source code read.
     pub fn interned(bytes: &[u8]) -> Self {
         if bytes.len() > INTERN_MAX {
             return NixString::plain(bytes);
         }
-        intern(bytes, None).0
-    }
-
-    /// The interned string of these bytes and its symbol, entered in the
-    /// name table if it is not there yet, however long it is: every
-    /// attribute name of every set is one ([`Symbol`]).
-    pub fn symbol(bytes: &[u8]) -> (NixString, Symbol) {
-        intern(bytes, None)
-    }
-
-    /// This string as an attribute name: the interned string of its bytes
-    /// (without context, which names do not carry) and its symbol. A string
-    /// that is the interned one is found by its address, without hashing
-    /// its bytes.
-    #[inline]
-    pub fn to_symbol(&self) -> (NixString, Symbol) {
-        if let Some(sym) = cached_symbol(self) {
-            return (self.clone(), sym);
-        }
-        let (s, sym) = intern(self.as_bytes(), Some(self));
-        (s, sym)
-    }
-
-    /// The symbol of a name, if it is one: a string whose bytes are in no
-    /// set's keys has none, and is then missing from every set.
-    #[inline]
-    pub fn find_symbol(&self) -> Option<Symbol> {
-        if let Some(sym) = cached_symbol(self) {
-            return Some(sym);
-        }
-        find_symbol_slow(self)
-    }
-
-    /// The interned string and symbol of a name given by its bytes, if it
-    /// is one.
-    pub fn find_symbol_bytes(bytes: &[u8]) -> Option<(NixString, Symbol)> {
         let hash = FxBuildHasher.hash_one(bytes);
         INTERNED.with(|t| {
-            t.borrow()
-                .find(hash, |(s, _)| s.as_bytes() == bytes)
-                .cloned()
+            let mut t = t.borrow_mut();
+            let entry = t.entry(
+                hash,
+                |s| s.as_bytes() == bytes,
+                |s| FxBuildHasher.hash_one(s.as_bytes()),
+            );
+            match entry {
+                Entry::Occupied(e) => e.get().clone(),
+                Entry::Vacant(e) => {
+                    let s = NixString::plain(bytes);
+                    e.insert(s.clone());
+                    s
+                }
+            }
         })
     }
 
@@ -202,109 +175,12 @@ impl NixString {
 /// The longest string [`NixString::interned`] shares.
 pub const INTERN_MAX: usize = 64;
 
-/// An attribute name: its index in the thread's name table.
-///
-/// Every key of every set is an interned string ([`NixString::symbol`]), so
-/// a name is the same symbol wherever it occurs, and a set finds a name by
-/// comparing 4-byte integers in its own compact array of symbols instead of
-/// loading each probed key's bytes (docs/evaluator.md, "Attribute names").
-/// Symbols are only meaningful on the thread that made them, as are the
-/// values holding them.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
-pub struct Symbol(u32);
-
-impl Symbol {
-    /// The index, as stored in a set's symbol array.
-    #[inline]
-    pub fn index(self) -> u32 {
-        self.0
-    }
-}
-
 thread_local! {
     // Sized for a small evaluation's distinct names (hello.drvPath: 34,000
     // strings looked up), so that growing it, which hashes every string
-    // again, happens only in big ones. Each string is held with its
-    // symbol, the order in which it was entered.
-    static INTERNED: RefCell<HashTable<(NixString, Symbol)>> =
+    // again, happens only in big ones.
+    static INTERNED: RefCell<HashTable<NixString>> =
         RefCell::new(HashTable::with_capacity(1 << 14));
-}
-
-/// Slots of [`SYMBOL_CACHE`] (a power of two).
-const SYMBOL_CACHE_SLOTS: usize = 1 << 12;
-
-thread_local! {
-    /// The symbols of interned strings by their address, hashed into a
-    /// slot: the names of compiled code and of sets' keys are mostly the
-    /// interned allocations, and this spares hashing their bytes at each
-    /// lookup. Only interned strings are entered, and those live as long as
-    /// the thread, so an address found here is still that string.
-    static SYMBOL_CACHE: [Cell<(usize, u32)>; SYMBOL_CACHE_SLOTS] =
-        const { [const { Cell::new((0, 0)) }; SYMBOL_CACHE_SLOTS] };
-}
-
-fn symbol_slot(address: usize) -> usize {
-    // Fibonacci hashing: the top bits of the product mix all the
-    // address's bits, whose low ones are the allocator's alignment.
-    let h = (address as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    (h >> (64 - SYMBOL_CACHE_SLOTS.trailing_zeros())) as usize
-}
-
-#[inline]
-fn cached_symbol(s: &NixString) -> Option<Symbol> {
-    let address = s.address();
-    let (a, sym) = SYMBOL_CACHE.with(|c| c[symbol_slot(address)].get());
-    (a == address).then_some(Symbol(sym))
-}
-
-fn cache_symbol(s: &NixString, sym: Symbol) {
-    let address = s.address();
-    SYMBOL_CACHE.with(|c| c[symbol_slot(address)].set((address, sym.0)));
-}
-
-#[inline(never)]
-fn find_symbol_slow(s: &NixString) -> Option<Symbol> {
-    let bytes = s.as_bytes();
-    let hash = FxBuildHasher.hash_one(bytes);
-    let found = INTERNED.with(|t| {
-        t.borrow()
-            .find(hash, |(k, _)| k.as_bytes() == bytes)
-            .map(|(k, sym)| (k.ptr_eq(s), *sym))
-    });
-    let (is_interned, sym) = found?;
-    if is_interned {
-        cache_symbol(s, sym);
-    }
-    Some(sym)
-}
-
-/// The interned string of `bytes` and its symbol; `own` is a string of
-/// those bytes that becomes the interned one if there is none yet and it
-/// has no context.
-fn intern(bytes: &[u8], own: Option<&NixString>) -> (NixString, Symbol) {
-    let hash = FxBuildHasher.hash_one(bytes);
-    let (s, sym) = INTERNED.with(|t| {
-        let mut t = t.borrow_mut();
-        let next = Symbol(u32::try_from(t.len()).expect("fewer than 2^32 attribute names"));
-        let entry = t.entry(
-            hash,
-            |(s, _)| s.as_bytes() == bytes,
-            |(s, _)| FxBuildHasher.hash_one(s.as_bytes()),
-        );
-        match entry {
-            Entry::Occupied(e) => e.get().clone(),
-            Entry::Vacant(e) => {
-                let s = match own {
-                    Some(s) if !s.has_context() => s.clone(),
-                    _ => NixString::plain(bytes),
-                };
-                e.insert((s.clone(), next));
-                (s, next)
-            }
-        }
-    });
-    cache_symbol(&s, sym);
-    (s, sym)
 }
 
 /// Unites several optional contexts.
