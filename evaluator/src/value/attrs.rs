@@ -222,28 +222,43 @@ impl Merge {
         self.out.extend_from_slice(&side.entries[range]);
     }
 
-    /// The classic merge, for operands of comparable size.
+    /// The classic merge, for operands of comparable size. Consecutive
+    /// entries taken from one side are copied as one run: a copy per entry
+    /// cost more than the comparisons (each a call that extends two
+    /// vectors).
     fn linear(&mut self, a: Side<'_>, b: Side<'_>) {
         let (mut i, mut j) = (0, 0);
+        // The run not copied yet: from `a` (else `b`), starting at `start`
+        // and ending at `i` (or `j`).
+        let (mut from_a, mut start) = (true, 0);
         while i < a.entries.len() && j < b.entries.len() {
             match a.entries[i].0.cmp(&b.entries[j].0) {
                 std::cmp::Ordering::Less => {
-                    self.copy(a, i..i + 1);
+                    if !from_a {
+                        self.copy(b, start..j);
+                        (from_a, start) = (true, i);
+                    }
                     i += 1;
                 }
-                std::cmp::Ordering::Greater => {
-                    self.copy(b, j..j + 1);
-                    j += 1;
-                }
-                std::cmp::Ordering::Equal => {
-                    self.copy(b, j..j + 1);
-                    i += 1;
+                // On equal names the right operand's entry wins and the
+                // left one's is skipped.
+                order => {
+                    if from_a {
+                        self.copy(a, start..i);
+                        (from_a, start) = (false, j);
+                    }
+                    i += (order == std::cmp::Ordering::Equal) as usize;
                     j += 1;
                 }
             }
         }
-        self.copy(a, i..a.entries.len());
-        self.copy(b, j..b.entries.len());
+        if from_a {
+            self.copy(a, start..a.entries.len());
+            self.copy(b, j..b.entries.len());
+        } else {
+            self.copy(b, start..b.entries.len());
+            self.copy(a, i..a.entries.len());
+        }
     }
 
     /// Merges a small side into a big one: each small entry's place in the
