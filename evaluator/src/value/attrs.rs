@@ -862,6 +862,36 @@ impl NixAttrs {
         }))
     }
 
+    /// The set of the entries whose names `keep` accepts, in order, each
+    /// with its definition position (`removeAttrs`, `intersectAttrs`): one
+    /// pass that copies runs of kept entries, where finding each kept
+    /// name's position again would be a lookup per entry.
+    pub fn filtered(&self, mut keep: impl FnMut(&NixString) -> bool) -> NixAttrs {
+        let t = self.flat_table();
+        let side = t.side();
+        let mut m = Merge::new(t.entries.len(), side.positions.is_some());
+        let mut run = None;
+        for (i, (k, _)) in t.entries.iter().enumerate() {
+            match (keep(k), run) {
+                (true, None) => run = Some(i),
+                (false, Some(start)) => {
+                    m.copy(side, start..i);
+                    run = None;
+                }
+                _ => {}
+            }
+        }
+        if let Some(start) = run {
+            m.copy(side, start..t.entries.len());
+        }
+        // Positions all unknown are none (as a builtin's set has).
+        let pos = m.pos.filter(|p| p.iter().any(|p| *p != 0));
+        NixAttrs::flat(Table {
+            entries: m.out.into_boxed_slice(),
+            positions: pos.map(shared_positions),
+        })
+    }
+
     /// The set as one table: its own, or a flattened copy of a layered one.
     fn flat_table(&self) -> Cow<'_, Table> {
         match &self.repr {
