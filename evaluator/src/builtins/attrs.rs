@@ -164,17 +164,12 @@ fn remove_attrs_forcing(co: GenCo, _: Rc<EvalState>, args: Vec<Value>) -> GenFut
 }
 
 fn remove_names(original: &Value, set: &NixAttrs, mut names: Vec<NixString>) -> Value {
-    names.retain(|n| set.contains(n.as_bytes()));
+    names.retain(|n| set.contains_key(n));
     if names.is_empty() {
         return original.clone();
     }
     names.sort_unstable();
-    let entries = set
-        .iter()
-        .filter(|(k, _)| names.binary_search(k).is_err())
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    Value::attrs(keeping_positions(entries, set))
+    Value::attrs(set.filtered(|k| names.binary_search(k).is_err()))
 }
 
 fn cat_attrs(co: GenCo, _: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
@@ -364,5 +359,29 @@ mod tests {
             pos("builtins.listToAttrs [ { name = \"a\"; value = 1; } ]"),
             "70"
         );
+    }
+
+    /// `removeAttrs` keeps the names it does not remove with their
+    /// positions (C++ Nix 2.8 gives the same), runs of them at either end
+    /// or between removed ones, and no positions for a set without any.
+    #[test]
+    fn remove_attrs_keeps_the_rest_with_positions() {
+        assert_eq!(
+            ok("let s = { a = 1;\n  b = 2; c = 3; }; r = builtins.removeAttrs s [ \"b\" \"zz\" ]; in \
+                [ (builtins.attrNames r) (builtins.unsafeGetAttrPos \"c\" r).line \
+                (builtins.unsafeGetAttrPos \"c\" r).column \
+                (builtins.unsafeGetAttrPos \"a\" (builtins.removeAttrs (builtins.mapAttrs (n: v: v) s) [ \"b\" ])) \
+                (builtins.removeAttrs s [ ]) ]"),
+            "[ [ \"a\" \"c\" ] 2 10 null { a = 1; b = 2; c = 3; } ]"
+        );
+        assert_eq!(
+            ok("builtins.removeAttrs { a = 1; b = 2; c = 3; d = 4; e = 5; } [ \"a\" \"c\" \"e\" \"b\" ]"),
+            "{ d = 4; }"
+        );
+        assert_eq!(
+            ok("builtins.removeAttrs { a = 1; b = 2; c = 3; d = 4; e = 5; } [ \"c\" \"d\" ]"),
+            "{ a = 1; b = 2; e = 5; }"
+        );
+        assert_eq!(ok("builtins.removeAttrs { a = 1; } [ \"a\" ]"), "{ }");
     }
 }

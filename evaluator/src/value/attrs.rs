@@ -222,28 +222,43 @@ impl Merge {
         self.out.extend_from_slice(&side.entries[range]);
     }
 
-    /// The classic merge, for operands of comparable size.
+    /// The classic merge, for operands of comparable size. Consecutive
+    /// entries taken from one side are copied as one run: a copy per entry
+    /// cost more than the comparisons (each a call that extends two
+    /// vectors).
     fn linear(&mut self, a: Side<'_>, b: Side<'_>) {
         let (mut i, mut j) = (0, 0);
+        // The run not copied yet: from `a` (else `b`), starting at `start`
+        // and ending at `i` (or `j`).
+        let (mut from_a, mut start) = (true, 0);
         while i < a.entries.len() && j < b.entries.len() {
             match a.entries[i].0.cmp(&b.entries[j].0) {
                 std::cmp::Ordering::Less => {
-                    self.copy(a, i..i + 1);
+                    if !from_a {
+                        self.copy(b, start..j);
+                        (from_a, start) = (true, i);
+                    }
                     i += 1;
                 }
-                std::cmp::Ordering::Greater => {
-                    self.copy(b, j..j + 1);
-                    j += 1;
-                }
-                std::cmp::Ordering::Equal => {
-                    self.copy(b, j..j + 1);
-                    i += 1;
+                // On equal names the right operand's entry wins and the
+                // left one's is skipped.
+                order => {
+                    if from_a {
+                        self.copy(a, start..i);
+                        (from_a, start) = (false, j);
+                    }
+                    i += (order == std::cmp::Ordering::Equal) as usize;
                     j += 1;
                 }
             }
         }
-        self.copy(a, i..a.entries.len());
-        self.copy(b, j..b.entries.len());
+        if from_a {
+            self.copy(a, start..a.entries.len());
+            self.copy(b, j..b.entries.len());
+        } else {
+            self.copy(b, start..b.entries.len());
+            self.copy(a, i..a.entries.len());
+        }
     }
 
     /// Merges a small side into a big one: each small entry's place in the
@@ -845,6 +860,36 @@ impl NixAttrs {
             entries: m.out.into_boxed_slice(),
             positions: m.pos.map(shared_positions),
         }))
+    }
+
+    /// The set of the entries whose names `keep` accepts, in order, each
+    /// with its definition position (`removeAttrs`, `intersectAttrs`): one
+    /// pass that copies runs of kept entries, where finding each kept
+    /// name's position again would be a lookup per entry.
+    pub fn filtered(&self, mut keep: impl FnMut(&NixString) -> bool) -> NixAttrs {
+        let t = self.flat_table();
+        let side = t.side();
+        let mut m = Merge::new(t.entries.len(), side.positions.is_some());
+        let mut run = None;
+        for (i, (k, _)) in t.entries.iter().enumerate() {
+            match (keep(k), run) {
+                (true, None) => run = Some(i),
+                (false, Some(start)) => {
+                    m.copy(side, start..i);
+                    run = None;
+                }
+                _ => {}
+            }
+        }
+        if let Some(start) = run {
+            m.copy(side, start..t.entries.len());
+        }
+        // Positions all unknown are none (as a builtin's set has).
+        let pos = m.pos.filter(|p| p.iter().any(|p| *p != 0));
+        NixAttrs::flat(Table {
+            entries: m.out.into_boxed_slice(),
+            positions: pos.map(shared_positions),
+        })
     }
 
     /// The set as one table: its own, or a flattened copy of a layered one.
