@@ -11,8 +11,9 @@
 //! and move states in and out; a state taken out is dropped only after the
 //! reference is gone, because dropping it can free other thunks and, by a
 //! cycle, reach this one. The few methods that lend a reference to a
-//! closure (`with_upvalue`, `finalise`) are crate-private
-//! and say what their closure may do.
+//! closure (`with_captures`, `finalise`) are crate-private and say what
+//! their closure may do; `upvalue_settled` writes a captured variable's
+//! slot through its own cell (`Upvalues`) and hands back what it held.
 
 use super::{Closure, Upvalues, Value};
 use crate::bytecode::{Lambda, UpvalueRef};
@@ -148,22 +149,22 @@ impl Thunk {
         Some(entered)
     }
 
-    /// `read` applied to captured variable `r` of the code this thunk is
-    /// running, without cloning it first. `read` may look at the value and
-    /// clone it or an evaluated thunk's value, but must not force, update
-    /// or drop anything.
+    /// Captured variable `r` of the code this thunk is running, settled
+    /// ([`Closure::upvalue_settled`]): the value, and what its slot held
+    /// before for the caller to drop.
     #[inline]
-    pub(crate) fn with_upvalue<R>(&self, r: UpvalueRef, read: impl FnOnce(&Value) -> R) -> R {
+    pub(crate) fn upvalue_settled(&self, r: UpvalueRef) -> (Value, Option<Value>) {
+        // Writing the slot through its cell is what a shared reference to
+        // this state allows; nothing is dropped while the state is read.
         self.read(|repr| match repr {
-            ThunkRepr::Forcing(Pending::Code(c)) => read(c.upvalue(r)),
+            ThunkRepr::Forcing(Pending::Code(c)) => c.upvalue_settled(r),
             _ => unreachable!("upvalues are read only while the thunk's code runs"),
         })
     }
 
     /// `read` applied to what the code this thunk is running captured (the
-    /// values it holds and its environment), under the same contract as
-    /// [`Thunk::with_upvalue`]: it may look at them and clone them, nothing
-    /// else (a closure or thunk made by that code copies and shares from
+    /// values it holds and its environment): it may look at them and clone
+    /// them, nothing else (a closure or thunk made by that code copies and shares from
     /// them).
     #[inline]
     pub(crate) fn with_captures<R>(&self, read: impl FnOnce(&Closure) -> R) -> R {

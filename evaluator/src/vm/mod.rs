@@ -58,12 +58,19 @@ impl Env {
     /// Captured variable `r`, or its value if it is a forced thunk (what
     /// a read followed by `Force` wants), without cloning and dropping the
     /// thunk.
+    ///
+    /// A slot holding an evaluated thunk is given the thunk's value
+    /// ([`Closure::upvalue_settled`]): the module system reads `config`,
+    /// `lib` and the like many times from one closure, and each later read
+    /// then skips the thunk (a dependent load, usually a cache miss).
     #[inline]
     fn upvalue_shallow(&self, r: UpvalueRef) -> Value {
-        match self {
-            Env::Closure(c) => shallow_ref(c.upvalue(r)),
-            Env::Thunk(t) => t.with_upvalue(r, shallow_ref),
-        }
+        let (v, old) = match self {
+            Env::Closure(c) => c.upvalue_settled(r),
+            Env::Thunk(t) => t.upvalue_settled(r),
+        };
+        drop(old);
+        v
     }
 }
 
