@@ -134,6 +134,11 @@ pub struct Vm {
     /// `MAX_FRAMES`, or the lower `--max-call-depth`.
     max_frames: usize,
     until_check: u32,
+    /// The box of the last builtin call whose arguments were forced
+    /// (`Frame::Args`), emptied, for the next such call to reuse: lib's
+    /// `hasPrefix` and `hasSuffix` make one per call (`substring`'s length
+    /// argument is a pending thunk), about a million on the NixOS toplevel.
+    spare_call: Option<Box<native::PendingCall>>,
 }
 
 impl Vm {
@@ -151,6 +156,7 @@ impl Vm {
                 .max_call_depth
                 .map_or(MAX_FRAMES, |d| d.min(MAX_FRAMES)),
             until_check: INTERRUPT_INTERVAL,
+            spare_call: None,
         };
         vm.frames.push(Frame::Generator(Box::new(GenFrame {
             gen: Gen::new(f),
