@@ -232,17 +232,16 @@ impl Thunk {
     /// Last reference: free what it holds with bounded recursion.
     #[inline(never)]
     fn drop_last(&mut self) {
-        // A scalar value owns nothing to recurse into: the thunk is freed
-        // in place, without the bounded teardown's bookkeeping.
-        let scalar = self.read(|r| {
-            matches!(
-                r,
-                ThunkRepr::Evaluated(
-                    Value::Null | Value::Bool(_) | Value::Int(_) | Value::Float(_)
-                )
-            )
+        // A value whose drop cannot recurse (a scalar, a string, or one
+        // whose referent is shared: its count is only decremented) is
+        // dropped with the thunk in place, without the bounded teardown's
+        // bookkeeping (two thread-local accesses): most thunks die holding
+        // a value still referenced elsewhere.
+        let shallow = self.read(|r| match r {
+            ThunkRepr::Evaluated(v) => v.drop_is_shallow(),
+            _ => false,
         });
-        if !scalar {
+        if !shallow {
             let repr = self.replace(ThunkRepr::Evaluated(Value::Null));
             super::teardown::dispose(repr);
         }
