@@ -439,12 +439,30 @@ impl Vm {
         let [Op::MakeClosure(k), Op::Return] = *c.lambda.chunk.code else {
             return Err((c, arg));
         };
-        let outer = self.enter_closure(c, arg);
-        let lambda = outer.lambda.chunk.lambdas[k as usize].clone();
-        let upvalues = self.capture(&outer, &lambda);
-        // The argument's slot, copied by the capture: a scalar (`foldl'`'s
-        // usual accumulator) is forgotten rather than dropped out of line.
-        self.pop().release();
+        let lambda = &c.lambda.chunk.lambdas[k as usize];
+        // The outer frame's only local is its argument (slot 0); anything
+        // else takes the ordinary call.
+        let sources = &lambda.upvalues;
+        if sources
+            .iter()
+            .any(|s| matches!(s, UpvalueSource::Local(i) if *i != 0))
+        {
+            return Err((c, arg));
+        }
+        // What `Vm::capture` would copy from the outer frame, taken from the
+        // argument and the closure directly: no frame is built for it (its
+        // stack slot, code and environment counted and released).
+        let get = |i: usize| match sources[i] {
+            UpvalueSource::Local(_) => arg.clone(),
+            UpvalueSource::Upvalue(r) => c.upvalue(r).clone(),
+            UpvalueSource::Deferred(_) => deferred_placeholder(),
+        };
+        let env = lambda.captures_env.then(|| c.clone());
+        let upvalues = Upvalues::build(sources.len(), get, env);
+        let lambda = lambda.clone();
+        // The argument, copied by the capture: a scalar (`foldl'`'s usual
+        // accumulator) is forgotten rather than dropped out of line.
+        arg.release();
         Ok(Rc::new(Closure { lambda, upvalues }))
     }
 
@@ -1494,6 +1512,24 @@ mod tests {
         assert_eq!(ok("let f = a: b: c: a + b + c; g = f 1 2; in g 3"), "6");
         assert_eq!(ok("let f = a: b: a; in f 1 (throw \"no\")"), "1");
         assert_eq!(ok("let f = a: let y = a; in b: y + b; in f 1 2"), "3");
+        // The inner closure's captures: the argument, the outer closure's
+        // own values and its environment, read at every depth.
+        assert_eq!(
+            ok("let k = 10; f = a: b: [ a b k ]; in f 1 2"),
+            "[ 1 2 10 ]"
+        );
+        assert_eq!(
+            ok("let g = x: let f = a: b: c: [ a b c x ]; in f; in g 0 1 2 3"),
+            "[ 1 2 3 0 ]"
+        );
+        assert_eq!(
+            ok("let f = { x, y ? 2 }: z: x + y + z; in f { x = 1; } 3"),
+            "6"
+        );
+        assert_eq!(
+            ok("builtins.foldl' (a: b: a ++ [ b ]) [ ] [ 1 2 3 ]"),
+            "[ 1 2 3 ]"
+        );
         assert_eq!(
             ok("let f = n: acc: if n == 0 then acc else f (n - 1) (acc + n); in f 100 0"),
             "5050"
