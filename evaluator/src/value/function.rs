@@ -40,32 +40,37 @@ impl Closure {
     /// slot holds a thunk that has been evaluated, the thunk's value, which
     /// then replaces the thunk in the slot, so that the next read of the
     /// variable finds the value without going through the thunk (as a
-    /// frame's local is replaced, `Op::GetLocal`). Returns the value and
-    /// what the slot held before, for the caller to drop once no reference
-    /// into this closure is held (dropping it may free other values).
+    /// frame's local is replaced, `Op::GetLocal`).
     ///
     /// Only the VM calls this, while it runs the code of this closure or
     /// of one made in it, and holds no other reference into the slot (the
     /// contract of [`Upvalues`]' slots).
     #[inline]
-    pub(crate) fn upvalue_settled(&self, r: UpvalueRef) -> (Value, Option<Value>) {
-        let slot = self.environment(r.depth).upvalues.slot(r.index as usize);
-        // SAFETY: a shared read of the slot; no reference into it is held
-        // while it is written (below and in `Upvalues`' contract).
-        let forced = match unsafe { &*slot.get() } {
-            Value::Thunk(t) => match t.value() {
-                Some(v) => v,
-                None => return (Value::Thunk(t.clone()), None),
-            },
-            v => return (v.clone(), None),
-        };
-        // SAFETY: the reference read above ended; nothing else refers to
-        // the slot now (`Upvalues`' contract). Replacing an evaluated thunk
-        // by its value changes nothing any reader can observe: every read
-        // of a variable takes an evaluated thunk's value (`shallow`).
-        let old = unsafe { std::ptr::replace(slot.get(), forced.clone()) };
-        (forced, Some(old))
+    pub(crate) fn upvalue_settled(&self, r: UpvalueRef) -> Value {
+        settle(self.environment(r.depth).upvalues.slot(r.index as usize))
     }
+}
+
+/// What [`Closure::upvalue_settled`] reads from a slot. The thunk it
+/// replaces is dropped here: its value was cloned first, so dropping it
+/// frees at most the thunk's own cell and never reaches other values.
+fn settle(slot: &Slot) -> Value {
+    // SAFETY: a shared read of the slot; no reference into it is held
+    // while it is written (below and in `Upvalues`' contract).
+    let forced = match unsafe { &*slot.get() } {
+        Value::Thunk(t) => match t.value() {
+            Some(v) => v,
+            None => return Value::Thunk(t.clone()),
+        },
+        v => return v.clone(),
+    };
+    // SAFETY: the reference read above ended; nothing else refers to the
+    // slot now (`Upvalues`' contract). Replacing an evaluated thunk by its
+    // value changes nothing any reader can observe: every read of a
+    // variable takes an evaluated thunk's value (`shallow`).
+    let old = unsafe { std::ptr::replace(slot.get(), forced.clone()) };
+    drop(old);
+    forced
 }
 
 /// What a closure or thunk captured, in two parts (docs/evaluator.md,

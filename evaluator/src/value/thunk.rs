@@ -150,12 +150,13 @@ impl Thunk {
     }
 
     /// Captured variable `r` of the code this thunk is running, settled
-    /// ([`Closure::upvalue_settled`]): the value, and what its slot held
-    /// before for the caller to drop.
+    /// ([`Closure::upvalue_settled`]).
     #[inline]
-    pub(crate) fn upvalue_settled(&self, r: UpvalueRef) -> (Value, Option<Value>) {
+    pub(crate) fn upvalue_settled(&self, r: UpvalueRef) -> Value {
         // Writing the slot through its cell is what a shared reference to
-        // this state allows; nothing is dropped while the state is read.
+        // this state allows; the thunk the slot held is dropped while the
+        // state is read, which frees at most that thunk's own cell (its
+        // value was cloned first), never anything that reaches this one.
         self.read(|repr| match repr {
             ThunkRepr::Forcing(Pending::Code(c)) => c.upvalue_settled(r),
             _ => unreachable!("upvalues are read only while the thunk's code runs"),

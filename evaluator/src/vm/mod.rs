@@ -65,12 +65,10 @@ impl Env {
     /// then skips the thunk (a dependent load, usually a cache miss).
     #[inline]
     fn upvalue_shallow(&self, r: UpvalueRef) -> Value {
-        let (v, old) = match self {
+        match self {
             Env::Closure(c) => c.upvalue_settled(r),
             Env::Thunk(t) => t.upvalue_settled(r),
-        };
-        drop(old);
-        v
+        }
     }
 }
 
