@@ -4,6 +4,7 @@ use super::Value;
 use crate::bytecode::{Lambda, UpvalueRef};
 use crate::errors::EvalResult;
 use crate::vm::{EvalState, GenCo, GenFuture};
+use std::cell::UnsafeCell;
 use std::rc::Rc;
 
 /// A compiled Nix function together with the variables it captured. A
@@ -20,14 +21,56 @@ impl Closure {
     /// this one.
     #[inline]
     pub fn upvalue(&self, r: UpvalueRef) -> &Value {
+        &self.environment(r.depth).upvalues[r.index as usize]
+    }
+
+    /// The closure `depth` environments up from this one.
+    #[inline]
+    fn environment(&self, depth: u32) -> &Closure {
         let mut env = self;
-        for _ in 0..r.depth {
+        for _ in 0..depth {
             env = env.upvalues.env().expect(
                 "code reads an environment only if its closure holds one (compiler, image decoder)",
             );
         }
-        &env.upvalues[r.index as usize]
+        env
     }
+
+    /// The captured variable `r` names as code reading it wants it: if its
+    /// slot holds a thunk that has been evaluated, the thunk's value, which
+    /// then replaces the thunk in the slot, so that the next read of the
+    /// variable finds the value without going through the thunk (as a
+    /// frame's local is replaced, `Op::GetLocal`).
+    ///
+    /// Only the VM calls this, while it runs the code of this closure or
+    /// of one made in it, and holds no other reference into the slot (the
+    /// contract of [`Upvalues`]' slots).
+    #[inline]
+    pub(crate) fn upvalue_settled(&self, r: UpvalueRef) -> Value {
+        settle(self.environment(r.depth).upvalues.slot(r.index as usize))
+    }
+}
+
+/// What [`Closure::upvalue_settled`] reads from a slot. The thunk it
+/// replaces is dropped here: its value was cloned first, so dropping it
+/// frees at most the thunk's own cell and never reaches other values.
+fn settle(slot: &Slot) -> Value {
+    // SAFETY: a shared read of the slot; no reference into it is held
+    // while it is written (below and in `Upvalues`' contract).
+    let forced = match unsafe { &*slot.get() } {
+        Value::Thunk(t) => match t.value() {
+            Some(v) => v,
+            None => return Value::Thunk(t.clone()),
+        },
+        v => return v.clone(),
+    };
+    // SAFETY: the reference read above ended; nothing else refers to the
+    // slot now (`Upvalues`' contract). Replacing an evaluated thunk by its
+    // value changes nothing any reader can observe: every read of a
+    // variable takes an evaluated thunk's value (`shallow`).
+    let old = unsafe { std::ptr::replace(slot.get(), forced.clone()) };
+    drop(old);
+    forced
 }
 
 /// What a closure or thunk captured, in two parts (docs/evaluator.md,
@@ -42,6 +85,13 @@ impl Closure {
 /// variants of one enum: reading a variable then loads the environment and
 /// tests one tag, where seven variants' niche-encoded tags cost a chain of
 /// comparisons on every read (docs/notes-performance.md, "Session 7").
+///
+/// The values sit in [`UnsafeCell`]s: reading a variable whose thunk has
+/// been evaluated replaces the thunk by its value in place
+/// ([`Closure::upvalue_settled`]). What keeps that sound: a reference to a
+/// value held here (from `Deref`, [`Closure::upvalue`]) is used and
+/// dropped before the VM runs any more code; the VM writes a slot only in
+/// `upvalue_settled`, when no such reference lives.
 pub struct Upvalues {
     env: Option<Rc<Closure>>,
     own: Own,
@@ -52,10 +102,14 @@ enum Own {
     /// None (the closure or thunk reads only its environment, or nothing).
     Zero,
     /// One value, inline.
-    One([Value; 1]),
+    One([Slot; 1]),
     /// Two or more, in their own allocation.
-    Many(Box<[Value]>),
+    Many(Box<[Slot]>),
 }
+
+/// A value held, replaced in place by its thunk's value once that is
+/// evaluated (see [`Upvalues`]).
+type Slot = UnsafeCell<Value>;
 
 const _: () = assert!(std::mem::size_of::<Upvalues>() <= 32);
 
@@ -76,11 +130,11 @@ impl Upvalues {
     pub fn build(n: usize, mut get: impl FnMut(usize) -> Value, env: Option<Rc<Closure>>) -> Self {
         let own = match n {
             0 => Own::Zero,
-            1 => Own::One([get(0)]),
+            1 => Own::One([UnsafeCell::new(get(0))]),
             _ => {
                 let mut v = Vec::with_capacity(n);
                 for i in 0..n {
-                    v.push(get(i));
+                    v.push(UnsafeCell::new(get(i)));
                 }
                 Own::Many(v.into_boxed_slice())
             }
@@ -92,6 +146,17 @@ impl Upvalues {
     #[inline]
     pub fn env(&self) -> Option<&Closure> {
         self.env.as_deref()
+    }
+
+    /// The `i`th value held, as its cell.
+    #[inline]
+    fn slot(&self, i: usize) -> &Slot {
+        let slots: &[Slot] = match &self.own {
+            Own::Zero => &[],
+            Own::One(v) => v,
+            Own::Many(v) => v,
+        };
+        &slots[i]
     }
 
     /// The environment, shared once more.
@@ -107,22 +172,28 @@ impl std::ops::Deref for Upvalues {
     /// The values held, without the environment.
     #[inline]
     fn deref(&self) -> &[Value] {
-        match &self.own {
+        let slots: &[Slot] = match &self.own {
             Own::Zero => &[],
             Own::One(v) => v,
             Own::Many(v) => v,
-        }
+        };
+        // SAFETY: `UnsafeCell<Value>` has `Value`'s layout; the slots are
+        // not written while the reference lives (the type's contract).
+        unsafe { &*(slots as *const [Slot] as *const [Value]) }
     }
 }
 
 impl std::ops::DerefMut for Upvalues {
     #[inline]
     fn deref_mut(&mut self) -> &mut [Value] {
-        match &mut self.own {
+        let slots: &mut [Slot] = match &mut self.own {
             Own::Zero => &mut [],
             Own::One(v) => v,
             Own::Many(v) => v,
-        }
+        };
+        // SAFETY: `UnsafeCell<Value>` has `Value`'s layout, and the
+        // exclusive borrow rules out any other reference.
+        unsafe { &mut *(slots as *mut [Slot] as *mut [Value]) }
     }
 }
 
@@ -207,6 +278,19 @@ mod tests {
                 "[ [ 1 1 4 3 ] [ 1 1 6 5 ] ]",
             ),
             ("(a: with { w = a; }; (b: c: w + b + c) 2 3) 1", "6"),
+            // A captured thunk read again after it was evaluated (its slot
+            // then holds the value: `Closure::upvalue_settled`), from a
+            // closure, from a thunk's code and through an environment,
+            // keeps its value and its identity (`[ f ] == [ f ]` compares
+            // the function by identity).
+            (
+                "let f = (y: x: x + y) 1; s = { a = 1; }; \
+                 g = z: [ ([ f ] == [ f ]) (f z) s.a ([ f ] == [ f ]) (f z) s.a \
+                 (let t = [ (f 0) s.a ([ f ] == [ f ]) ]; in t) ((w: [ (f w) s.a ]) 5) ]; \
+                 in [ (g 1) (g 2) ]",
+                "[ [ true 2 1 true 2 1 [ 1 1 true ] [ 6 1 ] ] \
+                 [ true 3 1 true 3 1 [ 1 1 true ] [ 6 1 ] ] ]",
+            ),
         ];
         for (expr, want) in cases {
             assert_eq!(ok(expr), want, "{expr}");

@@ -70,6 +70,27 @@ impl Value {
         }
     }
 
+    /// Whether dropping this value cannot recurse into other values: it
+    /// owns nothing (scalars), only bytes (strings, paths), or a reference
+    /// to something still referenced elsewhere. Such a value needs no
+    /// bounded teardown (`teardown::dispose`).
+    #[inline]
+    pub(crate) fn drop_is_shallow(&self) -> bool {
+        match self {
+            Value::Null
+            | Value::Bool(_)
+            | Value::Int(_)
+            | Value::Float(_)
+            | Value::String(_)
+            | Value::Path(_) => true,
+            Value::Attrs(a) => Rc::strong_count(a) > 1,
+            Value::List(l) => Rc::strong_count(l) > 1,
+            Value::Closure(c) => Rc::strong_count(c) > 1,
+            Value::Builtin(b) => Rc::strong_count(b) > 1,
+            Value::Thunk(t) => Rc::strong_count(&t.0) > 1,
+        }
+    }
+
     /// A string value from text.
     pub fn string(s: impl Into<NixString>) -> Value {
         Value::String(s.into())

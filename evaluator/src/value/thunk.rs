@@ -11,8 +11,9 @@
 //! and move states in and out; a state taken out is dropped only after the
 //! reference is gone, because dropping it can free other thunks and, by a
 //! cycle, reach this one. The few methods that lend a reference to a
-//! closure (`with_upvalue`, `finalise`) are crate-private
-//! and say what their closure may do.
+//! closure (`with_captures`, `finalise`) are crate-private and say what
+//! their closure may do; `upvalue_settled` writes a captured variable's
+//! slot through its own cell (`Upvalues`) and hands back what it held.
 
 use super::{Closure, Upvalues, Value};
 use crate::bytecode::{Lambda, UpvalueRef};
@@ -148,22 +149,23 @@ impl Thunk {
         Some(entered)
     }
 
-    /// `read` applied to captured variable `r` of the code this thunk is
-    /// running, without cloning it first. `read` may look at the value and
-    /// clone it or an evaluated thunk's value, but must not force, update
-    /// or drop anything.
+    /// Captured variable `r` of the code this thunk is running, settled
+    /// ([`Closure::upvalue_settled`]).
     #[inline]
-    pub(crate) fn with_upvalue<R>(&self, r: UpvalueRef, read: impl FnOnce(&Value) -> R) -> R {
+    pub(crate) fn upvalue_settled(&self, r: UpvalueRef) -> Value {
+        // Writing the slot through its cell is what a shared reference to
+        // this state allows; the thunk the slot held is dropped while the
+        // state is read, which frees at most that thunk's own cell (its
+        // value was cloned first), never anything that reaches this one.
         self.read(|repr| match repr {
-            ThunkRepr::Forcing(Pending::Code(c)) => read(c.upvalue(r)),
+            ThunkRepr::Forcing(Pending::Code(c)) => c.upvalue_settled(r),
             _ => unreachable!("upvalues are read only while the thunk's code runs"),
         })
     }
 
     /// `read` applied to what the code this thunk is running captured (the
-    /// values it holds and its environment), under the same contract as
-    /// [`Thunk::with_upvalue`]: it may look at them and clone them, nothing
-    /// else (a closure or thunk made by that code copies and shares from
+    /// values it holds and its environment): it may look at them and clone
+    /// them, nothing else (a closure or thunk made by that code copies and shares from
     /// them).
     #[inline]
     pub(crate) fn with_captures<R>(&self, read: impl FnOnce(&Closure) -> R) -> R {
@@ -231,17 +233,16 @@ impl Thunk {
     /// Last reference: free what it holds with bounded recursion.
     #[inline(never)]
     fn drop_last(&mut self) {
-        // A scalar value owns nothing to recurse into: the thunk is freed
-        // in place, without the bounded teardown's bookkeeping.
-        let scalar = self.read(|r| {
-            matches!(
-                r,
-                ThunkRepr::Evaluated(
-                    Value::Null | Value::Bool(_) | Value::Int(_) | Value::Float(_)
-                )
-            )
+        // A value whose drop cannot recurse (a scalar, a string, or one
+        // whose referent is shared: its count is only decremented) is
+        // dropped with the thunk in place, without the bounded teardown's
+        // bookkeeping (two thread-local accesses): most thunks die holding
+        // a value still referenced elsewhere.
+        let shallow = self.read(|r| match r {
+            ThunkRepr::Evaluated(v) => v.drop_is_shallow(),
+            _ => false,
         });
-        if !scalar {
+        if !shallow {
             let repr = self.replace(ThunkRepr::Evaluated(Value::Null));
             super::teardown::dispose(repr);
         }

@@ -58,11 +58,16 @@ impl Env {
     /// Captured variable `r`, or its value if it is a forced thunk (what
     /// a read followed by `Force` wants), without cloning and dropping the
     /// thunk.
+    ///
+    /// A slot holding an evaluated thunk is given the thunk's value
+    /// ([`Closure::upvalue_settled`]): the module system reads `config`,
+    /// `lib` and the like many times from one closure, and each later read
+    /// then skips the thunk (a dependent load, usually a cache miss).
     #[inline]
     fn upvalue_shallow(&self, r: UpvalueRef) -> Value {
         match self {
-            Env::Closure(c) => shallow_ref(c.upvalue(r)),
-            Env::Thunk(t) => t.with_upvalue(r, shallow_ref),
+            Env::Closure(c) => c.upvalue_settled(r),
+            Env::Thunk(t) => t.upvalue_settled(r),
         }
     }
 }
@@ -127,6 +132,11 @@ pub struct Vm {
     /// `MAX_FRAMES`, or the lower `--max-call-depth`.
     max_frames: usize,
     until_check: u32,
+    /// The box of the last builtin call whose arguments were forced
+    /// (`Frame::Args`), emptied, for the next such call to reuse: lib's
+    /// `hasPrefix` and `hasSuffix` make one per call (`substring`'s length
+    /// argument is a pending thunk), about a million on the NixOS toplevel.
+    spare_call: Option<Box<native::PendingCall>>,
 }
 
 impl Vm {
@@ -144,6 +154,7 @@ impl Vm {
                 .max_call_depth
                 .map_or(MAX_FRAMES, |d| d.min(MAX_FRAMES)),
             until_check: INTERRUPT_INTERVAL,
+            spare_call: None,
         };
         vm.frames.push(Frame::Generator(Box::new(GenFrame {
             gen: Gen::new(f),
@@ -426,12 +437,30 @@ impl Vm {
         let [Op::MakeClosure(k), Op::Return] = *c.lambda.chunk.code else {
             return Err((c, arg));
         };
-        let outer = self.enter_closure(c, arg);
-        let lambda = outer.lambda.chunk.lambdas[k as usize].clone();
-        let upvalues = self.capture(&outer, &lambda);
-        // The argument's slot, copied by the capture: a scalar (`foldl'`'s
-        // usual accumulator) is forgotten rather than dropped out of line.
-        self.pop().release();
+        let lambda = &c.lambda.chunk.lambdas[k as usize];
+        // The outer frame's only local is its argument (slot 0); anything
+        // else takes the ordinary call.
+        let sources = &lambda.upvalues;
+        if sources
+            .iter()
+            .any(|s| matches!(s, UpvalueSource::Local(i) if *i != 0))
+        {
+            return Err((c, arg));
+        }
+        // What `Vm::capture` would copy from the outer frame, taken from the
+        // argument and the closure directly: no frame is built for it (its
+        // stack slot, code and environment counted and released).
+        let get = |i: usize| match sources[i] {
+            UpvalueSource::Local(_) => arg.clone(),
+            UpvalueSource::Upvalue(r) => c.upvalue(r).clone(),
+            UpvalueSource::Deferred(_) => deferred_placeholder(),
+        };
+        let env = lambda.captures_env.then(|| c.clone());
+        let upvalues = Upvalues::build(sources.len(), get, env);
+        let lambda = lambda.clone();
+        // The argument, copied by the capture: a scalar (`foldl'`'s usual
+        // accumulator) is forgotten rather than dropped out of line.
+        arg.release();
         Ok(Rc::new(Closure { lambda, upvalues }))
     }
 
@@ -1481,6 +1510,24 @@ mod tests {
         assert_eq!(ok("let f = a: b: c: a + b + c; g = f 1 2; in g 3"), "6");
         assert_eq!(ok("let f = a: b: a; in f 1 (throw \"no\")"), "1");
         assert_eq!(ok("let f = a: let y = a; in b: y + b; in f 1 2"), "3");
+        // The inner closure's captures: the argument, the outer closure's
+        // own values and its environment, read at every depth.
+        assert_eq!(
+            ok("let k = 10; f = a: b: [ a b k ]; in f 1 2"),
+            "[ 1 2 10 ]"
+        );
+        assert_eq!(
+            ok("let g = x: let f = a: b: c: [ a b c x ]; in f; in g 0 1 2 3"),
+            "[ 1 2 3 0 ]"
+        );
+        assert_eq!(
+            ok("let f = { x, y ? 2 }: z: x + y + z; in f { x = 1; } 3"),
+            "6"
+        );
+        assert_eq!(
+            ok("builtins.foldl' (a: b: a ++ [ b ]) [ ] [ 1 2 3 ]"),
+            "[ 1 2 3 ]"
+        );
         assert_eq!(
             ok("let f = n: acc: if n == 0 then acc else f (n - 1) (acc + n); in f 100 0"),
             "5050"

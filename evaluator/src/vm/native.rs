@@ -235,13 +235,25 @@ impl Vm {
             .enumerate()
             .position(|(i, a)| strict(i) && !a.is_whnf());
         match unforced {
-            Some(next) => Ok(Some(Frame::Args(Box::new(PendingCall {
-                def,
-                args,
-                next,
-                awaiting: false,
-                span,
-            })))),
+            Some(next) => {
+                let call = PendingCall {
+                    def,
+                    args,
+                    next,
+                    awaiting: false,
+                    span,
+                };
+                let boxed = match self.spare_call.take() {
+                    Some(mut spare) => {
+                        // The spare's arguments were taken: nothing is
+                        // freed by the assignment.
+                        *spare = call;
+                        spare
+                    }
+                    None => Box::new(call),
+                };
+                Ok(Some(Frame::Args(boxed)))
+            }
             None => self.run_builtin(def, args, span),
         }
     }
@@ -268,7 +280,8 @@ impl Vm {
             }
             st.next += 1;
         }
-        let PendingCall { args, span, .. } = *st;
+        let (args, span) = (std::mem::take(&mut st.args), st.span);
+        self.spare_call = Some(st);
         if let Some(frame) = self.run_builtin(def, args, span)? {
             self.push_frame(frame).map_err(|k| Error::new(k, span))?;
         }
