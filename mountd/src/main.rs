@@ -11,6 +11,7 @@ mod live;
 mod manual;
 mod mount;
 mod mount_helper;
+mod prefault;
 mod source;
 mod watch;
 
@@ -395,6 +396,7 @@ fn main() -> ExitCode {
             mount::run(&args)
         }
         Command::Eval(args) => {
+            prefault::start();
             let code = eval_cmd::run(&args);
             ExitCode::from(u8::try_from(code).unwrap_or(1))
         }
@@ -404,6 +406,7 @@ fn main() -> ExitCode {
         Command::ReapMount(args) => mount::reap_command(&args.mountpoint, &args.dev),
         Command::Worker => {
             init_logging();
+            prefault::start();
             ExitCode::from(attrfs_worker::serve_stdio())
         }
     }
