@@ -11,7 +11,6 @@ mod live;
 mod manual;
 mod mount;
 mod mount_helper;
-mod prefault;
 mod source;
 mod watch;
 
@@ -396,7 +395,6 @@ fn main() -> ExitCode {
             mount::run(&args)
         }
         Command::Eval(args) => {
-            prefault::start();
             let code = eval_cmd::run(&args);
             ExitCode::from(u8::try_from(code).unwrap_or(1))
         }
@@ -406,7 +404,6 @@ fn main() -> ExitCode {
         Command::ReapMount(args) => mount::reap_command(&args.mountpoint, &args.dev),
         Command::Worker => {
             init_logging();
-            prefault::start();
             ExitCode::from(attrfs_worker::serve_stdio())
         }
     }
