@@ -278,11 +278,13 @@ impl ReplyDirectory {
         if self.entries.len() + len > self.room {
             return true;
         }
-        self.entries.u64(ino).u64(offset).u32(name.len() as u32);
-        self.entries
-            .u32(attr::dirent_type(kind))
-            .bytes(name)
-            .pad_to_8();
+        encode_dirent(
+            &mut self.entries,
+            ino,
+            offset,
+            attr::dirent_type(kind),
+            name,
+        );
         false
     }
 
@@ -295,6 +297,14 @@ impl ReplyDirectory {
     pub fn error(self, errno: Errno) {
         self.reply.error(errno);
     }
+}
+
+/// Appends `fuse_dirent`: the entry's inode, the offset of the next one,
+/// its name's length, its `d_type`, then the name padded to 8 bytes. Both
+/// READDIR and READDIRPLUS entries end with it.
+fn encode_dirent(w: &mut Writer, ino: u64, offset: u64, d_type: u32, name: &[u8]) {
+    w.u64(ino).u64(offset).u32(name.len() as u32);
+    w.u32(d_type).bytes(name).pad_to_8();
 }
 
 /// The answer to READDIRPLUS: `fuse_direntplus`, entries with their
@@ -332,11 +342,13 @@ impl ReplyDirectoryPlus {
             return true;
         }
         encode_entry(&mut self.entries, attr, *ttl, generation);
-        self.entries.u64(ino).u64(offset).u32(name.len() as u32);
-        self.entries
-            .u32(attr.kind.dirent_type())
-            .bytes(name)
-            .pad_to_8();
+        encode_dirent(
+            &mut self.entries,
+            ino,
+            offset,
+            attr.kind.dirent_type(),
+            name,
+        );
         false
     }
 
