@@ -1657,7 +1657,13 @@ fn complete(
             return false;
         }
         if let Some(running) = state.slots[slot].running.as_mut() {
-            running.also.retain(|k| k != key);
+            // Answers come in the order the keys were added, so the key is
+            // found at the front. (A `retain` comparing every key of the
+            // batch made a listing's stats cost quadratic time: 4.6% of
+            // the daemon in a walk of 200-entry directories.)
+            if let Some(i) = running.also.iter().position(|k| k == key) {
+                running.also.remove(i);
+            }
         }
         let live = state
             .pending
