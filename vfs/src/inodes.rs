@@ -85,6 +85,45 @@ impl InodeTable {
         (ino, path)
     }
 
+    /// [`InodeTable::intern`] of a batch of children of `parent` (the
+    /// entries of a READDIRPLUS reply): one read lock for those already
+    /// known and one write lock for the new ones, instead of a lock or two
+    /// per entry.
+    pub fn intern_many(&self, parent: u64, paths: Vec<AttrPath>) -> Vec<(u64, AttrPath)> {
+        let mut interned: Vec<(Option<u64>, AttrPath)> = {
+            let table = self.table.read();
+            paths
+                .into_iter()
+                .map(|path| match table.by_path.get_key_value(&path) {
+                    Some((kept, &ino)) => (Some(ino), kept.clone()),
+                    None => (None, path),
+                })
+                .collect()
+        };
+        if interned.iter().any(|(ino, _)| ino.is_none()) {
+            let mut table = self.table.write();
+            for (ino, path) in interned.iter_mut().filter(|(ino, _)| ino.is_none()) {
+                // Another thread may have allocated it between the locks.
+                if let Some((kept, &known)) = table.by_path.get_key_value(path) {
+                    *path = kept.clone();
+                    *ino = Some(known);
+                    continue;
+                }
+                let new = table.entries.len() as u64 + 1;
+                table.by_path.insert(path.clone(), new);
+                table.entries.push(Entry {
+                    parent,
+                    path: path.clone(),
+                });
+                *ino = Some(new);
+            }
+        }
+        interned
+            .into_iter()
+            .map(|(ino, path)| (ino.unwrap_or(ROOT_INODE), path))
+            .collect()
+    }
+
     /// The attribute path of an inode.
     pub fn path(&self, ino: u64) -> Option<AttrPath> {
         let table = self.table.read();
@@ -156,6 +195,32 @@ mod tests {
         assert_eq!(ab_path.parent().as_ref(), Some(&a_path));
         assert_eq!(table.parent(ab), Some(a));
         assert_eq!(table.lookup(&ab_path), Some(ab));
+        assert_eq!(table.len(), 4);
+    }
+
+    #[test]
+    fn a_batch_interns_as_one_by_one_would() {
+        let table = InodeTable::new();
+        let (a, _) = table.child(ROOT_INODE, &Segment::name("a")).unwrap();
+        let root = AttrPath::root();
+        let batch = table.intern_many(
+            ROOT_INODE,
+            ["b", "a", "c"]
+                .map(|n| root.child(Segment::name(n)))
+                .to_vec(),
+        );
+        let inos: Vec<u64> = batch.iter().map(|(ino, _)| *ino).collect();
+        assert_eq!(inos[1], a);
+        assert!(inos[0] != a && inos[2] != a && inos[0] != inos[2]);
+        for (ino, path) in &batch {
+            assert_eq!(table.lookup(path), Some(*ino));
+            assert_eq!(table.path(*ino).as_ref(), Some(path));
+            assert_eq!(table.parent(*ino), Some(ROOT_INODE));
+        }
+        assert_eq!(
+            table.child(ROOT_INODE, &Segment::name("c")).unwrap().0,
+            inos[2]
+        );
         assert_eq!(table.len(), 4);
     }
 
