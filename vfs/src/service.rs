@@ -188,6 +188,10 @@ impl Listing {
     }
 }
 
+/// A path as the cache keeps it, with its cached stat if there is one
+/// (see [`EvalService::shared_stats`]).
+pub type SharedStat = (AttrPath, Option<Result<Arc<Node>, NodeError>>);
+
 /// What a question is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum Op {
@@ -786,10 +790,7 @@ impl EvalService {
     /// each and one lock for the batch: a walk asks this for every entry,
     /// and taking the lock and hashing the path once per question was a
     /// fifth of the daemon's user time.
-    pub fn shared_stats(
-        &self,
-        paths: impl IntoIterator<Item = AttrPath>,
-    ) -> Vec<(AttrPath, Option<Result<Arc<Node>, NodeError>>)> {
+    pub fn shared_stats(&self, paths: impl IntoIterator<Item = AttrPath>) -> Vec<SharedStat> {
         let nodes = self.shared.cache.nodes.read();
         paths
             .into_iter()
