@@ -28,6 +28,31 @@ struct Table {
     entries: Vec<Entry>,
 }
 
+impl Table {
+    /// The inode of `path` and the path the table keeps for it, if known.
+    fn known(&self, path: &AttrPath) -> Option<(u64, AttrPath)> {
+        self.by_path
+            .get_key_value(path)
+            .map(|(kept, &ino)| (ino, kept.clone()))
+    }
+
+    /// The inode of `path`, allocated if new. Called under the write
+    /// lock: another thread may have allocated it since the caller looked
+    /// under the read lock.
+    fn intern(&mut self, parent: u64, path: AttrPath) -> (u64, AttrPath) {
+        if let Some(known) = self.known(&path) {
+            return known;
+        }
+        let ino = self.entries.len() as u64 + 1;
+        self.by_path.insert(path.clone(), ino);
+        self.entries.push(Entry {
+            parent,
+            path: path.clone(),
+        });
+        (ino, path)
+    }
+}
+
 /// The thread-safe map between inode numbers and attribute paths.
 pub struct InodeTable {
     table: RwLock<Table>,
@@ -65,62 +90,29 @@ impl InodeTable {
     /// allocating it on first sight. Lets a caller check that a name exists
     /// before it costs an inode.
     pub fn intern(&self, parent: u64, path: AttrPath) -> (u64, AttrPath) {
-        {
-            let table = self.table.read();
-            if let Some((path, &ino)) = table.by_path.get_key_value(&path) {
-                return (ino, path.clone());
-            }
+        if let Some(known) = self.table.read().known(&path) {
+            return known;
         }
-        let mut table = self.table.write();
-        // Another thread may have allocated it between the two locks.
-        if let Some((path, &ino)) = table.by_path.get_key_value(&path) {
-            return (ino, path.clone());
-        }
-        let ino = table.entries.len() as u64 + 1;
-        table.by_path.insert(path.clone(), ino);
-        table.entries.push(Entry {
-            parent,
-            path: path.clone(),
-        });
-        (ino, path)
+        self.table.write().intern(parent, path)
     }
 
     /// [`InodeTable::intern`] of a batch of children of `parent` (the
-    /// entries of a READDIRPLUS reply): one read lock for those already
-    /// known and one write lock for the new ones, instead of a lock or two
-    /// per entry.
+    /// entries of a READDIRPLUS reply): one read lock when all are known
+    /// (a directory read again), else one write lock for the whole batch
+    /// (a walk's first sight of them), instead of a lock or two per entry.
     pub fn intern_many(&self, parent: u64, paths: Vec<AttrPath>) -> Vec<(u64, AttrPath)> {
-        let mut interned: Vec<(Option<u64>, AttrPath)> = {
+        {
             let table = self.table.read();
-            paths
-                .into_iter()
-                .map(|path| match table.by_path.get_key_value(&path) {
-                    Some((kept, &ino)) => (Some(ino), kept.clone()),
-                    None => (None, path),
-                })
-                .collect()
-        };
-        if interned.iter().any(|(ino, _)| ino.is_none()) {
-            let mut table = self.table.write();
-            for (ino, path) in interned.iter_mut().filter(|(ino, _)| ino.is_none()) {
-                // Another thread may have allocated it between the locks.
-                if let Some((kept, &known)) = table.by_path.get_key_value(path) {
-                    *path = kept.clone();
-                    *ino = Some(known);
-                    continue;
-                }
-                let new = table.entries.len() as u64 + 1;
-                table.by_path.insert(path.clone(), new);
-                table.entries.push(Entry {
-                    parent,
-                    path: path.clone(),
-                });
-                *ino = Some(new);
+            let known: Option<Vec<(u64, AttrPath)>> =
+                paths.iter().map(|path| table.known(path)).collect();
+            if let Some(known) = known {
+                return known;
             }
         }
-        interned
+        let mut table = self.table.write();
+        paths
             .into_iter()
-            .map(|(ino, path)| (ino.unwrap_or(ROOT_INODE), path))
+            .map(|path| table.intern(parent, path))
             .collect()
     }
 
