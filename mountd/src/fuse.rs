@@ -548,7 +548,9 @@ impl Filesystem for AttrFs {
             // `.` and `..` come first in the reply.
             let dots = (2 - offset.min(2)) as usize * direntplus_size(2);
             let mut room = READDIRPLUS_BUFFER.saturating_sub(dots);
-            let children: Vec<PlusChild> = listing
+            // (offset, name, path) of what fits in the reply: the rest
+            // would be evaluated for nothing.
+            let fitting: Vec<(u64, Vec<u8>, AttrPath)> = listing
                 .entries()
                 .iter()
                 .enumerate()
@@ -558,22 +560,47 @@ impl Filesystem for AttrFs {
                     if name.len() > NAME_MAX {
                         return Some(None);
                     }
-                    // Only what fits in the reply: the rest would be
-                    // evaluated for nothing.
                     room = room.checked_sub(direntplus_size(name.len()))?;
-                    // A read-ahead may have cached the entry's stat
-                    // already: the inode shares that path.
-                    let path = service.shared_path(dir_path.child(entry.name.clone()));
-                    let (ino, path) = inodes.intern(ino, path);
-                    Some(Some(PlusChild {
-                        offset: i as u64 + 3,
-                        ino,
-                        path,
+                    Some(Some((
+                        i as u64 + 3,
                         name,
-                    }))
+                        dir_path.child(entry.name.clone()),
+                    )))
                 })
                 .flatten()
                 .take(PLUS_BATCH)
+                .collect();
+            // A read-ahead has usually cached the entries' stats already:
+            // their answers are taken now, under one lock for the batch,
+            // and the inodes share the cache's paths.
+            let (paths, known): (Vec<AttrPath>, Vec<Option<StatAnswer>>) = service
+                .shared_stats(fitting.iter().map(|(_, _, path)| path.clone()))
+                .into_iter()
+                .unzip();
+            let interned = inodes.intern_many(ino, paths);
+            let children: Vec<PlusChild> = fitting
+                .into_iter()
+                .zip(interned)
+                .map(|((offset, name, _), (ino, path))| PlusChild {
+                    offset,
+                    ino,
+                    path,
+                    name,
+                })
+                .collect();
+            let missing: Vec<usize> = (0..known.len()).filter(|&i| known[i].is_none()).collect();
+            // Subdirectories and entries of unknown type are worth listing
+            // ahead; an entry known to be a file is not (read-ahead would
+            // only queue it to forget it).
+            let ahead: Vec<AttrPath> = children
+                .iter()
+                .zip(&known)
+                .filter(|(_, answer)| match answer {
+                    Some(Ok(node)) => node.kind == NodeKind::Directory && node.error.is_none(),
+                    Some(Err(_)) => false,
+                    None => true,
+                })
+                .map(|(child, _)| child.path.clone())
                 .collect();
             let parent = inodes.parent(ino).unwrap_or(ino);
             let batch = Arc::new(PlusBatch {
@@ -581,14 +608,15 @@ impl Filesystem for AttrFs {
                 parent,
                 offset,
                 attrs,
-                // One more than the children: the loop below holds it, so
-                // the reply is built once every stat has been asked.
-                remaining: AtomicUsize::new(children.len() + 1),
-                answers: Mutex::new(vec![None; children.len()]),
+                // One more than the stats still to come: the loop below
+                // holds it, so the reply is built once every stat has
+                // been asked.
+                remaining: AtomicUsize::new(missing.len() + 1),
+                answers: Mutex::new(known),
                 children,
                 reply: Mutex::new(Some(reply)),
             });
-            for slot in 0..batch.children.len() {
+            for slot in missing {
                 let batch_for_child = batch.clone();
                 service.stat_then(&batch.children[slot].path, move |answer| {
                     batch_for_child.answers.lock()[slot] = Some(answer);
@@ -599,7 +627,7 @@ impl Filesystem for AttrFs {
             // A walk will list the subdirectories next, and the next
             // READDIRPLUS of a big directory will stat the entries after
             // these.
-            service.read_ahead(batch.children.iter().map(|c| c.path.clone()));
+            service.read_ahead(ahead);
             if let Some(last) = batch.children.last() {
                 let next = usize::try_from(last.offset - 2).unwrap_or(usize::MAX);
                 let after = listing.entries().iter().skip(next).take(PLUS_BATCH);

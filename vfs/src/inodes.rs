@@ -28,6 +28,31 @@ struct Table {
     entries: Vec<Entry>,
 }
 
+impl Table {
+    /// The inode of `path` and the path the table keeps for it, if known.
+    fn known(&self, path: &AttrPath) -> Option<(u64, AttrPath)> {
+        self.by_path
+            .get_key_value(path)
+            .map(|(kept, &ino)| (ino, kept.clone()))
+    }
+
+    /// The inode of `path`, allocated if new. Called under the write
+    /// lock: another thread may have allocated it since the caller looked
+    /// under the read lock.
+    fn intern(&mut self, parent: u64, path: AttrPath) -> (u64, AttrPath) {
+        if let Some(known) = self.known(&path) {
+            return known;
+        }
+        let ino = self.entries.len() as u64 + 1;
+        self.by_path.insert(path.clone(), ino);
+        self.entries.push(Entry {
+            parent,
+            path: path.clone(),
+        });
+        (ino, path)
+    }
+}
+
 /// The thread-safe map between inode numbers and attribute paths.
 pub struct InodeTable {
     table: RwLock<Table>,
@@ -65,24 +90,30 @@ impl InodeTable {
     /// allocating it on first sight. Lets a caller check that a name exists
     /// before it costs an inode.
     pub fn intern(&self, parent: u64, path: AttrPath) -> (u64, AttrPath) {
+        if let Some(known) = self.table.read().known(&path) {
+            return known;
+        }
+        self.table.write().intern(parent, path)
+    }
+
+    /// [`InodeTable::intern`] of a batch of children of `parent` (the
+    /// entries of a READDIRPLUS reply): one read lock when all are known
+    /// (a directory read again), else one write lock for the whole batch
+    /// (a walk's first sight of them), instead of a lock or two per entry.
+    pub fn intern_many(&self, parent: u64, paths: Vec<AttrPath>) -> Vec<(u64, AttrPath)> {
         {
             let table = self.table.read();
-            if let Some((path, &ino)) = table.by_path.get_key_value(&path) {
-                return (ino, path.clone());
+            let known: Option<Vec<(u64, AttrPath)>> =
+                paths.iter().map(|path| table.known(path)).collect();
+            if let Some(known) = known {
+                return known;
             }
         }
         let mut table = self.table.write();
-        // Another thread may have allocated it between the two locks.
-        if let Some((path, &ino)) = table.by_path.get_key_value(&path) {
-            return (ino, path.clone());
-        }
-        let ino = table.entries.len() as u64 + 1;
-        table.by_path.insert(path.clone(), ino);
-        table.entries.push(Entry {
-            parent,
-            path: path.clone(),
-        });
-        (ino, path)
+        paths
+            .into_iter()
+            .map(|path| table.intern(parent, path))
+            .collect()
     }
 
     /// The attribute path of an inode.
@@ -156,6 +187,32 @@ mod tests {
         assert_eq!(ab_path.parent().as_ref(), Some(&a_path));
         assert_eq!(table.parent(ab), Some(a));
         assert_eq!(table.lookup(&ab_path), Some(ab));
+        assert_eq!(table.len(), 4);
+    }
+
+    #[test]
+    fn a_batch_interns_as_one_by_one_would() {
+        let table = InodeTable::new();
+        let (a, _) = table.child(ROOT_INODE, &Segment::name("a")).unwrap();
+        let root = AttrPath::root();
+        let batch = table.intern_many(
+            ROOT_INODE,
+            ["b", "a", "c"]
+                .map(|n| root.child(Segment::name(n)))
+                .to_vec(),
+        );
+        let inos: Vec<u64> = batch.iter().map(|(ino, _)| *ino).collect();
+        assert_eq!(inos[1], a);
+        assert!(inos[0] != a && inos[2] != a && inos[0] != inos[2]);
+        for (ino, path) in &batch {
+            assert_eq!(table.lookup(path), Some(*ino));
+            assert_eq!(table.path(*ino).as_ref(), Some(path));
+            assert_eq!(table.parent(*ino), Some(ROOT_INODE));
+        }
+        assert_eq!(
+            table.child(ROOT_INODE, &Segment::name("c")).unwrap().0,
+            inos[2]
+        );
         assert_eq!(table.len(), 4);
     }
 

@@ -45,4 +45,6 @@ pub use backend::{Backend, BackendFactory, Interrupt, NodeError, Stat};
 pub use inodes::{InodeTable, ROOT_INODE};
 pub use node::{xattr, AttrPath, DirEntry, Node, NodeKind, Segment, XattrList};
 pub use persist::AnswerStore;
-pub use service::{CacheView, EvalService, Listing, ServiceConfig, ServiceError, LIST_PLUS_STATS};
+pub use service::{
+    CacheView, EvalService, Listing, ServiceConfig, ServiceError, SharedStat, LIST_PLUS_STATS,
+};

@@ -188,6 +188,10 @@ impl Listing {
     }
 }
 
+/// A path as the cache keeps it, with its cached stat if there is one
+/// (see [`EvalService::shared_stats`]).
+pub type SharedStat = (AttrPath, Option<Result<Arc<Node>, NodeError>>);
+
 /// What a question is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum Op {
@@ -779,6 +783,22 @@ impl EvalService {
             Some((kept, _)) => kept.clone(),
             None => path,
         }
+    }
+
+    /// [`EvalService::shared_path`] and [`EvalService::cached_stat`] of a
+    /// batch of paths (the entries of a READDIRPLUS reply), in one lookup
+    /// each and one lock for the batch: a walk asks this for every entry,
+    /// and taking the lock and hashing the path once per question was a
+    /// fifth of the daemon's user time.
+    pub fn shared_stats(&self, paths: impl IntoIterator<Item = AttrPath>) -> Vec<SharedStat> {
+        let nodes = self.shared.cache.nodes.read();
+        paths
+            .into_iter()
+            .map(|path| match nodes.get_key_value(&path) {
+                Some((kept, hit)) => (kept.clone(), Some(unbox(hit))),
+                None => (path, None),
+            })
+            .collect()
     }
 
     /// Reads the whole file at `path`; see [`EvalService::stat_then`].
@@ -1657,7 +1677,13 @@ fn complete(
             return false;
         }
         if let Some(running) = state.slots[slot].running.as_mut() {
-            running.also.retain(|k| k != key);
+            // Answers come in the order the keys were added, so the key is
+            // found at the front. (A `retain` comparing every key of the
+            // batch made a listing's stats cost quadratic time: 4.6% of
+            // the daemon in a walk of 200-entry directories.)
+            if let Some(i) = running.also.iter().position(|k| k == key) {
+                running.also.remove(i);
+            }
         }
         let live = state
             .pending
@@ -1994,6 +2020,22 @@ mod tests {
         assert_eq!(calls(&stats), 3);
         assert!(service.cached_stat(&path(&["hello"])).is_some());
         assert!(service.cached_stat(&path(&["answer"])).is_none());
+    }
+
+    #[test]
+    fn shared_stats_give_the_cached_paths_and_answers() {
+        let (service, stats) = start(fake::sample_tree(), quick());
+        let kept = path(&["hello"]);
+        service.stat(&kept).unwrap();
+        let hits = service.shared_stats([path(&["hello"]), path(&["answer"])]);
+        // The cache's own path for a cached stat (the inode shares it), the
+        // caller's for the other, and no evaluation either way.
+        assert_eq!(hits.len(), 2);
+        assert!(matches!(&hits[0].1, Some(Ok(node)) if node.size == 14));
+        assert_eq!(hits[0].0, kept);
+        assert_eq!(hits[1].0, path(&["answer"]));
+        assert!(hits[1].1.is_none());
+        assert_eq!(calls(&stats), 1);
     }
 
     #[test]
