@@ -34,6 +34,12 @@ pub enum Op {
     /// variable and each set on the way are evaluated and have the
     /// attribute, else a thunk as [`Op::MakeThunk`] makes.
     MakeSelectThunk(u32),
+    /// Push `n - 1`, `i < n` and the like for a thunk of `lambdas[i]`,
+    /// whose body is one integer operation on two captured variables or
+    /// constants ([`Lambda::is_arith_path`]): the result itself when both
+    /// operands are already evaluated integers and the operation cannot
+    /// fail, else a thunk as [`Op::MakeThunk`] makes.
+    MakeArithThunk(u32),
     /// Fill the deferred upvalues of the thunk in local slot `i`.
     Finalise(u32),
     /// `[f, arg]` -> `f arg`; `f` already forced.
@@ -255,6 +261,55 @@ impl Lambda {
         path.chunks(2)
             .all(|step| matches!(step, [Op::Select(_), Op::Force]))
     }
+
+    /// The operands and operation of a thunk body that is one arithmetic
+    /// operation or comparison (`+`, `-`, `*`, `<`, `<=`, `>`, `>=`) of two
+    /// captured variables or constants (`n - 1`, `i + 1`, `n < 2` as
+    /// arguments or attribute values). Once both operands are evaluated
+    /// integers, nothing such a body does evaluates anything else, and it
+    /// fails only on overflow, so its value can be taken without making
+    /// the thunk ([`Op::MakeArithThunk`]); `/` is left out (division by
+    /// zero).
+    pub fn arith_path(&self) -> Option<(ArithOperand, ArithOperand, Op)> {
+        let code = &*self.chunk.code;
+        let (a, rest) = arith_operand(code)?;
+        let (b, rest) = arith_operand(rest)?;
+        let op = match rest {
+            [op, Op::Force, Op::Return] | [op, Op::Return] => *op,
+            _ => return None,
+        };
+        matches!(
+            op,
+            Op::Add | Op::Sub | Op::Mul | Op::Less | Op::LessEq | Op::More | Op::MoreEq
+        )
+        .then_some((a, b, op))
+    }
+
+    /// Whether [`Lambda::arith_path`] accepts this body.
+    pub fn is_arith_path(&self) -> bool {
+        self.arith_path().is_some()
+    }
+}
+
+/// The operand at the start of `code`, as a forced captured variable or a
+/// constant, and the code after it.
+fn arith_operand(code: &[Op]) -> Option<(ArithOperand, &[Op])> {
+    match code {
+        [Op::ForceUpvalue(r), rest @ ..] | [Op::GetUpvalue(r), Op::Force, rest @ ..] => {
+            Some((ArithOperand::Upvalue(*r), rest))
+        }
+        [Op::Constant(k), rest @ ..] => Some((ArithOperand::Constant(*k), rest)),
+        _ => None,
+    }
+}
+
+/// One operand of a body [`Lambda::is_arith_path`] accepts.
+#[derive(Debug, Clone, Copy)]
+pub enum ArithOperand {
+    /// A captured variable.
+    Upvalue(UpvalueRef),
+    /// `constants[i]`.
+    Constant(u32),
 }
 
 /// A compiled function body or thunk body.

@@ -428,6 +428,7 @@ impl<'a> Encoder<'a> {
             Op::CallN(n) => (45, Some(n), None),
             Op::MakeSelectThunk(i) => (46, Some(i), None),
             Op::ForceUpvalue(r) => (47, Some(r.index), Some(r.depth)),
+            Op::MakeArithThunk(i) => (48, Some(i), None),
         };
         self.out.push(tag);
         for x in [a, b].into_iter().flatten() {
@@ -831,6 +832,7 @@ impl Decoder<'_> {
             },
             46 => Op::MakeSelectThunk(check(self.u32()?, t.lambdas, "lambda index")?),
             47 => Op::ForceUpvalue(upvalue_ref(self.u32()?, self.u32()?, &t.envs)?),
+            48 => Op::MakeArithThunk(check(self.u32()?, t.lambdas, "lambda index")?),
             _ => return Err(DecodeError::Malformed("instruction")),
         })
     }

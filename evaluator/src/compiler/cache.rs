@@ -50,7 +50,7 @@ use std::time::{Duration, SystemTime};
 
 /// Bump whenever the image layout ([`crate::image`]), the bytecode or the
 /// compiler's output changes in a way the build identity might not catch.
-pub const FORMAT_VERSION: u32 = 5;
+pub const FORMAT_VERSION: u32 = 6;
 
 const MAGIC: &[u8; 8] = b"attrfsCC";
 /// Magic, format version, key, payload length, payload CRC-32.

@@ -261,7 +261,8 @@ impl Compiler<'_, '_> {
             | Op::ForceUpvalue(_)
             | Op::MakeClosure(_)
             | Op::MakeThunk(_)
-            | Op::MakeSelectThunk(_) => 1,
+            | Op::MakeSelectThunk(_)
+            | Op::MakeArithThunk(_) => 1,
             Op::Pop | Op::Call | Op::JumpIfFalse(_) | Op::SelectDyn | Op::SelectDynOr(_) => -1,
             Op::HasAttrStepDyn(_) => -1,
             Op::Add
@@ -448,15 +449,17 @@ impl Compiler<'_, '_> {
         let lambdas = &mut self.ctx().chunk.lambdas;
         lambdas.push(lambda);
         let idx = (lambdas.len() - 1) as u32;
-        let select_path = thunk && self.ctx().chunk.lambdas[idx as usize].is_select_path();
-        self.emit(
-            match (thunk, select_path) {
-                (true, true) => Op::MakeSelectThunk(idx),
-                (true, false) => Op::MakeThunk(idx),
-                (false, _) => Op::MakeClosure(idx),
-            },
-            node,
-        );
+        let made = &self.ctx().chunk.lambdas[idx as usize];
+        let op = if !thunk {
+            Op::MakeClosure(idx)
+        } else if made.is_select_path() {
+            Op::MakeSelectThunk(idx)
+        } else if made.is_arith_path() {
+            Op::MakeArithThunk(idx)
+        } else {
+            Op::MakeThunk(idx)
+        };
+        self.emit(op, node);
         Ok(has_deferred)
     }
 

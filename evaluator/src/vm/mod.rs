@@ -21,7 +21,7 @@ pub use native::Native;
 pub use ops::{nix_eq, nix_less};
 pub use state::{io_msg, EvalOptions, EvalState, KnownDerivation, SearchPathEntry};
 
-use crate::bytecode::{Lambda, Op, UpvalueRef, UpvalueSource};
+use crate::bytecode::{ArithOperand, Lambda, Op, UpvalueRef, UpvalueSource};
 use crate::errors::{Error, ErrorKind, EvalResult};
 use crate::source::Span;
 use crate::value::{
@@ -578,22 +578,7 @@ impl Vm {
         let (Op::GetUpvalue(r) | Op::ForceUpvalue(r)) = *lambda.chunk.code.first()? else {
             return None;
         };
-        // The variable as the making frame sees it: one it would hold
-        // itself, or one of its environment's (the thunk's environment is
-        // the making closure itself, or a making thunk's own environment).
-        let mut v = if r.depth == 0 {
-            match lambda.upvalues.get(r.index as usize)? {
-                UpvalueSource::Local(s) => shallow_ref(self.stack.get(f.base + *s as usize)?),
-                UpvalueSource::Upvalue(r) => f.env.upvalue_shallow(*r),
-                UpvalueSource::Deferred(_) => return None,
-            }
-        } else {
-            let depth = match f.env {
-                Env::Closure(_) => r.depth - 1,
-                Env::Thunk(_) => r.depth,
-            };
-            f.env.upvalue_shallow(UpvalueRef { depth, ..r })
-        };
+        let mut v = self.captured_now(f, lambda, r)?;
         for op in lambda.chunk.code.iter() {
             if let Op::Select(k) = op {
                 let Some(Value::String(name)) = lambda.chunk.constants.get(*k as usize) else {
@@ -607,6 +592,61 @@ impl Vm {
             }
         }
         Some(v)
+    }
+
+    /// Captured variable `r` of a closure or thunk of `lambda` about to be
+    /// made by frame `f`, as the making frame sees it (its value if it is
+    /// an evaluated thunk): one the new closure would hold itself, or one
+    /// of its environment's (the thunk's environment is the making closure
+    /// itself, or a making thunk's own environment). `None` for a capture
+    /// not filled yet (`rec`, `let`).
+    fn captured_now(&self, f: &BytecodeFrame, lambda: &Lambda, r: UpvalueRef) -> Option<Value> {
+        Some(if r.depth == 0 {
+            match lambda.upvalues.get(r.index as usize)? {
+                UpvalueSource::Local(s) => shallow_ref(self.stack.get(f.base + *s as usize)?),
+                UpvalueSource::Upvalue(r) => f.env.upvalue_shallow(*r),
+                UpvalueSource::Deferred(_) => return None,
+            }
+        } else {
+            let depth = match f.env {
+                Env::Closure(_) => r.depth - 1,
+                Env::Thunk(_) => r.depth,
+            };
+            f.env.upvalue_shallow(UpvalueRef { depth, ..r })
+        })
+    }
+
+    /// The value of a thunk of `lambda`, an integer operation on captured
+    /// variables or constants ([`Lambda::arith_path`]), if it can be taken
+    /// without evaluating anything: both operands evaluated integers and
+    /// the operation not overflowing. Anything else (a pending operand, a
+    /// float, a string, an overflow) makes the thunk, whose forcing does
+    /// what it always did, errors included.
+    fn arith_now(&self, f: &BytecodeFrame, lambda: &Lambda) -> Option<Value> {
+        let (a, b, op) = lambda.arith_path()?;
+        let int = |operand: ArithOperand| -> Option<i64> {
+            match operand {
+                ArithOperand::Upvalue(r) => match self.captured_now(f, lambda, r)? {
+                    Value::Int(i) => Some(i),
+                    _ => None,
+                },
+                ArithOperand::Constant(k) => match lambda.chunk.constants.get(k as usize)? {
+                    Value::Int(i) => Some(*i),
+                    _ => None,
+                },
+            }
+        };
+        let (x, y) = (int(a)?, int(b)?);
+        Some(match op {
+            Op::Add => Value::Int(x.checked_add(y)?),
+            Op::Sub => Value::Int(x.checked_sub(y)?),
+            Op::Mul => Value::Int(x.checked_mul(y)?),
+            Op::Less => Value::Bool(x < y),
+            Op::LessEq => Value::Bool(x <= y),
+            Op::More => Value::Bool(x > y),
+            Op::MoreEq => Value::Bool(x >= y),
+            _ => return None,
+        })
     }
 
     #[inline]
@@ -749,6 +789,18 @@ impl Vm {
                     let upvalues = self.capture(&f, &lambda);
                     self.stack
                         .push(Value::Thunk(Thunk::suspended(lambda, upvalues)));
+                }
+                Op::MakeArithThunk(i) => {
+                    let lambda = &f.lambda.chunk.lambdas[i as usize];
+                    let v = match self.arith_now(&f, lambda) {
+                        Some(v) => v,
+                        None => {
+                            let lambda = lambda.clone();
+                            let upvalues = self.capture(&f, &lambda);
+                            Value::Thunk(Thunk::suspended(lambda, upvalues))
+                        }
+                    };
+                    self.stack.push(v);
                 }
                 Op::MakeSelectThunk(i) => {
                     let lambda = &f.lambda.chunk.lambdas[i as usize];
@@ -1427,6 +1479,36 @@ mod tests {
         let e = err("let f = x: x; in f 1 2");
         assert!(e.contains("not a function but an integer"), "{e}");
         assert!(e.contains("1:18"), "{e}");
+    }
+
+    #[test]
+    fn integer_operations_taken_without_a_thunk() {
+        // `Op::MakeArithThunk`: `n - 1` of an evaluated integer `n` is the
+        // result itself; anything that could fail or evaluate stays a lazy
+        // thunk (values and errors checked against C++ Nix 2.8).
+        assert_eq!(
+            ok("let fib = n: if n < 2 then n else fib (n - 1) + fib (n - 2); in fib 20"),
+            "6765"
+        );
+        assert_eq!(
+            ok("let f = n: [ (n - 1) (n < 2) (n * 3) (2 >= n) (n + 0.5) (1 + 2) ]; in f 5"),
+            "[ 4 false 15 false 5.5 3 ]"
+        );
+        // Operands that are not integers, or not evaluated yet, are left
+        // to the thunk: unforced, they are no error.
+        assert_eq!(ok("let n = \"a\"; x = n - 1; in 1"), "1");
+        assert_eq!(
+            ok("let f = n: m: [ (n - m) ]; in builtins.length (f 3 (throw \"x\"))"),
+            "1"
+        );
+        assert_eq!(ok("let a = b - 1; b = 2; in a"), "1");
+        assert_eq!(ok("rec { a = b - 1; b = 2; }.a"), "1");
+        let e = err("let f = n: m: [ (n - m) ]; in f 3 \"s\"");
+        assert!(e.contains("expected an integer but found a string"), "{e}");
+        // An overflow is the thunk's error, when it is forced.
+        assert_eq!(ok("let n = 9223372036854775807; x = n + 1; in 1"), "1");
+        let e = err("let n = 9223372036854775807; x = n + 1; in x");
+        assert!(e.contains("overflow"), "{e}");
     }
 
     #[test]
