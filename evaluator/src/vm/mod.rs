@@ -790,21 +790,15 @@ impl Vm {
                     self.stack
                         .push(Value::Thunk(Thunk::suspended(lambda, upvalues)));
                 }
-                Op::MakeArithThunk(i) => {
+                Op::MakeArithThunk(i) | Op::MakeSelectThunk(i) => {
+                    // A thunk whose value may be there to take at once.
                     let lambda = &f.lambda.chunk.lambdas[i as usize];
-                    let v = match self.arith_now(&f, lambda) {
-                        Some(v) => v,
-                        None => {
-                            let lambda = lambda.clone();
-                            let upvalues = self.capture(&f, &lambda);
-                            Value::Thunk(Thunk::suspended(lambda, upvalues))
-                        }
+                    let now = if matches!(op, Op::MakeArithThunk(_)) {
+                        self.arith_now(&f, lambda)
+                    } else {
+                        self.select_now(&f, lambda)
                     };
-                    self.stack.push(v);
-                }
-                Op::MakeSelectThunk(i) => {
-                    let lambda = &f.lambda.chunk.lambdas[i as usize];
-                    let v = match self.select_now(&f, lambda) {
+                    let v = match now {
                         Some(v) => v,
                         None => {
                             let lambda = lambda.clone();
