@@ -4,7 +4,7 @@
 #
 #   bash contrib/bench-fs.sh            # RUNS=3 by default
 #
-# Builds attrfs (release), unpacks ../shared/corpus into target/corpus, and
+# Builds attrfs (the `dist` profile users install), unpacks ../shared/corpus into target/corpus, and
 # prints a table of wall-clock times (median of RUNS runs where a run is
 # cheap to repeat; "cold" always means a fresh mount) and the peak RSS of
 # the mount daemon and of its evaluator workers. Where nix-instantiate is installed, the NixOS row is
@@ -19,8 +19,8 @@ SHARED=${SHARED:-$ROOT/../shared}
 RUNS=${RUNS:-3}
 cd "$ROOT"
 
-cargo build --release -q -p attrfs
-BIN=$ROOT/target/release/attrfs
+cargo build --profile dist -q -p attrfs
+BIN=$ROOT/target/dist/attrfs
 CORPUS=$ROOT/target/corpus
 bash "$SHARED/corpus/unpack.sh" "$CORPUS" >/dev/null
 NIXPKGS=$CORPUS/nixpkgs-20.09

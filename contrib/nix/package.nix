@@ -29,6 +29,8 @@ rustPlatform.buildRustPackage {
   };
 
   cargoLock.lockFile = root + "/Cargo.lock";
+  # The whole program optimised as one unit (Cargo.toml, `profile.dist`).
+  buildType = "dist";
   cargoBuildFlags = [
     "--package"
     "attrfs"

@@ -45,6 +45,7 @@ in {{
   installsManPages = lib.hasInfix "installManPage attrfs.1" package.postInstall;
   installsCompletions = lib.hasInfix "attrfs completions zsh" package.postInstall;
   srcHasNoTarget = !(builtins.pathExists "${{package.src}}/target");
+  buildsDist = package.cargoBuildType == "dist";
   srcHasCargoLock = builtins.pathExists "${{package.src}}/Cargo.lock";
   srcHasEveryCrate = builtins.all (m: builtins.pathExists "${{package.src}}/${{m}}/Cargo.toml")
     (lib.importTOML {root}/Cargo.toml).workspace.members;
@@ -105,6 +106,7 @@ fn flake_and_default_nix_instantiate_attrfs() {
         "installsManPages = true;",
         "installsCompletions = true;",
         "srcHasNoTarget = true;",
+        "buildsDist = true;",
         "srcHasCargoLock = true;",
         "srcHasEveryCrate = true;",
         "module = true;",
