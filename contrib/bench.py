@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """Side-by-side benchmark: `attrfs eval` against `nix-instantiate --eval`.
 
-Runs each workload several times with both evaluators (C++ Nix only when
-`nix-instantiate` is installed: `apt-get install nix-bin`), and prints the
-median wall time and peak RSS of each and their ratio (ours / C++; below 1
-means we are faster or smaller). Usage:
+Runs each workload several times with both evaluators, alternating them
+run by run (C++ Nix only when `nix-instantiate` is installed: `apt-get
+install nix-bin`), and prints the median wall time and peak RSS of each
+and their ratio (ours / C++; below 1 means we are faster or smaller).
+Workloads that take under 0.2 s run at least 10 times. attrfs is the
+binary users install (the `dist` profile), built first. Usage:
 
     contrib/bench.py [--runs N] [--only NAME] [--attrfs PATH]
                      [--compile-cache warm|cold|off]
@@ -107,17 +109,32 @@ def measure(cmd, env=None, before=None):
     return elapsed, usage.ru_maxrss / 1024.0, None
 
 
-def run(label, cmd, runs, env=None, before=None):
-    times, rss = [], []
-    for _ in range(runs):
-        t, m, err = measure(cmd, env, before)
-        if t is None:
-            print(f"  {label}: failed: {err[0]}")
-            return None
-        times.append(t)
-        rss.append(m)
-    return statistics.median(times), max(rss)
-
+def run_pair(sides, runs):
+    """Runs each side's command `runs` times, alternating the sides, so
+    that a change in the machine's load meets both alike. A side is
+    (label, cmd, env, before); its result is (median time, peak RSS) or
+    None if it failed. Commands that take under 0.2 s are run at least
+    10 times: their medians move by 10-30% over 3 runs."""
+    results = [([], []) for _ in sides]
+    failed = [False for _ in sides]
+    done = 0
+    while done < runs:
+        for i, (label, cmd, env, before) in enumerate(sides):
+            if failed[i]:
+                continue
+            t, m, err = measure(cmd, env, before)
+            if t is None:
+                print(f"  {label}: failed: {err[0]}")
+                failed[i] = True
+                continue
+            results[i][0].append(t)
+            results[i][1].append(m)
+        done += 1
+        if done == runs and runs < 10 and all(
+            f or (ts and statistics.median(ts) < 0.2) for f, (ts, _) in zip(failed, results)
+        ):
+            runs = 10
+    return [None if f else (statistics.median(ts), max(ms)) for f, (ts, ms) in zip(failed, results)]
 
 def main():
     ap = argparse.ArgumentParser()
@@ -145,8 +162,10 @@ def main():
         ours_cmd = [a.attrfs, "eval"] + (["--no-compile-cache"] if a.compile_cache == "off" else []) + argv
         if a.compile_cache == "warm":
             measure(ours_cmd, env)
-        ours = run("attrfs", ours_cmd, runs, env, empty_cache if a.compile_cache == "cold" else None)
-        theirs = run("nix", [nix, "--eval"] + argv, runs) if nix else None
+        sides = [("attrfs", ours_cmd, env, empty_cache if a.compile_cache == "cold" else None)]
+        if nix:
+            sides.append(("nix", [nix, "--eval"] + argv, None, None))
+        ours, theirs = (run_pair(sides, runs) + [None])[:2]
         o = f"{ours[0]:9.3f} {ours[1]:7.0f}" if ours else f"{'-':>9} {'-':>7}"
         t = f"{theirs[0]:9.3f} {theirs[1]:7.0f}" if theirs else f"{'-':>9} {'-':>7}"
         r = f"{ours[0] / theirs[0]:7.2f} {ours[1] / theirs[1]:7.2f}" if ours and theirs else f"{'-':>7} {'-':>7}"
