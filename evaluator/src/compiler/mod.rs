@@ -698,8 +698,20 @@ impl Compiler<'_, '_> {
                         self.emit(Op::Force, node);
                         self.emit(Op::Not, node);
                     }
+                    Some(ast::UnaryOpKind::Negate) | None
+                        if self.operator_is_rebound(ast::BinOpKind::Sub) =>
+                    {
+                        // C++ Nix parses `-e` as `__sub 0 e`: a lexical
+                        // `__sub` replaces it, as it does binary `-`.
+                        self.compile_ident("__sub", node)?;
+                        self.emit(Op::Force, node);
+                        self.emit_constant(Value::Int(0), node);
+                        self.emit(Op::Call, node);
+                        self.emit(Op::Force, node);
+                        self.compile_value(&operand, false)?;
+                        self.emit(Op::Call, node);
+                    }
                     Some(ast::UnaryOpKind::Negate) | None => {
-                        // C++ Nix parses `-e` as `__sub 0 e`.
                         self.emit_constant(Value::Int(0), node);
                         self.compile_expr(&operand)?;
                         self.emit(Op::Force, node);
@@ -1271,5 +1283,33 @@ pub(crate) fn static_attr_name(attr: &ast::Attr) -> Option<NixString> {
             ast::Expr::Str(s) => literal_str(&s),
             _ => None,
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::eval::testing::ok;
+
+    #[test]
+    fn operators_are_calls_of_their_lexically_bound_functions() {
+        // C++ Nix 2.8's answers: its parser turns `a - b`, `-a`, `a * b`,
+        // `a / b` and the comparisons into calls of `__sub`, `__mul`,
+        // `__div` and `__lessThan`, resolved lexically (never by `with`).
+        assert_eq!(ok("let __sub = a: b: 42; in 5 - 3"), "42");
+        assert_eq!(ok("let __sub = a: b: 42; in -3"), "42");
+        assert_eq!(ok("let __sub = a: b: 42; in -3.5"), "42");
+        assert_eq!(ok("let __sub = a: b: [ a b ]; x = 3; in -x"), "[ 0 3 ]");
+        assert_eq!(ok("rec { __sub = a: b: 42; x = -5; }.x"), "42");
+        assert_eq!(ok("({ __sub }: -1) { __sub = a: b: b; }"), "1");
+        assert_eq!(ok("let __mul = a: b: 42; in 2 * 3"), "42");
+        assert_eq!(ok("let __div = a: b: [ a b ]; in 6 / 3"), "[ 6 3 ]");
+        assert_eq!(ok("let __lessThan = a: b: [ a b ]; in 1 > 2"), "[ 2 1 ]");
+        assert_eq!(ok("let __lessThan = a: b: false; in 1 <= 2"), "true");
+        assert_eq!(
+            ok("with { __sub = a: b: 42; }; [ (5 - 3) (-3) ]"),
+            "[ 2 -3 ]"
+        );
+        // Unbound, they are the builtins.
+        assert_eq!(ok("[ (-3) (- -3) (5 - 3) (-(1.5)) ]"), "[ -3 3 2 -1.5 ]");
     }
 }
