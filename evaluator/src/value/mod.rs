@@ -119,6 +119,16 @@ impl Value {
         }
     }
 
+    /// [`Value::shallow`] of a value the caller owns: moved, not cloned,
+    /// unless it is an evaluated thunk.
+    #[inline]
+    pub fn into_shallow(self) -> Value {
+        match self {
+            Value::Thunk(ref t) => t.value().unwrap_or(self),
+            v => v,
+        }
+    }
+
     /// Whether this value is in weak head normal form (not an unevaluated thunk).
     pub fn is_whnf(&self) -> bool {
         match self {

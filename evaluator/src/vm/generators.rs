@@ -61,7 +61,7 @@ pub async fn force(co: &GenCo, v: Value) -> Value {
 /// Forces a value, returning catchable errors instead of unwinding.
 pub async fn try_force(co: &GenCo, v: Value) -> Result<Value, ErrorKind> {
     if v.is_whnf() {
-        return Ok(v.shallow());
+        return Ok(v.into_shallow());
     }
     match co.yield_(VMRequest::TryForce(v)).await {
         VMResponse::Value(v) => Ok(v),

@@ -295,7 +295,7 @@ impl Vm {
             }
             Entered::Apply(func, arg) if func.is_whnf() => {
                 // The function is a value: call it directly, no generator.
-                match self.call_value(func.shallow(), arg, None) {
+                match self.call_value(func.into_shallow(), arg, None) {
                     Ok(Some(frame)) => self.push_frame(frame),
                     Ok(None) => Ok(()),
                     Err(e) => Err(ErrorKind::Located(Box::new(e))),
@@ -341,7 +341,7 @@ impl Vm {
                 return self.push_force(t.clone()).map_err(|k| Error::new(k, span));
             }
         }
-        if let Some(frame) = self.call_value(f.shallow(), arg, span)? {
+        if let Some(frame) = self.call_value(f.into_shallow(), arg, span)? {
             self.push_frame(frame).map_err(|k| Error::new(k, span))?;
         }
         Ok(())
@@ -364,7 +364,7 @@ impl Vm {
                 GeneratorState::Complete(Err(kind)) => return Err(Error::new(kind, g.span)),
                 GeneratorState::Yielded(req) => match req {
                     VMRequest::Force(v) | VMRequest::TryForce(v) if v.is_whnf() => {
-                        response = VMResponse::Value(v.shallow());
+                        response = VMResponse::Value(v.into_shallow());
                     }
                     VMRequest::Force(Value::Thunk(t)) => {
                         g.state = GenState::AwaitValue;
@@ -761,7 +761,7 @@ impl Vm {
                                     // and `genList`'s elements) runs inline
                                     // too; anything else takes push_entered.
                                     self.frames.push(Frame::Bytecode(f));
-                                    match func.shallow() {
+                                    match func.into_shallow() {
                                         Value::Closure(c) => {
                                             self.frames.push(Frame::ThunkUpdate(t));
                                             switch_to!(self.enter_closure(c, arg));

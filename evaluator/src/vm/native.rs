@@ -148,7 +148,7 @@ impl Vm {
         }
         let Some(x) = st.items.get(st.next).cloned() else {
             let acc = std::mem::replace(&mut st.acc, Value::Null);
-            self.stack.push(acc.shallow());
+            self.stack.push(acc.into_shallow());
             return Ok(None);
         };
         st.next += 1;
@@ -440,7 +440,7 @@ impl Vm {
                     return self.await_walk(st, waited, v);
                 }
             }
-            match self.walk_resume(st, waited, v.shallow())? {
+            match self.walk_resume(st, waited, v.into_shallow())? {
                 Step::Continue(s) => st = s,
                 Step::Suspended => return Ok(()),
                 Step::Done(v) => {
@@ -562,7 +562,7 @@ impl Vm {
             if !v.is_whnf() {
                 return self.await_walk(st, which, v).map(|()| Step::Suspended);
             }
-            let v = v.shallow();
+            let v = v.into_shallow();
             // What is checked as soon as it is forced.
             match (st.op, which) {
                 (Native::Filter | Native::Elem, Wait::Second) => {
@@ -633,7 +633,7 @@ impl Vm {
             _ if !x.is_whnf() => self
                 .await_walk(st, Wait::Element, x)
                 .map(|()| Step::Suspended),
-            _ => self.walk_element(st, x.shallow()),
+            _ => self.walk_element(st, x.into_shallow()),
         }
     }
 
