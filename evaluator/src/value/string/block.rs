@@ -172,6 +172,11 @@ impl Block {
     }
 }
 
+// As for `Rc`: a panic cannot leave the count half-updated, so a string
+// seen again after `catch_unwind` is whole (and `NixString` stays
+// `UnwindSafe`, as it was as an `Rc`).
+impl std::panic::UnwindSafe for Block {}
+
 impl Drop for Block {
     #[inline]
     fn drop(&mut self) {
@@ -206,6 +211,12 @@ mod tests {
         let b = Block::concat(b"/nix/store/x", b"/bin", context("/nix/store/x"));
         assert_eq!(b.bytes(), b"/nix/store/x/bin");
         assert_eq!(b.context(), context("/nix/store/x").as_deref());
+    }
+
+    #[test]
+    fn strings_stay_unwind_safe_like_rc() {
+        fn unwind_safe<T: std::panic::UnwindSafe>() {}
+        unwind_safe::<crate::value::NixString>();
     }
 
     #[test]
