@@ -47,33 +47,12 @@ pub fn coerce_fast(state: &EvalState, v: &Value, mode: Coercion) -> Option<EvalR
                 Ok(NixString::from(p.to_string_lossy().into_owned()))
             }
         }
-        Value::Int(i) if mode.more => Ok(int_to_string(*i)),
+        Value::Int(i) if mode.more => Ok(NixString::decimal(*i)),
         Value::Bool(true) if mode.more => Ok(NixString::from("1")),
         Value::Bool(false) | Value::Null if mode.more => Ok(NixString::from("")),
         Value::Thunk(t) => return coerce_fast(state, &t.value()?, mode),
         _ => return None,
     })
-}
-
-/// The decimal text of an integer, written into a stack buffer without the
-/// formatting machinery: `toString` on integers is hot in `lib` code.
-fn int_to_string(i: i64) -> NixString {
-    let mut buf = [0u8; 20];
-    let mut at = buf.len();
-    let mut n = i.unsigned_abs();
-    loop {
-        at -= 1;
-        buf[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    if i < 0 {
-        at -= 1;
-        buf[at] = b'-';
-    }
-    NixString::plain(&buf[at..])
 }
 
 /// Coerces a value to a string, as C++ Nix's `coerceToString` does.
@@ -110,7 +89,7 @@ pub fn coerce_to_string<'a>(
                 Value::Null => return Ok(NixString::from("")),
                 Value::Bool(true) => return Ok(NixString::from("1")),
                 Value::Bool(false) => return Ok(NixString::from("")),
-                Value::Int(i) => return Ok(int_to_string(*i)),
+                Value::Int(i) => return Ok(NixString::decimal(*i)),
                 Value::Float(f) => return Ok(NixString::from(format!("{f:.6}"))),
                 Value::List(l) => {
                     let mut b = StringBuilder::default();
@@ -134,16 +113,4 @@ pub fn coerce_to_string<'a>(
             crate::printer::print_shallow(&v)
         )))
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::int_to_string;
-
-    #[test]
-    fn integers_format_like_to_string() {
-        for i in [0, 7, -1, 42, 100_000, i64::MAX, i64::MIN] {
-            assert_eq!(int_to_string(i).as_bytes(), i.to_string().as_bytes());
-        }
-    }
 }
