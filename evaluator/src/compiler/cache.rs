@@ -50,7 +50,7 @@ use std::time::{Duration, SystemTime};
 
 /// Bump whenever the image layout ([`crate::image`]), the bytecode or the
 /// compiler's output changes in a way the build identity might not catch.
-pub const FORMAT_VERSION: u32 = 6;
+pub const FORMAT_VERSION: u32 = 7;
 
 const MAGIC: &[u8; 8] = b"attrfsCC";
 /// Magic, format version, key, payload length, payload CRC-32.
@@ -115,7 +115,15 @@ pub fn compile_cached(
     let key = key(file, env);
     let path = cache.dir.join(hex(&key));
     if let Some(entry) = load(&path, &key) {
-        if let Ok(lambda) = crate::image::decode(&entry[HEADER_LEN..], file, env.globals) {
+        // A chunk found damaged when first decoded (past the checksum:
+        // a bug) is an error for this evaluation; the next compiles afresh.
+        let stale = path.clone();
+        let on_damage = Box::new(move || {
+            let _ = std::fs::remove_file(&stale);
+        });
+        if let Ok(lambda) =
+            crate::image::decode(entry, HEADER_LEN, file, env.globals, Some(on_damage))
+        {
             return Ok(lambda);
         }
     }
