@@ -12,10 +12,18 @@
 //!
 //! The layout is hand-written (LEB128 integers over one byte buffer, every
 //! distinct string once in a table up front, so loading makes one
-//! [`NixString`] per distinct string of the file and shares it). It carries
-//! no version of its own: the cache key covers the build that wrote it.
-//! Decoding checks bounds and every table index an instruction uses, so a
-//! damaged image is an error, never a panic in the VM.
+//! [`NixString`] per distinct string of the file and shares it, then the
+//! globals the file names, then its lambda). It carries no version of its
+//! own: the cache key covers the build that wrote it. Each lambda is its
+//! header (flags, name, span, captures, formals) and then its chunk behind
+//! the chunk's length, nested lambdas inside the chunk: loading a file
+//! decodes its tables and its own lambda's header only, and each chunk is
+//! decoded when first read ([`crate::bytecode::LazyChunk`],
+//! [`PendingChunk`]), most of a nixpkgs file's never. Decoding checks
+//! bounds and every table index, jump target and environment reference an
+//! instruction uses, so a damaged image is an error, never a panic or a
+//! wrong read in the VM: at load for the tables, the globals and the
+//! lengths, else when the damaged chunk is first read (see [`decode`]).
 
 use crate::bytecode::{
     AttrNames, Chunk, ChunkBuilder, Formals, Lambda, LazyChunk, Op, UpvalueRef, UpvalueSource,
@@ -24,6 +32,7 @@ use crate::compiler::{GlobalUses, Globals};
 use crate::source::{SourceFile, Span};
 use crate::value::{NixAttrs, NixString, Value};
 use rustc_hash::FxHashMap;
+use std::cell::OnceCell;
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::rc::Rc;
@@ -118,22 +127,34 @@ pub fn decode(
 ) -> Result<Rc<Lambda>, DecodeError> {
     let (base, end) = (file.base, file.base + file.len());
     let image = entry.get(start..).ok_or(DecodeError::Truncated)?;
-    let mut d = Decoder::new(image, base, end, &[], &[]);
+    let empty = Strings::default();
+    let mut d = Decoder::new(image, base, end, &empty, &[]);
     let n = d.len()?;
-    let mut strings = Vec::with_capacity(n);
+    let mut table = Vec::with_capacity(n);
     for _ in 0..n {
         let len = d.len()?;
-        strings.push(NixString::interned(d.take(len)?));
+        let from = d.pos;
+        d.take(len)?;
+        let (Ok(from), Ok(len)) = (u32::try_from(from), u32::try_from(len)) else {
+            return Err(DecodeError::Malformed("image too large"));
+        };
+        table.push(LazyString {
+            interned: OnceCell::new(),
+            from,
+            len,
+        });
     }
+    let strings = Strings(table.into_boxed_slice());
     let n = d.len()?;
     let mut values = Vec::with_capacity(n);
     for _ in 0..n {
         let i = d.u64()?;
-        let name = strings
+        let s = strings
+            .0
             .get(i as usize)
-            .ok_or(DecodeError::Malformed("string index"))?
-            .as_str()
-            .ok_or(DecodeError::Malformed("global name not UTF-8"))?;
+            .ok_or(DecodeError::Malformed("string index"))?;
+        let name = std::str::from_utf8(s.bytes(image))
+            .map_err(|_| DecodeError::Malformed("global name not UTF-8"))?;
         let v = globals
             .get(name)
             .cloned()
@@ -151,7 +172,7 @@ pub fn decode(
     let image = Rc::new(FileImage {
         entry: entry.into_boxed_slice(),
         start,
-        strings: strings.into_boxed_slice(),
+        strings,
         globals: values.into_boxed_slice(),
         abort: globals.get("abort").cloned(),
         on_damage: std::cell::Cell::new(on_damage),
@@ -511,7 +532,7 @@ struct FileImage {
     /// Where the image starts in `entry`.
     start: usize,
     /// The image's string table.
-    strings: Box<[NixString]>,
+    strings: Strings,
     /// The values of the globals the image names, in its order.
     globals: Box<[Value]>,
     /// `abort`, for the code standing in for a damaged chunk.
@@ -594,12 +615,33 @@ fn damaged_chunk(e: DecodeError, at: u32, abort: Option<Value>) -> Chunk {
     .finish()
 }
 
+/// An image's string table: each string made (interned) when a decoded
+/// part of the image first uses it.
+#[derive(Default)]
+struct Strings(Box<[LazyString]>);
+
+/// A string of the table: where it lies in the image, and the string once
+/// made.
+struct LazyString {
+    interned: OnceCell<NixString>,
+    from: u32,
+    len: u32,
+}
+
+impl LazyString {
+    /// Its bytes in `image` (the image `decode` found it in).
+    fn bytes<'i>(&self, image: &'i [u8]) -> &'i [u8] {
+        let from = self.from as usize;
+        &image[from..from + self.len as usize]
+    }
+}
+
 struct Decoder<'a> {
     bytes: &'a [u8],
     pos: usize,
     base: u32,
     end: u32,
-    strings: &'a [NixString],
+    strings: &'a Strings,
     globals: &'a [Value],
 }
 
@@ -681,7 +723,7 @@ impl<'a> Decoder<'a> {
         bytes: &'a [u8],
         base: u32,
         end: u32,
-        strings: &'a [NixString],
+        strings: &'a Strings,
         globals: &'a [Value],
     ) -> Self {
         Decoder {
@@ -757,19 +799,17 @@ impl<'a> Decoder<'a> {
         Ok(s)
     }
 
-    /// A string table index.
-    fn string_index(&mut self) -> DResult<usize> {
-        let i = self.u64()?;
-        if i < self.strings.len() as u64 {
-            Ok(i as usize)
-        } else {
-            Err(DecodeError::Malformed("string index"))
-        }
-    }
-
     fn string(&mut self) -> DResult<NixString> {
-        let i = self.string_index()?;
-        Ok(self.strings[i].clone())
+        let i = self.u64()?;
+        let s = self
+            .strings
+            .0
+            .get(i as usize)
+            .ok_or(DecodeError::Malformed("string index"))?;
+        let bytes = self.bytes;
+        Ok(s.interned
+            .get_or_init(|| NixString::interned(s.bytes(bytes)))
+            .clone())
     }
 
     fn offset(&mut self) -> DResult<u32> {
