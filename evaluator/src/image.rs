@@ -1074,7 +1074,7 @@ impl<'a> Decoder<'a> {
             0 => Op::Constant(constant(self)?),
             1 => Op::Pop,
             2 => Op::GetLocal(self.u32()?),
-            3 => Op::GetUpvalue(upvalue_ref(self.u32()?, self.u32()?, &t.envs)?),
+            3 => Op::GetUpvalue(upvalue_ref(self.u32()?, self.u32()?, t.envs)?),
             4 => Op::Force,
             5 => Op::MakeClosure(check(self.u32()?, t.lambdas, "lambda index")?),
             6 => Op::MakeThunk(check(self.u32()?, t.lambdas, "lambda index")?),
@@ -1121,7 +1121,7 @@ impl<'a> Decoder<'a> {
                 _ => return Err(DecodeError::Malformed("argument count")),
             },
             46 => Op::MakeSelectThunk(check(self.u32()?, t.lambdas, "lambda index")?),
-            47 => Op::ForceUpvalue(upvalue_ref(self.u32()?, self.u32()?, &t.envs)?),
+            47 => Op::ForceUpvalue(upvalue_ref(self.u32()?, self.u32()?, t.envs)?),
             48 => Op::MakeArithThunk(check(self.u32()?, t.lambdas, "lambda index")?),
             _ => return Err(DecodeError::Malformed("instruction")),
         })
