@@ -235,10 +235,10 @@ impl Chunk {
 /// readers write `lambda.chunk.code` either way; a read of a decoded chunk
 /// costs one test of its state.
 ///
-/// The image was checked whole when the file was loaded
-/// ([`crate::image::decode`]), so decoding a part of it later does not
-/// fail; should it all the same (a bug), the chunk is code raising an
-/// error that says so, never wrong code.
+/// A chunk's checks (table indices, jump targets, environment references,
+/// spans) run when it is decoded; one that fails them (past the cache
+/// entry's checksum: a bug or a forged entry) is code raising an error
+/// that says so, never wrong code ([`crate::image::decode`]).
 pub struct LazyChunk(UnsafeCell<ChunkState>);
 
 enum ChunkState {

@@ -37,8 +37,9 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::rc::Rc;
 
-/// Lambdas nested deeper than this are not imaged (the decoder recurses
-/// once per level and must not be led into exhausting the stack).
+/// Lambdas nested deeper than this are not imaged, nor decoded: the
+/// encoder recurses once per level, and a decoded tree is dropped
+/// recursively: a damaged image must not lead to a deeper one.
 const MAX_DEPTH: usize = 10_000;
 
 /// Why a compiled file cannot be imaged; it is then simply not cached.
