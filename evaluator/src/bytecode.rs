@@ -4,8 +4,10 @@
 //! preceding [`Op::Force`]: forcing is the only instruction that can suspend
 //! a frame, which keeps every other instruction a plain function of the stack.
 
+use crate::image::PendingChunk;
 use crate::source::Span;
 use crate::value::{NixString, Value};
+use std::cell::UnsafeCell;
 use std::rc::Rc;
 
 /// One instruction. Jump targets are absolute indices into the chunk.
@@ -225,6 +227,97 @@ impl Chunk {
     }
 }
 
+/// A lambda's [`Chunk`], there from the start (compiled) or decoded from
+/// its compiled-file image the first time anything reads it: most lambdas
+/// of a nixpkgs file are never called, and decoding their code, constants
+/// and tables was most of the cost of loading the file
+/// (docs/notes-performance.md, "Session 9"). It derefs to the chunk, so
+/// readers write `lambda.chunk.code` either way; a read of a decoded chunk
+/// costs one test of its state.
+///
+/// A chunk's checks (table indices, jump targets, environment references,
+/// spans) run when it is decoded; one that fails them (past the cache
+/// entry's checksum: a bug or a forged entry) is code raising an error
+/// that says so, never wrong code ([`crate::image::decode`]).
+pub struct LazyChunk(UnsafeCell<ChunkState>);
+
+enum ChunkState {
+    Ready(Chunk),
+    Pending(Box<PendingChunk>),
+}
+
+// The state is no bigger than the chunk: the pending box sits where the
+// chunk's code pointer cannot be null.
+const _: () = assert!(std::mem::size_of::<LazyChunk>() == std::mem::size_of::<Chunk>());
+
+impl LazyChunk {
+    /// A chunk to decode from its image when first read.
+    pub(crate) fn pending(p: PendingChunk) -> Self {
+        LazyChunk(UnsafeCell::new(ChunkState::Pending(Box::new(p))))
+    }
+
+    /// Whether the chunk has been compiled or decoded (read at least once
+    /// if it came from an image).
+    pub fn is_decoded(&self) -> bool {
+        // SAFETY: a shared read; the state is written only in `decode`,
+        // while no reference into it lives.
+        matches!(unsafe { &*self.0.get() }, ChunkState::Ready(_))
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn decode(&self) -> &Chunk {
+        // SAFETY: the state is pending, so no reference to a chunk in it
+        // was ever handed out; the reference read here ends before the
+        // write. Decoding reads only the image (bytes, strings, globals'
+        // values): it runs no code and reaches no other lambda's state,
+        // so nothing re-enters this cell meanwhile (the type is not
+        // `Sync`: no other thread does either).
+        let chunk = match unsafe { &*self.0.get() } {
+            ChunkState::Ready(c) => return c,
+            ChunkState::Pending(p) => p.decode(),
+        };
+        // SAFETY: as above; the old state is dropped after the write, so
+        // whatever its drop reaches finds the cell already ready.
+        let old = unsafe { std::ptr::replace(self.0.get(), ChunkState::Ready(chunk)) };
+        drop(old);
+        match unsafe { &*self.0.get() } {
+            ChunkState::Ready(c) => c,
+            ChunkState::Pending(_) => unreachable!("the state was written ready just above"),
+        }
+    }
+}
+
+impl From<Chunk> for LazyChunk {
+    fn from(c: Chunk) -> Self {
+        LazyChunk(UnsafeCell::new(ChunkState::Ready(c)))
+    }
+}
+
+impl std::ops::Deref for LazyChunk {
+    type Target = Chunk;
+
+    #[inline(always)]
+    fn deref(&self) -> &Chunk {
+        // SAFETY: a shared read; once ready the state never changes again,
+        // so the reference stays valid for as long as `self` is borrowed.
+        match unsafe { &*self.0.get() } {
+            ChunkState::Ready(c) => c,
+            ChunkState::Pending(_) => self.decode(),
+        }
+    }
+}
+
+impl std::ops::DerefMut for LazyChunk {
+    fn deref_mut(&mut self) -> &mut Chunk {
+        let _ = std::ops::Deref::deref(self);
+        match self.0.get_mut() {
+            ChunkState::Ready(c) => c,
+            ChunkState::Pending(_) => unreachable!("decoded just above"),
+        }
+    }
+}
+
 impl ChunkBuilder {
     /// The finished chunk (each table exactly as long as its contents).
     pub fn finish(self) -> Chunk {
@@ -316,8 +409,9 @@ pub enum ArithOperand {
 pub struct Lambda {
     /// Whether frames of it have an argument in slot 0 (functions).
     pub takes_argument: bool,
-    /// The code.
-    pub chunk: Chunk,
+    /// The code: compiled, or, loaded from the compiled-file cache,
+    /// decoded when first read (see [`LazyChunk`]).
+    pub chunk: LazyChunk,
     /// The values a closure or thunk of it holds itself (read at depth 0),
     /// and where each comes from when it is made.
     pub upvalues: Box<[UpvalueSource]>,

@@ -12,24 +12,34 @@
 //!
 //! The layout is hand-written (LEB128 integers over one byte buffer, every
 //! distinct string once in a table up front, so loading makes one
-//! [`NixString`] per distinct string of the file and shares it). It carries
-//! no version of its own: the cache key covers the build that wrote it.
-//! Decoding checks bounds and every table index an instruction uses, so a
-//! damaged image is an error, never a panic in the VM.
+//! [`NixString`] per distinct string of the file and shares it, then the
+//! globals the file names, then its lambda). It carries no version of its
+//! own: the cache key covers the build that wrote it. Each lambda is its
+//! header (flags, name, span, captures, formals) and then its chunk behind
+//! the chunk's length, nested lambdas inside the chunk: loading a file
+//! decodes its tables and its own lambda's header only, and each chunk is
+//! decoded when first read ([`crate::bytecode::LazyChunk`],
+//! [`PendingChunk`]), most of a nixpkgs file's never. Decoding checks
+//! bounds and every table index, jump target and environment reference an
+//! instruction uses, so a damaged image is an error, never a panic or a
+//! wrong read in the VM: at load for the tables, the globals and the
+//! lengths, else when the damaged chunk is first read (see [`decode`]).
 
 use crate::bytecode::{
-    AttrNames, Chunk, ChunkBuilder, Formals, Lambda, Op, UpvalueRef, UpvalueSource,
+    AttrNames, Chunk, ChunkBuilder, Formals, Lambda, LazyChunk, Op, UpvalueRef, UpvalueSource,
 };
 use crate::compiler::{GlobalUses, Globals};
 use crate::source::{SourceFile, Span};
 use crate::value::{NixAttrs, NixString, Value};
 use rustc_hash::FxHashMap;
+use std::cell::OnceCell;
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::rc::Rc;
 
-/// Lambdas nested deeper than this are not imaged (the decoder recurses
-/// once per level and must not be led into exhausting the stack).
+/// Lambdas nested deeper than this are not imaged, nor decoded: the
+/// encoder recurses once per level, and a decoded tree is dropped
+/// recursively: a damaged image must not lead to a deeper one.
 const MAX_DEPTH: usize = 10_000;
 
 /// Why a compiled file cannot be imaged; it is then simply not cached.
@@ -77,53 +87,107 @@ pub fn encode(
         uses,
         strings: FxHashMap::default(),
         table: Vec::new(),
+        globals: FxHashMap::default(),
+        global_names: Vec::new(),
         out: Vec::with_capacity(4096),
     };
     enc.lambda(lambda, 0)?;
-    let mut image = Vec::with_capacity(enc.out.len() + enc.table.len() * 8 + 16);
+    let body = std::mem::take(&mut enc.out);
+    for name in std::mem::take(&mut enc.global_names) {
+        enc.string(name);
+    }
+    let globals = std::mem::take(&mut enc.out);
+    let mut image = Vec::with_capacity(body.len() + enc.table.len() * 8 + 16);
     put_u64(&mut image, enc.table.len() as u64);
     for s in &enc.table {
         put_u64(&mut image, s.len() as u64);
         image.extend_from_slice(s);
     }
-    image.extend_from_slice(&enc.out);
+    put_u64(&mut image, enc.globals.len() as u64);
+    image.extend_from_slice(&globals);
+    image.extend_from_slice(&body);
     Ok(image)
 }
 
-/// The lambda an image describes, its spans rebased onto `file` and its
-/// globals taken from `globals`.
+/// The lambda an image describes (the bytes of `entry` from `start` on),
+/// its spans rebased onto `file` and its globals taken from `globals`.
+///
+/// Only the string table, the globals the image names and the file's own
+/// lambda's header are decoded here: each chunk is decoded when first read
+/// ([`crate::bytecode::LazyChunk`]), with every check it had, and the
+/// image stays with the lambdas until then. A chunk that fails those
+/// checks (the entry's checksum passed, so this takes a bug or a forged
+/// entry) becomes code raising an error, and `on_damage` is called, once:
+/// the cache removes the entry.
 pub fn decode(
-    image: &[u8],
+    entry: Vec<u8>,
+    start: usize,
     file: &SourceFile,
     globals: &Globals,
+    on_damage: Option<Box<dyn Fn()>>,
 ) -> Result<Rc<Lambda>, DecodeError> {
-    let mut d = Decoder {
-        bytes: image,
-        pos: 0,
-        base: file.base,
-        end: file.base + file.len(),
-        globals,
-        strings: Vec::new(),
-    };
+    let (base, end) = (file.base, file.base + file.len());
+    let image = entry.get(start..).ok_or(DecodeError::Truncated)?;
+    let empty = Strings::default();
+    let mut d = Decoder::new(image, base, end, &empty, &[]);
     let n = d.len()?;
-    let mut strings = Vec::with_capacity(n);
+    let mut table = Vec::with_capacity(n);
     for _ in 0..n {
         let len = d.len()?;
-        strings.push(NixString::interned(d.take(len)?));
+        let from = d.pos;
+        d.take(len)?;
+        let (Ok(from), Ok(len)) = (u32::try_from(from), u32::try_from(len)) else {
+            return Err(DecodeError::Malformed("image too large"));
+        };
+        table.push(LazyString {
+            interned: OnceCell::new(),
+            from,
+            len,
+        });
     }
-    d.strings = strings;
-    let lambda = d.lambda(0, &[], false)?;
-    if d.pos != d.bytes.len() {
+    let strings = Strings(table.into_boxed_slice());
+    let n = d.len()?;
+    let mut values = Vec::with_capacity(n);
+    for _ in 0..n {
+        let i = d.u64()?;
+        let s = strings
+            .0
+            .get(i as usize)
+            .ok_or(DecodeError::Malformed("string index"))?;
+        let name = std::str::from_utf8(s.bytes(image))
+            .map_err(|_| DecodeError::Malformed("global name not UTF-8"))?;
+        let v = globals
+            .get(name)
+            .cloned()
+            .ok_or_else(|| DecodeError::UnknownGlobal(name.to_string()))?;
+        values.push(v);
+    }
+    let pos = d.pos;
+    let mut d = Decoder::new(image, base, end, &strings, &values);
+    d.pos = pos;
+    let header = d.header(0, &[], false)?;
+    let body = d.body()?;
+    if body.1 != image.len() {
         return Err(DecodeError::Trailing);
     }
-    Ok(Rc::new(lambda))
+    let image = Rc::new(FileImage {
+        entry: entry.into_boxed_slice(),
+        start,
+        strings,
+        globals: values.into_boxed_slice(),
+        abort: globals.get("abort").cloned(),
+        on_damage: std::cell::Cell::new(on_damage),
+        base,
+        end,
+    });
+    Ok(Rc::new(header.lambda(&image, body)))
 }
 
 /// A captured variable's reference, if code that reads environments of
 /// the sizes `envs` (see [`Tables::envs`]) has it.
-fn upvalue_ref(index: u32, depth: u32, envs: &[usize]) -> Result<UpvalueRef, DecodeError> {
+fn upvalue_ref(index: u32, depth: u32, envs: &[u32]) -> Result<UpvalueRef, DecodeError> {
     match envs.get(depth as usize) {
-        Some(&n) if (index as usize) < n => Ok(UpvalueRef { depth, index }),
+        Some(&n) if index < n => Ok(UpvalueRef { depth, index }),
         _ => Err(DecodeError::Malformed("upvalue reference")),
     }
 }
@@ -151,13 +215,18 @@ const V_GLOBAL: u8 = 8;
 const L_TAKES_ARGUMENT: u8 = 1;
 const L_HAS_DEFERRED: u8 = 2;
 const L_NAMED: u8 = 4;
-/// The lambda's formals are entry `i` of its own chunk's formals table
-/// (where the compiler always puts them).
-const L_FORMALS_SHARED: u8 = 8;
-/// The lambda's formals follow inline.
-const L_FORMALS_INLINE: u8 = 16;
+/// The lambda's formals follow its upvalues.
+const L_FORMALS: u8 = 8;
 /// A closure or thunk of it holds the environment it is made in.
-const L_CAPTURES_ENV: u8 = 32;
+const L_CAPTURES_ENV: u8 = 16;
+/// Every flag.
+const L_ALL: u8 = 31;
+
+// Entries of a chunk's formals table.
+/// The formals of the chunk's own lambda (in its header).
+const F_OWN: u8 = 0;
+/// Formals that follow.
+const F_INLINE: u8 = 1;
 
 struct Encoder<'a> {
     base: u32,
@@ -165,6 +234,9 @@ struct Encoder<'a> {
     uses: &'a GlobalUses,
     strings: FxHashMap<&'a [u8], u64>,
     table: Vec<&'a [u8]>,
+    /// The globals the image names, by name: their index in `global_names`.
+    globals: FxHashMap<&'a [u8], u64>,
+    global_names: Vec<&'a [u8]>,
     out: Vec<u8>,
 }
 
@@ -178,6 +250,15 @@ impl<'a> Encoder<'a> {
         let i = *self.strings.entry(s).or_insert(next);
         if i == next {
             self.table.push(s);
+        }
+        self.u(i);
+    }
+
+    fn global(&mut self, name: &'a [u8]) {
+        let next = self.global_names.len() as u64;
+        let i = *self.globals.entry(name).or_insert(next);
+        if i == next {
+            self.global_names.push(name);
         }
         self.u(i);
     }
@@ -206,10 +287,6 @@ impl<'a> Encoder<'a> {
         if depth > MAX_DEPTH {
             return Err(EncodeError::TooDeep);
         }
-        let shared = l
-            .formals
-            .as_ref()
-            .and_then(|f| l.chunk.formals.iter().position(|g| Rc::ptr_eq(f, g)));
         let mut flags = 0;
         if l.takes_argument {
             flags |= L_TAKES_ARGUMENT;
@@ -223,10 +300,8 @@ impl<'a> Encoder<'a> {
         if l.name.is_some() {
             flags |= L_NAMED;
         }
-        match (&l.formals, shared) {
-            (Some(_), Some(_)) => flags |= L_FORMALS_SHARED,
-            (Some(_), None) => flags |= L_FORMALS_INLINE,
-            (None, _) => {}
+        if l.formals.is_some() {
+            flags |= L_FORMALS;
         }
         self.out.push(flags);
         if let Some(name) = &l.name {
@@ -245,23 +320,29 @@ impl<'a> Encoder<'a> {
                 self.u(r.depth as u64);
             }
         }
+        if let Some(f) = &l.formals {
+            self.formals(f)?;
+        }
         let globals = self
             .uses
             .get(&(l as *const Lambda))
             .map(Vec::as_slice)
             .unwrap_or(&[]);
-        self.chunk(&l.chunk, globals, depth)?;
-        match (&l.formals, shared) {
-            (Some(_), Some(i)) => self.u(i as u64),
-            (Some(f), None) => self.formals(f)?,
-            (None, _) => {}
-        }
+        // The chunk after its length, so that decoding the lambda can
+        // leave it for later (see `PendingChunk`).
+        let outer = std::mem::take(&mut self.out);
+        let chunk = self.chunk(&l.chunk, l.formals.as_ref(), globals, depth);
+        let body = std::mem::replace(&mut self.out, outer);
+        chunk?;
+        self.u(body.len() as u64);
+        self.out.extend_from_slice(&body);
         Ok(())
     }
 
     fn chunk(
         &mut self,
         c: &'a Chunk,
+        own_formals: Option<&Rc<Formals>>,
         globals: &'a [(u32, Box<str>)],
         depth: usize,
     ) -> Result<(), EncodeError> {
@@ -275,17 +356,17 @@ impl<'a> Encoder<'a> {
             match globals.next_if(|(k, _)| *k as usize == i) {
                 Some((_, name)) => {
                     self.out.push(V_GLOBAL);
-                    self.string(name.as_bytes());
+                    self.global(name.as_bytes());
                 }
                 None => self.value(v, 0)?,
             }
         }
         self.u(c.lambdas.len() as u64);
-        for l in &c.lambdas {
+        for l in c.lambdas.iter() {
             self.lambda(l, depth + 1)?;
         }
         self.u(c.names.len() as u64);
-        for (names, positions) in &c.names {
+        for (names, positions) in c.names.iter() {
             self.u(names.len() as u64);
             for n in names.iter() {
                 self.string(n.as_bytes());
@@ -295,17 +376,24 @@ impl<'a> Encoder<'a> {
             }
         }
         self.u(c.formals.len() as u64);
-        for f in &c.formals {
-            self.formals(f)?;
+        for f in c.formals.iter() {
+            // The compiler puts a lambda's formals in its own chunk's
+            // table too; the lambda's header has them.
+            if own_formals.is_some_and(|o| Rc::ptr_eq(o, f)) {
+                self.out.push(F_OWN);
+            } else {
+                self.out.push(F_INLINE);
+                self.formals(f)?;
+            }
         }
         self.u(c.code.len() as u64);
-        for op in &c.code {
+        for op in c.code.iter() {
             self.op(*op);
         }
         // Spans as deltas from the previous instruction's start: most
         // instructions sit close together, so most deltas fit one byte.
         let mut prev = self.base as i64;
-        for &at in &c.spans {
+        for &at in c.spans.iter() {
             if at < self.base || at - self.base > self.len {
                 return Err(EncodeError::Offset(at));
             }
@@ -437,18 +525,130 @@ impl<'a> Encoder<'a> {
     }
 }
 
+/// A file's image as the lambdas loaded from it keep it, until the last
+/// of them is dropped: what decoding their chunks reads.
+struct FileImage {
+    /// The cache entry the image was read from.
+    entry: Box<[u8]>,
+    /// Where the image starts in `entry`.
+    start: usize,
+    /// The image's string table.
+    strings: Strings,
+    /// The values of the globals the image names, in its order.
+    globals: Box<[Value]>,
+    /// `abort`, for the code standing in for a damaged chunk.
+    abort: Option<Value>,
+    /// Called (and taken) when a chunk fails to decode.
+    on_damage: std::cell::Cell<Option<Box<dyn Fn()>>>,
+    /// Where the file lies in the source map.
+    base: u32,
+    end: u32,
+}
+
+/// A lambda's chunk not decoded yet: where its bytes lie in the file's
+/// image and what checking them needs. Decoded by
+/// [`crate::bytecode::LazyChunk`] when first read.
+pub struct PendingChunk {
+    image: Rc<FileImage>,
+    /// Where the chunk's bytes start and end in the image.
+    at: usize,
+    end: usize,
+    /// How deeply its lambda is nested.
+    depth: u32,
+    /// The sizes of the environments its code reads ([`Tables::envs`]).
+    envs: Box<[u32]>,
+    /// Whether it is the code of a function (else of a thunk).
+    closure: bool,
+    /// Its lambda's formals, which its formals table shares.
+    formals: Option<Rc<Formals>>,
+}
+
+impl PendingChunk {
+    /// The chunk, checked as [`decode`] once checked the whole image; if a
+    /// check fails, code raising an error that says so.
+    pub(crate) fn decode(&self) -> Chunk {
+        let image = &*self.image;
+        let bytes = &image.entry[image.start..];
+        let mut d = Decoder::new(bytes, image.base, image.end, &image.strings, &image.globals);
+        d.pos = self.at;
+        let context = Context {
+            envs: &self.envs,
+            closure: self.closure,
+            formals: self.formals.as_ref(),
+            depth: self.depth as usize,
+            end: self.end,
+            image: &self.image,
+        };
+        match d.chunk(&context) {
+            Ok(chunk) => chunk,
+            Err(e) => {
+                if let Some(f) = image.on_damage.take() {
+                    f();
+                }
+                damaged_chunk(e, image.base, image.abort.clone())
+            }
+        }
+    }
+}
+
+/// Code raising the error of a chunk that failed to decode: `abort` with
+/// a message saying what happened, not catchable by `tryEval` (a damaged
+/// cache must not pass for a failing package), or, where there is no
+/// `abort` (tests' global scopes), a failed assertion.
+fn damaged_chunk(e: DecodeError, at: u32, abort: Option<Value>) -> Chunk {
+    let message = Value::string(format!(
+        "the compiled-file cache entry of this file is damaged ({e}); \
+         it has been removed, evaluate again"
+    ));
+    let (code, constants) = match abort {
+        Some(abort) => (
+            vec![Op::Constant(0), Op::Constant(1), Op::Call, Op::Return],
+            vec![abort, message],
+        ),
+        None => (vec![Op::AssertFail(0)], vec![message]),
+    };
+    ChunkBuilder {
+        spans: vec![at; code.len()],
+        code,
+        constants,
+        ..ChunkBuilder::default()
+    }
+    .finish()
+}
+
+/// An image's string table: each string made (interned) when a decoded
+/// part of the image first uses it.
+#[derive(Default)]
+struct Strings(Box<[LazyString]>);
+
+/// A string of the table: where it lies in the image, and the string once
+/// made.
+struct LazyString {
+    interned: OnceCell<NixString>,
+    from: u32,
+    len: u32,
+}
+
+impl LazyString {
+    /// Its bytes in `image` (the image `decode` found it in).
+    fn bytes<'i>(&self, image: &'i [u8]) -> &'i [u8] {
+        let from = self.from as usize;
+        &image[from..from + self.len as usize]
+    }
+}
+
 struct Decoder<'a> {
     bytes: &'a [u8],
     pos: usize,
     base: u32,
     end: u32,
-    globals: &'a Globals,
-    strings: Vec<NixString>,
+    strings: &'a Strings,
+    globals: &'a [Value],
 }
 
 /// How many entries the tables of the chunk being decoded have, for
 /// checking the instructions' operands.
-struct Tables {
+struct Tables<'e> {
     constants: usize,
     lambdas: usize,
     names: usize,
@@ -456,13 +656,87 @@ struct Tables {
     /// How many values each environment the code reads holds: `[0]` the
     /// ones its closure or thunk holds itself, `[d]` the ones `d`
     /// environments up (docs/evaluator.md, "Captured variables").
-    envs: Vec<usize>,
+    envs: &'e [u32],
     code: usize,
+}
+
+/// What decoding a chunk needs to know of its lambda.
+struct Context<'c> {
+    /// See [`Tables::envs`].
+    envs: &'c [u32],
+    /// Whether the chunk is a function's code (else a thunk's).
+    closure: bool,
+    /// Its lambda's formals.
+    formals: Option<&'c Rc<Formals>>,
+    /// How deeply its lambda is nested (bounded by [`MAX_DEPTH`]).
+    depth: usize,
+    /// Where its bytes end.
+    end: usize,
+    /// The image: what the nested lambdas keep.
+    image: &'c Rc<FileImage>,
+}
+
+/// A lambda's header: everything but its chunk.
+struct Header {
+    /// How deeply the lambda is nested.
+    depth: u32,
+    flags: u8,
+    name: Option<NixString>,
+    span: Span,
+    upvalues: Box<[UpvalueSource]>,
+    formals: Option<Rc<Formals>>,
+    /// See [`Tables::envs`].
+    envs: Box<[u32]>,
+}
+
+impl Header {
+    fn takes_argument(&self) -> bool {
+        self.flags & L_TAKES_ARGUMENT != 0
+    }
+
+    /// The lambda, its chunk at `at` in `image`, decoded later.
+    fn lambda(self, image: &Rc<FileImage>, (at, end): (usize, usize)) -> Lambda {
+        Lambda {
+            takes_argument: self.takes_argument(),
+            chunk: LazyChunk::pending(PendingChunk {
+                image: Rc::clone(image),
+                at,
+                end,
+                depth: self.depth,
+                envs: self.envs,
+                closure: self.flags & L_TAKES_ARGUMENT != 0,
+                formals: self.formals.clone(),
+            }),
+            upvalues: self.upvalues,
+            captures_env: self.flags & L_CAPTURES_ENV != 0,
+            name: self.name,
+            span: self.span,
+            formals: self.formals,
+            has_deferred: self.flags & L_HAS_DEFERRED != 0,
+        }
+    }
 }
 
 type DResult<T> = Result<T, DecodeError>;
 
-impl Decoder<'_> {
+impl<'a> Decoder<'a> {
+    fn new(
+        bytes: &'a [u8],
+        base: u32,
+        end: u32,
+        strings: &'a Strings,
+        globals: &'a [Value],
+    ) -> Self {
+        Decoder {
+            bytes,
+            pos: 0,
+            base,
+            end,
+            strings,
+            globals,
+        }
+    }
+
     fn byte(&mut self) -> DResult<u8> {
         let b = *self.bytes.get(self.pos).ok_or(DecodeError::Truncated)?;
         self.pos += 1;
@@ -516,7 +790,7 @@ impl Decoder<'_> {
         Ok(n as usize)
     }
 
-    fn take(&mut self, n: usize) -> DResult<&[u8]> {
+    fn take(&mut self, n: usize) -> DResult<&'a [u8]> {
         let end = self.pos.checked_add(n).ok_or(DecodeError::Truncated)?;
         let s = self
             .bytes
@@ -528,10 +802,15 @@ impl Decoder<'_> {
 
     fn string(&mut self) -> DResult<NixString> {
         let i = self.u64()?;
-        self.strings
+        let s = self
+            .strings
+            .0
             .get(i as usize)
-            .cloned()
-            .ok_or(DecodeError::Malformed("string index"))
+            .ok_or(DecodeError::Malformed("string index"))?;
+        let bytes = self.bytes;
+        Ok(s.interned
+            .get_or_init(|| NixString::interned(s.bytes(bytes)))
+            .clone())
     }
 
     fn offset(&mut self) -> DResult<u32> {
@@ -552,15 +831,16 @@ impl Decoder<'_> {
         Ok(Span::new(start, end))
     }
 
-    /// A lambda made by code that reads environments of the sizes `maker`
-    /// (see [`Tables::envs`]), the code of a function if `maker_closure`
-    /// (else of a thunk, or nothing: the file's own lambda).
-    fn lambda(&mut self, depth: usize, maker: &[usize], maker_closure: bool) -> DResult<Lambda> {
+    /// The header of a lambda made by code that reads environments of the
+    /// sizes `maker` (see [`Tables::envs`]), the code of a function if
+    /// `maker_closure` (else of a thunk, or nothing: the file's own
+    /// lambda).
+    fn header(&mut self, depth: usize, maker: &[u32], maker_closure: bool) -> DResult<Header> {
         if depth > MAX_DEPTH {
             return Err(DecodeError::Malformed("lambdas nested too deeply"));
         }
         let flags = self.byte()?;
-        if flags & !63 != 0 || flags & (L_FORMALS_SHARED | L_FORMALS_INLINE) == 24 {
+        if flags & !L_ALL != 0 {
             return Err(DecodeError::Malformed("lambda flags"));
         }
         let name = if flags & L_NAMED != 0 {
@@ -581,11 +861,15 @@ impl Decoder<'_> {
                 _ => return Err(DecodeError::Malformed("upvalue kind")),
             });
         }
+        let formals = if flags & L_FORMALS != 0 {
+            Some(Rc::new(self.formals()?))
+        } else {
+            None
+        };
         // What its code reads: its own values, then the environment it
         // shares: the making closure, or what a making thunk shares.
-        let takes_argument = flags & L_TAKES_ARGUMENT != 0;
-        let mut envs = vec![upvalues.len()];
-        if flags & L_CAPTURES_ENV != 0 {
+        let own = u32::try_from(upvalues.len()).map_err(|_| DecodeError::Malformed("upvalues"))?;
+        let envs = if flags & L_CAPTURES_ENV != 0 {
             let shared = if maker_closure {
                 maker
             } else {
@@ -596,36 +880,33 @@ impl Decoder<'_> {
                     "environment captured where there is none",
                 ));
             }
+            let mut envs = Vec::with_capacity(shared.len() + 1);
+            envs.push(own);
             envs.extend_from_slice(shared);
-        }
-        let chunk = self.chunk(envs, takes_argument, depth)?;
-        let formals = if flags & L_FORMALS_SHARED != 0 {
-            let i = self.u64()? as usize;
-            Some(
-                chunk
-                    .formals
-                    .get(i)
-                    .cloned()
-                    .ok_or(DecodeError::Malformed("formals index"))?,
-            )
-        } else if flags & L_FORMALS_INLINE != 0 {
-            Some(Rc::new(self.formals()?))
+            envs.into_boxed_slice()
         } else {
-            None
+            Box::new([own])
         };
-        Ok(Lambda {
-            takes_argument,
-            chunk,
-            upvalues: upvalues.into_boxed_slice(),
-            captures_env: flags & L_CAPTURES_ENV != 0,
+        Ok(Header {
+            depth: depth as u32,
+            flags,
             name,
             span,
+            upvalues: upvalues.into_boxed_slice(),
             formals,
-            has_deferred: flags & L_HAS_DEFERRED != 0,
+            envs,
         })
     }
 
-    fn chunk(&mut self, envs: Vec<usize>, closure: bool, depth: usize) -> DResult<Chunk> {
+    /// The length of the chunk that follows a lambda's header: where it
+    /// starts and ends.
+    fn body(&mut self) -> DResult<(usize, usize)> {
+        let n = self.len()?;
+        Ok((self.pos, self.pos + n))
+    }
+
+    /// A chunk, its nested lambdas' chunks left for later.
+    fn chunk(&mut self, cx: &Context) -> DResult<Chunk> {
         let n = self.len()?;
         let mut constants = Vec::with_capacity(n);
         for _ in 0..n {
@@ -634,7 +915,10 @@ impl Decoder<'_> {
         let n = self.len()?;
         let mut lambdas = Vec::with_capacity(n);
         for _ in 0..n {
-            lambdas.push(Rc::new(self.lambda(depth + 1, &envs, closure)?));
+            let header = self.header(cx.depth + 1, cx.envs, cx.closure)?;
+            let body = self.body()?;
+            self.pos = body.1;
+            lambdas.push(Rc::new(header.lambda(cx.image, body)));
         }
         let n = self.len()?;
         let mut names: Vec<AttrNames> = Vec::with_capacity(n);
@@ -653,7 +937,14 @@ impl Decoder<'_> {
         let n = self.len()?;
         let mut formals = Vec::with_capacity(n);
         for _ in 0..n {
-            formals.push(Rc::new(self.formals()?));
+            formals.push(match self.byte()? {
+                F_OWN => cx
+                    .formals
+                    .cloned()
+                    .ok_or(DecodeError::Malformed("own formals of a lambda without"))?,
+                F_INLINE => Rc::new(self.formals()?),
+                _ => return Err(DecodeError::Malformed("formals entry")),
+            });
         }
         let n = self.len()?;
         let tables = Tables {
@@ -661,7 +952,7 @@ impl Decoder<'_> {
             lambdas: lambdas.len(),
             names: names.len(),
             formals: formals.len(),
-            envs,
+            envs: cx.envs,
             code: n,
         };
         let mut code = Vec::with_capacity(n);
@@ -679,6 +970,9 @@ impl Decoder<'_> {
                 .ok_or(DecodeError::Malformed("span outside the file"))?;
             prev = start;
             spans.push(start as u32);
+        }
+        if self.pos != cx.end {
+            return Err(DecodeError::Malformed("chunk length"));
         }
         Ok(ChunkBuilder {
             code,
@@ -756,14 +1050,11 @@ impl Decoder<'_> {
                 Value::attrs(NixAttrs::from_sorted(entries))
             }
             V_GLOBAL => {
-                let name = self.string()?;
-                let name = name
-                    .as_str()
-                    .ok_or(DecodeError::Malformed("global name not UTF-8"))?;
+                let i = self.u64()?;
                 self.globals
-                    .get(name)
+                    .get(i as usize)
                     .cloned()
-                    .ok_or_else(|| DecodeError::UnknownGlobal(name.to_string()))?
+                    .ok_or(DecodeError::Malformed("global index"))?
             }
             _ => return Err(DecodeError::Malformed("value tag")),
         })
@@ -784,7 +1075,7 @@ impl Decoder<'_> {
             0 => Op::Constant(constant(self)?),
             1 => Op::Pop,
             2 => Op::GetLocal(self.u32()?),
-            3 => Op::GetUpvalue(upvalue_ref(self.u32()?, self.u32()?, &t.envs)?),
+            3 => Op::GetUpvalue(upvalue_ref(self.u32()?, self.u32()?, t.envs)?),
             4 => Op::Force,
             5 => Op::MakeClosure(check(self.u32()?, t.lambdas, "lambda index")?),
             6 => Op::MakeThunk(check(self.u32()?, t.lambdas, "lambda index")?),
@@ -831,7 +1122,7 @@ impl Decoder<'_> {
                 _ => return Err(DecodeError::Malformed("argument count")),
             },
             46 => Op::MakeSelectThunk(check(self.u32()?, t.lambdas, "lambda index")?),
-            47 => Op::ForceUpvalue(upvalue_ref(self.u32()?, self.u32()?, &t.envs)?),
+            47 => Op::ForceUpvalue(upvalue_ref(self.u32()?, self.u32()?, t.envs)?),
             48 => Op::MakeArithThunk(check(self.u32()?, t.lambdas, "lambda index")?),
             _ => return Err(DecodeError::Malformed("instruction")),
         })
@@ -907,6 +1198,23 @@ in { inherit rec' f s ind fl n paths pos dyn sel has w ch store storeLiteral cal
         parsed.tree().expr().expect("an expression")
     }
 
+    /// `image` decoded from behind a header, as the cache has it.
+    fn load(image: &[u8], file: &SourceFile, globals: &Globals) -> DResult<Rc<Lambda>> {
+        let mut entry = b"head".to_vec();
+        entry.extend_from_slice(image);
+        decode(entry, 4, file, globals, None)
+    }
+
+    /// How many chunks of `l` (decoding them all) are the stand-in for
+    /// one that failed to decode.
+    fn damaged(l: &Lambda) -> usize {
+        let own = l.chunk.constants.iter().any(|c| {
+            matches!(c, Value::String(s)
+                if s.as_str().is_some_and(|s| s.contains("cache entry of this file is damaged")))
+        });
+        own as usize + l.chunk.lambdas.iter().map(|l| damaged(l)).sum::<usize>()
+    }
+
     /// Everything a lambda holds, as text.
     fn dump(l: &Lambda, out: &mut String) {
         let _ = writeln!(
@@ -977,7 +1285,7 @@ in { inherit rec' f s ind fl n paths pos dyn sel has w ch store storeLiteral cal
 
         let (lambda_a, uses) = compile_recording(&parse(SOURCE), &a, &env(&g)).unwrap();
         let image = encode(&lambda_a, &a, &uses).unwrap();
-        let loaded = decode(&image, &b, &g).unwrap();
+        let loaded = load(&image, &b, &g).unwrap();
         let fresh_b = compile(&parse(SOURCE), &b, &env(&g)).unwrap();
 
         let (mut want, mut got) = (String::new(), String::new());
@@ -987,7 +1295,7 @@ in { inherit rec' f s ind fl n paths pos dyn sel has w ch store storeLiteral cal
         // Globals refer to this evaluation's values; the equal literal
         // next to `__storeDir` keeps its own.
         let other = globals("/other/store");
-        let loaded = decode(&image, &b, &other).unwrap();
+        let loaded = load(&image, &b, &other).unwrap();
         let mut with_other = String::new();
         dump(&loaded, &mut with_other);
         assert_eq!(
@@ -1002,6 +1310,68 @@ in { inherit rec' f s ind fl n paths pos dyn sel has w ch store storeLiteral cal
     }
 
     #[test]
+    fn chunks_are_decoded_when_first_read() {
+        let g = globals("/nix/store");
+        let map = SourceMap::default();
+        let text = "{ used = x: x + 1; unused = y: [ y ]; }";
+        let f = file(&map, text);
+        let (lambda, uses) = compile_recording(&parse(text), &f, &env(&g)).unwrap();
+        let image = encode(&lambda, &f, &uses).unwrap();
+        let root = load(&image, &f, &g).unwrap();
+        assert!(!root.chunk.is_decoded());
+        // Reading the file's code decodes it and its nested lambdas'
+        // headers (the two functions), not their code.
+        let functions = &root.chunk.lambdas;
+        assert!(root.chunk.is_decoded());
+        assert_eq!(functions.len(), 2);
+        assert!(functions.iter().all(|l| l.takes_argument));
+        assert!(functions.iter().all(|l| !l.chunk.is_decoded()));
+        assert!(functions[0].chunk.code.len() > 1);
+        assert!(functions[0].chunk.is_decoded());
+        assert!(!functions[1].chunk.is_decoded());
+    }
+
+    #[test]
+    fn a_chunk_that_fails_to_decode_is_code_raising_an_error() {
+        let mut g = globals("/nix/store");
+        let abort = Value::string("stands in for abort");
+        g.insert("abort".into(), abort.clone());
+        let map = SourceMap::default();
+        let text = "{ f = x: x + 1; g = y: y; }";
+        let f = file(&map, text);
+        let (lambda, uses) = compile_recording(&parse(text), &f, &env(&g)).unwrap();
+        let image = encode(&lambda, &f, &uses).unwrap();
+        let sound = load(&image, &f, &g).unwrap();
+        assert_eq!(damaged(&sound), 0);
+        // Some byte flipped in a function's code: the file loads, and
+        // that chunk is found damaged when it is read.
+        let calls = Rc::new(std::cell::Cell::new(0));
+        let found = (0..image.len()).find_map(|i| {
+            let mut bad = image.clone();
+            bad[i] ^= 0x7f;
+            let counter = calls.clone();
+            let on_damage = Box::new(move || counter.set(counter.get() + 1));
+            let l = decode(bad, 0, &f, &g, Some(on_damage)).ok()?;
+            (damaged(&l) > 0).then_some(l)
+        });
+        let l = found.expect("a flipped byte the load does not see");
+        assert_eq!(calls.get(), 1, "the entry is reported damaged once");
+        let stand_in = std::iter::once(&l)
+            .chain(l.chunk.lambdas.iter())
+            .find(|l| damaged(l) == 1 && l.chunk.lambdas.iter().all(|n| damaged(n) == 0))
+            .unwrap();
+        let c = &stand_in.chunk;
+        assert!(matches!(
+            &c.code[..],
+            [Op::Constant(0), Op::Constant(1), Op::Call, Op::Return]
+        ));
+        assert!(
+            matches!(&c.constants[0], Value::String(s) if s.as_bytes() == b"stands in for abort")
+        );
+        assert!(c.spans.iter().all(|&s| s == f.base));
+    }
+
+    #[test]
     fn a_missing_global_is_an_error() {
         let g = globals("/nix/store");
         let map = SourceMap::default();
@@ -1011,7 +1381,7 @@ in { inherit rec' f s ind fl n paths pos dyn sel has w ch store storeLiteral cal
         let mut fewer = g.clone();
         fewer.remove("__storeDir");
         assert!(matches!(
-            decode(&image, &a, &fewer),
+            load(&image, &a, &fewer),
             Err(DecodeError::UnknownGlobal(n)) if n == "__storeDir"
         ));
     }
@@ -1024,23 +1394,27 @@ in { inherit rec' f s ind fl n paths pos dyn sel has w ch store storeLiteral cal
         let (lambda, uses) = compile_recording(&parse(SOURCE), &a, &env(&g)).unwrap();
         let image = encode(&lambda, &a, &uses).unwrap();
         for cut in 0..image.len() {
-            assert!(decode(&image[..cut], &a, &g).is_err(), "cut at {cut}");
+            assert!(load(&image[..cut], &a, &g).is_err(), "cut at {cut}");
         }
         let mut longer = image.clone();
         longer.push(0);
-        assert_eq!(decode(&longer, &a, &g).err(), Some(DecodeError::Trailing));
+        assert_eq!(load(&longer, &a, &g).err(), Some(DecodeError::Trailing));
         // A flipped byte may still decode (the cache's checksum is what
         // refuses those); it must never panic.
         for i in 0..image.len() {
             for bit in [0x01, 0x80, 0xff] {
                 let mut bad = image.clone();
                 bad[i] ^= bit;
-                let _ = decode(&bad, &a, &g);
+                // Decoding every chunk neither (a damaged one is code
+                // raising an error).
+                if let Ok(l) = load(&bad, &a, &g) {
+                    damaged(&l);
+                }
             }
         }
         // A shorter file than the image was made for: spans past its end.
         let short = file(&map, "1");
-        assert!(decode(&image, &short, &g).is_err());
+        assert!(load(&image, &short, &g).is_err());
     }
 
     #[test]
@@ -1053,7 +1427,7 @@ in { inherit rec' f s ind fl n paths pos dyn sel has w ch store storeLiteral cal
         let f = file(&map, text);
         let (mut root, uses) = compile_recording(&parse(text), &f, &env(&g)).unwrap();
         let image = encode(&root, &f, &uses).unwrap();
-        assert!(decode(&image, &f, &g).is_ok());
+        assert!(load(&image, &f, &g).is_ok());
         let mut l = Rc::get_mut(&mut root).unwrap();
         for _ in 0..3 {
             l = Rc::get_mut(&mut l.chunk.lambdas[0]).unwrap();
@@ -1066,10 +1440,15 @@ in { inherit rec' f s ind fl n paths pos dyn sel has w ch store storeLiteral cal
             .any(|op| matches!(op, Op::GetUpvalue(r) if r.depth == 1)));
         l.captures_env = false;
         let image = encode(&root, &f, &uses).unwrap();
-        assert_eq!(
-            decode(&image, &f, &g).err(),
-            Some(DecodeError::Malformed("upvalue reference"))
-        );
+        // Found when that code is first read: it is then code raising an
+        // error instead.
+        let loaded = load(&image, &f, &g).unwrap();
+        assert_eq!(damaged(&loaded), 1);
+        let mut l = &loaded;
+        for _ in 0..3 {
+            l = &l.chunk.lambdas[0];
+        }
+        assert!(matches!(&l.chunk.code[..], [Op::AssertFail(0)]));
     }
 
     #[test]

@@ -25,7 +25,11 @@
 //! toplevel's evaluation. It is written to a temporary file and
 //! renamed into place, so a reader sees a whole entry or none; an entry
 //! whose header, key, length or checksum does not match, or whose image
-//! does not decode, is ignored and overwritten by a fresh compile. Files
+//! does not load, is ignored and overwritten by a fresh compile. An image's
+//! chunks are decoded when first run ([`crate::image`]): one that fails its
+//! checks then (past the checksum, which takes a bug or a forged entry) is
+//! code aborting the evaluation with an error that says so, and the entry
+//! is removed, so the next evaluation compiles the file afresh. Files
 //! that fail to parse or compile are not cached; neither is anything while
 //! a lint is at `warn` (a cached file would skip its warnings).
 //!
@@ -50,7 +54,7 @@ use std::time::{Duration, SystemTime};
 
 /// Bump whenever the image layout ([`crate::image`]), the bytecode or the
 /// compiler's output changes in a way the build identity might not catch.
-pub const FORMAT_VERSION: u32 = 6;
+pub const FORMAT_VERSION: u32 = 7;
 
 const MAGIC: &[u8; 8] = b"attrfsCC";
 /// Magic, format version, key, payload length, payload CRC-32.
@@ -115,7 +119,15 @@ pub fn compile_cached(
     let key = key(file, env);
     let path = cache.dir.join(hex(&key));
     if let Some(entry) = load(&path, &key) {
-        if let Ok(lambda) = crate::image::decode(&entry[HEADER_LEN..], file, env.globals) {
+        // A chunk found damaged when first decoded (past the checksum:
+        // a bug) is an error for this evaluation; the next compiles afresh.
+        let stale = path.clone();
+        let on_damage = Box::new(move || {
+            let _ = std::fs::remove_file(&stale);
+        });
+        if let Ok(lambda) =
+            crate::image::decode(entry, HEADER_LEN, file, env.globals, Some(on_damage))
+        {
             return Ok(lambda);
         }
     }
@@ -530,6 +542,71 @@ mod tests {
         // Without the cache, the text is what counts.
         let fresh = compile_cached(&add("1 + 2"), &env, None).unwrap();
         assert_eq!(constant(&fresh), "[1, 2]");
+        finish_eviction();
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_chunk_found_damaged_when_run_removes_the_entry() {
+        let _writers = WRITERS.lock().unwrap_or_else(|e| e.into_inner());
+        use crate::bytecode::Op;
+        use crate::compiler::Globals;
+        use crate::source::SourceMap;
+        use crate::value::Value;
+        let dir = std::env::temp_dir().join(format!("attrfs-cc-damaged-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let cache = CacheConfig {
+            dir: dir.clone(),
+            max_bytes: DEFAULT_MAX_BYTES,
+        };
+        let globals = Globals::default();
+        let env = CompileEnv {
+            globals: &globals,
+            base_dir: "/".into(),
+            home: None,
+            lints: Default::default(),
+        };
+        let map = SourceMap::default();
+        let text = "{ f = x: x + 1; g = y: [ y ]; }";
+        let add = || map.add("/f.nix".into(), Some("/f.nix".into()), text.into());
+        // Whether some chunk (all decoded) stands in for a damaged one.
+        fn damaged(l: &Lambda) -> bool {
+            let own = matches!(&l.chunk.code[..], [Op::AssertFail(0)])
+                && matches!(&l.chunk.constants[..], [Value::String(s)]
+                    if s.as_str().is_some_and(|s| s.contains("cache entry of this file is damaged")));
+            own || l.chunk.lambdas.iter().any(|l| damaged(l))
+        }
+        let cold = compile_cached(&add(), &env, Some(&cache)).unwrap();
+        assert!(!damaged(&cold));
+        let path = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.file_name() != Some(SCANNED_MARKER.as_ref()))
+            .unwrap();
+        let entry = std::fs::read(&path).unwrap();
+        let key: [u8; 32] = entry[12..44].try_into().unwrap();
+        let image = &entry[HEADER_LEN..];
+        let warm = compile_cached(&add(), &env, Some(&cache)).unwrap();
+        assert!(!damaged(&warm));
+        // A byte of a function's code changed under a valid checksum: the
+        // file loads, the function's code is an error when run, and the
+        // entry is gone.
+        let found = (HEADER_LEN..entry.len()).any(|i| {
+            let mut bad = image.to_vec();
+            bad[i - HEADER_LEN] ^= 0x7f;
+            std::fs::write(&path, entry_for(&key, &bad)).unwrap();
+            let l = compile_cached(&add(), &env, Some(&cache)).unwrap();
+            if !path.exists() || std::fs::read(&path).unwrap() != entry_for(&key, &bad) {
+                // Refused at load and compiled afresh.
+                return false;
+            }
+            damaged(&l)
+        });
+        assert!(found, "some damage is seen only when the code is read");
+        assert!(!path.exists());
+        let again = compile_cached(&add(), &env, Some(&cache)).unwrap();
+        assert!(!damaged(&again));
+        assert!(path.exists());
         finish_eviction();
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -84,7 +84,7 @@ impl Ctx {
             .any(|u| matches!(u, UpvalueSource::Deferred(_)));
         Lambda {
             takes_argument,
-            chunk: self.chunk.finish(),
+            chunk: self.chunk.finish().into(),
             upvalues,
             captures_env: self.captures_env,
             name: name.map(NixString::from),
