@@ -585,6 +585,12 @@ impl Vm {
     /// of its environment's (the thunk's environment is the making closure
     /// itself, or a making thunk's own environment). `None` for a capture
     /// not filled yet (`rec`, `let`).
+    // Out of line, as the compiler happened to leave it before session 9:
+    // inlined into `arith_now`'s operand closure (called twice), it keeps
+    // that closure out of the bytecode loop, which cost fib27 3.5% more
+    // instructions and a quarter more time (docs/notes-performance.md,
+    // "Session 9").
+    #[inline(never)]
     fn captured_now(&self, f: &BytecodeFrame, lambda: &Lambda, r: UpvalueRef) -> Option<Value> {
         Some(if r.depth == 0 {
             match lambda.upvalues.get(r.index as usize)? {
