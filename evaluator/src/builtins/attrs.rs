@@ -9,7 +9,7 @@ use super::lists::{defer, expect_function};
 use super::strings::expect_string_no_ctx;
 use super::{expect_attrs, expect_list, gen, lazy, sync};
 use crate::errors::{ErrorKind, EvalResult};
-use crate::value::{BuiltinDef, NixAttrs, NixString, Thunk, Value};
+use crate::value::{Args, BuiltinDef, NixAttrs, NixString, Thunk, Value};
 use crate::vm::{call, force, force_attrs, force_list, type_error, EvalState, GenCo, GenFuture};
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -50,17 +50,17 @@ fn keeping_positions(entries: Vec<(NixString, Value)>, source: &NixAttrs) -> Nix
     }
 }
 
-fn attr_names(_: &Rc<EvalState>, args: Vec<Value>) -> EvalResult<Value> {
+fn attr_names(_: &Rc<EvalState>, args: Args) -> EvalResult<Value> {
     let a = expect_attrs(&args[0])?;
     Ok(Value::list(a.keys().cloned().map(Value::String).collect()))
 }
 
-fn attr_values(_: &Rc<EvalState>, args: Vec<Value>) -> EvalResult<Value> {
+fn attr_values(_: &Rc<EvalState>, args: Args) -> EvalResult<Value> {
     let a = expect_attrs(&args[0])?;
     Ok(Value::list(a.values().cloned().collect()))
 }
 
-fn map_attrs(_: &Rc<EvalState>, args: Vec<Value>) -> EvalResult<Value> {
+fn map_attrs(_: &Rc<EvalState>, args: Args) -> EvalResult<Value> {
     let a = expect_attrs(&args[1])?;
     let f = &args[0];
     let entries = a
@@ -73,7 +73,7 @@ fn map_attrs(_: &Rc<EvalState>, args: Vec<Value>) -> EvalResult<Value> {
     Ok(Value::attrs(NixAttrs::from_sorted(entries)))
 }
 
-fn list_to_attrs(co: GenCo, _: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
+fn list_to_attrs(co: GenCo, _: Rc<EvalState>, args: Args) -> GenFuture {
     Box::pin(async move {
         let list = expect_list(&args[0])?;
         let mut pairs: Vec<(NixString, Rc<NixAttrs>)> = Vec::with_capacity(list.len());
@@ -104,7 +104,7 @@ fn list_to_attrs(co: GenCo, _: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
     })
 }
 
-fn intersect_attrs(_: &Rc<EvalState>, args: Vec<Value>) -> EvalResult<Value> {
+fn intersect_attrs(_: &Rc<EvalState>, args: Args) -> EvalResult<Value> {
     let left = expect_attrs(&args[0])?;
     let right = expect_attrs(&args[1])?;
     let entries: Vec<(NixString, Value)> = if left.len() < right.len() / 8 {
@@ -138,7 +138,7 @@ fn intersect_attrs(_: &Rc<EvalState>, args: Vec<Value>) -> EvalResult<Value> {
 /// `removeAttrs` when some names in the list are not forced yet.
 static REMOVE_ATTRS_FORCING: BuiltinDef = gen("removeAttrs", 2, remove_attrs_forcing);
 
-fn remove_attrs(_: &Rc<EvalState>, args: Vec<Value>) -> EvalResult<Value> {
+fn remove_attrs(_: &Rc<EvalState>, args: Args) -> EvalResult<Value> {
     let set = expect_attrs(&args[0])?;
     let list = expect_list(&args[1])?;
     if !list.iter().all(Value::is_whnf) {
@@ -151,7 +151,7 @@ fn remove_attrs(_: &Rc<EvalState>, args: Vec<Value>) -> EvalResult<Value> {
     Ok(remove_names(&args[0], &set, names))
 }
 
-fn remove_attrs_forcing(co: GenCo, _: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
+fn remove_attrs_forcing(co: GenCo, _: Rc<EvalState>, args: Args) -> GenFuture {
     Box::pin(async move {
         let set = expect_attrs(&args[0])?;
         let list = expect_list(&args[1])?;
@@ -172,7 +172,7 @@ fn remove_names(original: &Value, set: &NixAttrs, mut names: Vec<NixString>) -> 
     Value::attrs(set.filtered(|k| names.binary_search(k).is_err()))
 }
 
-fn cat_attrs(co: GenCo, _: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
+fn cat_attrs(co: GenCo, _: Rc<EvalState>, args: Args) -> GenFuture {
     Box::pin(async move {
         let name = expect_string_no_ctx(&args[0])?;
         let list = expect_list(&args[1])?;
@@ -191,7 +191,7 @@ fn cat_attrs(co: GenCo, _: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
     })
 }
 
-fn zip_attrs_with(co: GenCo, _: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
+fn zip_attrs_with(co: GenCo, _: Rc<EvalState>, args: Args) -> GenFuture {
     Box::pin(async move {
         let f = force(&co, args[0].clone()).await;
         expect_function(&f)?;
@@ -214,7 +214,7 @@ fn zip_attrs_with(co: GenCo, _: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
     })
 }
 
-fn group_by(co: GenCo, _: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
+fn group_by(co: GenCo, _: Rc<EvalState>, args: Args) -> GenFuture {
     Box::pin(async move {
         let f = force(&co, args[0].clone()).await;
         expect_function(&f)?;
@@ -233,7 +233,7 @@ fn group_by(co: GenCo, _: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
     })
 }
 
-fn get_attr(_: &Rc<EvalState>, args: Vec<Value>) -> EvalResult<Value> {
+fn get_attr(_: &Rc<EvalState>, args: Args) -> EvalResult<Value> {
     let name = expect_string_no_ctx(&args[0])?;
     let set = expect_attrs(&args[1])?;
     set.get(name.as_bytes())
@@ -241,7 +241,7 @@ fn get_attr(_: &Rc<EvalState>, args: Vec<Value>) -> EvalResult<Value> {
         .ok_or_else(|| missing(&name.to_str_lossy()))
 }
 
-fn has_attr(_: &Rc<EvalState>, args: Vec<Value>) -> EvalResult<Value> {
+fn has_attr(_: &Rc<EvalState>, args: Args) -> EvalResult<Value> {
     let name = expect_string_no_ctx(&args[0])?;
     let set = expect_attrs(&args[1])?;
     Ok(Value::Bool(set.contains(name.as_bytes())))
@@ -249,7 +249,7 @@ fn has_attr(_: &Rc<EvalState>, args: Vec<Value>) -> EvalResult<Value> {
 
 /// Attribute sets do not record where their attributes were defined, so
 /// this is always `null` (C++ Nix's answer for attributes without a position).
-fn unsafe_get_attr_pos(state: &Rc<EvalState>, args: Vec<Value>) -> EvalResult<Value> {
+fn unsafe_get_attr_pos(state: &Rc<EvalState>, args: Args) -> EvalResult<Value> {
     let name = expect_string_no_ctx(&args[0])?;
     let attrs = expect_attrs(&args[1])?;
     Ok(match attrs.position(name.as_bytes()) {
@@ -258,7 +258,7 @@ fn unsafe_get_attr_pos(state: &Rc<EvalState>, args: Vec<Value>) -> EvalResult<Va
     })
 }
 
-fn function_args(_: &Rc<EvalState>, args: Vec<Value>) -> EvalResult<Value> {
+fn function_args(_: &Rc<EvalState>, args: Args) -> EvalResult<Value> {
     match &args[0] {
         Value::Builtin(_) => Ok(Value::Attrs(NixAttrs::empty())),
         Value::Closure(c) => match &c.lambda.formals {

@@ -8,7 +8,7 @@
 
 use super::{gen, sync};
 use crate::errors::{ErrorKind, EvalResult};
-use crate::value::{BuiltinDef, ContextElem, NixAttrs, NixContext, NixString, Value};
+use crate::value::{Args, BuiltinDef, ContextElem, NixAttrs, NixContext, NixString, Value};
 use crate::vm::{
     coerce_to_string, force_attrs, force_bool, force_list, Coercion, EvalState, GenCo, GenFuture,
 };
@@ -36,7 +36,7 @@ fn string_arg(v: &Value) -> EvalResult<NixString> {
     super::expect_string(v)
 }
 
-fn get_context(_: &Rc<EvalState>, args: Vec<Value>) -> EvalResult<Value> {
+fn get_context(_: &Rc<EvalState>, args: Args) -> EvalResult<Value> {
     let s = string_arg(&args[0])?;
     #[derive(Default)]
     struct Info {
@@ -82,7 +82,7 @@ fn is_store_path(s: &str) -> bool {
     StorePath::from_absolute_path(s).is_ok()
 }
 
-fn append_context(co: GenCo, _: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
+fn append_context(co: GenCo, _: Rc<EvalState>, args: Args) -> GenFuture {
     Box::pin(async move {
         let s = string_arg(&args[0])?;
         let additions = force_attrs(&co, args[1].clone()).await?;
@@ -130,7 +130,7 @@ fn append_context(co: GenCo, _: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
     })
 }
 
-fn has_context(_: &Rc<EvalState>, args: Vec<Value>) -> EvalResult<Value> {
+fn has_context(_: &Rc<EvalState>, args: Args) -> EvalResult<Value> {
     Ok(Value::Bool(string_arg(&args[0])?.has_context()))
 }
 
@@ -140,14 +140,14 @@ async fn coerce(co: &GenCo, state: &Rc<EvalState>, v: Value) -> EvalResult<NixSt
     coerce_to_string(co, state, v, Coercion::INTERPOLATION).await
 }
 
-fn discard_context(co: GenCo, state: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
+fn discard_context(co: GenCo, state: Rc<EvalState>, args: Args) -> GenFuture {
     Box::pin(async move {
         let s = coerce(&co, &state, args[0].clone()).await?;
         Ok(Value::String(s.without_context()))
     })
 }
 
-fn discard_output_dependency(co: GenCo, state: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
+fn discard_output_dependency(co: GenCo, state: Rc<EvalState>, args: Args) -> GenFuture {
     Box::pin(async move {
         let s = coerce(&co, &state, args[0].clone()).await?;
         let ctx = s.context().map(|c| {
@@ -162,7 +162,7 @@ fn discard_output_dependency(co: GenCo, state: Rc<EvalState>, args: Vec<Value>) 
     })
 }
 
-fn add_drv_output_dependencies(co: GenCo, state: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
+fn add_drv_output_dependencies(co: GenCo, state: Rc<EvalState>, args: Args) -> GenFuture {
     Box::pin(async move {
         let s = coerce(&co, &state, args[0].clone()).await?;
         let elems: Vec<&ContextElem> = s.context().into_iter().flatten().collect();
@@ -190,7 +190,7 @@ fn add_drv_output_dependencies(co: GenCo, state: Rc<EvalState>, args: Vec<Value>
     })
 }
 
-fn store_path(co: GenCo, state: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
+fn store_path(co: GenCo, state: Rc<EvalState>, args: Args) -> GenFuture {
     Box::pin(async move {
         let s = coerce_to_string(&co, &state, args[0].clone(), Coercion::PATH_PART).await?;
         let path = s.to_string();
@@ -207,7 +207,7 @@ fn store_path(co: GenCo, state: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
     })
 }
 
-fn placeholder(_: &Rc<EvalState>, args: Vec<Value>) -> EvalResult<Value> {
+fn placeholder(_: &Rc<EvalState>, args: Args) -> EvalResult<Value> {
     let s = string_arg(&args[0])?;
     if let Some(first) = s.context().and_then(|c| c.iter().next()) {
         return Err(ErrorKind::other(format!(

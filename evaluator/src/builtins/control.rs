@@ -2,7 +2,7 @@
 
 use super::{expect_string, gen, lazy, sync};
 use crate::errors::{ErrorKind, EvalResult};
-use crate::value::{BuiltinDef, NixAttrs, NixString, Value};
+use crate::value::{Args, BuiltinDef, NixAttrs, NixString, Value};
 use crate::vm::{
     coerce_to_string, deep_force_polling, force, try_force, Coercion, EvalState, GenCo, GenFuture,
 };
@@ -27,14 +27,14 @@ pub(super) const BUILTINS: &[BuiltinDef] = &[
     sync("getEnv", 1, get_env),
 ];
 
-fn throw(co: GenCo, state: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
+fn throw(co: GenCo, state: Rc<EvalState>, args: Args) -> GenFuture {
     Box::pin(async move {
         let msg = coerce_to_string(&co, &state, args[0].clone(), Coercion::PATH_PART).await?;
         Err(ErrorKind::Throw(msg.to_string()))
     })
 }
 
-fn abort(co: GenCo, state: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
+fn abort(co: GenCo, state: Rc<EvalState>, args: Args) -> GenFuture {
     Box::pin(async move {
         let msg = coerce_to_string(&co, &state, args[0].clone(), Coercion::PATH_PART).await?;
         Err(ErrorKind::Abort(msg.to_string()))
@@ -62,12 +62,12 @@ pub(crate) fn path_arg(v: &Value) -> EvalResult<PathBuf> {
     }
 }
 
-fn import(state: &Rc<EvalState>, args: Vec<Value>) -> EvalResult<Value> {
+fn import(state: &Rc<EvalState>, args: Args) -> EvalResult<Value> {
     let path = path_arg(&args[0])?;
     state.loader().import(&path)
 }
 
-fn scoped_import(co: GenCo, state: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
+fn scoped_import(co: GenCo, state: Rc<EvalState>, args: Args) -> GenFuture {
     Box::pin(async move {
         let scope = super::expect_attrs(&args[0])?;
         let path = path_arg(&args[1])?;
@@ -76,7 +76,7 @@ fn scoped_import(co: GenCo, state: Rc<EvalState>, args: Vec<Value>) -> GenFuture
     })
 }
 
-fn try_eval(co: GenCo, _: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
+fn try_eval(co: GenCo, _: Rc<EvalState>, args: Args) -> GenFuture {
     Box::pin(async move {
         let (success, value) = match try_force(&co, args[0].clone()).await {
             Ok(v) => (true, v),
@@ -89,11 +89,11 @@ fn try_eval(co: GenCo, _: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
     })
 }
 
-fn seq(_: GenCo, _: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
+fn seq(_: GenCo, _: Rc<EvalState>, args: Args) -> GenFuture {
     Box::pin(async move { Ok(args[1].clone()) })
 }
 
-fn deep_seq(co: GenCo, state: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
+fn deep_seq(co: GenCo, state: Rc<EvalState>, args: Args) -> GenFuture {
     Box::pin(async move {
         deep_force_polling(&co, args[0].clone(), || state.check_interrupt()).await?;
         Ok(args[1].clone())
@@ -108,7 +108,7 @@ fn print_trace(v: &Value) {
     eprintln!("trace: {text}");
 }
 
-fn trace(co: GenCo, state: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
+fn trace(co: GenCo, state: Rc<EvalState>, args: Args) -> GenFuture {
     Box::pin(async move {
         deep_force_polling(&co, args[0].clone(), || state.check_interrupt()).await?;
         print_trace(&args[0]);
@@ -116,12 +116,12 @@ fn trace(co: GenCo, state: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
     })
 }
 
-fn trace_verbose(_: GenCo, _: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
+fn trace_verbose(_: GenCo, _: Rc<EvalState>, args: Args) -> GenFuture {
     // Only traces with `--trace-verbose`, which we do not offer.
     Box::pin(async move { Ok(args[1].clone()) })
 }
 
-fn warn(co: GenCo, _: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
+fn warn(co: GenCo, _: Rc<EvalState>, args: Args) -> GenFuture {
     Box::pin(async move {
         let msg = force(&co, args[0].clone()).await;
         match &msg {
@@ -138,15 +138,15 @@ fn warn(co: GenCo, _: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
     })
 }
 
-fn add_error_context(_: &Rc<EvalState>, args: Vec<Value>) -> EvalResult<Value> {
+fn add_error_context(_: &Rc<EvalState>, args: Args) -> EvalResult<Value> {
     Ok(args[1].clone())
 }
 
-fn break_(_: &Rc<EvalState>, args: Vec<Value>) -> EvalResult<Value> {
+fn break_(_: &Rc<EvalState>, args: Args) -> EvalResult<Value> {
     Ok(args[0].clone())
 }
 
-fn get_env(state: &Rc<EvalState>, args: Vec<Value>) -> EvalResult<Value> {
+fn get_env(state: &Rc<EvalState>, args: Args) -> EvalResult<Value> {
     let name = expect_string(&args[0])?;
     if state.options.pure_eval {
         return Ok(Value::string(""));
@@ -159,7 +159,7 @@ fn get_env(state: &Rc<EvalState>, args: Vec<Value>) -> EvalResult<Value> {
     Ok(Value::string(value.unwrap_or_default()))
 }
 
-fn find_file(co: GenCo, state: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
+fn find_file(co: GenCo, state: Rc<EvalState>, args: Args) -> GenFuture {
     Box::pin(async move {
         let Value::List(entries) = &args[0] else {
             return Err(crate::vm::type_error("list", &args[0]));

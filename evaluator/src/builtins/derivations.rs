@@ -14,7 +14,7 @@ use crate::builtins::json::{json_quote, value_to_json};
 use crate::errors::{ErrorKind, EvalResult};
 use crate::io::FileType;
 use crate::store::{add_path_to_store, add_text_to_store, base_name, store_path_string, Excluded};
-use crate::value::{BuiltinDef, ContextElem, NixAttrs, NixContext, NixString, Value};
+use crate::value::{Args, BuiltinDef, ContextElem, NixAttrs, NixContext, NixString, Value};
 use crate::vm::{
     call2, coerce_to_string, force, force_bool, force_list, Coercion, EvalState, GenCo, GenFuture,
     KnownDerivation,
@@ -117,7 +117,7 @@ fn utf8(s: &NixString, what: &str) -> EvalResult<String> {
     })
 }
 
-fn derivation_strict(co: GenCo, state: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
+fn derivation_strict(co: GenCo, state: Rc<EvalState>, args: Args) -> GenFuture {
     Box::pin(async move {
         let attrs = match &args[0] {
             Value::Attrs(a) => a.clone(),
@@ -442,7 +442,7 @@ fn check_store_path(p: &str) -> EvalResult<()> {
 
 /// `builtins.toFile name contents`: a text file in the store, referring to
 /// the plain store paths in the context of `contents`.
-fn to_file(co: GenCo, state: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
+fn to_file(co: GenCo, state: Rc<EvalState>, args: Args) -> GenFuture {
     Box::pin(async move {
         let name = force_string_no_ctx(&co, args[0].clone()).await?.to_string();
         let contents = match &args[1] {
@@ -578,7 +578,7 @@ fn resolve_symlinks(state: &EvalState, path: &Path) -> PathBuf {
 }
 
 /// `builtins.path { path; name ? ...; filter ? ...; recursive ? true; sha256 ? ...; }`.
-fn path(co: GenCo, state: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
+fn path(co: GenCo, state: Rc<EvalState>, args: Args) -> GenFuture {
     Box::pin(async move {
         let attrs = match &args[0] {
             Value::Attrs(a) => a.clone(),
@@ -616,7 +616,7 @@ fn path(co: GenCo, state: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
 }
 
 /// `builtins.filterSource filter path`.
-fn filter_source(co: GenCo, state: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
+fn filter_source(co: GenCo, state: Rc<EvalState>, args: Args) -> GenFuture {
     Box::pin(async move {
         let path = coerce_to_path(&co, &state, args[1].clone()).await?;
         let filter = force(&co, args[0].clone()).await;

@@ -10,7 +10,7 @@ use super::{gen, sync};
 use crate::errors::{ErrorKind, EvalResult};
 use crate::flake::flakeref::{self, Attr};
 use crate::inputs::{self, Expected};
-use crate::value::{BuiltinDef, NixString, Value};
+use crate::value::{Args, BuiltinDef, NixString, Value};
 use crate::vm::{
     coerce_to_string, force, force_attrs, type_error, Coercion, EvalState, GenCo, GenFuture,
 };
@@ -145,11 +145,11 @@ async fn fetch(
     )))
 }
 
-fn fetchurl(co: GenCo, state: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
+fn fetchurl(co: GenCo, state: Rc<EvalState>, args: Args) -> GenFuture {
     Box::pin(async move { fetch(&co, &state, args[0].clone(), "fetchurl", false, "").await })
 }
 
-fn fetch_tarball(co: GenCo, state: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
+fn fetch_tarball(co: GenCo, state: Rc<EvalState>, args: Args) -> GenFuture {
     Box::pin(
         async move { fetch(&co, &state, args[0].clone(), "fetchTarball", true, "source").await },
     )
@@ -190,7 +190,7 @@ async fn input_attr(
 /// Arguments `fetchGit` accepts besides `url`.
 const FETCH_GIT_ARGS: &[&str] = &["name", "ref", "rev", "submodules", "shallow", "allRefs"];
 
-fn fetch_git(co: GenCo, state: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
+fn fetch_git(co: GenCo, state: Rc<EvalState>, args: Args) -> GenFuture {
     Box::pin(async move {
         let arg = force(&co, args[0].clone()).await;
         let mut input = flakeref::Attrs::new();
@@ -235,7 +235,7 @@ fn fetch_git(co: GenCo, state: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
     })
 }
 
-fn fetch_mercurial(co: GenCo, state: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
+fn fetch_mercurial(co: GenCo, state: Rc<EvalState>, args: Args) -> GenFuture {
     Box::pin(async move {
         let arg = force(&co, args[0].clone()).await;
         let url = match &arg {
@@ -271,7 +271,7 @@ pub(crate) fn require_fetch_tree(state: &EvalState) -> EvalResult<()> {
     }
 }
 
-fn fetch_tree(co: GenCo, state: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
+fn fetch_tree(co: GenCo, state: Rc<EvalState>, args: Args) -> GenFuture {
     Box::pin(async move {
         let arg = force(&co, args[0].clone()).await;
         let mut input = flakeref::Attrs::new();
@@ -321,7 +321,7 @@ fn fetch_tree(co: GenCo, state: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
     })
 }
 
-fn fetch_closure(co: GenCo, _: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
+fn fetch_closure(co: GenCo, _: Rc<EvalState>, args: Args) -> GenFuture {
     Box::pin(async move {
         let arg = force_attrs(&co, args[0].clone()).await?;
         let from = match arg.get(b"fromStore") {
@@ -338,7 +338,7 @@ fn fetch_closure(co: GenCo, _: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
     })
 }
 
-fn get_flake(co: GenCo, state: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
+fn get_flake(co: GenCo, state: Rc<EvalState>, args: Args) -> GenFuture {
     Box::pin(async move {
         let flake = force(&co, args[0].clone()).await;
         let flake = expect_string_no_ctx(&flake)?;
@@ -347,7 +347,7 @@ fn get_flake(co: GenCo, state: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
     })
 }
 
-fn parse_flake_ref(_: &Rc<EvalState>, args: Vec<Value>) -> EvalResult<Value> {
+fn parse_flake_ref(_: &Rc<EvalState>, args: Args) -> EvalResult<Value> {
     let text = expect_string_no_ctx(&args[0])?;
     let attrs = flakeref::parse(&text.to_str_lossy()).map_err(ErrorKind::other)?;
     let entries = attrs
@@ -364,7 +364,7 @@ fn parse_flake_ref(_: &Rc<EvalState>, args: Vec<Value>) -> EvalResult<Value> {
     Ok(Value::attrs(crate::value::NixAttrs::from_sorted(entries)))
 }
 
-fn flake_ref_to_string(co: GenCo, _: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
+fn flake_ref_to_string(co: GenCo, _: Rc<EvalState>, args: Args) -> GenFuture {
     Box::pin(async move {
         let Value::Attrs(set) = &args[0] else {
             return Err(type_error("set", &args[0]));

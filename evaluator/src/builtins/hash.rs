@@ -5,7 +5,7 @@ use super::io::{coerce_to_path, read_bytes};
 use super::strings::expect_string_no_ctx;
 use super::{expect_attrs, gen, sync};
 use crate::errors::{ErrorKind, EvalResult};
-use crate::value::{BuiltinDef, Value};
+use crate::value::{Args, BuiltinDef, Value};
 use crate::vm::{force, type_error, EvalState, GenCo, GenFuture};
 use attrfs_store::hash::{Hash, HashAlgo, HashFormat};
 use std::rc::Rc;
@@ -36,7 +36,7 @@ fn algo_arg(v: &Value) -> EvalResult<HashAlgo> {
     hash_algo(&expect_string_no_ctx(v)?.to_str_lossy())
 }
 
-fn hash_string(_: &Rc<EvalState>, args: Vec<Value>) -> EvalResult<Value> {
+fn hash_string(_: &Rc<EvalState>, args: Args) -> EvalResult<Value> {
     let algo = algo_arg(&args[0])?;
     let Value::String(s) = &args[1] else {
         return Err(type_error("string", &args[1]));
@@ -44,7 +44,7 @@ fn hash_string(_: &Rc<EvalState>, args: Vec<Value>) -> EvalResult<Value> {
     Ok(Value::string(Hash::digest(algo, s.as_bytes()).to_base16()))
 }
 
-fn hash_file(co: GenCo, state: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
+fn hash_file(co: GenCo, state: Rc<EvalState>, args: Args) -> GenFuture {
     Box::pin(async move {
         let algo = algo_arg(&args[0])?;
         let (path, _) = coerce_to_path(&co, &state, args[1].clone()).await?;
@@ -53,7 +53,7 @@ fn hash_file(co: GenCo, state: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
     })
 }
 
-fn convert_hash(co: GenCo, _: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
+fn convert_hash(co: GenCo, _: Rc<EvalState>, args: Args) -> GenFuture {
     Box::pin(async move {
         let attrs = expect_attrs(&args[0])?;
         let field = |name: &'static str| attrs.get_str(name).cloned();

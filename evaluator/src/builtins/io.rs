@@ -7,7 +7,7 @@ use super::gen;
 use crate::errors::{ErrorKind, EvalResult};
 use crate::io::FileType;
 use crate::path::canon_path;
-use crate::value::{BuiltinDef, NixAttrs, NixContext, NixString, Thunk, Value};
+use crate::value::{Args, BuiltinDef, NixAttrs, NixContext, NixString, Thunk, Value};
 use crate::vm::{coerce_to_string, force, Coercion, EvalState, GenCo, GenFuture};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -65,7 +65,7 @@ pub(crate) fn read_bytes(state: &EvalState, path: &Path) -> EvalResult<Vec<u8>> 
         .map_err(|e| io_error(path, &e, "opening file"))
 }
 
-fn read_file(co: GenCo, state: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
+fn read_file(co: GenCo, state: Rc<EvalState>, args: Args) -> GenFuture {
     Box::pin(async move {
         let (path, _) = coerce_to_path(&co, &state, args[0].clone()).await?;
         let bytes = read_bytes(&state, &path)?;
@@ -83,7 +83,7 @@ fn read_file(co: GenCo, state: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
 /// directory listing does not tell.
 static READ_FILE_TYPE: BuiltinDef = gen("readFileType", 1, read_file_type);
 
-fn read_dir(co: GenCo, state: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
+fn read_dir(co: GenCo, state: Rc<EvalState>, args: Args) -> GenFuture {
     Box::pin(async move {
         let (path, _) = coerce_to_path(&co, &state, args[0].clone()).await?;
         let entries = match state.io.read_dir(&path) {
@@ -103,7 +103,7 @@ fn read_dir(co: GenCo, state: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
                     let entry = Value::path(path.join(&name));
                     let f = Value::Builtin(Rc::new(crate::value::BuiltinApp {
                         def: &READ_FILE_TYPE,
-                        args: Vec::new(),
+                        args: Args::new(),
                     }));
                     Value::Thunk(Thunk::apply(f, entry))
                 }
@@ -115,7 +115,7 @@ fn read_dir(co: GenCo, state: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
     })
 }
 
-fn read_file_type(co: GenCo, state: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
+fn read_file_type(co: GenCo, state: Rc<EvalState>, args: Args) -> GenFuture {
     Box::pin(async move {
         let (path, _) = coerce_to_path(&co, &state, args[0].clone()).await?;
         let kind = state
@@ -126,7 +126,7 @@ fn read_file_type(co: GenCo, state: Rc<EvalState>, args: Vec<Value>) -> GenFutur
     })
 }
 
-fn path_exists(co: GenCo, state: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
+fn path_exists(co: GenCo, state: Rc<EvalState>, args: Args) -> GenFuture {
     Box::pin(async move {
         let arg = force(&co, args[0].clone()).await;
         // A trailing slash (or `/.`) asks for a directory.
@@ -146,7 +146,7 @@ fn path_exists(co: GenCo, state: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
     })
 }
 
-fn to_path(co: GenCo, state: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
+fn to_path(co: GenCo, state: Rc<EvalState>, args: Args) -> GenFuture {
     Box::pin(async move {
         let (path, context) = coerce_to_path(&co, &state, args[0].clone()).await?;
         Ok(Value::String(NixString::new(

@@ -9,7 +9,7 @@
 
 use super::{gen, sync};
 use crate::errors::{ErrorKind, EvalResult};
-use crate::value::{BuiltinDef, NixString, StringBuilder, Value};
+use crate::value::{Args, BuiltinDef, NixString, StringBuilder, Value};
 use crate::vm::{call, force, EvalState, GenCo, GenFuture};
 use std::future::Future;
 use std::pin::Pin;
@@ -21,7 +21,7 @@ mod parse;
 pub(super) const BUILTINS: &[BuiltinDef] =
     &[gen("toJSON", 1, to_json), sync("fromJSON", 1, from_json)];
 
-fn to_json(co: GenCo, state: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
+fn to_json(co: GenCo, state: Rc<EvalState>, args: Args) -> GenFuture {
     Box::pin(async move {
         Ok(Value::String(
             value_to_json(&co, &state, args[0].clone()).await?,
@@ -307,7 +307,7 @@ pub fn json_quote_bytes(b: &[u8]) -> EvalResult<String> {
 // ---------------------------------------------------------------------------
 // fromJSON
 
-fn from_json(_: &Rc<EvalState>, args: Vec<Value>) -> EvalResult<Value> {
+fn from_json(_: &Rc<EvalState>, args: Args) -> EvalResult<Value> {
     let s = super::strings::expect_string_no_ctx(&args[0])?;
     parse::parse(s.as_bytes())
 }

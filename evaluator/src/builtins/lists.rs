@@ -7,7 +7,7 @@
 
 use super::{expect_int, expect_list, gen, lazy, native, sync};
 use crate::errors::{ErrorKind, EvalResult};
-use crate::value::{BuiltinApp, BuiltinDef, NixAttrs, NixString, Thunk, Value};
+use crate::value::{Args, BuiltinApp, BuiltinDef, NixAttrs, NixString, Thunk, Value};
 use crate::vm::{
     call, call2, force, force_list, nix_less, type_error, EvalState, GenCo, GenFuture, Native,
 };
@@ -59,7 +59,7 @@ pub(super) fn expect_function(v: &Value) -> EvalResult<()> {
 /// declares an argument lazy for its fast path returns this (with a variant
 /// whose arguments are all strict) when it finds it must force that argument
 /// after all: forcing the result then forces the argument first.
-pub(super) fn defer(def: &'static BuiltinDef, mut args: Vec<Value>) -> Value {
+pub(super) fn defer(def: &'static BuiltinDef, mut args: Args) -> Value {
     let last = args.pop().unwrap_or(Value::Null);
     let partial = Value::Builtin(Rc::new(BuiltinApp { def, args }));
     Value::Thunk(Thunk::apply(partial, last))
@@ -90,7 +90,7 @@ fn expect_bool(v: Value) -> EvalResult<bool> {
 /// `map` with its function forced, for [`defer`].
 static MAP_STRICT: BuiltinDef = sync("map", 2, map);
 
-fn map(_: &Rc<EvalState>, args: Vec<Value>) -> EvalResult<Value> {
+fn map(_: &Rc<EvalState>, args: Args) -> EvalResult<Value> {
     let list = expect_list(&args[1])?;
     if list.is_empty() {
         return Ok(args[1].clone());
@@ -123,7 +123,7 @@ impl CollectChunks for std::ops::Range<i64> {
     }
 }
 
-fn gen_list(state: &Rc<EvalState>, args: Vec<Value>) -> EvalResult<Value> {
+fn gen_list(state: &Rc<EvalState>, args: Args) -> EvalResult<Value> {
     let n = expect_int(&args[1])?;
     if n < 0 {
         return Err(ErrorKind::other(format!("cannot create list of size {n}")));
@@ -146,7 +146,7 @@ fn gen_list(state: &Rc<EvalState>, args: Vec<Value>) -> EvalResult<Value> {
     Ok(Value::list(items))
 }
 
-fn elem_at(_: &Rc<EvalState>, args: Vec<Value>) -> EvalResult<Value> {
+fn elem_at(_: &Rc<EvalState>, args: Args) -> EvalResult<Value> {
     let list = expect_list(&args[0])?;
     let n = expect_int(&args[1])?;
     match usize::try_from(n).ok().and_then(|i| list.get(i)) {
@@ -158,7 +158,7 @@ fn elem_at(_: &Rc<EvalState>, args: Vec<Value>) -> EvalResult<Value> {
     }
 }
 
-fn head(_: &Rc<EvalState>, args: Vec<Value>) -> EvalResult<Value> {
+fn head(_: &Rc<EvalState>, args: Args) -> EvalResult<Value> {
     let list = expect_list(&args[0])?;
     match list.first() {
         Some(v) => Ok(v.clone()),
@@ -166,7 +166,7 @@ fn head(_: &Rc<EvalState>, args: Vec<Value>) -> EvalResult<Value> {
     }
 }
 
-fn tail(_: &Rc<EvalState>, args: Vec<Value>) -> EvalResult<Value> {
+fn tail(_: &Rc<EvalState>, args: Args) -> EvalResult<Value> {
     let list = expect_list(&args[0])?;
     if list.is_empty() {
         return Err(ErrorKind::other("'builtins.tail' called on an empty list"));
@@ -174,12 +174,12 @@ fn tail(_: &Rc<EvalState>, args: Vec<Value>) -> EvalResult<Value> {
     Ok(Value::list(list[1..].to_vec()))
 }
 
-fn length(_: &Rc<EvalState>, args: Vec<Value>) -> EvalResult<Value> {
+fn length(_: &Rc<EvalState>, args: Args) -> EvalResult<Value> {
     let list = expect_list(&args[0])?;
     Ok(Value::Int(list.len() as i64))
 }
 
-fn partition(co: GenCo, _: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
+fn partition(co: GenCo, _: Rc<EvalState>, args: Args) -> GenFuture {
     Box::pin(async move {
         let f = force(&co, args[0].clone()).await;
         expect_function(&f)?;
@@ -204,7 +204,7 @@ fn partition(co: GenCo, _: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
 // ---------------------------------------------------------------------------
 // sort
 
-fn sort(co: GenCo, state: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
+fn sort(co: GenCo, state: Rc<EvalState>, args: Args) -> GenFuture {
     Box::pin(async move {
         let list = expect_list(&args[1])?;
         if list.is_empty() {
@@ -515,7 +515,7 @@ impl DoneKeys {
     }
 }
 
-fn generic_closure(co: GenCo, _: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
+fn generic_closure(co: GenCo, _: Rc<EvalState>, args: Args) -> GenFuture {
     Box::pin(async move {
         let Value::Attrs(arg) = &args[0] else {
             return Err(type_error("set", &args[0]));

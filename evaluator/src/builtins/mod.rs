@@ -28,7 +28,9 @@ pub(crate) use lists::is_callable;
 
 use crate::compiler::Globals;
 use crate::errors::ErrorKind;
-use crate::value::{BuiltinApp, BuiltinDef, BuiltinFn, NixAttrs, NixString, Value};
+use crate::value::{
+    Args, BuiltinApp, BuiltinDef, BuiltinFn, NixAttrs, NixString, Value, MAX_ARITY,
+};
 use crate::vm::{EvalState, GenCo, GenFuture};
 use std::rc::Rc;
 
@@ -36,8 +38,9 @@ use std::rc::Rc;
 pub(crate) const fn sync(
     name: &'static str,
     arity: usize,
-    f: fn(&Rc<EvalState>, Vec<Value>) -> crate::errors::EvalResult<Value>,
+    f: fn(&Rc<EvalState>, Args) -> crate::errors::EvalResult<Value>,
 ) -> BuiltinDef {
+    check_arity(arity);
     BuiltinDef {
         name,
         arity,
@@ -50,8 +53,9 @@ pub(crate) const fn sync(
 pub(crate) const fn gen(
     name: &'static str,
     arity: usize,
-    f: fn(GenCo, Rc<EvalState>, Vec<Value>) -> GenFuture,
+    f: fn(GenCo, Rc<EvalState>, Args) -> GenFuture,
 ) -> BuiltinDef {
+    check_arity(arity);
     BuiltinDef {
         name,
         arity,
@@ -64,12 +68,23 @@ pub(crate) const fn gen(
 /// forces its arguments itself, in the builtin's order: all are passed
 /// unforced.
 pub(crate) const fn native(name: &'static str, arity: usize, n: crate::vm::Native) -> BuiltinDef {
+    check_arity(arity);
     BuiltinDef {
         name,
         arity,
         lazy_args: u8::MAX,
         func: BuiltinFn::Native(n),
     }
+}
+
+/// Refuses, when the builtin tables are compiled (they are constants),
+/// an arity the inline [`Args`] cannot hold. Zero is refused too: a
+/// builtin is a function, and one of no argument is a constant.
+const fn check_arity(arity: usize) {
+    assert!(
+        arity >= 1 && arity <= MAX_ARITY,
+        "a builtin takes 1 to MAX_ARITY arguments"
+    );
 }
 
 /// Marks arguments (bit i = argument i) as passed unforced.
@@ -131,7 +146,7 @@ pub(crate) fn globals(state: &Rc<EvalState>) -> Globals {
                 NixString::interned(def.name.as_bytes()),
                 Value::Builtin(Rc::new(BuiltinApp {
                     def,
-                    args: Vec::new(),
+                    args: Args::new(),
                 })),
             ));
         }
@@ -210,7 +225,7 @@ fn constants(state: &Rc<EvalState>) -> Vec<(&'static str, Value)> {
         // clock stays repeatable (see `record.rs`).
         let clock = Value::Builtin(Rc::new(BuiltinApp {
             def: &CURRENT_TIME,
-            args: Vec::new(),
+            args: Args::new(),
         }));
         constants.push((
             "currentTime",
@@ -225,7 +240,7 @@ fn constants(state: &Rc<EvalState>) -> Vec<(&'static str, Value)> {
 /// applied once, lazily, by the constant's thunk).
 static CURRENT_TIME: BuiltinDef = sync("currentTime", 1, current_time);
 
-fn current_time(state: &Rc<EvalState>, _: Vec<Value>) -> crate::errors::EvalResult<Value> {
+fn current_time(state: &Rc<EvalState>, _: Args) -> crate::errors::EvalResult<Value> {
     state.record_input(
         crate::record::InputKind::Impure,
         "builtins.currentTime",

@@ -8,7 +8,7 @@
 
 use super::{expect_int, gen, sync};
 use crate::errors::{ErrorKind, EvalResult};
-use crate::value::{BuiltinDef, Value};
+use crate::value::{Args, BuiltinDef, Value};
 use crate::vm::{nix_less, type_error, EvalState, GenCo, GenFuture};
 use std::rc::Rc;
 
@@ -53,19 +53,19 @@ fn arith(
         .ok_or_else(|| ErrorKind::Overflow(format!("{verb} {x} {sym} {y}")))
 }
 
-fn add(_: &Rc<EvalState>, a: Vec<Value>) -> EvalResult<Value> {
+fn add(_: &Rc<EvalState>, a: Args) -> EvalResult<Value> {
     arith(&a, |x, y| x + y, i64::checked_add, "adding", "+")
 }
 
-fn sub(_: &Rc<EvalState>, a: Vec<Value>) -> EvalResult<Value> {
+fn sub(_: &Rc<EvalState>, a: Args) -> EvalResult<Value> {
     arith(&a, |x, y| x - y, i64::checked_sub, "subtracting", "-")
 }
 
-fn mul(_: &Rc<EvalState>, a: Vec<Value>) -> EvalResult<Value> {
+fn mul(_: &Rc<EvalState>, a: Args) -> EvalResult<Value> {
     arith(&a, |x, y| x * y, i64::checked_mul, "multiplying", "*")
 }
 
-fn div(_: &Rc<EvalState>, a: Vec<Value>) -> EvalResult<Value> {
+fn div(_: &Rc<EvalState>, a: Args) -> EvalResult<Value> {
     let (x, y) = (&a[0], &a[1]);
     let divisor = expect_float(y)?;
     if divisor == 0.0 {
@@ -110,7 +110,7 @@ fn round(v: &Value, f: fn(f64) -> f64) -> EvalResult<Value> {
     }
 }
 
-fn less_than(co: GenCo, _: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
+fn less_than(co: GenCo, _: Rc<EvalState>, args: Args) -> GenFuture {
     Box::pin(async move {
         let mut args = args.into_iter();
         let (a, b) = (args.next(), args.next());

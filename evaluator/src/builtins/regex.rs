@@ -18,7 +18,7 @@
 use super::strings::expect_string_no_ctx;
 use super::sync;
 use crate::errors::{ErrorKind, EvalResult};
-use crate::value::{BuiltinDef, NixString, Value};
+use crate::value::{Args, BuiltinDef, NixString, Value};
 use crate::vm::{type_error, EvalState};
 use regex_automata::hybrid::dfa::{Cache as DfaCache, DFA};
 use regex_automata::meta::Regex;
@@ -603,7 +603,7 @@ fn group_values(hay: &[u8], m: &PosixMatch) -> Vec<Value> {
         .collect()
 }
 
-fn match_(_: &Rc<EvalState>, args: Vec<Value>) -> EvalResult<Value> {
+fn match_(_: &Rc<EvalState>, args: Args) -> EvalResult<Value> {
     let re = compile(&expect_string_no_ctx(&args[0])?)?;
     let Value::String(s) = &args[1] else {
         return Err(type_error("string", &args[1]));
@@ -615,7 +615,7 @@ fn match_(_: &Rc<EvalState>, args: Vec<Value>) -> EvalResult<Value> {
     })
 }
 
-fn split(_: &Rc<EvalState>, args: Vec<Value>) -> EvalResult<Value> {
+fn split(_: &Rc<EvalState>, args: Args) -> EvalResult<Value> {
     let re = compile(&expect_string_no_ctx(&args[0])?)?;
     let Value::String(s) = &args[1] else {
         return Err(type_error("string", &args[1]));

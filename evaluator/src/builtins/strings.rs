@@ -11,7 +11,7 @@ use super::lists::defer;
 use super::{expect_int, expect_list, gen, native, sync};
 use crate::errors::{ErrorKind, EvalResult};
 use crate::path::canon_path;
-use crate::value::{BuiltinDef, NixString, StringBuilder, Value};
+use crate::value::{Args, BuiltinDef, NixString, StringBuilder, Value};
 use crate::vm::{
     coerce_fast, coerce_to_string, force, type_error, Coercion, EvalState, GenCo, GenFuture, Native,
 };
@@ -50,14 +50,14 @@ pub(crate) fn expect_string_no_ctx(v: &Value) -> EvalResult<NixString> {
 
 static TO_STRING_GEN: BuiltinDef = gen("toString", 1, to_string_gen);
 
-fn to_string(state: &Rc<EvalState>, args: Vec<Value>) -> EvalResult<Value> {
+fn to_string(state: &Rc<EvalState>, args: Args) -> EvalResult<Value> {
     match coerce_fast(state, &args[0], Coercion::TO_STRING) {
         Some(s) => Ok(Value::String(s?)),
         None => Ok(defer(&TO_STRING_GEN, args)),
     }
 }
 
-fn to_string_gen(co: GenCo, state: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
+fn to_string_gen(co: GenCo, state: Rc<EvalState>, args: Args) -> GenFuture {
     Box::pin(async move {
         let s = coerce_to_string(&co, &state, args[0].clone(), Coercion::TO_STRING).await?;
         Ok(Value::String(s))
@@ -95,7 +95,7 @@ fn substring_of(s: &NixString, start: usize, len: Option<usize>) -> Value {
     Value::String(NixString::new(&bytes[start..end], s.context().cloned()))
 }
 
-fn substring(state: &Rc<EvalState>, args: Vec<Value>) -> EvalResult<Value> {
+fn substring(state: &Rc<EvalState>, args: Args) -> EvalResult<Value> {
     let (start, len) = substring_bounds(&args)?;
     match coerce_fast(state, &args[2], Coercion::INTERPOLATION) {
         Some(s) => Ok(substring_of(&s?, start, len)),
@@ -103,7 +103,7 @@ fn substring(state: &Rc<EvalState>, args: Vec<Value>) -> EvalResult<Value> {
     }
 }
 
-fn substring_gen(co: GenCo, state: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
+fn substring_gen(co: GenCo, state: Rc<EvalState>, args: Args) -> GenFuture {
     Box::pin(async move {
         let (start, len) = substring_bounds(&args)?;
         let s = coerce_to_string(&co, &state, args[2].clone(), Coercion::INTERPOLATION).await?;
@@ -116,14 +116,14 @@ fn substring_gen(co: GenCo, state: Rc<EvalState>, args: Vec<Value>) -> GenFuture
 
 static STRING_LENGTH_GEN: BuiltinDef = gen("stringLength", 1, string_length_gen);
 
-fn string_length(state: &Rc<EvalState>, args: Vec<Value>) -> EvalResult<Value> {
+fn string_length(state: &Rc<EvalState>, args: Args) -> EvalResult<Value> {
     match coerce_fast(state, &args[0], Coercion::INTERPOLATION) {
         Some(s) => Ok(Value::Int(s?.len() as i64)),
         None => Ok(defer(&STRING_LENGTH_GEN, args)),
     }
 }
 
-fn string_length_gen(co: GenCo, state: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
+fn string_length_gen(co: GenCo, state: Rc<EvalState>, args: Args) -> GenFuture {
     Box::pin(async move {
         let s = coerce_to_string(&co, &state, args[0].clone(), Coercion::INTERPOLATION).await?;
         Ok(Value::Int(s.len() as i64))
@@ -147,7 +147,7 @@ fn replace_lists(args: &[Value]) -> EvalResult<(crate::value::NixList, crate::va
     Ok((from, to))
 }
 
-fn replace_strings(_: &Rc<EvalState>, args: Vec<Value>) -> EvalResult<Value> {
+fn replace_strings(_: &Rc<EvalState>, args: Args) -> EvalResult<Value> {
     let (from, to) = replace_lists(&args)?;
     if !from.iter().chain(to.iter()).all(Value::is_whnf) {
         return Ok(defer(&REPLACE_STRINGS_GEN, args));
@@ -170,7 +170,7 @@ fn replace_strings(_: &Rc<EvalState>, args: Vec<Value>) -> EvalResult<Value> {
     Ok(Value::String(replace(s, &from, &mut replacement)?))
 }
 
-fn replace_strings_gen(co: GenCo, _: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
+fn replace_strings_gen(co: GenCo, _: Rc<EvalState>, args: Args) -> GenFuture {
     Box::pin(async move {
         let (from_list, to_list) = replace_lists(&args)?;
         let mut from = Vec::with_capacity(from_list.len());
@@ -274,14 +274,14 @@ fn base_name(s: &NixString) -> NixString {
     NixString::new(&b[start..=last], s.context().cloned())
 }
 
-fn base_name_of(state: &Rc<EvalState>, args: Vec<Value>) -> EvalResult<Value> {
+fn base_name_of(state: &Rc<EvalState>, args: Args) -> EvalResult<Value> {
     match coerce_fast(state, &args[0], Coercion::PATH_PART) {
         Some(s) => Ok(Value::String(base_name(&s?))),
         None => Ok(defer(&BASE_NAME_OF_GEN, args)),
     }
 }
 
-fn base_name_of_gen(co: GenCo, state: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
+fn base_name_of_gen(co: GenCo, state: Rc<EvalState>, args: Args) -> GenFuture {
     Box::pin(async move {
         let s = coerce_to_string(&co, &state, args[0].clone(), Coercion::PATH_PART).await?;
         Ok(Value::String(base_name(&s)))
@@ -309,7 +309,7 @@ fn parent_path(p: &Path) -> Value {
     }
 }
 
-fn dir_of(state: &Rc<EvalState>, args: Vec<Value>) -> EvalResult<Value> {
+fn dir_of(state: &Rc<EvalState>, args: Args) -> EvalResult<Value> {
     if let Value::Path(p) = &args[0] {
         return Ok(parent_path(p));
     }
@@ -319,7 +319,7 @@ fn dir_of(state: &Rc<EvalState>, args: Vec<Value>) -> EvalResult<Value> {
     }
 }
 
-fn dir_of_gen(co: GenCo, state: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
+fn dir_of_gen(co: GenCo, state: Rc<EvalState>, args: Args) -> GenFuture {
     Box::pin(async move {
         let s = coerce_to_string(&co, &state, args[0].clone(), Coercion::PATH_PART).await?;
         Ok(Value::String(dir_name(&s)))

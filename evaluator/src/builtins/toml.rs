@@ -6,7 +6,7 @@
 
 use super::sync;
 use crate::errors::{ErrorKind, EvalResult};
-use crate::value::{BuiltinDef, NixAttrs, NixString, Value};
+use crate::value::{Args, BuiltinDef, NixAttrs, NixString, Value};
 use crate::vm::EvalState;
 use std::fmt::Write;
 use std::rc::Rc;
@@ -24,7 +24,7 @@ enum Failure {
     Plain(String),
 }
 
-fn from_toml(state: &Rc<EvalState>, args: Vec<Value>) -> EvalResult<Value> {
+fn from_toml(state: &Rc<EvalState>, args: Args) -> EvalResult<Value> {
     let s = super::strings::expect_string_no_ctx(&args[0])?;
     let timestamps = state
         .options

@@ -2,7 +2,7 @@
 
 use super::sync;
 use crate::errors::EvalResult;
-use crate::value::{BuiltinDef, Value};
+use crate::value::{Args, BuiltinDef, Value};
 use crate::vm::EvalState;
 use std::rc::Rc;
 
@@ -36,6 +36,6 @@ pub(super) const BUILTINS: &[BuiltinDef] = &[
     sync("isFunction", 1, is_function),
 ];
 
-fn is_function(_: &Rc<EvalState>, a: Vec<Value>) -> EvalResult<Value> {
+fn is_function(_: &Rc<EvalState>, a: Args) -> EvalResult<Value> {
     Ok(Value::Bool(a[0].is_function()))
 }

@@ -4,7 +4,7 @@
 use super::strings::expect_string_no_ctx;
 use super::sync;
 use crate::errors::EvalResult;
-use crate::value::{BuiltinDef, NixAttrs, NixString, Value};
+use crate::value::{Args, BuiltinDef, NixAttrs, NixString, Value};
 use crate::vm::EvalState;
 use std::cmp::Ordering;
 use std::rc::Rc;
@@ -77,7 +77,7 @@ pub fn compare_versions(v1: &[u8], v2: &[u8]) -> Ordering {
     Ordering::Equal
 }
 
-fn split_version(_: &Rc<EvalState>, args: Vec<Value>) -> EvalResult<Value> {
+fn split_version(_: &Rc<EvalState>, args: Args) -> EvalResult<Value> {
     let s = expect_string_no_ctx(&args[0])?;
     let bytes = s.as_bytes();
     let mut pos = 0;
@@ -92,7 +92,7 @@ fn split_version(_: &Rc<EvalState>, args: Vec<Value>) -> EvalResult<Value> {
     Ok(Value::list(parts))
 }
 
-fn compare_versions_builtin(_: &Rc<EvalState>, args: Vec<Value>) -> EvalResult<Value> {
+fn compare_versions_builtin(_: &Rc<EvalState>, args: Args) -> EvalResult<Value> {
     let a = expect_string_no_ctx(&args[0])?;
     let b = expect_string_no_ctx(&args[1])?;
     Ok(Value::Int(
@@ -114,7 +114,7 @@ pub fn split_drv_name(s: &[u8]) -> (&[u8], &[u8]) {
     (s, b"")
 }
 
-fn parse_drv_name(_: &Rc<EvalState>, args: Vec<Value>) -> EvalResult<Value> {
+fn parse_drv_name(_: &Rc<EvalState>, args: Args) -> EvalResult<Value> {
     let s = expect_string_no_ctx(&args[0])?;
     let (name, version) = split_drv_name(s.as_bytes());
     Ok(Value::attrs(NixAttrs::from_sorted(vec![

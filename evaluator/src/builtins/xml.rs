@@ -5,7 +5,7 @@
 
 use super::gen;
 use crate::errors::EvalResult;
-use crate::value::{BuiltinDef, Closure, NixAttrs, StringBuilder, Value};
+use crate::value::{Args, BuiltinDef, Closure, NixAttrs, StringBuilder, Value};
 use crate::vm::{force, EvalState, GenCo, GenFuture};
 use rnix::ast;
 use rowan::ast::AstNode;
@@ -17,7 +17,7 @@ use std::rc::Rc;
 /// The builtins of this module.
 pub(super) const BUILTINS: &[BuiltinDef] = &[gen("toXML", 1, to_xml)];
 
-fn to_xml(co: GenCo, state: Rc<EvalState>, args: Vec<Value>) -> GenFuture {
+fn to_xml(co: GenCo, state: Rc<EvalState>, args: Args) -> GenFuture {
     Box::pin(async move {
         Ok(Value::String(
             value_to_xml(&co, &state, args[0].clone()).await?,

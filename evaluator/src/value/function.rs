@@ -5,6 +5,7 @@ use crate::bytecode::{Lambda, UpvalueRef};
 use crate::errors::EvalResult;
 use crate::vm::{EvalState, GenCo, GenFuture};
 use std::cell::UnsafeCell;
+use std::mem::ManuallyDrop;
 use std::rc::Rc;
 
 /// A compiled Nix function together with the variables it captured. A
@@ -197,13 +198,174 @@ impl std::ops::DerefMut for Upvalues {
     }
 }
 
+/// The most arguments a builtin takes (`foldl'`, `substring`,
+/// `replaceStrings`, ...). The constructors of [`BuiltinDef`]s in
+/// `builtins/` refuse a larger arity at compile time, so [`Args`] never
+/// leaves its inline storage.
+pub const MAX_ARITY: usize = 3;
+
+/// The arguments of a builtin call, or those a partial application holds
+/// so far, in order: at most [`MAX_ARITY`], held inline instead of in a
+/// heap vector, so that a call of a one-argument builtin (`toString x`,
+/// `head l`, `stringLength s`, about 1.6M on the NixOS toplevel) allocates
+/// nothing for its argument (docs/notes-performance.md, "Session 9").
+/// Builtins read it as a slice (`args[0]`) or take it apart by value
+/// (`into_iter`, `pop`).
+///
+/// Not a `SmallVec`: its heap case costs a capacity test on every access,
+/// and its clone and drop are out-of-line loops (53 and 38 instructions a
+/// call measured on an empty one), where this clones and drops only its
+/// live values, inline. The slots past `len` hold `Value::Null`, which owns
+/// nothing: they are overwritten without a drop and left without one.
+pub struct Args {
+    vals: ManuallyDrop<[Value; MAX_ARITY]>,
+    len: u8,
+}
+
+const _: () = assert!(std::mem::size_of::<Args>() <= 56);
+
+impl Args {
+    /// No arguments.
+    #[inline(always)]
+    pub fn new() -> Self {
+        const NULL: Value = Value::Null;
+        Args {
+            vals: ManuallyDrop::new([NULL; MAX_ARITY]),
+            len: 0,
+        }
+    }
+
+    /// Appends an argument. More than [`MAX_ARITY`] is a bug in the VM
+    /// (a call is given at most its builtin's arity, which
+    /// `builtins::check_arity` bounds), and panics.
+    #[inline(always)]
+    pub fn push(&mut self, v: Value) {
+        let slot = &mut self.vals[self.len as usize];
+        // The slot past the end holds a null: nothing to drop.
+        std::mem::replace(slot, v).release();
+        self.len += 1;
+    }
+
+    /// Removes and returns the last argument.
+    #[inline]
+    pub fn pop(&mut self) -> Option<Value> {
+        let last = self.len.checked_sub(1)?;
+        self.len = last;
+        Some(std::mem::replace(
+            &mut self.vals[last as usize],
+            Value::Null,
+        ))
+    }
+}
+
+impl Default for Args {
+    #[inline]
+    fn default() -> Self {
+        Args::new()
+    }
+}
+
+impl Drop for Args {
+    #[inline]
+    fn drop(&mut self) {
+        let len = self.len as usize;
+        for v in &mut self.vals[..len] {
+            std::mem::replace(v, Value::Null).release();
+        }
+    }
+}
+
+impl Clone for Args {
+    // Always inlined: out of line (as the whole-program optimisation of
+    // the `dist` profile left it), cloning the empty arguments of a
+    // one-argument builtin's call cost 31 instructions.
+    #[inline(always)]
+    fn clone(&self) -> Self {
+        let mut a = Args::new();
+        for v in self.iter() {
+            a.push(v.clone());
+        }
+        a
+    }
+}
+
+impl std::ops::Deref for Args {
+    type Target = [Value];
+
+    #[inline]
+    fn deref(&self) -> &[Value] {
+        &self.vals[..self.len as usize]
+    }
+}
+
+impl std::ops::DerefMut for Args {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut [Value] {
+        let len = self.len as usize;
+        &mut self.vals[..len]
+    }
+}
+
+impl Extend<Value> for Args {
+    #[inline]
+    fn extend<I: IntoIterator<Item = Value>>(&mut self, iter: I) {
+        for v in iter {
+            self.push(v);
+        }
+    }
+}
+
+impl FromIterator<Value> for Args {
+    #[inline]
+    fn from_iter<I: IntoIterator<Item = Value>>(iter: I) -> Self {
+        let mut a = Args::new();
+        a.extend(iter);
+        a
+    }
+}
+
+impl IntoIterator for Args {
+    type Item = Value;
+    type IntoIter = ArgsIntoIter;
+
+    #[inline]
+    fn into_iter(self) -> ArgsIntoIter {
+        ArgsIntoIter {
+            args: self,
+            next: 0,
+        }
+    }
+}
+
+/// The arguments of an [`Args`] taken by value, in order.
+pub struct ArgsIntoIter {
+    /// What is left from `next` on; the slots before it were taken (and
+    /// hold nulls, which `Args`' drop passes over for nothing).
+    args: Args,
+    next: u8,
+}
+
+impl Iterator for ArgsIntoIter {
+    type Item = Value;
+
+    #[inline]
+    fn next(&mut self) -> Option<Value> {
+        if self.next >= self.args.len {
+            return None;
+        }
+        let i = self.next as usize;
+        self.next += 1;
+        Some(std::mem::replace(&mut self.args.vals[i], Value::Null))
+    }
+}
+
 /// How a builtin runs.
 #[derive(Clone, Copy)]
 pub enum BuiltinFn {
     /// Runs to completion without calling back into the VM.
-    Sync(fn(&Rc<EvalState>, Vec<Value>) -> EvalResult<Value>),
+    Sync(fn(&Rc<EvalState>, Args) -> EvalResult<Value>),
     /// A generator: may ask the VM to force values or call functions.
-    Gen(fn(GenCo, Rc<EvalState>, Vec<Value>) -> GenFuture),
+    Gen(fn(GenCo, Rc<EvalState>, Args) -> GenFuture),
     /// Run by the VM as a frame of its own (hot loops over lists).
     Native(crate::vm::Native),
 }
@@ -212,7 +374,7 @@ pub enum BuiltinFn {
 pub struct BuiltinDef {
     /// Name without `builtins.`.
     pub name: &'static str,
-    /// Number of arguments.
+    /// Number of arguments, at most [`MAX_ARITY`].
     pub arity: usize,
     /// Bit i set: argument i is passed unforced (the default forces all to
     /// weak head normal form before the call).
@@ -226,12 +388,59 @@ pub struct BuiltinApp {
     /// Which builtin.
     pub def: &'static BuiltinDef,
     /// Arguments given so far (fewer than `def.arity`).
-    pub args: Vec<Value>,
+    pub args: Args,
 }
 
 #[cfg(test)]
 mod tests {
+    use super::{Args, Value, MAX_ARITY};
     use crate::eval::testing::ok;
+    use std::rc::Rc;
+
+    #[test]
+    fn builtin_arguments_hold_and_release_their_values() {
+        // `Args` manages its inline slots itself: every way of taking an
+        // argument out, and every drop, must release each value exactly
+        // once. A shared list's count shows it.
+        let list = Rc::new(vec![Value::Int(1)]);
+        let count = || Rc::strong_count(&list);
+        let mut a = Args::new();
+        assert!(a.is_empty());
+        a.push(Value::List(list.clone()));
+        a.push(Value::Int(2));
+        a.push(Value::List(list.clone()));
+        assert_eq!((a.len(), count()), (MAX_ARITY, 3));
+        assert!(matches!(a[1], Value::Int(2)));
+        let b = a.clone();
+        assert_eq!(count(), 5);
+        drop(b);
+        assert_eq!(count(), 3);
+        assert!(matches!(a.pop(), Some(Value::List(_))));
+        assert_eq!((a.len(), count()), (2, 2));
+        // A slot freed by `pop` takes a new value.
+        a.push(Value::List(list.clone()));
+        assert_eq!((a.len(), count()), (3, 3));
+        a[1] = Value::List(list.clone());
+        assert_eq!(count(), 4);
+        let mut it = a.into_iter();
+        assert!(matches!(it.next(), Some(Value::List(_))));
+        assert_eq!(count(), 3);
+        // What the iterator did not hand out is released with it.
+        drop(it);
+        assert_eq!(count(), 1);
+        let mut e: Args = [Value::Int(1)].into_iter().collect();
+        assert_eq!(e.pop().map(|v| matches!(v, Value::Int(1))), Some(true));
+        assert!(e.pop().is_none() && e.is_empty());
+    }
+
+    #[test]
+    #[should_panic]
+    fn more_arguments_than_any_builtin_takes_is_a_bug() {
+        let mut a = Args::new();
+        for _ in 0..=MAX_ARITY {
+            a.push(Value::Null);
+        }
+    }
 
     #[test]
     fn variables_read_through_environments() {

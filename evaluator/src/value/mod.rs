@@ -13,7 +13,9 @@ mod teardown;
 mod thunk;
 
 pub use attrs::NixAttrs;
-pub use function::{BuiltinApp, BuiltinDef, BuiltinFn, Closure, Upvalues};
+pub use function::{
+    Args, ArgsIntoIter, BuiltinApp, BuiltinDef, BuiltinFn, Closure, Upvalues, MAX_ARITY,
+};
 pub use string::{merge_contexts, ContextElem, NixContext, NixString, StringBuilder};
 pub(crate) use thunk::Entered;
 pub use thunk::{Pending, Thunk, ThunkRepr};

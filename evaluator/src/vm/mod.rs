@@ -24,9 +24,7 @@ pub use state::{io_msg, EvalOptions, EvalState, KnownDerivation, SearchPathEntry
 use crate::bytecode::{ArithOperand, Lambda, Op, UpvalueRef, UpvalueSource};
 use crate::errors::{Error, ErrorKind, EvalResult};
 use crate::source::Span;
-use crate::value::{
-    BuiltinApp, BuiltinFn, Closure, Entered, NixAttrs, NixString, Thunk, Upvalues, Value,
-};
+use crate::value::{BuiltinApp, Closure, Entered, NixAttrs, NixString, Thunk, Upvalues, Value};
 use genawaiter::GeneratorState;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
@@ -507,22 +505,9 @@ impl Vm {
         arg: Value,
         span: Option<Span>,
     ) -> Result<Option<Frame>, Error> {
-        let def = app.def;
-        if app.args.len() + 1 < def.arity {
-            let mut args = Vec::with_capacity(def.arity);
-            args.extend(app.args.iter().cloned());
-            args.push(arg);
-            self.stack
-                .push(Value::Builtin(Rc::new(BuiltinApp { def, args })));
-            return Ok(None);
-        }
-        let mut args = Vec::with_capacity(def.arity);
-        args.extend(app.args.iter().cloned());
+        let mut args = app.args.clone();
         args.push(arg);
-        if let BuiltinFn::Native(native) = def.func {
-            return Ok(Some(Vm::native_frame(native, args, span)));
-        }
-        self.start_builtin(def, args, span)
+        self.apply_builtin(app.def, args, span)
     }
 
     /// Runs a generator for an operator that needs the VM (deep equality,
@@ -600,6 +585,12 @@ impl Vm {
     /// of its environment's (the thunk's environment is the making closure
     /// itself, or a making thunk's own environment). `None` for a capture
     /// not filled yet (`rec`, `let`).
+    // Out of line, as the compiler happened to leave it before session 9:
+    // inlined into `arith_now`'s operand closure (called twice), it keeps
+    // that closure out of the bytecode loop, which cost fib27 3.5% more
+    // instructions and a quarter more time (docs/notes-performance.md,
+    // "Session 9").
+    #[inline(never)]
     fn captured_now(&self, f: &BytecodeFrame, lambda: &Lambda, r: UpvalueRef) -> Option<Value> {
         Some(if r.depth == 0 {
             match lambda.upvalues.get(r.index as usize)? {
@@ -895,20 +886,10 @@ impl Vm {
                             Some(Frame::Bytecode(self.enter_closure(c, arg)))
                         }
                         Value::Builtin(app) => {
-                            let def = app.def;
-                            let mut all = Vec::with_capacity(def.arity);
-                            all.extend(app.args.iter().cloned());
+                            let mut all = app.args.clone();
                             all.extend(args);
                             self.stack.pop();
-                            if all.len() < def.arity {
-                                self.stack
-                                    .push(Value::Builtin(Rc::new(BuiltinApp { def, args: all })));
-                                None
-                            } else if let BuiltinFn::Native(native) = def.func {
-                                Some(Vm::native_frame(native, all, span))
-                            } else {
-                                self.start_builtin(def, all, span)?
-                            }
+                            self.apply_builtin(app.def, all, span)?
                         }
                         other => {
                             let arg = args.next().unwrap_or(Value::Null);

@@ -13,7 +13,10 @@ use super::{
 use crate::builtins::is_callable;
 use crate::errors::{Error, ErrorKind};
 use crate::source::Span;
-use crate::value::{BuiltinDef, BuiltinFn, NixList, NixString, StringBuilder, Value};
+use crate::value::{
+    Args, BuiltinApp, BuiltinDef, BuiltinFn, NixList, NixString, StringBuilder, Value,
+};
+use std::rc::Rc;
 
 /// Which native builtin (see [`crate::value::BuiltinFn::Native`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -69,7 +72,7 @@ impl Fold {
 
 impl Vm {
     /// The frame of a fully applied native builtin.
-    pub(super) fn native_frame(native: Native, args: Vec<Value>, span: Option<Span>) -> Frame {
+    fn native_frame(native: Native, args: Args, span: Option<Span>) -> Frame {
         match native {
             Native::FoldlStrict => {
                 let mut args = args.into_iter();
@@ -203,7 +206,7 @@ impl Vm {
 /// called the builtin did, without the generator.
 pub(super) struct PendingCall {
     def: &'static BuiltinDef,
-    args: Vec<Value>,
+    args: Args,
     /// The first argument not yet known to be forced.
     next: usize,
     /// Whether `args[next]` is being forced (its value is on top of the
@@ -220,13 +223,31 @@ impl PendingCall {
 }
 
 impl Vm {
-    /// Calls a fully applied `Sync` or `Gen` builtin: at once if its strict
-    /// arguments are in weak head normal form, else through a frame that
-    /// forces them first.
-    pub(super) fn start_builtin(
+    /// Applies builtin `def` to `args` (what a partial application held
+    /// plus what this call gives, at most its arity): a new partial
+    /// application on the stack while they are fewer than its arity,
+    /// else the call.
+    pub(super) fn apply_builtin(
         &mut self,
         def: &'static BuiltinDef,
-        args: Vec<Value>,
+        args: Args,
+        span: Option<Span>,
+    ) -> Result<Option<Frame>, Error> {
+        if args.len() < def.arity {
+            self.stack
+                .push(Value::Builtin(Rc::new(BuiltinApp { def, args })));
+            return Ok(None);
+        }
+        self.start_builtin(def, args, span)
+    }
+
+    /// Calls a fully applied builtin: at once if its strict arguments are
+    /// in weak head normal form (a native one forces its own), else
+    /// through a frame that forces them first.
+    fn start_builtin(
+        &mut self,
+        def: &'static BuiltinDef,
+        args: Args,
         span: Option<Span>,
     ) -> Result<Option<Frame>, Error> {
         let strict = |i: usize| def.lazy_args & (1 << i) == 0;
@@ -294,7 +315,7 @@ impl Vm {
     fn run_builtin(
         &mut self,
         def: &'static BuiltinDef,
-        mut args: Vec<Value>,
+        mut args: Args,
         span: Option<Span>,
     ) -> Result<Option<Frame>, Error> {
         for (i, a) in args.iter_mut().enumerate() {
@@ -402,7 +423,7 @@ enum Step {
 
 impl Vm {
     /// The frame of a fully applied list builtin run by a [`Walk`].
-    fn walk_frame(op: Native, args: Vec<Value>, span: Option<Span>) -> Frame {
+    fn walk_frame(op: Native, args: Args, span: Option<Span>) -> Frame {
         let mut args = args.into_iter();
         let mut next = || args.next().unwrap_or(Value::Null);
         let (first, second) = match op {
@@ -763,6 +784,31 @@ mod tests {
             ok("(builtins.tryEval (toString (throw \"x\"))).success"),
             "false"
         );
+    }
+
+    #[test]
+    fn partial_applications_keep_their_arguments() {
+        // Through calls of one argument and of several at once, of
+        // builtins run by a generator, synchronously and natively; the
+        // expected values are C++ Nix 2.8's.
+        assert_eq!(
+            ok(
+                "let s = builtins.substring 1; t = s 2; f = builtins.foldl' (a: b: a + b); \
+                r = builtins.replaceStrings [ \"a\" ]; \
+                in [ (t \"abcdef\") (s 0 \"xy\") (builtins.substring 1 2 \"abcdef\") \
+                (f 0 [ 1 2 3 ]) ((f 10) [ 1 ]) (map (builtins.add 1) [ 1 2 ]) \
+                ((r [ \"b\" ]) \"aa\") (r [ \"c\" ] \"ab\") (builtins.typeOf t) \
+                (builtins.isFunction (builtins.concatStringsSep \",\")) ]"
+            ),
+            "[ \"bc\" \"\" \"bc\" 6 11 [ 2 3 ] \"bb\" \"cb\" \"lambda\" true ]"
+        );
+        // A partial application's argument is forced when the call is
+        // complete, not before.
+        assert_eq!(
+            ok("let f = builtins.substring 0 (throw \"len\"); in builtins.typeOf f"),
+            "\"lambda\""
+        );
+        assert!(err("let f = builtins.substring 1 (throw \"len\"); in f \"abc\"").contains("len"));
     }
 
     #[test]
