@@ -494,24 +494,35 @@ mod tests {
         assert_eq!(check_entry(&good, &[8u8; 32]), None);
     }
 
-    #[test]
-    fn the_next_load_is_served_from_the_entry() {
-        let _writers = WRITERS.lock().unwrap_or_else(|e| e.into_inner());
-        use crate::compiler::Globals;
-        use crate::source::SourceMap;
-        let dir = std::env::temp_dir().join(format!("attrfs-cc-hit-{}", std::process::id()));
+    /// An empty cache directory of this process for one test.
+    fn scratch_cache(tag: &str) -> (PathBuf, CacheConfig) {
+        let dir = std::env::temp_dir().join(format!("attrfs-cc-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let cache = CacheConfig {
             dir: dir.clone(),
             max_bytes: DEFAULT_MAX_BYTES,
         };
-        let globals = Globals::default();
-        let env = CompileEnv {
-            globals: &globals,
+        (dir, cache)
+    }
+
+    /// Compiling files of `/`, with no `$HOME` and no lints.
+    fn root_env(globals: &crate::compiler::Globals) -> CompileEnv<'_> {
+        CompileEnv {
+            globals,
             base_dir: "/".into(),
             home: None,
             lints: Default::default(),
-        };
+        }
+    }
+
+    #[test]
+    fn the_next_load_is_served_from_the_entry() {
+        let _writers = WRITERS.lock().unwrap_or_else(|e| e.into_inner());
+        use crate::compiler::Globals;
+        use crate::source::SourceMap;
+        let (dir, cache) = scratch_cache("hit");
+        let globals = Globals::default();
+        let env = root_env(&globals);
         let map = SourceMap::default();
         let add = |text: &str| map.add("/f.nix".into(), Some("/f.nix".into()), text.into());
         let constant = |l: &Lambda| format!("{:?}", l.chunk.constants);
@@ -553,19 +564,9 @@ mod tests {
         use crate::compiler::Globals;
         use crate::source::SourceMap;
         use crate::value::Value;
-        let dir = std::env::temp_dir().join(format!("attrfs-cc-damaged-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let cache = CacheConfig {
-            dir: dir.clone(),
-            max_bytes: DEFAULT_MAX_BYTES,
-        };
+        let (dir, cache) = scratch_cache("damaged");
         let globals = Globals::default();
-        let env = CompileEnv {
-            globals: &globals,
-            base_dir: "/".into(),
-            home: None,
-            lints: Default::default(),
-        };
+        let env = root_env(&globals);
         let map = SourceMap::default();
         let text = "{ f = x: x + 1; g = y: [ y ]; }";
         let add = || map.add("/f.nix".into(), Some("/f.nix".into()), text.into());
