@@ -251,22 +251,47 @@ impl ReplyXattr {
     }
 }
 
-/// The answer to READDIR: as many `fuse_dirent`s as fit in the reader's
-/// buffer.
+/// The entries of a READDIR or READDIRPLUS answer, as many as fit in the
+/// reader's buffer: what the two answers share.
 #[derive(Debug)]
-pub struct ReplyDirectory {
+struct DirEntries {
     reply: Reply,
     room: usize,
     entries: Writer,
 }
 
-impl ReplyDirectory {
-    pub(crate) fn new(reply: Reply, room: u32) -> Self {
-        ReplyDirectory {
+impl DirEntries {
+    fn new(reply: Reply, room: u32) -> Self {
+        DirEntries {
             reply,
             room: room as usize,
             entries: Writer::with_capacity((room as usize).min(64 << 10)),
         }
+    }
+
+    /// The buffer to append an entry of `len` bytes (before alignment)
+    /// to, or `None` when it would not fit.
+    fn room_for(&mut self, len: usize) -> Option<&mut Writer> {
+        (self.entries.len() + dirent_align(len) <= self.room).then_some(&mut self.entries)
+    }
+
+    fn ok(self) {
+        self.reply.ok(&[self.entries.as_slice()]);
+    }
+
+    fn error(self, errno: Errno) {
+        self.reply.error(errno);
+    }
+}
+
+/// The answer to READDIR: as many `fuse_dirent`s as fit in the reader's
+/// buffer.
+#[derive(Debug)]
+pub struct ReplyDirectory(DirEntries);
+
+impl ReplyDirectory {
+    pub(crate) fn new(reply: Reply, room: u32) -> Self {
+        ReplyDirectory(DirEntries::new(reply, room))
     }
 
     /// Adds an entry; `offset` is what the kernel passes back to continue
@@ -274,28 +299,21 @@ impl ReplyDirectory {
     /// evaluating the entry: the reader sees `DT_UNKNOWN` and must `stat`
     /// it. Returns true, without adding it, when the reply is full.
     pub fn add(&mut self, ino: u64, offset: u64, kind: Option<FileType>, name: &[u8]) -> bool {
-        let len = dirent_align(size::DIRENT + name.len());
-        if self.entries.len() + len > self.room {
+        let Some(w) = self.0.room_for(size::DIRENT + name.len()) else {
             return true;
-        }
-        encode_dirent(
-            &mut self.entries,
-            ino,
-            offset,
-            attr::dirent_type(kind),
-            name,
-        );
+        };
+        encode_dirent(w, ino, offset, attr::dirent_type(kind), name);
         false
     }
 
     /// Sends the entries added (none: the end of the directory).
     pub fn ok(self) {
-        self.reply.ok(&[self.entries.as_slice()]);
+        self.0.ok();
     }
 
     /// Answers with an error.
     pub fn error(self, errno: Errno) {
-        self.reply.error(errno);
+        self.0.error(errno);
     }
 }
 
@@ -310,19 +328,11 @@ fn encode_dirent(w: &mut Writer, ino: u64, offset: u64, d_type: u32, name: &[u8]
 /// The answer to READDIRPLUS: `fuse_direntplus`, entries with their
 /// attributes, as many as fit.
 #[derive(Debug)]
-pub struct ReplyDirectoryPlus {
-    reply: Reply,
-    room: usize,
-    entries: Writer,
-}
+pub struct ReplyDirectoryPlus(DirEntries);
 
 impl ReplyDirectoryPlus {
     pub(crate) fn new(reply: Reply, room: u32) -> Self {
-        ReplyDirectoryPlus {
-            reply,
-            room: room as usize,
-            entries: Writer::with_capacity((room as usize).min(64 << 10)),
-        }
+        ReplyDirectoryPlus(DirEntries::new(reply, room))
     }
 
     /// Adds an entry with its attributes, which the kernel keeps (with
@@ -337,29 +347,22 @@ impl ReplyDirectoryPlus {
         attr: &FileAttr,
         generation: u64,
     ) -> bool {
-        let len = dirent_align(size::DIRENTPLUS + name.len());
-        if self.entries.len() + len > self.room {
+        let Some(w) = self.0.room_for(size::DIRENTPLUS + name.len()) else {
             return true;
-        }
-        encode_entry(&mut self.entries, attr, *ttl, generation);
-        encode_dirent(
-            &mut self.entries,
-            ino,
-            offset,
-            attr.kind.dirent_type(),
-            name,
-        );
+        };
+        encode_entry(w, attr, *ttl, generation);
+        encode_dirent(w, ino, offset, attr.kind.dirent_type(), name);
         false
     }
 
     /// Sends the entries added (none: the end of the directory).
     pub fn ok(self) {
-        self.reply.ok(&[self.entries.as_slice()]);
+        self.0.ok();
     }
 
     /// Answers with an error.
     pub fn error(self, errno: Errno) {
-        self.reply.error(errno);
+        self.0.error(errno);
     }
 }
 
