@@ -703,13 +703,7 @@ impl Compiler<'_, '_> {
                     {
                         // C++ Nix parses `-e` as `__sub 0 e`: a lexical
                         // `__sub` replaces it, as it does binary `-`.
-                        self.compile_ident("__sub", node)?;
-                        self.emit(Op::Force, node);
-                        self.emit_constant(Value::Int(0), node);
-                        self.emit(Op::Call, node);
-                        self.emit(Op::Force, node);
-                        self.compile_value(&operand, false)?;
-                        self.emit(Op::Call, node);
+                        self.compile_operator_call("__sub", None, &operand, node)?;
                     }
                     Some(ast::UnaryOpKind::Negate) | None => {
                         self.emit_constant(Value::Int(0), node);
@@ -1064,13 +1058,7 @@ impl Compiler<'_, '_> {
                     _ => ("__lessThan", false, true),
                 };
                 let (a, b) = if swap { (&rhs, &lhs) } else { (&lhs, &rhs) };
-                self.compile_ident(name, node)?;
-                self.emit(Op::Force, node);
-                self.compile_value(a, false)?;
-                self.emit(Op::Call, node);
-                self.emit(Op::Force, node);
-                self.compile_value(b, false)?;
-                self.emit(Op::Call, node);
+                self.compile_operator_call(name, Some(a), b, node)?;
                 if negate {
                     self.emit(Op::Force, node);
                     self.emit(Op::Not, node);
@@ -1103,6 +1091,33 @@ impl Compiler<'_, '_> {
                 Ok(())
             }
         }
+    }
+
+    /// `name first second`: an operator as the call C++ Nix parses it
+    /// into, of the function `name` bound lexically. A missing `first` is
+    /// the `0` of unary minus (`__sub 0 e`).
+    fn compile_operator_call(
+        &mut self,
+        name: &str,
+        first: Option<&ast::Expr>,
+        second: &ast::Expr,
+        node: &rnix::SyntaxNode,
+    ) -> CResult<()> {
+        self.compile_ident(name, node)?;
+        self.emit(Op::Force, node);
+        match first {
+            Some(e) => {
+                self.compile_value(e, false)?;
+            }
+            None => {
+                self.emit_constant(Value::Int(0), node);
+            }
+        }
+        self.emit(Op::Call, node);
+        self.emit(Op::Force, node);
+        self.compile_value(second, false)?;
+        self.emit(Op::Call, node);
+        Ok(())
     }
 
     /// Whether the function an operator stands for is bound lexically.
